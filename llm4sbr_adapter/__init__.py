@@ -1,0 +1,19 @@
+"""llm4sbr_adapter: LLM-inferred session intents for session-based recommenders.
+
+Stage one (offline): :func:`build_intent_store` / ``python -m llm4sbr_adapter.build_store``
+turns sessions and item titles into an intent store. Stage two (training): open the store with
+:class:`IntentStore` and fuse its vectors into a backbone's session embedding with
+:class:`IntentEnhancer`, adding :class:`AlignUniformLoss` to the recommendation loss.
+"""
+
+from .store import IntentStore, StoreError, StoreMetadata, StoreMismatchError, merge_stores, write_store
+
+__all__ = [
+    "IntentStore",
+    "StoreError",
+    "StoreMetadata",
+    "StoreMismatchError",
+    "merge_stores",
+    "write_store",
+]
+__version__ = "0.1.0"
