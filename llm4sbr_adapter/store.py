@@ -151,6 +151,9 @@ def _normalise_ids(session_ids: Sequence[int] | Sequence[str] | np.ndarray, what
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "U":
+        if not isinstance(session_ids, np.ndarray) and not all(isinstance(v, str) for v in session_ids):
+            # np.asarray([1, "2"]) silently turns the ints into strings
+            raise StoreError(f"{what} must be all integers or all strings, got a mix of strings and other values")
         return arr
     if arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.tolist()):
         return arr.astype(str)
@@ -163,12 +166,28 @@ def _first_duplicates(ids: np.ndarray, limit: int = 5) -> list:
 
 
 # --------------------------------------------------------------------------- safetensors I/O
+def _current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_safetensors_atomic(path: Path, tensors: Mapping[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Write numpy arrays as one safetensors file: temp file in the target folder, fsync, rename."""
     header: dict[str, Any] = {"__metadata__": metadata}
     offset = 0
     ordered = []
-    for name in sorted(tensors):
+    # Wider dtypes first (then by name): with the 8-byte aligned data start, every tensor then
+    # begins at a multiple of its own item size, so memory-mapped views are aligned.
+    for name in sorted(tensors, key=lambda k: (-np.asarray(tensors[k]).dtype.itemsize, k)):
         arr = np.ascontiguousarray(tensors[name])
         if arr.dtype.str not in _ST_DTYPES and arr.dtype != np.bool_:
             raise StoreError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored")
@@ -189,6 +208,7 @@ def _write_safetensors_atomic(path: Path, tensors: Mapping[str, np.ndarray], met
                 handle.write(memoryview(arr.reshape(-1)).cast("B") if arr.size else b"")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -362,6 +382,14 @@ class IntentStore:
         for name in self.metadata.perspectives:
             if INTENT_PREFIX + name not in header:
                 raise StoreError(f"{path}: metadata lists perspective {name!r} but tensor {INTENT_PREFIX + name!r} is missing")
+        expected_shape = [self.metadata.num_sessions, self.metadata.text_dim]
+        for name in self.metadata.perspectives:
+            info = header[INTENT_PREFIX + name]
+            if info.get("dtype") not in ("F32", "F16") or list(info.get("shape", [])) != expected_shape:
+                raise StoreError(
+                    f"{path}: tensor {INTENT_PREFIX + name!r} is {info.get('dtype')} {info.get('shape')}, "
+                    f"expected F32 or F16 {expected_shape} (num_sessions x text_dim from the metadata)"
+                )
         self._intents = {p: self._tensor(INTENT_PREFIX + p) for p in self.metadata.perspectives}
         self._ids = self._load_ids(SESSION_IDS)
         if self._ids is None:

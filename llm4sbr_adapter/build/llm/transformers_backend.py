@@ -1,0 +1,303 @@
+"""Local generation with Hugging Face transformers: a model folder or a single GGUF file.
+
+A GGUF file is read by transformers (``gguf_file=``), which dequantises the weights to float32 and
+converts the embedded tokenizer. That first conversion is slow (tens of seconds for a 0.5B model), so
+by default the converted model is saved once as a normal HF folder next to the GGUF file
+(``<name>.gguf.hf-float32/``, written to a temporary folder then renamed) and later loads read that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
+
+__all__ = ["TransformersBackend"]
+
+logger = logging.getLogger(__name__)
+
+# End-of-turn markers of common chat formats; added to the EOS set when the tokenizer knows them.
+_END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+_CONVERTED_STAMP = "llm4sbr_converted_from.json"
+
+
+def _resolve_dtype(dtype: Any, device: str):
+    import torch
+
+    if dtype is None:
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    if isinstance(dtype, str):
+        try:
+            return getattr(torch, dtype)
+        except AttributeError:
+            raise ValueError(f"unknown torch dtype {dtype!r}") from None
+    return dtype
+
+
+def _dtype_name(dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _folder_identity(folder: Path) -> str:
+    """Name + sizes of the weight files of an HF folder (cheap, stable identity)."""
+    parts = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix in {".safetensors", ".bin", ".pt", ".gguf"} and p.is_file():
+            parts.append(f"{p.name}:{p.stat().st_size}")
+    if not parts:
+        raise LLMError(f"no weight files (*.safetensors, *.bin) in model folder {folder}")
+    return f"{folder.name}[{','.join(parts)}]"
+
+
+class TransformersBackend(LLMBackend):
+    """Greedy (or sampled) batched generation with a local causal LM.
+
+    Args:
+        model_path: an HF model folder, or a ``.gguf`` file.
+        device: "cpu" or "cuda" (or "cuda:N").
+        dtype: compute dtype (torch dtype or its name); None -> float32 on CPU, bfloat16 on GPU.
+        batch_size: prompts per forward batch in :meth:`generate`.
+        trust_remote_code: passed to ``from_pretrained``.
+        model_id: override of the identity used in cache keys (e.g. the GGUF's known sha256); by default
+            file name + size of the weights, plus the compute dtype.
+        cache_converted: for a GGUF file, save the converted model as an HF folder next to it and reuse it
+            on later loads (much faster than converting again). Ignored for folders. Falls back to the
+            slow path with a warning if the folder cannot be written.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        device: str = "cpu",
+        dtype: Any = None,
+        batch_size: int = 8,
+        trust_remote_code: bool = False,
+        *,
+        model_id: str | None = None,
+        cache_converted: bool = True,
+    ) -> None:
+        import torch
+
+        path = Path(model_path).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"model path not found: {path}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_path = path
+        self.device = str(device)
+        self.dtype = _resolve_dtype(dtype, self.device.split(":")[0])
+        self.batch_size = int(batch_size)
+        self.trust_remote_code = bool(trust_remote_code)
+
+        t0 = time.perf_counter()
+        is_gguf = path.is_file() and path.suffix.lower() == ".gguf"
+        if is_gguf:
+            identity = model_id or f"gguf:{path.name}:{path.stat().st_size}"
+            self.tokenizer, self.model, how = self._load_gguf(path, cache_converted)
+        elif path.is_dir():
+            identity = model_id or f"hf:{_folder_identity(path)}"
+            self.tokenizer, self.model = self._load_folder(path)
+            how = "folder"
+        else:
+            raise LLMError(f"model path must be an HF model folder or a .gguf file: {path}")
+        self.model.to(device=self.device, dtype=self.dtype)
+        self.model.eval()
+        self.load_seconds = time.perf_counter() - t0
+        self.model_id = f"{identity}|dtype={_dtype_name(self.dtype)}"
+        logger.info("loaded %s (%s) on %s as %s in %.1f s", path, how, self.device,
+                    _dtype_name(self.dtype), self.load_seconds)
+
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        self.vocab_rows = int(self.model.get_input_embeddings().num_embeddings)
+        # Padded positions are masked out, so any in-range id works as padding; the eos token is the
+        # usual choice when the tokenizer has no pad token (or one the embedding table lacks).
+        if tok.pad_token_id is None or tok.pad_token_id >= self.vocab_rows:
+            if tok.eos_token_id is not None and tok.eos_token_id < self.vocab_rows:
+                tok.pad_token = tok.eos_token
+            else:
+                raise LLMError(f"{path}: tokenizer has neither a usable pad token nor an eos token")
+        self.has_chat_template = bool(getattr(tok, "chat_template", None))
+        self.eos_token_ids = [i for i in self._eos_ids() if i < self.vocab_rows]
+        self.num_parameters = sum(p.numel() for p in self.model.parameters())
+        torch.manual_seed(0)
+
+    # ----------------------------------------------------------------------------------- loading
+    def _load_folder(self, folder: Path):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=self.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=self.dtype, trust_remote_code=self.trust_remote_code)
+        return tok, model
+
+    def _load_gguf(self, gguf: Path, cache_converted: bool):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        st = gguf.stat()
+        source = {"gguf": gguf.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        converted = gguf.with_name(gguf.name + ".hf-float32")
+        stamp = converted / _CONVERTED_STAMP
+        if cache_converted and stamp.is_file():
+            try:
+                if json.loads(stamp.read_text()) == source:
+                    tok, model = self._load_folder(converted)
+                    return tok, model, f"converted cache {converted.name}"
+                logger.warning("converted cache %s is stale (GGUF changed); converting again", converted)
+            except Exception as e:  # corrupt cache -> rebuild
+                logger.warning("cannot use converted cache %s (%s); converting again", converted, e)
+
+        t0 = time.perf_counter()
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                            trust_remote_code=self.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=None,
+                                                     trust_remote_code=self.trust_remote_code)
+        logger.info("converted GGUF %s in %.1f s", gguf.name, time.perf_counter() - t0)
+        if cache_converted:
+            self._save_converted(tok, model, converted, source)
+        return tok, model, "gguf"
+
+    @staticmethod
+    def _save_converted(tok, model, converted: Path, source: dict) -> None:
+        """Write the dequantised float32 model + tokenizer next to the GGUF (temp folder, then rename)."""
+        import torch
+
+        tmp = None
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=converted.name + ".tmp-", dir=converted.parent))
+            model.to(torch.float32)
+            # The weights are already plain dequantised tensors; transformers refuses to save a model
+            # still marked as GGUF-quantised, so drop the marker while saving.
+            quantizer = getattr(model, "hf_quantizer", None)
+            qconfig = getattr(model.config, "quantization_config", None)
+            try:
+                model.hf_quantizer = None
+                if qconfig is not None:
+                    delattr(model.config, "quantization_config")
+                model.save_pretrained(tmp)
+            finally:
+                model.hf_quantizer = quantizer
+                if qconfig is not None:
+                    model.config.quantization_config = qconfig
+            tok.save_pretrained(tmp)
+            (tmp / _CONVERTED_STAMP).write_text(json.dumps(source))
+            if converted.exists():
+                shutil.rmtree(converted)
+            os.replace(tmp, converted)
+            tmp = None
+            logger.info("saved converted model to %s", converted)
+        except (OSError, ValueError) as e:
+            logger.warning("could not cache the converted model in %s (%s); later loads will convert again",
+                           converted, e)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _eos_ids(self) -> list[int]:
+        ids: set[int] = set()
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif gen_eos:
+            ids.update(int(i) for i in gen_eos)
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        vocab_special = set(getattr(self.tokenizer, "all_special_tokens", []) or [])
+        vocab_special.update(getattr(self.tokenizer, "added_tokens_encoder", {}) or {})
+        for t in _END_OF_TURN_TOKENS:
+            if t in vocab_special:
+                tid = self.tokenizer.convert_tokens_to_ids(t)
+                if isinstance(tid, int) and tid >= 0:
+                    ids.add(tid)
+        return sorted(ids)
+
+    # ----------------------------------------------------------------------------------- prompts
+    def format_prompt(self, prompt: str) -> str:
+        """The full model input text for one user message (chat template when the tokenizer has one)."""
+        if self.has_chat_template:
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        return prompt
+
+    def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each formatted prompt (no padding)."""
+        texts = [self.format_prompt(p) for p in prompts]
+        # the chat template already contains any BOS the model needs
+        enc = self.tokenizer(texts, add_special_tokens=not self.has_chat_template)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    # -------------------------------------------------------------------------------- generation
+    def _generate_ids(self, batch_ids: list[list[int]], config: GenerationConfig) -> list[list[int]]:
+        """Generate for one batch of token id lists; left-pads to the longest. Returns the new ids."""
+        import torch
+
+        pad = int(self.tokenizer.pad_token_id)
+        width = max(len(x) for x in batch_ids)
+        input_ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
+        for r, ids in enumerate(batch_ids):
+            if ids:
+                input_ids[r, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+                attention[r, width - len(ids):] = 1
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=int(config.max_new_tokens),
+            pad_token_id=pad,
+            eos_token_id=self.eos_token_ids or None,
+        )
+        if config.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=float(config.temperature), top_p=1.0, top_k=0)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids.to(self.device),
+                                      attention_mask=attention.to(self.device), **kwargs)
+        new = out[:, width:].tolist()
+        eos = set(self.eos_token_ids)
+        result = []
+        for row in new:
+            cut = len(row)
+            for i, t in enumerate(row):
+                if t in eos:
+                    cut = i
+                    break
+            result.append(row[:cut])
+        return result
+
+    def _decode(self, ids: list[int], config: GenerationConfig) -> str:
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return truncate_at_stop(text, config.stop)
+
+    def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
+        """Batched generation: prompts sorted by token length, left-padded batches of ``batch_size``.
+
+        Returns completions in the original prompt order.
+        """
+        config = config or GenerationConfig()
+        prompts = list(prompts)
+        if not prompts:
+            return []
+        encoded = self.encode_prompts(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
+        answers: list[str | None] = [None] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            new_ids = self._generate_ids([encoded[i] for i in idx], config)
+            for i, ids in zip(idx, new_ids):
+                answers[i] = self._decode(ids, config)
+        return [a if a is not None else "" for a in answers]
+
+    def generate_naive(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
+        """One prompt per forward pass, no padding (reference for :meth:`generate`; slower)."""
+        config = config or GenerationConfig()
+        return [self._decode(self._generate_ids([ids], config)[0], config)
+                for ids in self.encode_prompts(list(prompts))]
+
+    def close(self) -> None:
+        self.model = None  # type: ignore[assignment]

@@ -1,0 +1,167 @@
+"""Snap free-text intent embeddings onto the item catalogue (LLM4SBR's intent localisation).
+
+An LLM answer ("she is looking for a matte lipstick") is embedded with the same text encoder
+as the item titles; :class:`ItemLocalizer` then replaces that embedding by a mixture of the
+catalogue items it is closest to:
+
+1. cosine similarity between the answer embedding and every normalised title embedding;
+2. the ``f`` most similar items;
+3. softmax over those ``f`` cosines (divided by a temperature) as weights;
+4. the weighted sum of the ``f`` title embeddings is the localised intent vector.
+
+Search runs in FAISS on L2-normalised float32 vectors with inner product (= cosine): an exact
+``IndexFlatIP`` by default, or HNSW / IVF for catalogues of millions of items.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Literal
+
+import faiss
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+IndexKind = Literal["flat", "hnsw", "ivf"]
+
+
+def _as_float32_matrix(x: np.ndarray | torch.Tensor, what: str) -> np.ndarray:
+    """Copy to a fresh float32, C-contiguous ``[n, d]`` array (the caller's data is never modified)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float32).numpy()
+    arr = np.array(x, dtype=np.float32, order="C", copy=True)
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D matrix [n, d], got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        bad = int(np.argwhere(~np.isfinite(arr))[0, 0])
+        raise ValueError(f"{what} has NaN or inf values (first in row {bad})")
+    return arr
+
+
+class ItemLocalizer:
+    """Cosine top-f search over item embeddings plus the softmax-weighted mixture of the hits.
+
+    Args:
+        item_embeddings: ``[M, D]`` title embeddings (copied and L2-normalised here).
+        index: ``"flat"`` (exact, default), ``"hnsw"`` or ``"ivf"`` (approximate, for millions of items).
+        hnsw_m: HNSW graph degree.
+        ef_search: HNSW search breadth (raised to at least ``top_f`` per call).
+        nlist: IVF cluster count; default ``clip(4 * sqrt(M), 1, M // 39)``.
+        nprobe: IVF clusters visited per query.
+    """
+
+    def __init__(
+        self,
+        item_embeddings: np.ndarray | torch.Tensor,
+        index: IndexKind = "flat",
+        hnsw_m: int = 32,
+        ef_search: int = 128,
+        nlist: int | None = None,
+        nprobe: int = 16,
+    ) -> None:
+        items = _as_float32_matrix(item_embeddings, "item_embeddings")
+        if items.shape[0] == 0:
+            raise ValueError("item_embeddings is empty: the catalogue has no items")
+        faiss.normalize_L2(items)
+        self._items = items
+        self.num_items, self.dim = items.shape
+        self.index_kind = index
+        self.ef_search = int(ef_search)
+        if index == "flat":
+            self.index = faiss.IndexFlatIP(self.dim)
+        elif index == "hnsw":
+            self.index = faiss.IndexHNSWFlat(self.dim, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efConstruction = max(40, 2 * int(hnsw_m))
+            self.index.hnsw.efSearch = self.ef_search
+        elif index == "ivf":
+            if nlist is None:
+                nlist = int(min(max(1, round(4 * math.sqrt(self.num_items))), max(1, self.num_items // 39)))
+            if not 1 <= nlist <= self.num_items:
+                raise ValueError(f"nlist must be in 1..{self.num_items} (number of items), got {nlist}")
+            self._quantizer = faiss.IndexFlatIP(self.dim)  # kept alive: the IVF index points at it
+            self.index = faiss.IndexIVFFlat(self._quantizer, self.dim, int(nlist), faiss.METRIC_INNER_PRODUCT)
+            self.index.train(items)
+            self.index.nprobe = int(min(max(1, nprobe), nlist))
+        else:
+            raise ValueError(f"index must be 'flat', 'hnsw' or 'ivf', got {index!r}")
+        self.index.add(items)
+        logger.info("item localizer: %d items x %d dims, %s index", self.num_items, self.dim, index)
+
+    @property
+    def item_embeddings(self) -> np.ndarray:
+        """The L2-normalised item matrix ``float32 [M, D]`` (read it, do not modify it)."""
+        return self._items
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search of already-normalised float32 queries ``[Q, D]`` -> (cosines ``[Q, k]``, idx ``int64 [Q, k]``)."""
+        if self.index_kind == "hnsw":
+            self.index.hnsw.efSearch = max(self.ef_search, k)
+        sims, idx = self.index.search(queries, k)
+        return sims, idx.astype(np.int64, copy=False)
+
+    def localize(
+        self,
+        queries: np.ndarray | torch.Tensor,
+        top_f: int,
+        temperature: float = 1.0,
+        batch_size: int = 65536,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Localise query embeddings ``[Q, D]`` onto the catalogue.
+
+        Returns:
+            vectors: ``float32 [Q, D]``: sum over the top-f items of weight * normalised item embedding
+                (``top_f == 0``: the L2-normalised queries themselves).
+            top_idx: ``int64 [Q, f]`` item rows by decreasing cosine; ``-1`` where an approximate
+                index found fewer than f items.
+            weights: ``float32 [Q, f]`` softmax of the f cosines / temperature; rows sum to 1
+                (0 at ``-1`` slots).
+
+        A query for which an approximate index finds no item at all keeps its normalised
+        embedding (weights all 0); a warning says how many.
+        """
+        q = _as_float32_matrix(queries, "queries")
+        if q.shape[1] != self.dim:
+            raise ValueError(f"queries have dimension {q.shape[1]}, item embeddings {self.dim}")
+        if isinstance(top_f, bool) or not isinstance(top_f, (int, np.integer)) or top_f < 0:
+            raise ValueError(f"top_f must be an integer >= 0, got {top_f!r}")
+        top_f = int(top_f)
+        if top_f > self.num_items:
+            raise ValueError(f"top_f={top_f} is larger than the catalogue ({self.num_items} items)")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        faiss.normalize_L2(q)
+        n = q.shape[0]
+        top_idx = np.empty((n, top_f), dtype=np.int64)
+        weights = np.zeros((n, top_f), dtype=np.float32)
+        if top_f == 0 or n == 0:
+            return q, top_idx, weights
+        vectors = np.zeros_like(q)
+        empty_rows = 0
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            sims, idx = self.search(q[start:stop], top_f)
+            valid = idx >= 0
+            logits = np.where(valid, sims / np.float32(temperature), -np.inf)  # [b, f]
+            row_max = logits.max(axis=1, keepdims=True)
+            has_any = np.isfinite(row_max[:, 0])
+            expo = np.exp(logits - np.where(np.isfinite(row_max), row_max, 0.0), dtype=np.float32)
+            expo[~valid] = 0.0
+            w = expo / np.maximum(expo.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
+            safe = np.where(valid, idx, 0)
+            block = np.zeros((stop - start, self.dim), dtype=np.float32)
+            for j in range(top_f):  # one [b, D] gather per rank keeps memory at O(b * D)
+                block += w[:, j:j + 1] * self._items[safe[:, j]]
+            if not has_any.all():
+                empty_rows += int((~has_any).sum())
+                block[~has_any] = q[start:stop][~has_any]
+            vectors[start:stop] = block
+            top_idx[start:stop] = idx
+            weights[start:stop] = w
+        if empty_rows:
+            logger.warning("%d of %d queries found no item in the %s index; kept their own embedding", empty_rows, n, self.index_kind)
+        return vectors, top_idx, weights

@@ -1,0 +1,504 @@
+"""Stage one of LLM4SBR end to end: sessions + catalogue -> prompts -> LLM answers -> intent store.
+
+Stages (each timed in :attr:`BuildReport.seconds`):
+
+1. ``read``      read and validate the sessions and the catalogue; take the shard's slice.
+2. ``render``    one prompt per (session, perspective); targets are never shown.
+3. ``llm_load``  create the LLM backend (skipped in a dry run).
+4. ``answer``    :func:`answer_prompts` with the SQLite answer cache: identical prompts are asked once,
+                 finished batches are committed at once, so a killed build resumes where it stopped.
+5. ``clean``     :func:`clean_answer` on every raw answer.
+6. ``encode``    (after ``encoder_load``) embed the distinct cleaned answers with the text encoder (``[n, D]``, L2-normalised).
+7. ``catalogue`` embed every catalogue title (cached on disk by encoder + catalogue hash).
+8. ``localize``  snap each answer to the catalogue: FAISS top-f by cosine, softmax over the f
+                 cosines, weighted sum of those f item embeddings (:class:`ItemLocalizer`).
+9. ``write``     :func:`write_store` (atomic) with the build's metadata and the top-f explanations.
+
+Empty answers: when :func:`clean_answer` leaves nothing, the default policy ``"session_mean"``
+uses the mean of the L2-normalised title embeddings of the items that perspective's prompt showed
+(re-normalised) as the query; ``"raw"`` embeds the raw completion instead (falling back to the
+session mean when that is blank too); ``"error"`` stops the build. The count per perspective is in
+the report. A query that is still all zeros (no titled item in view) gets a zero intent and
+``top_items = -1``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..store import StoreMetadata, write_store
+from .prompts import (
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_PERSPECTIVES,
+    Perspective,
+    clean_answer,
+    item_lines,
+    load_perspectives,
+    prompt_sha256,
+    render_prompt,
+)
+from .sessions import Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BuildConfig", "BuildReport", "DEFAULT_TOP_F", "build_intent_store", "default_cache_path", "parse_shard"]
+
+# The LLM4SBR authors' released intent-localization script averages the 5 most similar titles, so 5
+# is our default f (the paper's text does not pin one value for every dataset).
+DEFAULT_TOP_F = 5
+EMPTY_POLICIES = ("session_mean", "raw", "error")
+
+
+def parse_shard(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"K/N"`` or ``(K, N)`` -> ``(K, N)`` with ``0 <= K < N``; ``None`` stays ``None``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            k_text, n_text = value.split("/")
+            k, n = int(k_text), int(n_text)
+        except ValueError:
+            raise ValueError(f"shard must look like K/N (e.g. 0/4), got {value!r}") from None
+    else:
+        k, n = (int(v) for v in value)
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"shard K/N needs 0 <= K < N, got {k}/{n}")
+    return k, n
+
+
+def default_cache_path(output: str | os.PathLike) -> Path:
+    """The answer cache beside a store: ``<output>.answers.sqlite3``."""
+    return Path(str(output) + ".answers.sqlite3")
+
+
+@dataclass
+class BuildConfig:
+    """Every setting of a build (see :func:`build_intent_store` for their meaning)."""
+
+    llm: Any = "default"
+    encoder: Any = None
+    perspectives: Sequence[Perspective] | str | os.PathLike | None = None
+    top_f: int = DEFAULT_TOP_F
+    softmax_temperature: float = 1.0
+    max_items: int = DEFAULT_MAX_ITEMS
+    generation: Any = None
+    batch_size: int = 8
+    cache_path: str | os.PathLike | None = None
+    shard: tuple[int, int] | str | None = None
+    dtype: str = "float32"
+    dry_run: bool = False
+    index: str = "flat"
+    device: str = "cpu"
+    item_cache_dir: str | os.PathLike | None = None
+    on_missing_title: str = "error"
+    on_empty_answer: str = "session_mean"
+    export_prompts: str | os.PathLike | None = None
+    progress: bool = True
+
+
+@dataclass
+class BuildReport:
+    """What a build did."""
+
+    sessions: int = 0
+    perspectives: list[str] = field(default_factory=list)
+    prompts_total: int = 0
+    unique_prompts: int = 0
+    asked: int = 0
+    cached: int = 0
+    empty_answers: dict[str, int] = field(default_factory=dict)
+    zero_intents: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    output: Path | None = None
+    cache_path: Path | None = None
+    exported_prompts: Path | None = None
+    shard: str = ""
+    dry_run: bool = False
+    llm: str = ""
+    text_encoder: str = ""
+    sample_prompts: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("output", "cache_path", "exported_prompts"):
+            d[key] = None if d[key] is None else str(d[key])
+        return d
+
+    def summary(self) -> str:
+        """A short multi-line, human-readable summary."""
+        lines = [
+            f"sessions:        {self.sessions}" + (f" (shard {self.shard})" if self.shard else ""),
+            f"perspectives:    {', '.join(self.perspectives)}",
+            f"prompts:         {self.prompts_total} ({self.unique_prompts} distinct)",
+        ]
+        if self.dry_run:
+            lines.append("LLM:             not called (dry run)")
+        else:
+            lines.append(f"LLM answers:     {self.asked} asked, {self.cached} from cache ({self.llm})")
+            empty = ", ".join(f"{k}={v}" for k, v in self.empty_answers.items())
+            lines.append(f"empty answers:   {sum(self.empty_answers.values())} ({empty})")
+            if self.zero_intents:
+                lines.append(f"zero intents:    {self.zero_intents} (no answer and no titled item in view)")
+            lines.append(f"text encoder:    {self.text_encoder}")
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
+        lines.append(f"seconds:         {stages} (total {sum(self.seconds.values()):.1f}s)")
+        if self.exported_prompts:
+            lines.append(f"prompts JSONL:   {self.exported_prompts}")
+        if self.cache_path and not self.dry_run:
+            lines.append(f"answer cache:    {self.cache_path}")
+        lines.append(f"output:          {self.output if self.output else '(none)'}")
+        return "\n".join(lines)
+
+
+class _Timer:
+    def __init__(self, seconds: dict[str, float], name: str) -> None:
+        self.seconds, self.name = seconds, name
+
+    def __enter__(self) -> "_Timer":
+        self.start = time.perf_counter()
+        logger.info("stage %s ...", self.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.start
+
+
+def _resolve_llm(llm: Any, device: str) -> tuple[Any, bool]:
+    """Return (backend, created_here)."""
+    from .llm.base import LLMBackend
+
+    if isinstance(llm, LLMBackend):
+        return llm, False
+    if not isinstance(llm, str):
+        raise TypeError(f"llm must be a spec string or an LLMBackend, got {type(llm).__name__}")
+    if llm.startswith("py:"):
+        # "py:module:factory": a zero-argument callable returning an LLMBackend (custom backends).
+        try:
+            module_name, attr = llm[3:].rsplit(":", 1)
+        except ValueError:
+            raise ValueError(f"llm spec {llm!r}: expected py:MODULE:FACTORY") from None
+        backend = getattr(importlib.import_module(module_name), attr)()
+        if not isinstance(backend, LLMBackend):
+            raise TypeError(f"{llm}: factory returned {type(backend).__name__}, not an LLMBackend")
+        return backend, True
+    from .llm import make_backend
+
+    local = llm == "default" or llm.startswith("hf:")
+    backend = make_backend(llm, device=device) if local else make_backend(llm)
+    return backend, True
+
+
+def _resolve_encoder(encoder: Any, device: str) -> Any:
+    from .encode import TextEncoder
+
+    if encoder is None:
+        return TextEncoder(device=device)
+    if isinstance(encoder, (str, os.PathLike)):
+        return TextEncoder(model_path=encoder, device=device)
+    return encoder
+
+
+def _resolve_perspectives(value: Any) -> list[Perspective]:
+    if value is None:
+        return list(DEFAULT_PERSPECTIVES)
+    if isinstance(value, (str, os.PathLike)):
+        return load_perspectives(value)
+    out = list(value)
+    names = [p.name for p in out]
+    if not out or len(set(names)) != len(names):
+        raise ValueError(f"perspectives must be a non-empty list with unique names, got {names}")
+    return out
+
+
+def build_intent_store(
+    sessions: SessionSet | str | os.PathLike,
+    catalogue: Catalogue | str | os.PathLike,
+    output: str | os.PathLike | None,
+    *,
+    llm: Any = "default",
+    encoder: Any = None,
+    perspectives: Sequence[Perspective] | str | os.PathLike | None = None,
+    top_f: int = DEFAULT_TOP_F,
+    softmax_temperature: float = 1.0,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    generation: Any = None,
+    batch_size: int = 8,
+    cache_path: str | os.PathLike | None = None,
+    shard: tuple[int, int] | str | None = None,
+    dtype: str = "float32",
+    dry_run: bool = False,
+    index: str = "flat",
+    device: str = "cpu",
+    item_cache_dir: str | os.PathLike | None = None,
+    on_missing_title: str = "error",
+    on_empty_answer: str = "session_mean",
+    export_prompts: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Build an intent store from sessions and item titles (stage one of LLM4SBR).
+
+    Args:
+        sessions: a :class:`SessionSet` or a sessions file (see :func:`read_sessions`).
+        catalogue: a :class:`Catalogue` or a catalogue file (see :func:`read_catalogue`).
+        output: the store to write (``.safetensors``); may be ``None`` only with ``dry_run``.
+        llm: ``"default"`` (the embedded Qwen2.5-Coder-0.5B GGUF), ``"hf:<folder or .gguf>"``,
+            ``"openai:<base_url>#<model>"``, ``"replay:<jsonl>"``, ``"py:<module>:<factory>"`` (a
+            zero-argument callable returning an :class:`LLMBackend`), or an ``LLMBackend`` instance.
+        encoder: ``None`` (all-MiniLM-L6-v2, 384-d), a Hugging Face folder, or a ``TextEncoder``.
+        perspectives: ``None`` (``long`` + ``short``), a list of :class:`Perspective`, or a JSON file.
+        top_f: catalogue items each answer is snapped to (0 keeps the raw answer embedding).
+        softmax_temperature: temperature of the softmax over the top-f cosines.
+        max_items: sessions are cut to their most recent ``max_items`` items before rendering.
+        generation: a ``GenerationConfig`` (default: greedy, 32 new tokens).
+        batch_size: prompts per LLM call (and per cache commit).
+        cache_path: SQLite answer cache (default ``<output>.answers.sqlite3``).
+        shard: ``(k, n)`` or ``"k/n"``: build only the contiguous block ``[k*N//n, (k+1)*N//n)``.
+        dtype: ``"float32"`` or ``"float16"`` intent vectors in the store.
+        dry_run: render (and export) prompts only; no LLM is loaded, nothing is written.
+        index: FAISS index for localization, ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``.
+        device: torch device for the LLM (where the backend supports it) and the encoder.
+        item_cache_dir: folder caching catalogue embeddings (default: ``llm4sbr_item_cache`` beside output).
+        on_missing_title: session item without a title: ``"error"``, ``"skip_item"`` or ``"id_only"``.
+        on_empty_answer: ``"session_mean"`` (default), ``"raw"`` or ``"error"`` (see module docs).
+        export_prompts: also write every prompt as JSONL ``{"session_id", "perspective", "prompt"}``.
+        progress: show tqdm progress bars.
+
+    Returns:
+        A :class:`BuildReport`; ``report.output`` is the store path (``None`` for a dry run).
+    """
+    config = BuildConfig(
+        llm=llm, encoder=encoder, perspectives=perspectives, top_f=top_f, softmax_temperature=softmax_temperature,
+        max_items=max_items, generation=generation, batch_size=batch_size, cache_path=cache_path, shard=shard,
+        dtype=dtype, dry_run=dry_run, index=index, device=device, item_cache_dir=item_cache_dir,
+        on_missing_title=on_missing_title, on_empty_answer=on_empty_answer, export_prompts=export_prompts,
+        progress=progress,
+    )
+    return run_build(sessions, catalogue, output, config)
+
+
+def run_build(
+    sessions: SessionSet | str | os.PathLike,
+    catalogue: Catalogue | str | os.PathLike,
+    output: str | os.PathLike | None,
+    config: BuildConfig,
+) -> BuildReport:
+    """:func:`build_intent_store` with the settings in a :class:`BuildConfig`."""
+    from tqdm.auto import tqdm
+
+    from .llm.base import GenerationConfig
+
+    cfg = config
+    generation = cfg.generation if cfg.generation is not None else GenerationConfig()
+    if output is None and not cfg.dry_run:
+        raise ValueError("output is required unless dry_run=True")
+    if cfg.on_empty_answer not in EMPTY_POLICIES:
+        raise ValueError(f"on_empty_answer must be one of {EMPTY_POLICIES}, got {cfg.on_empty_answer!r}")
+    if cfg.top_f < 0:
+        raise ValueError(f"top_f must be >= 0, got {cfg.top_f}")
+    if cfg.max_items < 1:
+        raise ValueError(f"max_items must be >= 1, got {cfg.max_items}")
+    if cfg.dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16', got {cfg.dtype!r}")
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    shard = parse_shard(cfg.shard)
+    persp = _resolve_perspectives(cfg.perspectives)
+    report = BuildReport(perspectives=[p.name for p in persp], dry_run=cfg.dry_run,
+                         shard=f"{shard[0]}/{shard[1]}" if shard else "")
+    seconds = report.seconds
+
+    # 1. read ---------------------------------------------------------------------------
+    with _Timer(seconds, "read"):
+        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(sessions)
+        cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
+        if shard:
+            sess = sess.shard(*shard)
+        report.sessions = len(sess)
+        logger.info("%d sessions from %s, %d catalogue items from %s", len(sess), sess.source, len(cat), cat.source)
+
+    # 2. render -------------------------------------------------------------------------
+    n = len(sess)
+    prompts: dict[str, list[str]] = {p.name: [] for p in persp}
+    view_rows: dict[str, list[list[int]]] = {p.name: [] for p in persp}  # catalogue rows shown per prompt
+    with _Timer(seconds, "render"):
+        ids = sess.ids.tolist()
+        for i in tqdm(range(n), desc="render prompts", unit="session", disable=not cfg.progress or n < 1000):
+            seq = sess.sequences[i]
+            lines = item_lines(seq, cat, on_missing_title=cfg.on_missing_title, session_id=ids[i],
+                               source=f"{sess.source} line {sess.lines[i]}" if sess.lines else sess.source)
+            if not lines:
+                raise ValueError(
+                    f"{sess.source}: session {ids[i]!r}: none of its items has a title in {cat.source} "
+                    "(use on_missing_title='id_only' to render bare ids)"
+                )
+            titled = [cat.row(item) for item in seq if cat.row(item) is not None]
+            for p in persp:
+                prompts[p.name].append(render_prompt(p, lines, cfg.max_items))
+                view = titled[-cfg.max_items:]
+                view_rows[p.name].append(view[-p.last_n:] if p.last_n else view)
+        flat = [prompts[p.name][i] for p in persp for i in range(n)]
+        report.prompts_total = len(flat)
+        report.unique_prompts = len(set(flat))
+        for p in persp:
+            for i in range(min(2, n)):
+                report.sample_prompts.append({"session_id": ids[i], "perspective": p.name, "prompt": prompts[p.name][i]})
+        if cfg.export_prompts:
+            report.exported_prompts = _export_prompts(Path(cfg.export_prompts), ids, persp, prompts)
+    logger.info("%d prompts (%d distinct)", report.prompts_total, report.unique_prompts)
+    if cfg.dry_run:
+        return report
+
+    # 3-4. LLM --------------------------------------------------------------------------
+    from .llm.cache import AnswerCache, answer_prompts
+
+    output = Path(output)
+    report.cache_path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path(output)
+    with _Timer(seconds, "llm_load"):
+        backend, owned = _resolve_llm(cfg.llm, cfg.device)
+        report.llm = backend.model_id
+    try:
+        with _Timer(seconds, "answer"):
+            cache = AnswerCache(report.cache_path)
+            try:
+                result = answer_prompts(backend, flat, generation, cache, batch_size=cfg.batch_size,
+                                        progress=cfg.progress)
+            finally:
+                close = getattr(cache, "close", None)
+                if close:
+                    close()
+            report.asked, report.cached = int(result.asked), int(result.cached)
+    finally:
+        if owned:
+            backend.close()
+    raw = {p.name: result.answers[j * n:(j + 1) * n] for j, p in enumerate(persp)}
+
+    # 5. clean --------------------------------------------------------------------------
+    with _Timer(seconds, "clean"):
+        cleaned = {name: [clean_answer(a) for a in answers] for name, answers in raw.items()}
+        report.empty_answers = {name: sum(1 for a in answers if not a) for name, answers in cleaned.items()}
+        if cfg.on_empty_answer == "error" and any(report.empty_answers.values()):
+            name = next(k for k, v in report.empty_answers.items() if v)
+            i = cleaned[name].index("")
+            raise ValueError(
+                f"session {ids[i]!r}, perspective {name!r}: the LLM answer {raw[name][i]!r} is empty after cleaning "
+                "(on_empty_answer='error')"
+            )
+
+    # 6. encode answers -----------------------------------------------------------------
+    with _Timer(seconds, "encoder_load"):
+        enc = _resolve_encoder(cfg.encoder, cfg.device)
+        report.text_encoder = enc.name
+    with _Timer(seconds, "encode"):
+        texts: dict[str, int] = {}
+        for name in cleaned:
+            for i, text in enumerate(cleaned[name]):
+                if not text and cfg.on_empty_answer == "raw":
+                    text = " ".join(raw[name][i].split())
+                if text:
+                    texts.setdefault(text, len(texts))
+        text_list = list(texts)
+        text_emb = enc.encode(text_list, batch_size=64, normalize_embeddings=True,
+                              show_progress_bar=cfg.progress and len(text_list) > 640) \
+            if text_list else np.zeros((0, enc.dim), np.float32)
+
+    # 7. catalogue embeddings -----------------------------------------------------------
+    from .encode import catalogue_embeddings
+
+    with _Timer(seconds, "catalogue"):
+        cache_dir = cfg.item_cache_dir if cfg.item_cache_dir is not None else output.parent / "llm4sbr_item_cache"
+        item_emb = catalogue_embeddings(enc, cat.item_ids, cat.titles, cache_dir=cache_dir)
+
+    # 8. localize -----------------------------------------------------------------------
+    from .localize import ItemLocalizer
+
+    intents: dict[str, np.ndarray] = {}
+    top_items: dict[str, np.ndarray] = {}
+    top_weights: dict[str, np.ndarray] = {}
+    with _Timer(seconds, "localize"):
+        localizer = ItemLocalizer(item_emb, index=cfg.index)
+        for name in cleaned:
+            queries = np.zeros((n, enc.dim), np.float32)
+            for i, text in enumerate(cleaned[name]):
+                if not text and cfg.on_empty_answer == "raw":
+                    text = " ".join(raw[name][i].split())
+                if text:
+                    queries[i] = text_emb[texts[text]]
+                elif view_rows[name][i]:
+                    mean = item_emb[view_rows[name][i]].mean(axis=0)
+                    norm = float(np.linalg.norm(mean))
+                    if norm > 0:
+                        queries[i] = mean / norm
+            zero = ~np.any(queries != 0, axis=1)
+            vecs, idx, w = localizer.localize(np.ascontiguousarray(queries), cfg.top_f, cfg.softmax_temperature)
+            vecs = np.array(vecs, dtype=np.float32)
+            idx = np.array(idx, dtype=np.int64).reshape(n, -1)
+            w = np.array(w, dtype=np.float32).reshape(n, -1)
+            if zero.any():
+                vecs[zero] = 0
+                idx[zero] = -1
+                w[zero] = 0
+                report.zero_intents += int(zero.sum())
+            intents[name], top_items[name], top_weights[name] = vecs, idx, w
+
+    # 9. write --------------------------------------------------------------------------
+    with _Timer(seconds, "write"):
+        meta = StoreMetadata(
+            perspectives=[p.name for p in persp],
+            text_dim=int(enc.dim),
+            text_encoder=enc.name,
+            llm=backend.model_id,
+            top_f=int(cfg.top_f),
+            prompts={p.name: p.template for p in persp},
+            prompt_sha256=prompt_sha256(persp, cfg.max_items),
+            catalogue_sha256=cat.sha256,
+            sessions_source=sess.source,
+            sessions_sha256=sess.sha256,
+            shard=report.shard,
+            extra={
+                "builder": "llm4sbr_adapter.build",
+                "qualifiers": {p.name: p.qualifier for p in persp},
+                "last_n": {p.name: p.last_n for p in persp},
+                "max_items": int(cfg.max_items),
+                "generation": generation.to_dict() if hasattr(generation, "to_dict") else str(generation),
+                "softmax_temperature": float(cfg.softmax_temperature),
+                "index": cfg.index,
+                "on_missing_title": cfg.on_missing_title,
+                "on_empty_answer": cfg.on_empty_answer,
+                "catalogue_source": cat.source,
+            },
+        )
+        keep_top = cfg.top_f > 0
+        report.output = write_store(
+            output, sess.ids, intents, meta, dtype=cfg.dtype,
+            top_items=top_items if keep_top else None,
+            top_weights=top_weights if keep_top else None,
+            item_ids=cat.item_ids if keep_top else None,
+            answers=cleaned, raw_answers=raw,
+        )
+    logger.info("build finished:\n%s", report.summary())
+    return report
+
+
+def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts: dict[str, list[str]]) -> Path:
+    """Write every prompt as one JSON line (``session_id``, ``perspective``, ``prompt``, ``prompt_sha256``),
+    the format :class:`~llm4sbr_adapter.build.llm.replay.ReplayBackend` answers files refer to."""
+    from .llm.replay import export_prompts
+
+    records = ({"session_id": sid, "perspective": p.name, "prompt": prompt}
+               for p in persp for sid, prompt in zip(ids, prompts[p.name]))
+    out = export_prompts(path, records)
+    logger.info("wrote %d prompts to %s", sum(len(v) for v in prompts.values()), out)
+    return out
+
+
+def titles_of(catalogue: Catalogue, items: Sequence[Any]) -> list[str | None]:
+    """Titles of ``items`` (``None`` where the catalogue has none)."""
+    return [catalogue.lookup(item_key(i)) for i in items]

@@ -1,0 +1,258 @@
+"""Prompt perspectives, rendering and answer cleaning for stage one.
+
+A :class:`Perspective` is one view of a session the LLM is asked about: a name (used in the store's
+tensor names), a qualifier inserted into the request ("long term", "short term") and a template with
+two placeholders, ``{items}`` (the session's items, one ``Title_ItemID`` per line, numbered, oldest
+first) and ``{qualifier}``. ``last_n`` limits a perspective to the session's most recent items.
+
+Defaults (:data:`DEFAULT_PERSPECTIVES`):
+
+* ``long``  -- qualifier "long term", the whole session (after truncation to ``max_items``);
+* ``short`` -- qualifier "short term", only the last :data:`SHORT_TERM_ITEMS` (= 5) items, so the
+  short-term view is built from recent behaviour. (The LLM4SBR authors' released scripts keep the whole
+  session for both views and change only the qualifier; we restrict the short view to recent items so
+  the two perspectives differ in their input, not just in one phrase.)
+
+Very long sessions are truncated to their most recent ``max_items`` items (default
+:data:`DEFAULT_MAX_ITEMS` = 50) before any perspective's ``last_n`` applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import string
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .sessions import Catalogue, InputFormatError, ItemId, item_key
+
+__all__ = [
+    "DEFAULT_MAX_ITEMS",
+    "DEFAULT_PERSPECTIVES",
+    "DEFAULT_TEMPLATE",
+    "Perspective",
+    "PromptError",
+    "SHORT_TERM_ITEMS",
+    "clean_answer",
+    "item_lines",
+    "load_perspectives",
+    "prompt_sha256",
+    "render_prompt",
+]
+
+DEFAULT_MAX_ITEMS = 50
+SHORT_TERM_ITEMS = 5
+PLACEHOLDERS = frozenset({"items", "qualifier"})
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+# Our wording of the LLM4SBR prompt: the clicked items in order, then a request qualified by the
+# perspective, then "name only".
+DEFAULT_TEMPLATE = (
+    "A user clicked the following items in this order (each line is Title_ItemID):\n"
+    "{items}\n"
+    "Judging from the user's {qualifier} interests, name one item this user would be interested in. "
+    "Output only the item's name, with no explanation."
+)
+
+
+class PromptError(ValueError):
+    """A perspective or template is invalid (unknown placeholder, bad name, bad file)."""
+
+
+@dataclass(frozen=True)
+class Perspective:
+    """One prompt view of a session.
+
+    Attributes:
+        name: identifier (letters, digits, ``_``, ``-``); becomes ``intent.<name>`` in the store.
+        qualifier: words filled into ``{qualifier}``, e.g. ``"long term"``.
+        template: prompt text with ``{items}`` (required) and optionally ``{qualifier}``;
+            write literal braces as ``{{`` and ``}}``.
+        last_n: keep only the session's last ``last_n`` items (``None`` = all, after ``max_items``).
+    """
+
+    name: str
+    qualifier: str
+    template: str = DEFAULT_TEMPLATE
+    last_n: int | None = None
+
+    def __post_init__(self) -> None:
+        validate_perspective(self)
+
+
+def _template_fields(template: str, where: str) -> set[str]:
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as err:
+        raise PromptError(f"{where}: template is not a valid format string ({err}); write literal braces as {{{{ }}}}") from None
+    fields = set()
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if name == "" or name.isdigit():
+            raise PromptError(f"{where}: template has a positional placeholder '{{{name}}}'; use {{items}} and {{qualifier}}")
+        if spec or conv:
+            raise PromptError(f"{where}: placeholder {{{name}}} must not have a format spec or conversion")
+        fields.add(name)
+    return fields
+
+
+def validate_perspective(p: Perspective, where: str | None = None) -> None:
+    """Raise :class:`PromptError` for a bad name, unknown placeholders, a missing ``{items}`` or a bad last_n."""
+    where = where or f"perspective {p.name!r}"
+    if not isinstance(p.name, str) or not _NAME_RE.match(p.name):
+        raise PromptError(f"{where}: name must be letters, digits, '_' or '-', got {p.name!r}")
+    if not isinstance(p.template, str) or not isinstance(p.qualifier, str):
+        raise PromptError(f"{where}: template and qualifier must be strings")
+    fields = _template_fields(p.template, where)
+    unknown = fields - PLACEHOLDERS
+    if unknown:
+        raise PromptError(
+            f"{where}: unknown placeholder(s) {sorted('{' + u + '}' for u in unknown)} in template; "
+            f"allowed: {{items}}, {{qualifier}}"
+        )
+    if "items" not in fields:
+        raise PromptError(f"{where}: template must contain {{items}}")
+    if p.last_n is not None and (not isinstance(p.last_n, int) or isinstance(p.last_n, bool) or p.last_n < 1):
+        raise PromptError(f"{where}: last_n must be a positive integer or null, got {p.last_n!r}")
+
+
+DEFAULT_PERSPECTIVES: tuple[Perspective, ...] = (
+    Perspective("long", "long term", DEFAULT_TEMPLATE, None),
+    Perspective("short", "short term", DEFAULT_TEMPLATE, SHORT_TERM_ITEMS),
+)
+
+
+def load_perspectives(path: str | os.PathLike) -> list[Perspective]:
+    """Read perspectives from a JSON file: a list of ``{name, qualifier, template?, last_n?}`` objects.
+
+    ``template`` defaults to :data:`DEFAULT_TEMPLATE`, ``last_n`` to ``null`` (whole session).
+    Errors name the file and the entry (index and name).
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"perspectives file not found: {path}") from None
+    except json.JSONDecodeError as err:
+        raise PromptError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(raw, list) or not raw:
+        raise PromptError(f"{path}: expected a non-empty JSON list of perspective objects")
+    out: list[Perspective] = []
+    allowed = {"name", "qualifier", "template", "last_n"}
+    for i, entry in enumerate(raw):
+        where = f"{path}: entry {i}"
+        if not isinstance(entry, dict):
+            raise PromptError(f"{where}: expected an object, got {type(entry).__name__}")
+        where = f"{path}: entry {i} ({entry.get('name', '?')!r})"
+        extra = set(entry) - allowed
+        if extra:
+            raise PromptError(f"{where}: unknown key(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+        if "name" not in entry or "qualifier" not in entry:
+            raise PromptError(f"{where}: 'name' and 'qualifier' are required")
+        try:
+            p = Perspective(entry["name"], entry["qualifier"], entry.get("template", DEFAULT_TEMPLATE), entry.get("last_n"))
+        except PromptError as err:
+            raise PromptError(f"{where}: {err}") from None
+        out.append(p)
+    names = [p.name for p in out]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise PromptError(f"{path}: duplicate perspective name(s) {dups}")
+    return out
+
+
+def prompt_sha256(perspectives: Sequence[Perspective], max_items: int = DEFAULT_MAX_ITEMS) -> str:
+    """sha256 of everything that shapes the prompts: each perspective (name, qualifier, template, last_n) and max_items."""
+    blob = json.dumps({"perspectives": [asdict(p) for p in perspectives], "max_items": int(max_items)},
+                      sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def item_lines(
+    items: Sequence[ItemId],
+    catalogue: Catalogue,
+    *,
+    on_missing_title: str = "error",
+    session_id: Any = None,
+    source: str = "<sessions>",
+    catalogue_source: str | None = None,
+) -> list[str]:
+    """``Title_ItemID`` strings for a session's items.
+
+    ``on_missing_title`` for an item the catalogue has no title for: ``"error"`` (raise, naming the
+    sessions file, session id, item id and catalogue), ``"skip_item"`` (leave it out) or ``"id_only"``
+    (render the bare id).
+    """
+    if on_missing_title not in ("error", "skip_item", "id_only"):
+        raise ValueError(f"on_missing_title must be 'error', 'skip_item' or 'id_only', got {on_missing_title!r}")
+    out = []
+    for item in items:
+        key = item_key(item)
+        title = catalogue.lookup(key)
+        if title is None:
+            if on_missing_title == "error":
+                raise InputFormatError(
+                    f"{source}: session {session_id!r}: item {key!r} has no title in catalogue "
+                    f"{catalogue_source or catalogue.source} (use on_missing_title='skip_item' or 'id_only')"
+                )
+            if on_missing_title == "skip_item":
+                continue
+            out.append(key)
+        else:
+            out.append(f"{title}_{key}")
+    return out
+
+
+def render_prompt(perspective: Perspective, lines: Sequence[str], max_items: int = DEFAULT_MAX_ITEMS) -> str:
+    """Fill a perspective's template with a session's item lines (oldest first).
+
+    Keeps the most recent ``max_items`` lines, then the last ``perspective.last_n`` of those, and
+    numbers them ``1. Title_ItemID``.
+    """
+    if max_items < 1:
+        raise ValueError(f"max_items must be >= 1, got {max_items}")
+    kept = list(lines)[-max_items:]
+    if perspective.last_n is not None:
+        kept = kept[-perspective.last_n:]
+    listing = "\n".join(f"{i}. {line}" for i, line in enumerate(kept, 1))
+    return perspective.template.format(items=listing, qualifier=perspective.qualifier)
+
+
+# --------------------------------------------------------------------------- answers
+_BULLET = re.compile(r"^\s*(?:[-*+\u2022\u25cf>]+|\d{1,3}[.)]|\(\d{1,3}\))\s+")
+_PREFIX = re.compile(
+    r"^\s*(?:the\s+)?(?:final\s+)?(?:answer|item(?:\s+name)?|recommended\s+item|recommendation|output|"
+    r"title|guess|prediction|predicted\s+item)\s*(?:is)?\s*[:\uff1a=]\s*",
+    re.IGNORECASE,
+)
+_TRAILING_ID = re.compile(r"_(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]+$")
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019\u00ab\u00bb"
+
+
+def clean_answer(raw: str) -> str:
+    """Reduce a raw completion to an item name.
+
+    Takes the first non-empty line, strips list bullets / numbering, ``Answer:``-style prefixes,
+    markdown emphasis and surrounding quotes, and a trailing ``_<ItemID>`` (an id containing a digit,
+    e.g. ``"Toy Story (1995)_1"`` -> ``"Toy Story (1995)"``). Returns ``""`` when nothing is left.
+    """
+    if not raw:
+        return ""
+    line = next((ln.strip() for ln in str(raw).splitlines() if ln.strip()), "")
+    for _ in range(3):  # prefixes and bullets can nest ("1. Answer: **X**")
+        before = line
+        line = _BULLET.sub("", line)
+        line = _PREFIX.sub("", line)
+        line = line.strip().strip("*_").strip()
+        if len(line) >= 2 and line[0] in _QUOTES and line[-1] in _QUOTES:
+            line = line[1:-1].strip()
+        if line == before:
+            break
+    line = _TRAILING_ID.sub("", line).strip()
+    line = line.strip(_QUOTES).strip()
+    return line

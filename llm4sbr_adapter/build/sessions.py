@@ -1,0 +1,523 @@
+"""Readers for the two inputs of stage one: sessions (item-id sequences) and the item catalogue (id -> title).
+
+Session formats (``fmt="auto"`` picks by file name; see ``docs/builder.md``):
+
+* ``pickle`` -- an SR-GNN style ``train.txt`` / ``test.txt``: a pickled tuple ``(sequences, targets)``
+  (extra tuple members are ignored). The session id of a row is its row index (``0 .. N-1``), so the
+  :class:`SessionSet` records the file name and its sha256: a store then ties its ids to that file.
+  Files ending in ``.pkl`` / ``.pickle`` and ``.txt`` files that start with a pickle header are read so.
+* ``tsv`` / ``csv`` -- one session per row: ``session_id<TAB>item_ids[<TAB>target]`` with the item ids
+  separated by spaces, oldest first (``csv``: comma-separated columns, items still space-separated).
+  A first row whose first field is ``session_id`` is a header and skipped. Blank lines and lines
+  starting with ``#`` are ignored.
+* ``jsonl`` -- one object per line: ``{"session_id": ..., "items": [...], "target": ...}`` (target optional).
+
+Ids may be ints or strings. Session ids come back as ``int64`` when every id is an integer written in
+canonical form (``"7"``, not ``"007"``), otherwise as strings. Items are compared with catalogue ids by
+their string form, so integer items from a pickle match a TSV catalogue.
+
+Targets are read (when present) only so a caller can evaluate; the builder never shows them to the LLM.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..store import sha256_file
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Catalogue",
+    "InputFormatError",
+    "SessionSet",
+    "read_catalogue",
+    "read_sessions",
+]
+
+ItemId = int | str
+
+
+class InputFormatError(ValueError):
+    """An input file is malformed; the message names the file, the line and the offending id."""
+
+
+# --------------------------------------------------------------------------- helpers
+_CANONICAL_INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
+
+
+def _canonical_int(text: str) -> bool:
+    return bool(_CANONICAL_INT.match(text))
+
+
+def item_key(item: Any) -> str:
+    """The string form used to match session items with catalogue ids (``7`` and ``"7"`` match)."""
+    if isinstance(item, (bool, np.bool_)):
+        raise TypeError(f"item id {item!r} is a boolean")
+    if isinstance(item, (np.integer,)):
+        return str(int(item))
+    if isinstance(item, float) and item.is_integer():
+        return str(int(item))
+    return str(item).strip()
+
+
+def _ids_array(ids: Sequence[Any]) -> np.ndarray:
+    """``int64`` when every id is an int (or a canonical integer string), else a numpy unicode array."""
+    if all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids):
+        return np.asarray(ids, dtype=np.int64) if ids else np.zeros(0, np.int64)
+    keys = [item_key(i) for i in ids]
+    if keys and all(_canonical_int(k) for k in keys):
+        return np.asarray([int(k) for k in keys], dtype=np.int64)
+    return np.asarray(keys, dtype=str)
+
+
+def _normalise_title(title: str) -> str:
+    """NFC, tabs/newlines -> space, runs of spaces collapsed, stripped."""
+    return " ".join(unicodedata.normalize("NFC", str(title)).split())
+
+
+def _detect_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        fmt = fmt.lower()
+        if fmt not in ("pickle", "tsv", "csv", "jsonl"):
+            raise ValueError(f"unknown format {fmt!r}: use 'auto', 'pickle', 'tsv', 'csv' or 'jsonl'")
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix in (".pkl", ".pickle"):
+        return "pickle"
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head[:1] == b"\x80":  # pickle protocol >= 2 header
+        return "pickle"
+    return "tsv"
+
+
+# --------------------------------------------------------------------------- sessions
+@dataclass
+class SessionSet:
+    """Sessions read from one file.
+
+    Attributes:
+        ids: ``[N]`` session ids, ``int64`` or numpy unicode.
+        sequences: ``N`` lists of item ids (ints or strings, as read), oldest first.
+        targets: ``N`` target items or ``None`` when the file has none. Never used for prompts.
+        source: file name the ids refer to (e.g. ``"train.txt"``), or a label for in-memory sets.
+        sha256: sha256 of the file's bytes (for in-memory sets, of a canonical JSON dump).
+        lines: ``N`` line numbers (1-based; pickle rows: row index) used in error messages.
+    """
+
+    ids: np.ndarray
+    sequences: list[list[ItemId]]
+    targets: list[ItemId] | None = None
+    source: str = "<memory>"
+    sha256: str = ""
+    lines: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ids = _ids_array(list(self.ids.tolist() if isinstance(self.ids, np.ndarray) else self.ids))
+        if len(self.ids) != len(self.sequences):
+            raise ValueError(f"{self.source}: {len(self.ids)} ids but {len(self.sequences)} sequences")
+        if self.targets is not None and len(self.targets) != len(self.sequences):
+            raise ValueError(f"{self.source}: {len(self.targets)} targets but {len(self.sequences)} sequences")
+        if not self.lines:
+            self.lines = list(range(1, len(self.sequences) + 1))
+        if not self.sha256:
+            dump = json.dumps([[item_key(i) for i in self.ids.tolist()],
+                               [[item_key(x) for x in s] for s in self.sequences]], separators=(",", ":"))
+            self.sha256 = hashlib.sha256(dump.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_lists(cls, sequences: Sequence[Sequence[ItemId]], ids: Sequence[ItemId] | None = None,
+                   targets: Sequence[ItemId] | None = None, source: str = "<memory>") -> "SessionSet":
+        """Build a set in memory (ids default to row indices)."""
+        ids = list(range(len(sequences))) if ids is None else list(ids)
+        _check_unique(ids, None, source)
+        return cls(ids=np.asarray(ids), sequences=[list(s) for s in sequences],
+                   targets=None if targets is None else list(targets), source=source)
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def subset(self, rows: Sequence[int] | np.ndarray) -> "SessionSet":
+        """The sessions at ``rows`` (keeps ``source`` and ``sha256``: ids still refer to the same file)."""
+        rows = [int(r) for r in rows]
+        return SessionSet(
+            ids=self.ids[rows] if rows else self.ids[:0],
+            sequences=[self.sequences[r] for r in rows],
+            targets=None if self.targets is None else [self.targets[r] for r in rows],
+            source=self.source,
+            sha256=self.sha256,
+            lines=[self.lines[r] for r in rows] if rows else [0] * 0,
+        )
+
+    def shard(self, k: int, n: int) -> "SessionSet":
+        """Shard ``k`` of ``n``: the contiguous block of rows ``[k*N//n, (k+1)*N//n)``.
+
+        Contiguous blocks keep row order, so merging shards ``0..n-1`` in order gives the rows of a
+        full build in the same order.
+        """
+        if n < 1 or not 0 <= k < n:
+            raise ValueError(f"shard must be k/n with 0 <= k < n, got {k}/{n}")
+        total = len(self)
+        return self.subset(range(k * total // n, (k + 1) * total // n))
+
+
+def _check_unique(ids: Sequence[Any], lines: Sequence[int] | None, source: str) -> None:
+    seen: dict[str, int] = {}
+    for pos, sid in enumerate(ids):
+        key = item_key(sid)
+        line = lines[pos] if lines else pos + 1
+        if key in seen:
+            raise InputFormatError(
+                f"{source}: line {line}: duplicate session id {key!r} (first seen on line {seen[key]})"
+            )
+        seen[key] = line
+
+
+def _parse_id(text: str) -> ItemId:
+    text = text.strip()
+    return int(text) if _canonical_int(text) else text
+
+
+def read_sessions(
+    path: str | os.PathLike,
+    fmt: str = "auto",
+    *,
+    on_empty: str = "error",
+    encoding: str = "utf-8",
+) -> SessionSet:
+    """Read sessions from an SR-GNN pickle, a TSV/CSV file (one session per row) or JSONL.
+
+    Args:
+        path: the file.
+        fmt: ``"auto"`` (by extension / pickle header), ``"pickle"``, ``"tsv"``, ``"csv"`` or ``"jsonl"``.
+        on_empty: a session with no items: ``"error"`` (default) or ``"skip"`` (dropped, counted in the log).
+        encoding: text encoding of TSV/CSV/JSONL files (``"utf-8"``; ``"latin-1"`` for old files).
+
+    Raises:
+        InputFormatError: malformed line, empty session (``on_empty="error"``) or duplicate session id;
+            the message names the file, the line (pickle: row) and the session id.
+    """
+    path = Path(path)
+    if on_empty not in ("error", "skip"):
+        raise ValueError(f"on_empty must be 'error' or 'skip', got {on_empty!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"sessions file not found: {path}")
+    kind = _detect_format(path, fmt)
+    if kind == "pickle":
+        ids, seqs, targets, lines = _read_pickle_sessions(path)
+    elif kind == "jsonl":
+        ids, seqs, targets, lines = _read_jsonl_sessions(path, encoding)
+    else:
+        ids, seqs, targets, lines = _read_table_sessions(path, "," if kind == "csv" else "\t", encoding)
+
+    keep_ids, keep_seqs, keep_targets, keep_lines = [], [], [], []
+    skipped = 0
+    for sid, seq, tgt, line in zip(ids, seqs, targets, lines):
+        if not seq:
+            if on_empty == "error":
+                where = f"row {line}" if kind == "pickle" else f"line {line}"
+                raise InputFormatError(
+                    f"{path}: {where}: session {sid!r} has no items (pass on_empty='skip' to drop empty sessions)"
+                )
+            skipped += 1
+            continue
+        keep_ids.append(sid)
+        keep_seqs.append(seq)
+        keep_targets.append(tgt)
+        keep_lines.append(line)
+    if skipped:
+        logger.warning("%s: skipped %d empty sessions", path, skipped)
+    _check_unique(keep_ids, keep_lines, str(path))
+    has_targets = any(t is not None for t in keep_targets)
+    return SessionSet(
+        ids=np.asarray(keep_ids, dtype=object) if keep_ids else np.zeros(0, np.int64),
+        sequences=keep_seqs,
+        targets=keep_targets if has_targets else None,
+        source=path.name,
+        sha256=sha256_file(path),
+        lines=keep_lines,
+    )
+
+
+def _read_pickle_sessions(path: Path) -> tuple[list, list, list, list]:
+    try:
+        with open(path, "rb") as handle:
+            data = pickle.load(handle)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is a format error
+        raise InputFormatError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
+    if isinstance(data, (tuple, list)) and len(data) >= 2 and isinstance(data[0], (list, tuple)) \
+            and (len(data[0]) == 0 or isinstance(data[0][0], (list, tuple, np.ndarray))):
+        seqs_raw, targets_raw = data[0], data[1]
+    else:
+        raise InputFormatError(
+            f"{path}: expected a pickled tuple (sequences, targets) as SR-GNN's train.txt/test.txt, "
+            f"got {type(data).__name__}"
+        )
+    if targets_raw is not None and len(targets_raw) != len(seqs_raw):
+        raise InputFormatError(f"{path}: {len(seqs_raw)} sequences but {len(targets_raw)} targets")
+    seqs = []
+    for row, seq in enumerate(seqs_raw):
+        try:
+            seqs.append([int(x) if isinstance(x, (int, np.integer)) else _parse_id(str(x)) for x in seq])
+        except TypeError:
+            raise InputFormatError(f"{path}: row {row}: session {row} is not a sequence of item ids") from None
+    targets = [None] * len(seqs) if targets_raw is None else [
+        int(t) if isinstance(t, (int, np.integer)) else t for t in targets_raw
+    ]
+    return list(range(len(seqs))), seqs, targets, list(range(len(seqs)))
+
+
+def _read_jsonl_sessions(path: Path, encoding: str) -> tuple[list, list, list, list]:
+    ids, seqs, targets, lines = [], [], [], []
+    with open(path, encoding=encoding) as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputFormatError(f"{path}: line {lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(obj, dict) or "session_id" not in obj or "items" not in obj:
+                raise InputFormatError(
+                    f"{path}: line {lineno}: expected an object with 'session_id' and 'items'"
+                )
+            sid = obj["session_id"]
+            if not isinstance(sid, (int, str)) or isinstance(sid, bool):
+                raise InputFormatError(f"{path}: line {lineno}: session_id must be an int or a string, got {sid!r}")
+            items = obj["items"]
+            if not isinstance(items, list) or not all(
+                isinstance(x, (int, str)) and not isinstance(x, bool) for x in items
+            ):
+                raise InputFormatError(
+                    f"{path}: line {lineno}: session {sid!r}: 'items' must be a list of ints or strings"
+                )
+            ids.append(sid)
+            seqs.append(list(items))
+            targets.append(obj.get("target"))
+            lines.append(lineno)
+    return ids, seqs, targets, lines
+
+
+def _read_table_sessions(path: Path, delimiter: str, encoding: str) -> tuple[list, list, list, list]:
+    ids, seqs, targets, lines = [], [], [], []
+    with open(path, encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+        first = True
+        for row in reader:
+            lineno = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+                continue
+            if first:
+                first = False
+                if row[0].strip().lower() == "session_id":
+                    continue
+            if len(row) not in (2, 3):
+                raise InputFormatError(
+                    f"{path}: line {lineno}: expected 2 or 3 columns (session_id, item_ids[, target]) "
+                    f"separated by {'a tab' if delimiter == chr(9) else repr(delimiter)}, got {len(row)}"
+                )
+            sid_text = row[0].strip()
+            if not sid_text:
+                raise InputFormatError(f"{path}: line {lineno}: empty session id")
+            sid = _parse_id(sid_text)
+            items = [_parse_id(tok) for tok in row[1].split()]
+            target = _parse_id(row[2]) if len(row) == 3 and row[2].strip() else None
+            ids.append(sid)
+            seqs.append(items)
+            targets.append(target)
+            lines.append(lineno)
+    return ids, seqs, targets, lines
+
+
+# --------------------------------------------------------------------------- catalogue
+_HEADER_NAMES = {"item_id", "itemid", "item", "id", "movie_id", "movieid", "asin", "product_id"}
+
+
+@dataclass
+class Catalogue:
+    """Item id -> title.
+
+    Attributes:
+        item_ids: ``[M]`` ids in file order (``int64`` when all are canonical integers, else strings).
+        titles: ``M`` normalised titles (NFC, whitespace collapsed).
+        sha256: sha256 of the normalised ``id<TAB>title`` lines in file order (independent of the
+            file's layout, delimiter, extra columns and encoding).
+        source: file name.
+    """
+
+    item_ids: np.ndarray
+    titles: list[str]
+    sha256: str = ""
+    source: str = "<memory>"
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.item_ids = _ids_array(list(self.item_ids.tolist() if isinstance(self.item_ids, np.ndarray) else self.item_ids))
+        self.titles = [_normalise_title(t) for t in self.titles]
+        if len(self.item_ids) != len(self.titles):
+            raise ValueError(f"{self.source}: {len(self.item_ids)} ids but {len(self.titles)} titles")
+        self._index = {}
+        for row, iid in enumerate(self.item_ids.tolist()):
+            key = item_key(iid)
+            if key in self._index:
+                raise InputFormatError(f"{self.source}: duplicate item id {key!r}")
+            self._index[key] = row
+        digest = hashlib.sha256()
+        for iid, title in zip(self.item_ids.tolist(), self.titles):
+            digest.update(f"{item_key(iid)}\t{title}\n".encode("utf-8"))
+        self.sha256 = digest.hexdigest()
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[ItemId, str]], source: str = "<memory>") -> "Catalogue":
+        pairs = list(pairs)
+        return cls(item_ids=np.asarray([p[0] for p in pairs], dtype=object) if pairs else np.zeros(0, np.int64),
+                   titles=[p[1] for p in pairs], source=source)
+
+    def __len__(self) -> int:
+        return len(self.titles)
+
+    def __contains__(self, item: object) -> bool:
+        return item_key(item) in self._index
+
+    def row(self, item: ItemId) -> int | None:
+        """Row of ``item`` in :attr:`item_ids`, or ``None``."""
+        return self._index.get(item_key(item))
+
+    def lookup(self, item: ItemId) -> str | None:
+        """Title of ``item`` (matched by string form), or ``None`` when the catalogue has none."""
+        row = self._index.get(item_key(item))
+        return None if row is None else self.titles[row]
+
+
+def read_catalogue(
+    path: str | os.PathLike,
+    fmt: str = "auto",
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    header: bool | None = None,
+    id_column: int = 0,
+    title_column: int = 1,
+) -> Catalogue:
+    """Read an item catalogue (id -> title) from TSV/CSV (or ``|``-separated) text or JSONL.
+
+    Table files: the id is column ``id_column`` and the title column ``title_column`` (extra columns
+    are ignored). ``header=None`` detects a header: the first row is one when its id field is a
+    column name such as ``item_id``, ``id``, ``movie_id`` or ``asin`` (case-insensitive).
+    ``delimiter=None`` picks ``,`` for ``.csv`` and otherwise a tab, or ``|`` when the first line has
+    no tab but a ``|`` (MovieLens ``u.item``). JSONL: objects with ``item_id`` (or ``id``) and ``title``.
+
+    Rows whose title is empty are left out of the catalogue (logged); session items pointing at
+    them are then handled by the builder's ``on_missing_title`` policy.
+
+    Args:
+        encoding: ``"utf-8"`` (default) or e.g. ``"latin-1"`` for MovieLens files.
+
+    Raises:
+        InputFormatError: a row with too few columns, bad JSON, or a duplicate id (naming both lines).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"catalogue file not found: {path}")
+    kind = _detect_format(path, fmt)
+    if kind == "pickle":
+        raise InputFormatError(f"{path}: a catalogue must be TSV/CSV/JSONL, not a pickle")
+    ids: list[ItemId] = []
+    titles: list[str] = []
+    lines: list[int] = []
+    empty = 0
+    try:
+        text = path.read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise InputFormatError(
+            f"{path}: not valid {encoding} at byte {err.start} (try encoding='latin-1' / --items-encoding latin-1)"
+        ) from None
+    if kind == "jsonl":
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputFormatError(f"{path}: line {lineno}: not valid JSON ({err.msg})") from None
+            iid = obj.get("item_id", obj.get("id")) if isinstance(obj, dict) else None
+            if iid is None or "title" not in obj:
+                raise InputFormatError(f"{path}: line {lineno}: expected an object with 'item_id' and 'title'")
+            title = _normalise_title(obj["title"] or "")
+            if not title:
+                empty += 1
+                continue
+            ids.append(iid if isinstance(iid, int) else _parse_id(str(iid)))
+            titles.append(title)
+            lines.append(lineno)
+    else:
+        if delimiter is None:
+            first_line = text.split("\n", 1)[0]
+            if kind == "csv":
+                delimiter = ","
+            elif "\t" not in first_line and "|" in first_line:
+                delimiter = "|"
+            else:
+                delimiter = "\t"
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                            quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+        first = True
+        need = max(id_column, title_column) + 1
+        for row in reader:
+            lineno = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if first:
+                first = False
+                is_header = header if header is not None else row[id_column].strip().lower() in _HEADER_NAMES
+                if is_header:
+                    continue
+            if len(row) < need:
+                raise InputFormatError(
+                    f"{path}: line {lineno}: expected at least {need} columns separated by {delimiter!r}, got {len(row)}"
+                )
+            id_text = row[id_column].strip()
+            if not id_text:
+                raise InputFormatError(f"{path}: line {lineno}: empty item id")
+            title = _normalise_title(row[title_column])
+            if not title:
+                empty += 1
+                continue
+            ids.append(_parse_id(id_text))
+            titles.append(title)
+            lines.append(lineno)
+    seen: dict[str, int] = {}
+    for iid, line in zip(ids, lines):
+        key = item_key(iid)
+        if key in seen:
+            raise InputFormatError(f"{path}: line {line}: duplicate item id {key!r} (first on line {seen[key]})")
+        seen[key] = line
+    if empty:
+        logger.warning("%s: %d rows have an empty title and were left out of the catalogue", path, empty)
+    if not ids:
+        raise InputFormatError(f"{path}: no items with a title")
+    return Catalogue(item_ids=np.asarray(ids, dtype=object), titles=titles, source=path.name)
+
+
+def iter_items(sessions: SessionSet) -> Iterator[ItemId]:
+    """Every item of every session (with repeats)."""
+    for seq in sessions.sequences:
+        yield from seq

@@ -1,0 +1,237 @@
+"""Command line for stage one: ``python -m llm4sbr_adapter.build_store``.
+
+Run with no arguments (or ``--demo``) to build a store from the embedded demo data with the default
+LLM and text encoder; ``--help`` explains every flag, ``merge`` joins shard stores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from .build.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
+from .build.prompts import DEFAULT_MAX_ITEMS
+from .build.sessions import read_catalogue, read_sessions
+
+logger = logging.getLogger("llm4sbr_adapter.build_store")
+
+DEMO_OUTPUT = "llm4sbr_demo_intents.safetensors"
+
+DESCRIPTION = """\
+Stage one of LLM4SBR: ask an LLM, for every session and every perspective (default: long term and
+short term), to name one item the user is interested in; embed each answer with a text encoder,
+snap it to the catalogue (top-f nearest titles, softmax-weighted) and write an intent store
+(safetensors) for training.
+
+With no arguments (or --demo) it builds the embedded demo (22 sessions, 100 items) with the default
+LLM and encoder and writes ./llm4sbr_demo_intents.safetensors.
+"""
+
+EPILOG = """\
+subcommand:
+  merge --output OUT SHARD [SHARD ...]
+                        join shard stores built with --shard K/N (same settings) into one store;
+                        see `python -m llm4sbr_adapter.build_store merge --help`.
+
+examples:
+  python -m llm4sbr_adapter.build_store                       # the demo
+  python -m llm4sbr_adapter.build_store --sessions train.txt --items items.tsv --output train_intents.safetensors
+  python -m llm4sbr_adapter.build_store ... --llm openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct --batch-size 64
+  python -m llm4sbr_adapter.build_store ... --shard 0/4 --output part0.safetensors   # then: merge
+  python -m llm4sbr_adapter.build_store ... --dry-run --export-prompts prompts.jsonl
+"""
+
+
+def demo_paths() -> tuple[Path, Path]:
+    """Paths of the embedded demo files (sessions, items)."""
+    root = resources.files("llm4sbr_adapter") / "demo"
+    return Path(str(root / "demo_sessions.tsv")), Path(str(root / "demo_items.tsv"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m llm4sbr_adapter.build_store",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    io = p.add_argument_group("inputs and output")
+    io.add_argument("--sessions", metavar="PATH",
+                    help="sessions file: SR-GNN pickle (train.txt/test.txt, session id = row index), TSV/CSV "
+                         "'session_id<TAB>space-separated item ids' (header optional), or JSONL "
+                         '{"session_id":..., "items":[...]}.')
+    io.add_argument("--sessions-format", default="auto", choices=["auto", "pickle", "tsv", "csv", "jsonl"],
+                    help="format of --sessions (default: auto, by extension / pickle header).")
+    io.add_argument("--items", metavar="PATH",
+                    help="item catalogue: TSV/CSV/'|'-separated 'item_id<sep>title[<sep>...]' (extra columns "
+                         "ignored, header detected) or JSONL {\"item_id\":..., \"title\":...}.")
+    io.add_argument("--items-encoding", default="utf-8",
+                    help="text encoding of --items (default utf-8; latin-1 for MovieLens u.item).")
+    io.add_argument("--output", metavar="PATH",
+                    help="intent store to write (.safetensors); required unless --dry-run or --demo.")
+    io.add_argument("--demo", action="store_true",
+                    help=f"use the embedded demo sessions and items; output defaults to ./{DEMO_OUTPUT}.")
+
+    m = p.add_argument_group("models")
+    m.add_argument("--llm", default="default", metavar="SPEC",
+                   help="LLM backend: 'default' (embedded Qwen2.5-Coder-0.5B-Instruct GGUF, CPU), 'hf:PATH' "
+                        "(a Hugging Face folder or a .gguf file), 'openai:URL#MODEL' (an OpenAI-compatible "
+                        "server such as vLLM, e.g. openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct), "
+                        "'replay:JSONL' (answers produced elsewhere), or 'py:MODULE:FACTORY' (a function "
+                        "returning an LLMBackend). Default: default.")
+    m.add_argument("--encoder", metavar="PATH", default=None,
+                   help="text encoder: a local Hugging Face folder (mean pooling); default all-MiniLM-L6-v2 (384-d).")
+    m.add_argument("--device", default="cpu",
+                   help="torch device for the local LLM and the encoder, e.g. cpu or cuda:0 (default cpu).")
+    m.add_argument("--max-new-tokens", type=int, default=32,
+                   help="upper bound on generated tokens per answer (default 32; answers are one item name).")
+    m.add_argument("--temperature", type=float, default=0.0,
+                   help="sampling temperature; 0 = greedy, deterministic (default 0).")
+    m.add_argument("--batch-size", type=int, default=8,
+                   help="prompts per LLM call and per answer-cache commit (default 8; 32-128 for a GPU server).")
+
+    pr = p.add_argument_group("prompts")
+    pr.add_argument("--perspectives-file", metavar="JSON",
+                    help="JSON list of {name, qualifier, template, last_n} replacing the default long/short "
+                         "perspectives; templates use {items} and {qualifier}.")
+    pr.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
+                    help=f"keep only a session's most recent N items in prompts (default {DEFAULT_MAX_ITEMS}).")
+    pr.add_argument("--on-missing-title", default="error", choices=["error", "skip_item", "id_only"],
+                    help="a session item without a catalogue title: stop with an error naming it (default), "
+                         "leave it out of the prompt, or show its bare id.")
+    pr.add_argument("--on-empty-session", default="error", choices=["error", "skip"],
+                    help="a session with no items: stop with an error (default) or skip it.")
+    pr.add_argument("--export-prompts", metavar="JSONL",
+                    help="also write every prompt (session_id, perspective, prompt, prompt_sha256) as JSONL, "
+                         "to answer with an LLM elsewhere and come back with --llm replay:ANSWERS.jsonl.")
+    pr.add_argument("--dry-run", action="store_true",
+                    help="render prompts, print a few and the counts, and stop: no LLM is loaded, no store written.")
+
+    loc = p.add_argument_group("localization and store")
+    loc.add_argument("--top-f", type=int, default=DEFAULT_TOP_F,
+                     help=f"snap each answer to its f most similar catalogue titles (default {DEFAULT_TOP_F}; "
+                          "0 stores the raw answer embedding).")
+    loc.add_argument("--softmax-temperature", type=float, default=1.0,
+                     help="temperature of the softmax over the top-f cosines (default 1.0).")
+    loc.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf"],
+                     help="FAISS index over the catalogue: exact 'flat' (default) or approximate hnsw / ivf for "
+                          "very large catalogues.")
+    loc.add_argument("--on-empty-answer", default="session_mean", choices=list(EMPTY_POLICIES),
+                     help="an answer that is empty after cleaning: use the mean title embedding of the items "
+                          "the prompt showed (session_mean, default), embed the raw completion (raw), or stop (error).")
+    loc.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                     help="dtype of the stored intent vectors (default float32).")
+
+    run = p.add_argument_group("caching, sharding, logging")
+    run.add_argument("--cache", metavar="SQLITE",
+                     help="answer cache (SQLite); default <output>.answers.sqlite3. Re-running a killed build "
+                          "with the same cache asks only the prompts not answered yet.")
+    run.add_argument("--item-cache-dir", metavar="DIR",
+                     help="folder caching catalogue embeddings (default: llm4sbr_item_cache beside --output).")
+    run.add_argument("--shard", metavar="K/N",
+                     help="build only shard K of N (contiguous blocks of sessions, K from 0); join the N "
+                          "outputs with the merge subcommand.")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars.")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     help="logging level (default INFO).")
+    return p
+
+
+def build_merge_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m llm4sbr_adapter.build_store merge",
+        description="Join shard stores (built with --shard K/N and identical settings) into one store. "
+                    "Fails when settings differ or a session id occurs in two shards.",
+    )
+    p.add_argument("--output", required=True, metavar="PATH", help="merged store to write.")
+    p.add_argument("shards", nargs="+", metavar="SHARD", help="shard stores, in shard order (0/N first).")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="logging level (default INFO).")
+    return p
+
+
+def _merge(argv: Sequence[str]) -> int:
+    from .store import IntentStore, merge_stores
+
+    args = build_merge_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = merge_stores(args.shards, args.output)
+    store = IntentStore.open(out)
+    print(f"merged {len(args.shards)} shards -> {out} ({store.num_sessions} sessions, perspectives {store.perspectives})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "merge":
+        return _merge(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    demo = args.demo or not argv
+    if demo:
+        demo_sessions, demo_items = demo_paths()
+        args.sessions = args.sessions or str(demo_sessions)
+        args.items = args.items or str(demo_items)
+        args.output = args.output or DEMO_OUTPUT
+        print(f"demo: sessions {args.sessions}\n      items    {args.items}\n      output   {args.output}")
+    if not args.sessions or not args.items:
+        parser.error("--sessions and --items are required (or --demo)")
+    if not args.output and not args.dry_run:
+        parser.error("--output is required unless --dry-run")
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as err:
+        parser.error(str(err))
+
+    from .build.llm.base import GenerationConfig
+
+    start = time.perf_counter()
+    sessions = read_sessions(args.sessions, args.sessions_format, on_empty=args.on_empty_session)
+    catalogue = read_catalogue(args.items, encoding=args.items_encoding)
+    read_seconds = time.perf_counter() - start
+    report = build_intent_store(
+        sessions,
+        catalogue,
+        args.output,
+        llm=args.llm,
+        encoder=args.encoder,
+        perspectives=args.perspectives_file,
+        top_f=args.top_f,
+        softmax_temperature=args.softmax_temperature,
+        max_items=args.max_items,
+        generation=GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature),
+        batch_size=args.batch_size,
+        cache_path=args.cache or (default_cache_path(args.output) if args.output else None),
+        shard=shard,
+        dtype=args.dtype,
+        dry_run=args.dry_run,
+        index=args.index,
+        device=args.device,
+        item_cache_dir=args.item_cache_dir,
+        on_missing_title=args.on_missing_title,
+        on_empty_answer=args.on_empty_answer,
+        export_prompts=args.export_prompts,
+        progress=not args.no_progress,
+    )
+    report.seconds = {"read": report.seconds.pop("read", 0.0) + read_seconds, **report.seconds}
+    if args.dry_run:
+        print("\n=== dry run: sample prompts ===")
+        for sample in report.sample_prompts[:4]:
+            print(f"\n--- session {sample['session_id']!r}, perspective {sample['perspective']!r} ---")
+            print(sample["prompt"])
+        print()
+    print("\n=== summary ===")
+    print(report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,530 @@
+"""Fuse LLM-inferred intent vectors into a backbone's session representation (LLM4SBR stage two).
+
+A session-based backbone (SR-GNN and the like) forms two behaviour embeddings per session:
+``h_local`` (``[batch, hidden]``, usually the last item's state) and ``h_global``
+(``[batch, hidden]``, an attention readout over the session). :class:`IntentEnhancer`
+
+1. projects each perspective's text vector (``[batch, text_dim]``, from an
+   :class:`~llm4sbr_adapter.store.IntentStore` or passed in) into the backbone's space with one
+   ``nn.Linear(text_dim, hidden)`` per perspective;
+2. fuses the projections with the two behaviour embeddings into one session vector
+   (``fusion="concat"`` or ``"gate"``, see :class:`IntentEnhancerConfig`);
+3. returns an auxiliary alignment + uniformity loss (:class:`~llm4sbr_adapter.losses.AlignUniformLoss`)
+   between each projected intent and the behaviour embedding it is paired with, already
+   multiplied by ``loss_weight`` so that ``total = rec_loss + out.aux_loss``.
+
+Weights and config are saved side by side (``enhancer_config.json`` + ``enhancer.safetensors``)
+with :meth:`IntentEnhancer.save_pretrained` and read back with :meth:`IntentEnhancer.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .losses import AlignUniformLoss
+from .store import IntentStore
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["IntentEnhancerConfig", "IntentEnhancer", "EnhancerOutput", "CONFIG_NAME", "WEIGHTS_NAME"]
+
+CONFIG_NAME = "enhancer_config.json"
+WEIGHTS_NAME = "enhancer.safetensors"
+CONFIG_FORMAT = "llm4sbr-intent-enhancer"
+CONFIG_FORMAT_VERSION = 1
+
+BEHAVIOURS = ("local", "global")
+FUSIONS = ("concat", "gate")
+MISSING_POLICIES = ("raise", "zeros", "learned")
+# Paper defaults: the long-term intent describes the whole session (global readout), the
+# short-term intent the latest interest (last item). Other perspectives default to "global".
+DEFAULT_PAIRING = {"long": "global", "short": "local"}
+
+
+# --------------------------------------------------------------------------- config
+@dataclass
+class IntentEnhancerConfig:
+    """Settings of an :class:`IntentEnhancer`; validated on construction.
+
+    Attributes:
+        hidden_size: width ``d`` of the backbone's session embeddings (``h_local``/``h_global`` are ``[batch, d]``).
+        text_dim: width of the stored intent vectors (384 for all-MiniLM-L6-v2).
+        perspectives: intent perspectives used, in a fixed order (at least one; names must be
+            non-empty and contain no ``"."``).
+        pairing: ``{perspective: "local" | "global"}``: the behaviour embedding each projected
+            intent is aligned with (and, for ``fusion="gate"``, the one it gates). ``None`` or a
+            partial mapping is completed with ``long -> global``, ``short -> local`` and
+            ``"global"`` for any other name; the stored value is always complete.
+        fusion: ``"concat"``: ``Linear([h_local; h_global; z_p1; ...; z_pP]) -> hidden`` (the
+            paper's eq. 9). ``"gate"``: per behaviour ``b`` with paired perspectives,
+            ``s_b = sum of their projections``, ``b' = sigmoid(W_b [b; s_b] + c_b) * b``; then
+            ``Linear([h_global'; h_local']) -> hidden``. The gate reads the *concatenation*
+            ``[b; s_b]`` (not ``b + s_b``) so that it can weigh behaviour and intent separately;
+            a behaviour with no paired perspective passes through unchanged.
+        dropout: dropout on the projected intents before fusion (training mode only).
+        loss_weight: multiplies the summed alignment + uniformity loss (the paper's tau).
+        uniformity_t: temperature ``t`` of the uniformity term.
+        uniform_weight: weight of uniformity relative to alignment inside each perspective's loss.
+        missing: what to do with session ids absent from the store: ``"raise"`` (``KeyError``
+            naming them), ``"zeros"`` (zero text vector) or ``"learned"`` (one trainable
+            ``[text_dim]`` vector per perspective). Rows without an intent are left out of the
+            auxiliary loss in both substitute modes.
+        intent_norm: L2-normalise text vectors before projection (default ``True``). Sentence
+            encoders emit unit vectors, but localised intents (softmax-weighted sums of item
+            embeddings) have norms that depend on how peaked the weights are; normalising puts
+            every session's intent on the same scale. Zero vectors stay zero.
+        text_encoder: name of the encoder that made the store's vectors. Filled in from the
+            first bound store when empty; when set, a store from another encoder is refused.
+    """
+
+    hidden_size: int
+    text_dim: int
+    perspectives: tuple[str, ...] = ("long", "short")
+    pairing: dict[str, str] | None = None
+    fusion: str = "concat"
+    dropout: float = 0.0
+    loss_weight: float = 0.1
+    uniformity_t: float = 2.0
+    uniform_weight: float = 1.0
+    missing: str = "raise"
+    intent_norm: bool = True
+    text_encoder: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "text_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"IntentEnhancerConfig.{name} must be a positive int, got {value!r}")
+            setattr(self, name, int(value))
+        if isinstance(self.perspectives, str):
+            raise ValueError(
+                f"IntentEnhancerConfig.perspectives must be a sequence of names, got the string {self.perspectives!r}"
+            )
+        persp = tuple(self.perspectives)
+        if not persp:
+            raise ValueError("IntentEnhancerConfig.perspectives must name at least one perspective")
+        for p in persp:
+            if not isinstance(p, str) or not p or "." in p:
+                raise ValueError(f"IntentEnhancerConfig.perspectives: bad name {p!r} (non-empty string without '.')")
+        dups = sorted({p for p in persp if persp.count(p) > 1})
+        if dups:
+            raise ValueError(f"IntentEnhancerConfig.perspectives has duplicates: {dups}")
+        self.perspectives = persp
+
+        given = dict(self.pairing or {})
+        unknown = sorted(set(given) - set(persp))
+        if unknown:
+            raise ValueError(
+                f"IntentEnhancerConfig.pairing names perspectives {unknown} that are not in perspectives {list(persp)}"
+            )
+        for p, b in given.items():
+            if b not in BEHAVIOURS:
+                raise ValueError(f"IntentEnhancerConfig.pairing[{p!r}] must be 'local' or 'global', got {b!r}")
+        self.pairing = {p: given.get(p, DEFAULT_PAIRING.get(p, "global")) for p in persp}
+
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"IntentEnhancerConfig.fusion must be one of {FUSIONS}, got {self.fusion!r}")
+        if self.missing not in MISSING_POLICIES:
+            raise ValueError(f"IntentEnhancerConfig.missing must be one of {MISSING_POLICIES}, got {self.missing!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"IntentEnhancerConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if float(self.loss_weight) < 0:
+            raise ValueError(f"IntentEnhancerConfig.loss_weight must be >= 0, got {self.loss_weight!r}")
+        if not float(self.uniformity_t) > 0:
+            raise ValueError(f"IntentEnhancerConfig.uniformity_t must be > 0, got {self.uniformity_t!r}")
+        if float(self.uniform_weight) < 0:
+            raise ValueError(f"IntentEnhancerConfig.uniform_weight must be >= 0, got {self.uniform_weight!r}")
+        if not isinstance(self.intent_norm, (bool, np.bool_)):
+            raise ValueError(f"IntentEnhancerConfig.intent_norm must be a bool, got {self.intent_norm!r}")
+        if not isinstance(self.text_encoder, str):
+            raise ValueError(f"IntentEnhancerConfig.text_encoder must be a string, got {self.text_encoder!r}")
+        self.dropout = float(self.dropout)
+        self.loss_weight = float(self.loss_weight)
+        self.uniformity_t = float(self.uniformity_t)
+        self.uniform_weight = float(self.uniform_weight)
+        self.intent_norm = bool(self.intent_norm)
+
+    # ---- serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (perspectives as a list)."""
+        out = dataclasses.asdict(self)
+        out["perspectives"] = list(self.perspectives)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> "IntentEnhancerConfig":
+        """Inverse of :meth:`to_dict`; the file-format keys ``format``/``format_version`` are accepted."""
+        data = dict(data)
+        fmt = data.pop("format", CONFIG_FORMAT)
+        version = data.pop("format_version", CONFIG_FORMAT_VERSION)
+        if fmt != CONFIG_FORMAT:
+            raise ValueError(f"{source}: not an intent enhancer config (format={fmt!r})")
+        if int(version) > CONFIG_FORMAT_VERSION:
+            raise ValueError(
+                f"{source}: config format_version {version} is newer than this library reads ({CONFIG_FORMAT_VERSION})"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown IntentEnhancerConfig fields {unknown}")
+        for name in ("hidden_size", "text_dim"):
+            if name not in data:
+                raise ValueError(f"{source}: IntentEnhancerConfig field {name!r} is missing")
+        try:
+            return cls(**data)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON atomically; returns the path."""
+        payload = {"format": CONFIG_FORMAT, "format_version": CONFIG_FORMAT_VERSION, **self.to_dict()}
+        text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+        path = Path(path)
+        _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "IntentEnhancerConfig":
+        """Read a config written by :meth:`save`."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"enhancer config not found: {path}") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+        return cls.from_dict(raw, source=str(path))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- output
+@dataclass
+class EnhancerOutput:
+    """What :meth:`IntentEnhancer.forward` returns.
+
+    Attributes:
+        session: ``[batch, hidden]`` fused session representation (use it where the backbone's was used).
+        aux_loss: scalar, ``loss_weight * sum over perspectives of AlignUniformLoss``; add it to the
+            recommendation loss.
+        projected: ``{perspective: [batch, hidden]}`` projected intents (before dropout).
+        losses: ``{perspective: {"align", "uniform", "loss"}}`` unweighted, detached scalars for logging.
+        found: ``bool [batch]`` rows whose intents came from the store (``None`` when intents were passed in).
+    """
+
+    session: torch.Tensor
+    aux_loss: torch.Tensor
+    projected: dict[str, torch.Tensor]
+    losses: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    found: torch.Tensor | None = None
+
+
+# --------------------------------------------------------------------------- module
+class _SharedRef:
+    """Holds the bound store: ``copy.deepcopy`` shares it (a read-only, possibly huge memory map)
+    and pickling (``torch.save(model)``) drops it, so neither copies the store's vectors."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any = None) -> None:
+        self.obj = obj
+
+    def __deepcopy__(self, memo: dict) -> "_SharedRef":
+        return _SharedRef(self.obj)  # a new holder, the same store
+
+    def __reduce__(self):
+        return (_SharedRef, ())
+
+
+class IntentEnhancer(nn.Module):
+    """Projects intent vectors, fuses them with ``h_local``/``h_global`` and computes the aux loss.
+
+    Args:
+        config: an :class:`IntentEnhancerConfig`.
+        store: optional :class:`IntentStore` to look session ids up in (see :meth:`bind_store`).
+
+    Submodules: ``project`` (``ModuleDict`` perspective -> ``Linear(text_dim, hidden)``),
+    ``fuse`` (the final ``Linear``), ``gates`` (``ModuleDict`` behaviour -> ``Linear(2*hidden, hidden)``,
+    gate fusion only) and ``missing_intent`` (``ParameterDict`` perspective -> ``[text_dim]``,
+    ``missing="learned"`` only).
+
+    The auxiliary loss is computed in training and eval mode alike (it is cheap and useful as a
+    validation metric); under ``torch.no_grad()`` it is simply a tensor without a graph. It is the
+    **sum** over perspectives (not the mean), so adding a perspective adds its own term at the
+    same weight; scale ``loss_weight`` down if you use many perspectives.
+    """
+
+    def __init__(self, config: IntentEnhancerConfig, store: IntentStore | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, IntentEnhancerConfig):
+            raise TypeError(f"config must be an IntentEnhancerConfig, got {type(config).__name__}")
+        self.config = config
+        h, t = config.hidden_size, config.text_dim
+        self.project = nn.ModuleDict({p: nn.Linear(t, h) for p in config.perspectives})
+        self.dropout = nn.Dropout(config.dropout)
+        if config.fusion == "concat":
+            self.fuse = nn.Linear((2 + len(config.perspectives)) * h, h)
+        else:
+            used = [b for b in BEHAVIOURS if b in config.pairing.values()]
+            self.gates = nn.ModuleDict({b: nn.Linear(2 * h, h) for b in used})
+            self.fuse = nn.Linear(2 * h, h)
+        if config.missing == "learned":
+            self.missing_intent = nn.ParameterDict(
+                {p: nn.Parameter(torch.randn(t) / t**0.5) for p in config.perspectives}
+            )
+        self.align_uniform = AlignUniformLoss(t=config.uniformity_t, uniform_weight=config.uniform_weight)
+        self._store_ref = _SharedRef()
+        if store is not None:
+            self.bind_store(store)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"fusion={c.fusion!r}, perspectives={list(c.perspectives)}, pairing={c.pairing}, missing={c.missing!r}"
+
+    # ---- store -------------------------------------------------------------------------
+    @property
+    def store(self) -> IntentStore | None:
+        """The bound :class:`IntentStore` (``None`` until :meth:`bind_store`).
+
+        ``copy.deepcopy`` of the enhancer shares it; pickling drops it (bind it again after loading).
+        """
+        return self._store_ref.obj
+
+    def bind_store(self, store: IntentStore) -> "IntentEnhancer":
+        """Attach a store for ``forward(session_ids=...)``; returns ``self``.
+
+        Raises :class:`~llm4sbr_adapter.store.StoreMismatchError` (a ``ValueError``) when the
+        store's ``text_dim`` differs from the config's, lacks one of the config's perspectives,
+        or was made by another text encoder than the one recorded in the config.
+        """
+        if not isinstance(store, IntentStore):
+            raise TypeError(f"store must be an IntentStore, got {type(store).__name__}")
+        store.validate(
+            perspectives=list(self.config.perspectives),
+            text_dim=self.config.text_dim,
+            text_encoder=self.config.text_encoder or None,
+        )
+        if not self.config.text_encoder and store.metadata.text_encoder:
+            self.config.text_encoder = store.metadata.text_encoder
+        self._store_ref.obj = store
+        return self
+
+    # ---- checks ------------------------------------------------------------------------
+    def _check_behaviours(self, h_local: torch.Tensor, h_global: torch.Tensor) -> None:
+        h = self.config.hidden_size
+        for name, x in (("h_local", h_local), ("h_global", h_global)):
+            if not isinstance(x, torch.Tensor):
+                raise ValueError(f"{name} must be a tensor [batch, {h}], got {type(x).__name__}")
+            if x.dim() != 2 or x.shape[1] != h:
+                raise ValueError(f"{name} must have shape [batch, {h}] (hidden_size), got {tuple(x.shape)}")
+            if not x.is_floating_point():
+                raise ValueError(f"{name} must be a floating tensor, got dtype {x.dtype}")
+        if h_local.shape != h_global.shape:
+            raise ValueError(f"h_local has shape {tuple(h_local.shape)} but h_global has shape {tuple(h_global.shape)}")
+        if h_local.dtype != h_global.dtype:
+            raise ValueError(f"h_local has dtype {h_local.dtype} but h_global has dtype {h_global.dtype}")
+        if h_local.shape[0] == 0:
+            raise ValueError("h_local and h_global are empty (batch size 0)")
+
+    def _check_intents(self, intents: Mapping[str, torch.Tensor], like: torch.Tensor) -> None:
+        if not isinstance(intents, Mapping):
+            raise ValueError(f"intents must be a dict {{perspective: [batch, text_dim]}}, got {type(intents).__name__}")
+        absent = [p for p in self.config.perspectives if p not in intents]
+        if absent:
+            raise ValueError(
+                f"intents lack perspectives {absent}: got {sorted(intents)}, config needs {list(self.config.perspectives)}"
+            )
+        want = (like.shape[0], self.config.text_dim)
+        for p in self.config.perspectives:
+            x = intents[p]
+            if not isinstance(x, torch.Tensor):
+                raise ValueError(f"intents[{p!r}] must be a tensor of shape {want}, got {type(x).__name__}")
+            if tuple(x.shape) != want:
+                raise ValueError(
+                    f"intents[{p!r}] has shape {tuple(x.shape)}, expected {want} (batch of h_local, text_dim)"
+                )
+            if x.dtype != like.dtype:
+                raise ValueError(f"intents[{p!r}] has dtype {x.dtype} but h_local has dtype {like.dtype}")
+
+    # ---- forward -----------------------------------------------------------------------
+    def lookup(
+        self, session_ids: Sequence | np.ndarray | torch.Tensor, like: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Intent vectors ``{perspective: [batch, text_dim]}`` for ids from the bound store.
+
+        Returns the vectors (on ``like``'s device and dtype, learned substitutes already filled in
+        for ``missing="learned"``) and the ``bool [batch]`` found mask (``None`` for ``"raise"``).
+        """
+        if self.store is None:
+            raise ValueError("session_ids given but no IntentStore is bound: pass store= or call bind_store(store)")
+        n = len(session_ids)
+        if n != like.shape[0]:
+            raise ValueError(f"session_ids has {n} ids but h_local has batch size {like.shape[0]}")
+        persp = list(self.config.perspectives)
+        if self.config.missing == "raise":
+            vecs = self.store.lookup(session_ids, perspectives=persp, device=like.device, dtype=like.dtype)
+            return vecs, None
+        vecs, found = self.store.lookup(
+            session_ids, perspectives=persp, device=like.device, dtype=like.dtype, missing="zeros", return_found=True
+        )
+        found = found.to(like.device)
+        if self.config.missing == "learned" and not bool(found.all()):
+            keep = found.unsqueeze(1)
+            vecs = {
+                p: torch.where(keep, v, self.missing_intent[p].to(v.dtype).unsqueeze(0).expand_as(v))
+                for p, v in vecs.items()
+            }
+        return vecs, found
+
+    def forward(
+        self,
+        h_local: torch.Tensor,
+        h_global: torch.Tensor,
+        intents: Mapping[str, torch.Tensor] | None = None,
+        session_ids: Sequence | np.ndarray | torch.Tensor | None = None,
+    ) -> EnhancerOutput:
+        """Fuse intents into the session representation.
+
+        Args:
+            h_local: ``[batch, hidden]`` local behaviour embedding (e.g. last item's state).
+            h_global: ``[batch, hidden]`` global behaviour embedding (e.g. attention readout).
+            intents: ``{perspective: [batch, text_dim]}`` text vectors (extra keys are ignored), or
+            session_ids: ``[batch]`` ids to look up in the bound store. Give exactly one of the two.
+
+        Returns:
+            :class:`EnhancerOutput`.
+        """
+        if (intents is None) == (session_ids is None):
+            raise ValueError("give exactly one of intents= or session_ids=")
+        self._check_behaviours(h_local, h_global)
+        found = None
+        if session_ids is not None:
+            intents, found = self.lookup(session_ids, h_local)
+        self._check_intents(intents, h_local)
+
+        cfg = self.config
+        projected: dict[str, torch.Tensor] = {}
+        for p in cfg.perspectives:
+            x = intents[p]
+            if cfg.intent_norm:
+                x = F.normalize(x, dim=-1)
+            projected[p] = self.project[p](x)
+        dropped = {p: self.dropout(z) for p, z in projected.items()}
+        behaviours = {"local": h_local, "global": h_global}
+
+        if cfg.fusion == "concat":
+            session = self.fuse(torch.cat([h_local, h_global, *(dropped[p] for p in cfg.perspectives)], dim=-1))
+        else:
+            gated = {}
+            for b, x in behaviours.items():
+                if b in self.gates:
+                    s = sum(dropped[p] for p in cfg.perspectives if cfg.pairing[p] == b)
+                    gated[b] = torch.sigmoid(self.gates[b](torch.cat([x, s], dim=-1))) * x
+                else:
+                    gated[b] = x
+            session = self.fuse(torch.cat([gated["global"], gated["local"]], dim=-1))
+
+        aux = h_local.new_zeros(())
+        losses: dict[str, dict[str, torch.Tensor]] = {}
+        rows = None if found is None or bool(found.all()) else found
+        for p in cfg.perspectives:
+            z, b = projected[p], behaviours[cfg.pairing[p]]
+            if rows is not None:
+                z, b = z[rows], b[rows]
+            if z.shape[0] == 0:  # no row of this batch has a stored intent
+                parts = {k: h_local.new_zeros(()) for k in ("align", "uniform", "loss")}
+            else:
+                parts = self.align_uniform(z, b)
+            aux = aux + parts["loss"]
+            losses[p] = {k: v.detach() for k, v in parts.items()}
+        return EnhancerOutput(
+            session=session, aux_loss=cfg.loss_weight * aux, projected=projected, losses=losses, found=found
+        )
+
+    # ---- persistence ---------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``enhancer_config.json`` and ``enhancer.safetensors`` into ``directory`` (atomically each).
+
+        The bound store is not saved (it is data, not weights); pass it again to :meth:`from_pretrained`.
+        """
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        meta = {"format": CONFIG_FORMAT, "format_version": str(CONFIG_FORMAT_VERSION)}
+        _atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata=meta))
+        self.config.save(directory / CONFIG_NAME)
+        logger.info("saved intent enhancer to %s", directory)
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        store: IntentStore | None = None,
+        map_location: str | torch.device = "cpu",
+    ) -> "IntentEnhancer":
+        """Rebuild an enhancer saved with :meth:`save_pretrained` (optionally binding ``store``).
+
+        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the tensors when
+        the weights do not fit the config (missing or unexpected names, other shapes).
+        """
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config = IntentEnhancerConfig.load(directory / CONFIG_NAME)
+        weights_path = directory / WEIGHTS_NAME
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"enhancer weights not found: {weights_path}")
+        state = load_file(str(weights_path), device=str(map_location))
+        model = cls(config)
+        expected = model.state_dict()
+        problems = []
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing:
+            problems.append(f"missing tensors {missing}")
+        if unexpected:
+            problems.append(f"unexpected tensors {unexpected}")
+        for k in sorted(set(expected) & set(state)):
+            if tuple(expected[k].shape) != tuple(state[k].shape):
+                problems.append(f"{k}: weights have shape {tuple(state[k].shape)}, config needs {tuple(expected[k].shape)}")
+        if problems:
+            raise ValueError(
+                f"{weights_path} does not match {directory / CONFIG_NAME} "
+                f"(fusion={config.fusion!r}, perspectives={list(config.perspectives)}, missing={config.missing!r}): "
+                + "; ".join(problems)
+            )
+        model.load_state_dict(state)
+        model.to(map_location)
+        if store is not None:
+            model.bind_store(store)
+        return model

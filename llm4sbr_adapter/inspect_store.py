@@ -1,0 +1,162 @@
+"""Look inside an intent store: ``python -m llm4sbr_adapter.inspect_store STORE [--session ID]``.
+
+Prints counts and the build metadata; for one session its items (with ``--sessions``), the LLM's
+raw and cleaned answers per perspective and the top-f catalogue items (titles with ``--items``)
+with their softmax weights. :func:`inspect_store` returns the same information as a dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from .build.sessions import Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+from .store import IntentStore
+
+__all__ = ["inspect_store", "format_report", "main"]
+
+
+def _parse_session_id(store: IntentStore, text: str | int) -> int | str:
+    if store.metadata.id_kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{store.path} has integer session ids; {text!r} is not an integer") from None
+    return str(text)
+
+
+def inspect_store(
+    path: str | os.PathLike,
+    session_id: int | str | None = None,
+    *,
+    sessions: SessionSet | str | os.PathLike | None = None,
+    items: Catalogue | str | os.PathLike | None = None,
+    items_encoding: str = "utf-8",
+) -> dict[str, Any]:
+    """Summary of a store and, with ``session_id``, that session's answers and top-f items.
+
+    Returns a dict with ``path``, ``num_sessions``, ``perspectives``, ``text_dim``, ``metadata`` (the
+    build metadata without the long prompt templates, which are under ``prompts``), ``empty_answers``
+    per perspective, ``intent_norms`` (mean L2 norm per perspective) and, for a session, ``session``:
+    ``{"id", "items": [{"item_id", "title"}] (when ``sessions`` is given), "perspectives": {name:
+    {"answer", "raw_answer", "top_items": [{"item_id", "title", "weight"}]}}}``.
+    """
+    store = IntentStore.open(path)
+    meta = store.metadata
+    cat = items if isinstance(items, Catalogue) or items is None else read_catalogue(items, encoding=items_encoding)
+    info: dict[str, Any] = {
+        "path": str(store.path),
+        "num_sessions": store.num_sessions,
+        "perspectives": store.perspectives,
+        "text_dim": store.text_dim,
+        "prompts": dict(meta.prompts),
+        "metadata": {k: v for k, v in meta.__dict__.items() if k != "prompts"},
+        "empty_answers": {},
+        "intent_norms": {},
+    }
+    arrays = store.to_arrays()
+    for name in store.perspectives:
+        answers = arrays["answers"].get(name)
+        if answers is not None:
+            info["empty_answers"][name] = sum(1 for a in answers if not a)
+        vecs = np.asarray(store.vectors(name), dtype=np.float32)
+        info["intent_norms"][name] = float(np.linalg.norm(vecs, axis=1).mean()) if len(vecs) else 0.0
+    if session_id is None:
+        return info
+
+    sid = _parse_session_id(store, session_id)
+    explained = store.explain(sid)  # raises KeyError naming the store when absent
+    entry: dict[str, Any] = {"id": sid, "perspectives": {}}
+    if sessions is not None:
+        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(sessions)
+        keys = [item_key(i) for i in sess.ids.tolist()]
+        if item_key(sid) not in keys:
+            raise KeyError(f"session {sid!r} is not in sessions file {sess.source}")
+        seq = sess.sequences[keys.index(item_key(sid))]
+        entry["items"] = [{"item_id": it, "title": cat.lookup(it) if cat else None} for it in seq]
+    for name, ex in explained.items():
+        tops = [
+            {"item_id": it, "title": cat.lookup(it) if cat else None, "weight": float(w)}
+            for it, w in zip(ex.get("top_items", []), ex.get("top_weights", [None] * len(ex.get("top_items", []))))
+        ]
+        entry["perspectives"][name] = {"answer": ex.get("answer"), "raw_answer": ex.get("raw_answer"), "top_items": tops}
+    info["session"] = entry
+    return info
+
+
+def format_report(info: dict[str, Any]) -> str:
+    """Human-readable text for :func:`inspect_store`'s dict."""
+    meta = info["metadata"]
+    lines = [
+        f"store:          {info['path']}",
+        f"sessions:       {info['num_sessions']} ({meta.get('id_kind')} ids, from {meta.get('sessions_source') or '?'}"
+        f"{', shard ' + meta['shard'] if meta.get('shard') else ''})",
+        f"perspectives:   {', '.join(info['perspectives'])}  (dim {info['text_dim']}, {meta.get('dtype')})",
+        f"text encoder:   {meta.get('text_encoder')}",
+        f"llm:            {meta.get('llm')}",
+        f"top_f:          {meta.get('top_f')}",
+        f"prompt_sha256:  {meta.get('prompt_sha256')}",
+        f"catalogue:      sha256 {meta.get('catalogue_sha256')}",
+        f"sessions file:  sha256 {meta.get('sessions_sha256')}",
+        f"created:        {meta.get('created_at')}",
+        f"empty answers:  {info['empty_answers']}",
+        f"mean |intent|:  " + ", ".join(f"{k}={v:.3f}" for k, v in info["intent_norms"].items()),
+    ]
+    extra = meta.get("extra") or {}
+    if extra:
+        lines.append(f"build settings: {json.dumps(extra, ensure_ascii=False, sort_keys=True)}")
+    session = info.get("session")
+    if session:
+        lines.append("")
+        lines.append(f"session {session['id']!r}")
+        if "items" in session:
+            lines.append("  items (oldest first):")
+            for it in session["items"]:
+                lines.append(f"    {it['item_id']}  {it['title'] if it['title'] is not None else ''}".rstrip())
+        for name, ex in session["perspectives"].items():
+            lines.append(f"  [{name}]")
+            lines.append(f"    raw answer:     {ex['raw_answer']!r}")
+            lines.append(f"    cleaned answer: {ex['answer']!r}")
+            if ex["top_items"]:
+                lines.append("    top items (weight  id  title):")
+                for t in ex["top_items"]:
+                    w = "" if t["weight"] is None else f"{t['weight']:.3f}"
+                    lines.append(f"      {w:>6}  {t['item_id']}  {t['title'] or ''}".rstrip())
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m llm4sbr_adapter.inspect_store",
+        description="Show an intent store's counts and build metadata, and for one session its answers "
+                    "and the top-f catalogue items its intents were snapped to.",
+    )
+    p.add_argument("store", help="intent store (.safetensors) to inspect.")
+    p.add_argument("--session", metavar="ID", help="a session id to explain (row index for SR-GNN pickles).")
+    p.add_argument("--sessions", metavar="PATH", help="the sessions file the store was built from (shows the session's items).")
+    p.add_argument("--items", metavar="PATH", help="the item catalogue (shows titles next to item ids).")
+    p.add_argument("--items-encoding", default="utf-8", help="text encoding of --items (default utf-8).")
+    p.add_argument("--json", action="store_true", help="print the information as JSON instead of text.")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    info = inspect_store(args.store, args.session, sessions=args.sessions, items=args.items,
+                         items_encoding=args.items_encoding)
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(format_report(info))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

