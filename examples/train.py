@@ -129,7 +129,7 @@ class Session:
         for batch in iterate_batches(data, batch_size, max_len=self.max_len, graph=self.backbone.needs_graph):
             ce, _, scores = self.loss_and_scores(batch)
             ranks.append(target_ranks(scores, batch.targets.to(scores.device) - 1).cpu().numpy())
-            total += float(ce) * len(batch.targets)
+            total += ce.item() * len(batch.targets)
             rows += len(batch.targets)
         return np.concatenate(ranks), total / max(rows, 1)
 
@@ -254,8 +254,8 @@ def run(args: argparse.Namespace) -> dict:
             optimizer.zero_grad(set_to_none=True)
             (ce + aux).backward()
             optimizer.step()
-            ce_sum += float(ce) * len(batch.targets)
-            aux_sum += float(aux) * len(batch.targets)
+            ce_sum += ce.item() * len(batch.targets)
+            aux_sum += aux.item() * len(batch.targets)
             n += len(batch.targets)
         scheduler.step()
         train_seconds.append(time.perf_counter() - t0)

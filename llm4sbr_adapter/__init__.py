@@ -6,9 +6,16 @@ turns sessions and item titles into an intent store. Stage two (training): open 
 :class:`IntentEnhancer`, adding :class:`AlignUniformLoss` to the recommendation loss.
 """
 
+from .enhancer import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig
+from .losses import AlignUniformLoss, InfoNCELoss
 from .store import IntentStore, StoreError, StoreMetadata, StoreMismatchError, merge_stores, write_store
 
 __all__ = [
+    "AlignUniformLoss",
+    "EnhancerOutput",
+    "InfoNCELoss",
+    "IntentEnhancer",
+    "IntentEnhancerConfig",
     "IntentStore",
     "StoreError",
     "StoreMetadata",

@@ -329,3 +329,85 @@ def test_default_cli_on_the_demo(tmp_path):
     assert store.num_sessions == 22
     answers = [store.explain(sid)["long"]["answer"] for sid in store.session_ids.tolist()]
     assert sum(1 for a in answers if a) >= 11  # most answers survive cleaning
+
+
+def test_missing_title_policies_in_a_build(srgnn, tmp_path, encoder):
+    path, items, seqs, targets, titles = srgnn
+    missing = seqs[0][0]
+    lines = [ln for ln in items.read_text().splitlines() if not ln.startswith(f"{missing}\t")]
+    partial = tmp_path / "partial.tsv"
+    partial.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"train.txt: row 0: session 0: item '{missing}' has no title in catalogue partial.tsv"):
+        build_intent_store(path, partial, tmp_path / "x.safetensors", llm=ExplodingLLM(), dry_run=True, progress=False)
+    export = tmp_path / "p.jsonl"
+    build_intent_store(path, partial, None, dry_run=True, on_missing_title="id_only", export_prompts=export, progress=False)
+    first = next(json.loads(line) for line in export.read_text().splitlines() if json.loads(line)["session_id"] == 0)
+    assert f"1. {missing}\n" in first["prompt"]
+
+
+def _tiny_causal_lm(folder: Path) -> Path:
+    """A randomly initialised 1-layer Llama with a word-level tokenizer trained here (no downloads)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    corpus = demo_paths()[1].read_text().splitlines() + ["a user clicked the following items"]
+    words.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
+    tok = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>", pad_token="<pad>",
+                                  bos_token="<s>", eos_token="</s>")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_build_with_a_tiny_local_causal_lm_through_the_hf_spec(tmp_path, encoder):
+    from llm4sbr_adapter.build import SessionSet
+    from llm4sbr_adapter.build.llm.base import GenerationConfig
+
+    model_dir = _tiny_causal_lm(tmp_path / "tiny-lm")
+    sessions = read_sessions(demo_paths()[0])
+    few = sessions.subset([0, 1, 2])
+    assert isinstance(few, SessionSet)
+    report = build_intent_store(few, demo_paths()[1], tmp_path / "tiny.safetensors", llm=f"hf:{model_dir}",
+                                encoder=encoder, generation=GenerationConfig(max_new_tokens=4), batch_size=2,
+                                progress=False)
+    assert report.asked == 6 and report.sessions == 3
+    store = IntentStore.open(report.output, num_sessions=3)
+    assert store.metadata.llm == report.llm and store.metadata.llm
+    assert store.session_ids.tolist() == ["s01", "s02", "s03"]
+    raw = store.to_arrays()["raw_answers"]["long"]
+    assert len(raw) == 3 and all(isinstance(a, str) for a in raw)
+    assert np.all(np.linalg.norm(store.vectors("long"), axis=1) > 0.1)  # empty answers fell back, none is zero
+
+
+def test_custom_perspectives_file_and_raw_empty_policy(srgnn, tmp_path, encoder):
+    path, items, seqs, targets, titles = srgnn
+    pfile = tmp_path / "persp.json"
+    pfile.write_text(json.dumps([
+        {"name": "long", "qualifier": "long term"},
+        {"name": "last", "qualifier": "immediate", "last_n": 1},
+        {"name": "gift", "qualifier": "gift", "template": "Bought:\n{items}\nA {qualifier} idea? Name only."},
+    ]))
+
+    class QuotesOnly(LLMBackend):
+        model_id = "quotes-only"
+
+        def generate(self, prompts, config):
+            return ['""' if "immediate" in p else "Answer: " + LINE.match(p.splitlines()[1]).group(1) for p in prompts]
+
+    report = build_intent_store(path, items, tmp_path / "c.safetensors", llm=QuotesOnly(), encoder=encoder,
+                                perspectives=pfile, on_empty_answer="raw", progress=False)
+    assert report.prompts_total == 36 and report.empty_answers == {"long": 0, "last": 12, "gift": 0}
+    store = IntentStore.open(report.output, perspectives=["long", "last", "gift"])
+    assert store.metadata.prompts["gift"].startswith("Bought:")
+    assert store.metadata.extra["last_n"] == {"long": None, "last": 1, "gift": None}
+    cat = read_catalogue(items)
+    sims = encoder.encode(cat.titles) @ encoder.encode(['""'])[0]
+    expected = cat.item_ids[np.argsort(-sims, kind="stable")[:5]].tolist()
+    assert store.explain(0)["last"]["top_items"] == expected  # the '""' completion itself was localised (raw)

@@ -97,6 +97,7 @@ def test_custom_folder_name_includes_config_hash(encoder, tmp_path):
 
     copy = tmp_path / "my-encoder"
     shutil.copytree(encoder.model_path, copy)
+    assert TextEncoder(encoder.model_path).name == "sentence-transformers/all-MiniLM-L6-v2"
     other = TextEncoder(copy)
     assert other.name.startswith("my-encoder@") and len(other.name) == len("my-encoder@") + 12
     np.testing.assert_allclose(other.encode(TEXTS[:3]), encoder.encode(TEXTS[:3]), atol=1e-6)

@@ -10,6 +10,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -103,13 +104,14 @@ def test_batched_equals_one_at_a_time_in_original_order(tiny_backend):
 
 def test_batches_are_length_sorted_and_left_padded(tiny_backend, monkeypatch):
     seen = []
-    real_generate = tiny_backend.model.generate
+    real_forward = tiny_backend.model.forward
 
-    def spy(**kwargs):
-        seen.append((kwargs["input_ids"].clone(), kwargs["attention_mask"].clone()))
-        return real_generate(**kwargs)
+    def spy(*args, **kwargs):
+        if kwargs["input_ids"].shape[1] > 1:  # the prefill call of a batch
+            seen.append((kwargs["input_ids"].clone(), kwargs["attention_mask"].clone()))
+        return real_forward(*args, **kwargs)
 
-    monkeypatch.setattr(tiny_backend.model, "generate", spy)
+    monkeypatch.setattr(tiny_backend.model, "forward", spy)
     tiny_backend.generate(_PROMPTS, GenerationConfig(max_new_tokens=2))
     assert [ids.shape[0] for ids, _ in seen] == [3, 3, 1]
     lengths = [int(n) for _, mask in seen for n in mask.sum(dim=1)]
@@ -122,6 +124,20 @@ def test_batches_are_length_sorted_and_left_padded(tiny_backend, monkeypatch):
             assert mask[row, width - n:].all() and not mask[row, : width - n].any(), "padding is not on the left"
             assert (ids[row, : width - n] == pad).all()
         assert int(mask.sum(dim=1).max()) == width  # padded only up to the longest prompt of the batch
+
+
+@pytest.mark.parametrize("batch_size", [2, 3, 8])
+def test_rows_ending_at_different_steps_match_one_at_a_time(tiny_backend, monkeypatch, batch_size):
+    cfg = GenerationConfig(max_new_tokens=8)
+    encoded = tiny_backend.encode_prompts(_PROMPTS)
+    free = tiny_backend._generate_ids([encoded[0]], cfg)[0]
+    # make the 3rd token of prompt 0's answer an end token, so rows of a batch end at different steps
+    monkeypatch.setattr(tiny_backend, "eos_token_ids", tiny_backend.eos_token_ids + [free[2]])
+    monkeypatch.setattr(tiny_backend, "batch_size", batch_size)
+    naive = [tiny_backend._generate_ids([ids], cfg)[0] for ids in encoded]
+    assert naive[0] == free[:2]
+    assert len({len(r) for r in naive}) > 1, "need rows that end at different steps"
+    assert tiny_backend.generate(_PROMPTS, cfg) == [tiny_backend._decode(ids, cfg) for ids in naive]
 
 
 def test_chat_template_is_applied(tiny_backend, tiny_model_dir, tmp_path):
@@ -446,3 +462,56 @@ def test_real_default_model_loads_and_answers():
     assert len(out) == 2 and all(isinstance(a, str) and a.strip() for a in out)
     assert out == backend.generate_naive(["Name one fruit. Answer with one word.",
                                           "What colour is the sky? One word."], GenerationConfig(max_new_tokens=8))
+
+
+def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, monkeypatch):
+    """The GGUF path (faked: transformers' GGUF reader is swapped for the tiny folder) converts once,
+    saves an HF folder beside the file, and later loads read that folder instead."""
+    import transformers
+
+    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF fake weights")
+    conversions = []
+    real_tok, real_model = transformers.AutoTokenizer.from_pretrained, transformers.AutoModelForCausalLM.from_pretrained
+
+    def fake_tok(path, *a, gguf_file=None, **kw):
+        if gguf_file is not None:
+            conversions.append(("tok", Path(path) / gguf_file))
+            return real_tok(tiny_model_dir)
+        return real_tok(path, *a, **kw)
+
+    def fake_model(path, *a, gguf_file=None, **kw):
+        if gguf_file is not None:
+            conversions.append(("model", Path(path) / gguf_file))
+            m = real_model(tiny_model_dir)
+            # transformers leaves a GGUF quantizer marker on the model, which makes save_pretrained refuse
+            m.hf_quantizer = SimpleNamespace(is_compileable=False, is_serializable=lambda *a, **k: False,
+                                             quantization_config=SimpleNamespace(quant_method="gguf"))
+            return m
+        return real_model(path, *a, **kw)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_tok)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_model)
+
+    first = TransformersBackend(gguf)
+    assert conversions == [("tok", gguf), ("model", gguf)]
+    converted = tmp_path / "tiny.gguf.hf-float32"
+    assert (converted / "llm4sbr_converted_from.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf", "tiny.gguf.hf-float32"]  # no temp dirs
+    assert first.model_id == f"gguf:tiny.gguf:{gguf.stat().st_size}|dtype=float32"
+
+    second = TransformersBackend(gguf)
+    assert len(conversions) == 2, "the converted folder was not reused"
+    assert second.model_id == first.model_id
+    cfg = GenerationConfig(max_new_tokens=6)
+    assert second.generate(_PROMPTS[:3], cfg) == first.generate(_PROMPTS[:3], cfg)
+
+    gguf.write_bytes(b"GGUF other weights, longer")  # a changed file invalidates the converted copy
+    third = TransformersBackend(gguf)
+    assert len(conversions) == 4 and third.model_id != first.model_id
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf", "tiny.gguf.hf-float32"]
+
+    TransformersBackend(gguf, cache_converted=False)
+    assert len(conversions) == 6

@@ -45,7 +45,7 @@ from .prompts import (
     prompt_sha256,
     render_prompt,
 )
-from .sessions import Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+from .sessions import Catalogue, SessionSet, read_catalogue, read_sessions
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class _Timer:
         self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
-def _resolve_llm(llm: Any, device: str) -> tuple[Any, bool]:
+def _resolve_llm(llm: Any, device: str, batch_size: int = 8) -> tuple[Any, bool]:
     """Return (backend, created_here)."""
     from .llm.base import LLMBackend
 
@@ -192,7 +192,7 @@ def _resolve_llm(llm: Any, device: str) -> tuple[Any, bool]:
     from .llm import make_backend
 
     local = llm == "default" or llm.startswith("hf:")
-    backend = make_backend(llm, device=device) if local else make_backend(llm)
+    backend = make_backend(llm, device=device, batch_size=batch_size) if local else make_backend(llm)
     return backend, True
 
 
@@ -322,6 +322,8 @@ def run_build(
         if shard:
             sess = sess.shard(*shard)
         report.sessions = len(sess)
+        if cfg.top_f > len(cat):
+            raise ValueError(f"top_f={cfg.top_f} is larger than the catalogue {cat.source} ({len(cat)} items)")
         logger.info("%d sessions from %s, %d catalogue items from %s", len(sess), sess.source, len(cat), cat.source)
 
     # 2. render -------------------------------------------------------------------------
@@ -333,17 +335,21 @@ def run_build(
         for i in tqdm(range(n), desc="render prompts", unit="session", disable=not cfg.progress or n < 1000):
             seq = sess.sequences[i]
             lines = item_lines(seq, cat, on_missing_title=cfg.on_missing_title, session_id=ids[i],
-                               source=f"{sess.source} line {sess.lines[i]}" if sess.lines else sess.source)
+                               source=f"{sess.source}: {sess.line_label} {sess.lines[i]}" if sess.lines else sess.source)
             if not lines:
                 raise ValueError(
                     f"{sess.source}: session {ids[i]!r}: none of its items has a title in {cat.source} "
                     "(use on_missing_title='id_only' to render bare ids)"
                 )
-            titled = [cat.row(item) for item in seq if cat.row(item) is not None]
+            # catalogue rows aligned with ``lines`` (None for an id-only line), truncated the same way
+            aligned = [cat.row(item) for item in seq]
+            if cfg.on_missing_title == "skip_item":
+                aligned = [r for r in aligned if r is not None]
             for p in persp:
                 prompts[p.name].append(render_prompt(p, lines, cfg.max_items))
-                view = titled[-cfg.max_items:]
-                view_rows[p.name].append(view[-p.last_n:] if p.last_n else view)
+                view = aligned[-cfg.max_items:]
+                view = view[-p.last_n:] if p.last_n else view
+                view_rows[p.name].append([r for r in view if r is not None])
         flat = [prompts[p.name][i] for p in persp for i in range(n)]
         report.prompts_total = len(flat)
         report.unique_prompts = len(set(flat))
@@ -362,7 +368,7 @@ def run_build(
     output = Path(output)
     report.cache_path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path(output)
     with _Timer(seconds, "llm_load"):
-        backend, owned = _resolve_llm(cfg.llm, cfg.device)
+        backend, owned = _resolve_llm(cfg.llm, cfg.device, cfg.batch_size)
         report.llm = backend.model_id
     try:
         with _Timer(seconds, "answer"):
@@ -483,7 +489,7 @@ def run_build(
             item_ids=cat.item_ids if keep_top else None,
             answers=cleaned, raw_answers=raw,
         )
-    logger.info("build finished:\n%s", report.summary())
+    logger.info("build finished: %s (%.1f s)", report.output, sum(seconds.values()))
     return report
 
 
@@ -498,7 +504,3 @@ def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts
     logger.info("wrote %d prompts to %s", sum(len(v) for v in prompts.values()), out)
     return out
 
-
-def titles_of(catalogue: Catalogue, items: Sequence[Any]) -> list[str | None]:
-    """Titles of ``items`` (``None`` where the catalogue has none)."""
-    return [catalogue.lookup(item_key(i)) for i in items]

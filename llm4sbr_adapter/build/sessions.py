@@ -32,7 +32,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -121,6 +121,7 @@ class SessionSet:
         source: file name the ids refer to (e.g. ``"train.txt"``), or a label for in-memory sets.
         sha256: sha256 of the file's bytes (for in-memory sets, of a canonical JSON dump).
         lines: ``N`` line numbers (1-based; pickle rows: row index) used in error messages.
+        line_label: ``"line"`` for text files, ``"row"`` for pickles (how :attr:`lines` are named in errors).
     """
 
     ids: np.ndarray
@@ -129,6 +130,7 @@ class SessionSet:
     source: str = "<memory>"
     sha256: str = ""
     lines: list[int] = field(default_factory=list)
+    line_label: str = "line"
 
     def __post_init__(self) -> None:
         self.ids = _ids_array(list(self.ids.tolist() if isinstance(self.ids, np.ndarray) else self.ids))
@@ -164,7 +166,8 @@ class SessionSet:
             targets=None if self.targets is None else [self.targets[r] for r in rows],
             source=self.source,
             sha256=self.sha256,
-            lines=[self.lines[r] for r in rows] if rows else [0] * 0,
+            lines=[self.lines[r] for r in rows],
+            line_label=self.line_label,
         )
 
     def shard(self, k: int, n: int) -> "SessionSet":
@@ -254,6 +257,7 @@ def read_sessions(
         source=path.name,
         sha256=sha256_file(path),
         lines=keep_lines,
+        line_label="row" if kind == "pickle" else "line",
     )
 
 
@@ -516,8 +520,3 @@ def read_catalogue(
         raise InputFormatError(f"{path}: no items with a title")
     return Catalogue(item_ids=np.asarray(ids, dtype=object), titles=titles, source=path.name)
 
-
-def iter_items(sessions: SessionSet) -> Iterator[ItemId]:
-    """Every item of every session (with repeats)."""
-    for seq in sessions.sequences:
-        yield from seq

@@ -29,7 +29,7 @@ neighbour-enhanced view ``[batch, d]``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 import faiss
@@ -79,7 +79,9 @@ def last_items_mean(item_states: Tensor, mask: Tensor, last_n: int = 3) -> Tenso
 
 def _as_faiss(x: Tensor | np.ndarray) -> np.ndarray:
     arr = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    # always a copy: faiss.normalize_L2 works in place, and a detached tensor's .numpy() shares
+    # memory with the caller's tensor (normalising it would silently rescale the session embedding)
+    arr = np.array(arr, dtype=np.float32, order="C", copy=True)
     faiss.normalize_L2(arr)
     return arr
 

@@ -8,6 +8,7 @@ read from an environment variable, sent as ``Authorization: Bearer ...`` and nev
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -135,7 +136,7 @@ class OpenAIChatBackend(LLMBackend):
                 else:
                     raise HTTPStatusError(
                         f"{self.url} answered HTTP {e.code} for prompt #{index}: {body}", e.code) from None
-            except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError, OSError) as e:
+            except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as e:
                 reason = getattr(e, "reason", e)
                 retry_reason = f"connection error: {self._scrub(str(reason))}"
                 status = None

@@ -83,8 +83,6 @@ class TransformersBackend(LLMBackend):
         model_id: str | None = None,
         cache_converted: bool = True,
     ) -> None:
-        import torch
-
         path = Path(model_path).expanduser()
         if not path.exists():
             raise FileNotFoundError(f"model path not found: {path}")
@@ -127,7 +125,6 @@ class TransformersBackend(LLMBackend):
         self.has_chat_template = bool(getattr(tok, "chat_template", None))
         self.eos_token_ids = [i for i in self._eos_ids() if i < self.vocab_rows]
         self.num_parameters = sum(p.numel() for p in self.model.parameters())
-        torch.manual_seed(0)
 
     # ----------------------------------------------------------------------------------- loading
     def _load_folder(self, folder: Path):
@@ -188,8 +185,14 @@ class TransformersBackend(LLMBackend):
                     model.config.quantization_config = qconfig
             tok.save_pretrained(tmp)
             (tmp / _CONVERTED_STAMP).write_text(json.dumps(source))
-            if converted.exists():
-                shutil.rmtree(converted)
+            stamp = converted / _CONVERTED_STAMP
+            if stamp.is_file() and json.loads(stamp.read_text()) == source:
+                logger.info("another process already cached the converted model in %s", converted)
+                return  # ours is removed in `finally`
+            if converted.exists():  # stale or broken: move aside first so the rename below is atomic
+                stale = Path(tempfile.mkdtemp(prefix=converted.name + ".stale-", dir=converted.parent))
+                os.replace(converted, stale / "old")
+                shutil.rmtree(stale, ignore_errors=True)
             os.replace(tmp, converted)
             tmp = None
             logger.info("saved converted model to %s", converted)
@@ -234,8 +237,8 @@ class TransformersBackend(LLMBackend):
         return [list(ids) for ids in enc["input_ids"]]
 
     # -------------------------------------------------------------------------------- generation
-    def _generate_ids(self, batch_ids: list[list[int]], config: GenerationConfig) -> list[list[int]]:
-        """Generate for one batch of token id lists; left-pads to the longest. Returns the new ids."""
+    def _left_pad(self, batch_ids: list[list[int]]):
+        """``(input_ids [B, T], attention_mask [B, T])`` with the prompts right-aligned (padding on the left)."""
         import torch
 
         pad = int(self.tokenizer.pad_token_id)
@@ -246,27 +249,31 @@ class TransformersBackend(LLMBackend):
             if ids:
                 input_ids[r, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
                 attention[r, width - len(ids):] = 1
+        return input_ids.to(self.device), attention.to(self.device)
+
+    def _generate_ids(self, batch_ids: list[list[int]], config: GenerationConfig) -> list[list[int]]:
+        """``model.generate`` on one left-padded batch; returns each row's new ids up to its first eos."""
+        import torch
+
+        input_ids, attention = self._left_pad(batch_ids)
+        width = input_ids.shape[1]
         kwargs: dict[str, Any] = dict(
             max_new_tokens=int(config.max_new_tokens),
-            pad_token_id=pad,
+            pad_token_id=int(self.tokenizer.pad_token_id),
             eos_token_id=self.eos_token_ids or None,
         )
+        if config.stop:  # end each row early once it contains a stop string (cut exactly in _decode)
+            kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
         if config.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             kwargs.update(do_sample=True, temperature=float(config.temperature), top_p=1.0, top_k=0)
         with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids.to(self.device),
-                                      attention_mask=attention.to(self.device), **kwargs)
-        new = out[:, width:].tolist()
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         eos = set(self.eos_token_ids)
         result = []
-        for row in new:
-            cut = len(row)
-            for i, t in enumerate(row):
-                if t in eos:
-                    cut = i
-                    break
+        for row in out[:, width:].tolist():
+            cut = next((i for i, t in enumerate(row) if t in eos), len(row))
             result.append(row[:cut])
         return result
 
@@ -294,7 +301,7 @@ class TransformersBackend(LLMBackend):
         return [a if a is not None else "" for a in answers]
 
     def generate_naive(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
-        """One prompt per forward pass, no padding (reference for :meth:`generate`; slower)."""
+        """One prompt per `model.generate` call, no padding (reference for :meth:`generate`)."""
         config = config or GenerationConfig()
         return [self._decode(self._generate_ids([ids], config)[0], config)
                 for ids in self.encode_prompts(list(prompts))]

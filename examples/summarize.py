@@ -1,0 +1,158 @@
+"""Summarise runs of ``examples.train``: mean +- std over seeds and paired bootstrap CIs.
+
+* Table 1: per (model, enhancer) the mean and sample standard deviation over seeds of every test
+  metric, the chosen epochs, seconds per training epoch and peak RSS.
+* Table 2: for each model run both alone and with the enhancer, the difference (enhancer - alone) of
+  each metric with a 95% paired bootstrap interval over test sessions. Per session, the metric is
+  first averaged over the seeds of each variant (using the per-session ranks in ``*.ranks.npz``), then
+  sessions are resampled with replacement ``--resamples`` times; the interval is the 2.5 / 97.5
+  percentiles of the resampled mean differences. An interval that excludes 0 supports a difference
+  on this test set (for these seeds); one that contains 0 does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .metrics import per_session_metrics
+
+METRICS = ("HR@5", "MRR@5", "NDCG@5", "HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")
+
+
+def load_runs(folder: Path) -> dict[tuple[str, bool], list[dict]]:
+    groups: dict[tuple[str, bool], list[dict]] = defaultdict(list)
+    for path in sorted(folder.glob("*.json")):
+        if path.name == "summary.json":
+            continue
+        res = json.loads(path.read_text(encoding="utf-8"))
+        if "test" not in res or "model" not in res:
+            continue
+        res["_path"] = path
+        groups[(res["model"], bool(res["enhancer"]))].append(res)
+    for runs in groups.values():
+        runs.sort(key=lambda r: r["seed"])
+    return groups
+
+
+def session_metrics(runs: list[dict], ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per-session metrics averaged over the runs' seeds: ``{metric: [sessions]}``."""
+    arrays = []
+    for r in runs:
+        ranks = np.load(r["_path"].with_name(r["ranks_file"]))["test_ranks"]
+        arrays.append(per_session_metrics(ranks, ks))
+    return {m: np.mean([a[m] for a in arrays], axis=0) for m in arrays[0]}
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``b - a`` and its 95% percentile interval from resampling sessions (paired)."""
+    if a.shape != b.shape:
+        raise ValueError(f"paired arrays differ in shape: {a.shape} vs {b.shape}")
+    diff = b - a
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 1000):  # chunks bound memory at 1000 x sessions
+        n = min(1000, resamples - start)
+        idx = rng.integers(0, len(diff), size=(n, len(diff)))
+        means[start:start + n] = diff[idx].mean(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(diff.mean()), float(lo), float(hi)
+
+
+def popularity_metrics(data_dir: Path, ks: Sequence[int]) -> dict[str, float]:
+    """Test metrics of ranking every item by its click count in train.txt (inputs and targets)."""
+    import torch
+
+    from .metrics import summarize_ranks, target_ranks
+    from .session_data import load_split
+
+    train, test = load_split(data_dir / "train.txt"), load_split(data_dir / "test.txt")
+    num_items = max(train.max_item, test.max_item)
+    pop = np.bincount(np.concatenate([train.flat, train.targets]), minlength=num_items + 1)[1:].astype(np.float32)
+    ranks = [target_ranks(torch.from_numpy(pop).expand(len(rows), -1), torch.from_numpy(test.targets[rows] - 1)).numpy()
+             for rows in np.array_split(np.arange(len(test)), max(1, len(test) // 1000))]
+    return summarize_ranks(np.concatenate(ranks), ks)
+
+
+def summarize(folder: Path, metrics: Sequence[str] = METRICS, resamples: int = 10_000,
+              data_dir: Path | None = None) -> dict:
+    groups = load_runs(folder)
+    ks = sorted({int(m.split("@")[1]) for m in metrics})
+    table = {}
+    if data_dir is not None:
+        pop = popularity_metrics(Path(data_dir), ks)
+        table["popularity (train counts)"] = {
+            "model": "pop", "enhancer": False, "seeds": [], "mean": {m: pop[m] for m in metrics},
+            "std": {m: 0.0 for m in metrics}, "best_epochs": [], "seconds_per_epoch": 0.0,
+            "peak_rss_mb": 0.0, "rss_growth_mb": 0.0, "test_rows": None,
+        }
+    for (model, enh), runs in sorted(groups.items()):
+        key = f"{model}{' + enhancer' if enh else ''}"
+        vals = {m: [r["test"][m] for r in runs] for m in metrics}
+        table[key] = {
+            "model": model, "enhancer": enh, "seeds": [r["seed"] for r in runs],
+            "mean": {m: float(np.mean(v)) for m, v in vals.items()},
+            "std": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in vals.items()},
+            "best_epochs": [r["best_epoch"] for r in runs],
+            "seconds_per_epoch": float(np.mean([r["seconds_per_epoch_train"] for r in runs])),
+            "peak_rss_mb": float(np.mean([r["peak_rss_mb"] for r in runs])),
+            "rss_growth_mb": float(np.mean([r["peak_rss_mb"] - r["peak_rss_mb_before_training"] for r in runs])),
+            "test_rows": runs[0]["rows"]["test"],
+        }
+    diffs = {}
+    for model in sorted({m for m, _ in groups}):
+        if (model, False) in groups and (model, True) in groups:
+            a = session_metrics(groups[(model, False)], ks)
+            b = session_metrics(groups[(model, True)], ks)
+            diffs[model] = {m: dict(zip(("diff", "lo", "hi"), paired_bootstrap(a[m], b[m], resamples))) for m in metrics}
+    return {"runs": str(folder), "table": table, "enhancer_minus_alone": diffs, "resamples": resamples}
+
+
+def to_markdown(summary: dict, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")) -> str:
+    lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch | peak RSS MiB (growth) |",
+             "|---|---|" + "---:|" * len(metrics) + "---|---:|---:|"]
+    for key, row in summary["table"].items():
+        cells = [f"{100 * row['mean'][m]:.2f} ± {100 * row['std'][m]:.2f}" for m in metrics]
+        lines.append(f"| {key} | {len(row['seeds'])} | " + " | ".join(cells)
+                     + f" | {','.join(map(str, row['best_epochs']))} | {row['seconds_per_epoch']:.1f}"
+                     + f" | {row['peak_rss_mb']:.0f} ({row['rss_growth_mb']:+.0f}) |")
+    lines.append("")
+    lines.append("Metrics in %, mean ± sample std over seeds.")
+    if summary["enhancer_minus_alone"]:
+        lines += ["", "| model | " + " | ".join(f"Δ{m} [95% CI]" for m in metrics) + " |",
+                  "|---|" + "---:|" * len(metrics)]
+        for model, d in summary["enhancer_minus_alone"].items():
+            cells = []
+            for m in metrics:
+                x = d[m]
+                mark = "" if x["lo"] <= 0 <= x["hi"] else " *"
+                cells.append(f"{100 * x['diff']:+.2f} [{100 * x['lo']:+.2f}, {100 * x['hi']:+.2f}]{mark}")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(f"Enhancer minus alone, in percentage points; paired bootstrap over test sessions "
+                     f"({summary['resamples']} resamples) of the seed-averaged per-session metric; * = interval excludes 0.")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Summarise examples.train result JSONs: mean ± std over seeds, "
+                                "paired bootstrap CIs for enhancer - alone.")
+    p.add_argument("--runs", required=True, help="folder with the result JSON and .ranks.npz files")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--json", help="also write the summary as JSON here")
+    p.add_argument("--data", help="prepared data folder: adds a popularity reference row (train click counts)")
+    args = p.parse_args(argv)
+    summary = summarize(Path(args.runs), resamples=args.resamples, data_dir=Path(args.data) if args.data else None)
+    print(to_markdown(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,186 @@
+"""Backbones, metrics, the training harness and the enhancer path of the reproduction harness."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from examples.backbones import BACKBONES  # noqa: E402
+from examples.metrics import per_session_metrics, summarize_ranks, target_ranks  # noqa: E402
+from examples.session_data import SplitData, iterate_batches, make_batch  # noqa: E402
+from examples.summarize import paired_bootstrap, summarize  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------- metrics
+def test_ranks_are_pessimistic_on_ties():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.9], [1.0, 1.0, 1.0, 1.0], [0.0, float("nan"), 0.0, 0.0]])
+    ranks = target_ranks(scores, torch.tensor([2, 0, 1]))
+    assert ranks.tolist() == [3, 4, 4]
+    assert target_ranks(scores[:1], torch.tensor([1])).tolist() == [2]  # tied with item 3 -> rank 2
+
+
+def test_metrics_by_hand():
+    ranks = np.array([1, 3, 5, 6, 21])
+    m = summarize_ranks(ranks, ks=(5, 20))
+    assert m["HR@5"] == pytest.approx(3 / 5)  # rank 6 = K + 1 counts zero
+    assert m["MRR@5"] == pytest.approx((1 + 1 / 3 + 1 / 5) / 5)
+    assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(4) + 1 / math.log2(6)) / 5)
+    assert m["HR@20"] == pytest.approx(4 / 5)  # rank 21 misses
+    assert m["MRR@20"] == pytest.approx((1 + 1 / 3 + 1 / 5 + 1 / 6) / 5)
+    per = per_session_metrics(ranks, ks=(5,))
+    assert per["HR@5"].tolist() == [1, 1, 1, 0, 0]
+
+
+def test_paired_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    a = rng.random(400)
+    diff, lo, hi = paired_bootstrap(a, a + 0.1, resamples=500)
+    assert diff == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    diff, lo, hi = paired_bootstrap(a, a + rng.normal(0, 1, 400), resamples=500)
+    assert lo < diff < hi and lo < 0 < hi
+
+
+# --------------------------------------------------------------------------- backbones
+def _tiny_split(rows: int = 60, items: int = 12, seed: int = 0) -> SplitData:
+    """Sessions walking around a cycle: the next item is the last + 1 (learnable)."""
+    rng = np.random.default_rng(seed)
+    seqs, targets = [], []
+    for _ in range(rows):
+        start, length = int(rng.integers(1, items + 1)), int(rng.integers(1, 6))
+        seq = [(start + k - 1) % items + 1 for k in range(length)]
+        seqs.append(seq)
+        targets.append(seq[-1] % items + 1)
+    return SplitData.from_lists(seqs, targets)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_backbone_shapes(name):
+    torch.manual_seed(0)
+    model = BACKBONES[name](num_items=12, hidden_size=16)
+    data = _tiny_split(rows=7)
+    batch = make_batch(data, np.arange(7), graph=model.needs_graph)
+    h_local, h_global = model.session_embeddings(batch)
+    assert h_local.shape == (7, 16) and h_global.shape == (7, 16)
+    assert model.scores(model.fuse(h_local, h_global)).shape == (7, 12)
+    assert model(batch).shape == (7, 12)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_backbone_training_reduces_loss(name):
+    torch.manual_seed(0)
+    model = BACKBONES[name](num_items=12, hidden_size=16)
+    data = _tiny_split()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+
+    def epoch_loss(train: bool) -> float:
+        model.train(train)
+        total = 0.0
+        for batch in iterate_batches(data, 20, shuffle=train, graph=model.needs_graph):
+            with torch.set_grad_enabled(train):
+                loss = torch.nn.functional.cross_entropy(model(batch), batch.targets - 1)
+            if train:
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            total += loss.item() * len(batch.targets)
+        return total / len(data)
+
+    before = epoch_loss(False)
+    for _ in range(15):
+        epoch_loss(True)
+    after = epoch_loss(False)
+    assert after < before - 0.5, (before, after)
+
+
+# --------------------------------------------------------------------------- enhancer path
+def _write_dataset(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, seed, rows in (("train", 0, 60), ("valid", 1, 20), ("test", 2, 25)):
+        d = _tiny_split(rows=rows, seed=seed)
+        seqs = [d.sequence(r) for r in range(len(d))]
+        pickle.dump((seqs, d.targets.tolist()), open(folder / f"{split}.txt", "wb"))
+    (folder / "items.tsv").write_text("item_id\ttitle\n" + "".join(f"{k}\tItem {k}\n" for k in range(1, 13)))
+
+
+def _vectors(dim: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    vec = rng.normal(size=(13, dim)).astype(np.float32)
+    vec[0] = 0
+    return vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+
+
+def test_text_mean_store_uses_inputs_only(tmp_path):
+    from examples.session_data import load_split
+    from examples.text_mean_store import build_text_mean_stores
+    from llm4sbr_adapter.store import IntentStore, sha256_file
+
+    _write_dataset(tmp_path / "data")
+    vec = _vectors()
+    paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=vec, encoder_name="toy")
+    test = load_split(tmp_path / "data" / "test.txt")
+    store = IntentStore.open(paths["test"], sessions_sha256=sha256_file(tmp_path / "data" / "test.txt"))
+    out = store.lookup(np.arange(len(test)))
+    for row in (0, 5, 24):
+        seq = test.sequence(row)
+        for name, items in (("long", seq), ("short", seq[-3:])):
+            want = vec[items].mean(0)
+            want /= np.linalg.norm(want)
+            np.testing.assert_allclose(out[name][row].numpy(), want, atol=1e-5)
+    with pytest.raises(ValueError):  # the test store is tied to test.txt, not train.txt
+        IntentStore.open(paths["test"], sessions_sha256=sha256_file(tmp_path / "data" / "train.txt"))
+
+
+@pytest.mark.parametrize("name", ["srgnn", "stamp"])
+def test_train_cli_with_and_without_enhancer(tmp_path, name):
+    from examples.text_mean_store import build_text_mean_stores
+    from examples.train import main
+
+    _write_dataset(tmp_path / "data")
+    paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
+    common = ["--data", str(tmp_path / "data"), "--model", name, "--epochs", "3", "--hidden-size", "16",
+              "--batch-size", "16", "--lr", "0.01", "--quiet"]
+    assert main(common + ["--out", str(tmp_path / "runs" / "alone_s0.json")]) == 0
+    store_args = [x for s in ("train", "valid", "test") for x in (f"--store-{s}", str(paths[s]))]
+    assert main(common + ["--enhancer", *store_args, "--out", str(tmp_path / "runs" / "enh_s0.json")]) == 0
+    alone = json.loads((tmp_path / "runs" / "alone_s0.json").read_text())
+    enh = json.loads((tmp_path / "runs" / "enh_s0.json").read_text())
+    assert enh["enhancer"] and enh["parameters"] > alone["parameters"]
+    assert any(e["train_aux"] != 0 for e in enh["log"]) and all(e["train_aux"] == 0 for e in alone["log"])
+    for res in (alone, enh):
+        assert 1 <= res["best_epoch"] <= 3
+        best_valid = max(e["valid"]["MRR@20"] for e in res["log"])
+        assert res["valid_at_best"]["MRR@20"] == pytest.approx(best_valid)  # test evaluated at the chosen epoch
+        ranks = np.load(tmp_path / "runs" / res["ranks_file"])["test_ranks"]
+        assert len(ranks) == 25
+        assert res["test"]["HR@20"] == pytest.approx(np.mean(ranks <= 20))
+    summary = summarize(tmp_path / "runs", resamples=200)
+    assert set(summary["table"]) == {name, f"{name} + enhancer"}
+    assert set(summary["enhancer_minus_alone"]) == {name}
+
+
+def test_enhancer_needs_every_store(tmp_path):
+    from examples.text_mean_store import build_text_mean_stores
+    from examples.train import main
+
+    _write_dataset(tmp_path / "data")
+    paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
+    with pytest.raises(ValueError, match="--store-test"):
+        main(["--data", str(tmp_path / "data"), "--model", "stamp", "--epochs", "1", "--enhancer", "--quiet",
+              "--store-train", str(paths["train"]), "--store-valid", str(paths["valid"]),
+              "--out", str(tmp_path / "x.json")])
+    # Swapping the valid and test stores is caught by the sha256 of the pickle each store names.
+    with pytest.raises(ValueError, match="sessions_sha256"):
+        main(["--data", str(tmp_path / "data"), "--model", "stamp", "--epochs", "1", "--enhancer", "--quiet",
+              "--store-train", str(paths["train"]), "--store-valid", str(paths["test"]),
+              "--store-test", str(paths["valid"]), "--out", str(tmp_path / "x.json")])
