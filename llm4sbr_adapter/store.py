@@ -112,6 +112,9 @@ class StoreMetadata:
             )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = {k: v for k, v in raw.items() if k not in known}
+        missing = [k for k in ("perspectives", "text_dim") if k not in raw]
+        if missing:
+            raise StoreError(f"{source}: metadata lacks required field(s) {missing}")
         meta = cls(**{k: v for k, v in raw.items() if k in known})
         meta.extra = {**meta.extra, **unknown}
         return meta
@@ -148,6 +151,8 @@ def _normalise_ids(session_ids: Sequence[int] | Sequence[str] | np.ndarray, what
     arr = np.asarray(session_ids)
     if arr.ndim != 1:
         raise StoreError(f"{what} must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0:  # an empty list has no kind of its own (numpy says float64): an empty shard
+        return arr.astype(np.int64)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "U":
