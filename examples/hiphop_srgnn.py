@@ -156,6 +156,8 @@ class HiphopRecommender:
                                         loss_weight=args.aux_weight)
             self.enhancer = IntentEnhancer(ecfg, store=self.stores["train"]).to(self.device)
         self.groups = torch.from_numpy(user_groups(data_dir)) if args.group_by_user else None
+        self.nonzero_sum: dict[str, float] = {}
+        self.nonzero_rows = 0
 
     def modules(self) -> list[torch.nn.Module]:
         return [m for m in (self.backbone, self.head, self.enhancer) if m is not None]
@@ -217,6 +219,10 @@ class HiphopRecommender:
             out = self.head(seq, mask, session, intent=intent)
         scores = self.backbone.scores(out.session)
         ce = F.cross_entropy(scores, batch.targets - 1)
+        if out.neighbours is not None and not training:  # diagnostic: how sparse the neighbour attention is
+            for lv, w in out.neighbours.weights.items():
+                self.nonzero_sum[lv] = self.nonzero_sum.get(lv, 0.0) + float((w > 0).sum())
+            self.nonzero_rows += len(batch.targets)
         return ce, aux + out.aux_loss, scores
 
     def state(self) -> dict:
@@ -337,7 +343,9 @@ def run(args: argparse.Namespace) -> dict:
     model.load_state(best_state)
     model.refresh_bank(data["train"])  # the bank is not part of the state: rebuild it for the selected weights
     valid_ranks, _ = model.evaluate(data["valid"], "valid")
+    model.nonzero_sum, model.nonzero_rows = {}, 0
     test_ranks, test_ce = model.evaluate(data["test"], "test")
+    nonzero = {lv: v / max(model.nonzero_rows, 1) for lv, v in model.nonzero_sum.items()}
     result = {
         "model": "srgnn+hiphop",
         "parts": {"semantic": args.semantic, "intents": args.intents, "neighbours": args.neighbours,
@@ -348,6 +356,7 @@ def run(args: argparse.Namespace) -> dict:
         "parameters": sum(p.numel() for p in params),
         "best_epoch": best_epoch, "select_metric": args.select_metric,
         "valid_at_best": summarize_ranks(valid_ranks, ks), "test": summarize_ranks(test_ranks, ks), "test_ce": test_ce,
+        "test_mean_nonzero_neighbours": nonzero,
         "epochs_run": len(log), "seconds_per_epoch_train": float(np.mean(train_seconds)),
         "peak_rss_mb": peak_rss_mb(), "threads": args.threads, "torch": torch.__version__, "log": log,
     }
