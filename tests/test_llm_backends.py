@@ -25,7 +25,7 @@ from llm4sbr_adapter.build.llm.replay import (  # noqa: E402
     ReplayBackend,
     ReplayFormatError,
     export_prompts,
-    prompt_sha256,
+    prompt_text_sha256,
 )
 
 # ------------------------------------------------------------------------------------ tiny local model
@@ -327,14 +327,14 @@ def test_http_connection_refused_retries_then_fails(monkeypatch, caplog):
 def test_replay_by_prompt_and_by_sha(tmp_path):
     path = tmp_path / "answers.jsonl"
     path.write_text(json.dumps({"prompt": "p one", "answer": "A1"}) + "\n\n"
-                    + json.dumps({"prompt_sha256": prompt_sha256("p two"), "answer": "A2\nmore"}) + "\n")
+                    + json.dumps({"prompt_sha256": prompt_text_sha256("p two"), "answer": "A2\nmore"}) + "\n")
     b = make_backend(f"replay:{path}")
     assert isinstance(b, ReplayBackend) and len(b) == 2
     assert b.generate(["p two", "p one"], GenerationConfig()) == ["A2\nmore", "A1"]
     assert b.generate(["p two"], GenerationConfig(stop=("\n",))) == ["A2"]
     with pytest.raises(KeyError) as err:
         b.generate(["p one", "p three"], GenerationConfig())
-    assert prompt_sha256("p three") in str(err.value) and str(path) in str(err.value)
+    assert prompt_text_sha256("p three") in str(err.value) and str(path) in str(err.value)
     assert b.model_id.startswith("replay:answers.jsonl:sha256=")
 
 

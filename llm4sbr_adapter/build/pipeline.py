@@ -374,7 +374,10 @@ def run_build(
         with _Timer(seconds, "answer"):
             cache = AnswerCache(report.cache_path)
             try:
-                result = answer_prompts(backend, flat, generation, cache, batch_size=cfg.batch_size,
+                # A server backend keeps `concurrency` requests in flight, but only within one batch:
+                # never let the batch (the cache-commit unit) starve it.
+                batch = max(cfg.batch_size, int(getattr(backend, "concurrency", 0) or 0))
+                result = answer_prompts(backend, flat, generation, cache, batch_size=batch,
                                         progress=cfg.progress)
             finally:
                 close = getattr(cache, "close", None)

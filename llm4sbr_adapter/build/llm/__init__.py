@@ -8,7 +8,7 @@ from .base import GenerationConfig, LLMBackend, LLMError
 from .cache import AnswerCache, AnswerResult, answer_prompts, cache_key
 from .default_model import DEFAULT_LLM_SHA256, default_llm_path, make_backend
 from .openai_http import HTTPStatusError, OpenAIChatBackend
-from .replay import ReplayBackend, ReplayFormatError, export_prompts, prompt_sha256
+from .replay import ReplayBackend, ReplayFormatError, export_prompts, prompt_text_sha256
 
 __all__ = [
     "GenerationConfig",
@@ -26,7 +26,7 @@ __all__ = [
     "ReplayBackend",
     "ReplayFormatError",
     "export_prompts",
-    "prompt_sha256",
+    "prompt_text_sha256",
     "TransformersBackend",
 ]
 

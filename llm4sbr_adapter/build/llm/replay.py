@@ -16,14 +16,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .base import GenerationConfig, LLMBackend, truncate_at_stop
 
-__all__ = ["ReplayBackend", "export_prompts", "prompt_sha256", "ReplayFormatError"]
+__all__ = ["ReplayBackend", "export_prompts", "prompt_text_sha256", "ReplayFormatError"]
 
 
 class ReplayFormatError(ValueError):
     """A line of a replay or prompt file is not what it should be (names file and line)."""
 
 
-def prompt_sha256(prompt: str) -> str:
+def prompt_text_sha256(prompt: str) -> str:
     """Hex sha256 of the UTF-8 prompt text (how replay files refer to prompts)."""
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
@@ -66,7 +66,7 @@ class ReplayBackend(LLMBackend):
                 if "answer" not in rec or not isinstance(rec["answer"], str):
                     raise ReplayFormatError(f"{where}: missing string field 'answer'")
                 if isinstance(rec.get("prompt"), str):
-                    sha = prompt_sha256(rec["prompt"])
+                    sha = prompt_text_sha256(rec["prompt"])
                     given = rec.get("prompt_sha256")
                     if given is not None and given != sha:
                         raise ReplayFormatError(f"{where}: prompt_sha256 {given} does not match the prompt "
@@ -88,7 +88,7 @@ class ReplayBackend(LLMBackend):
         config = config or GenerationConfig()
         out = []
         for i, p in enumerate(prompts):
-            sha = prompt_sha256(p)
+            sha = prompt_text_sha256(p)
             try:
                 out.append(truncate_at_stop(self.answers[sha], config.stop))
             except KeyError:
@@ -124,7 +124,7 @@ def export_prompts(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]
                         int(sid) if hasattr(sid, "__index__") else str(sid)),
                     "perspective": str(rec["perspective"]),
                     "prompt": prompt,
-                    "prompt_sha256": prompt_sha256(prompt),
+                    "prompt_sha256": prompt_text_sha256(prompt),
                 }
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
             f.flush()
