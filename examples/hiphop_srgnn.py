@@ -142,6 +142,7 @@ class HiphopRecommender:
                            num_heads=args.num_heads, diversity_weight=args.diversity_weight,
                            use_neighbours=args.neighbours, top_m=args.top_m, local_last_n=args.local_last_n,
                            normaliser=args.normaliser, topk=args.topk_attention,
+                           attention_scale=args.attention_scale,
                            use_contrastive=args.contrastive, contrastive_weight=args.contrastive_weight,
                            temperature=args.temperature, hard_negatives=args.hard_negatives,
                            num_hard_negatives=args.num_hard_negatives)
@@ -274,6 +275,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--local-last-n", type=int, default=3, help="clicks averaged for the local level")
     p.add_argument("--normaliser", choices=("entmax15", "sparsemax", "topk", "softmax"), default="entmax15",
                    help="neighbour attention normaliser (softmax = dense baseline)")
+    p.add_argument("--attention-scale", type=float, default=1.0,
+                   help="initial (learned) score scale of the neighbour attention; larger starts sparser")
     p.add_argument("--topk-attention", type=int, default=None, help="k for --normaliser topk")
     p.add_argument("--group-by-user", action="store_true",
                    help="during training also exclude neighbours of the same user (rows_train.tsv): for prefix-augmented data")

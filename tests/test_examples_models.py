@@ -184,3 +184,18 @@ def test_enhancer_needs_every_store(tmp_path):
         main(["--data", str(tmp_path / "data"), "--model", "stamp", "--epochs", "1", "--enhancer", "--quiet",
               "--store-train", str(paths["train"]), "--store-valid", str(paths["test"]),
               "--store-test", str(paths["valid"]), "--out", str(tmp_path / "x.json")])
+
+
+def test_shuffled_control_store_permutes_rows(tmp_path):
+    from examples.text_mean_store import build_text_mean_stores
+    from llm4sbr_adapter.store import IntentStore
+
+    _write_dataset(tmp_path / "data")
+    real = build_text_mean_stores(tmp_path / "data", tmp_path / "s", item_vectors=_vectors(), encoder_name="toy")
+    shuf = build_text_mean_stores(tmp_path / "data", tmp_path / "s", item_vectors=_vectors(), encoder_name="toy",
+                                  shuffle_seed=0, prefix="shuffled")
+    a = IntentStore.open(real["train"]).vectors("long")
+    b = IntentStore.open(shuf["train"]).vectors("long")
+    perm = np.random.default_rng(0).permutation(len(a))
+    np.testing.assert_array_equal(np.asarray(b), np.asarray(a)[perm])
+    assert not np.array_equal(np.asarray(a), np.asarray(b))

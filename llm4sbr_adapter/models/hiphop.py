@@ -48,6 +48,8 @@ class HiphopConfig:
         local_last_n: items averaged for the local level vector.
         normaliser: ``"entmax15"``, ``"sparsemax"``, ``"topk"`` or ``"softmax"``.
         topk: ``k`` for ``"topk"``.
+        attention_scale: initial score scale of the neighbour attention (see
+            :class:`IntentGuidedNeighbourAggregator`'s ``scale_init``).
         use_contrastive: add InfoNCE(session, neighbour view) (needs ``use_neighbours``).
         contrastive_weight, temperature: its weight and temperature.
         hard_negatives: ``"none"``, ``"bank"`` (global-level bank ranks top_m..top_m+H) or ``"batch"``.
@@ -65,6 +67,7 @@ class HiphopConfig:
     local_last_n: int = 3
     normaliser: str = "entmax15"
     topk: int | None = None
+    attention_scale: float = 1.0
     use_contrastive: bool = True
     contrastive_weight: float = 0.1
     temperature: float = 0.2
@@ -126,7 +129,8 @@ class HiphopHead(nn.Module):
         d = config.hidden_size
         self.intent_capture = (MultiIntentCapture(d, config.num_intents, config.num_heads)
                                if config.use_intents else None)
-        self.aggregator = (IntentGuidedNeighbourAggregator(d, normaliser=config.normaliser, topk=config.topk)
+        self.aggregator = (IntentGuidedNeighbourAggregator(d, normaliser=config.normaliser, topk=config.topk,
+                                                           scale_init=config.attention_scale)
                            if config.use_neighbours else None)
         self.contrastive = NeighbourContrastiveLoss(config.temperature) if config.use_contrastive else None
         parts = int(config.use_intents) + int(config.use_neighbours)

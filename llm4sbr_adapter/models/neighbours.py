@@ -348,10 +348,15 @@ class IntentGuidedNeighbourAggregator(nn.Module):
         levels: level names, in the order of the gate.
         normaliser: ``"entmax15"`` (default), ``"sparsemax"``, ``"topk"`` or ``"softmax"`` (dense).
         topk: ``k`` for ``"topk"``.
+        scale_init: initial value of the learned score scale ``scale = exp(log_scale)``. Scores of
+            size ``<q, k> / sqrt(d)`` are small at initialisation, and 1.5-entmax (sparsemax) only
+            zeroes a neighbour whose score is more than 2 (1) below the best one, so with the default
+            1.0 the attention starts nearly dense and becomes sparse only as the scale is learnt;
+            a larger value starts sparser.
     """
 
     def __init__(self, hidden_size: int, levels: Sequence[str] = LEVELS, normaliser: str = "entmax15",
-                 topk: int | None = None) -> None:
+                 topk: int | None = None, scale_init: float = 1.0) -> None:
         super().__init__()
         if normaliser not in SPARSE_NORMALISERS:
             raise ValueError(f"normaliser must be one of {SPARSE_NORMALISERS}, got {normaliser!r}")
@@ -363,7 +368,9 @@ class IntentGuidedNeighbourAggregator(nn.Module):
         self.topk = topk
         self.query = nn.ModuleDict({lv: nn.Linear(hidden_size, hidden_size, bias=False) for lv in self.levels})
         self.key = nn.ModuleDict({lv: nn.Linear(hidden_size, hidden_size, bias=False) for lv in self.levels})
-        self.log_scale = nn.Parameter(torch.zeros(()))
+        if not scale_init > 0:
+            raise ValueError(f"scale_init must be > 0, got {scale_init}")
+        self.log_scale = nn.Parameter(torch.tensor(float(scale_init)).log())
         self.gate = nn.Linear(hidden_size * (1 + len(self.levels)), len(self.levels))
 
     def extra_repr(self) -> str:
