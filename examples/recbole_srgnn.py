@@ -31,7 +31,7 @@ RecBole 1.2.1 on numpy 2 / torch >= 2.6 needs two work-arounds, both here:
 without ``weights_only=False``). Install with::
 
     pip install --no-deps recbole==1.2.1
-    pip install pandas scikit-learn tensorboard colorlog==4.7.2 texttable tabulate thop
+    pip install "pandas>=2.2,<3" scikit-learn tensorboard colorlog==4.7.2 texttable tabulate thop
 
 Run (``--help`` explains every flag)::
 
@@ -277,15 +277,75 @@ def load_recbole_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> 
     model.load_state_dict(checkpoint["state_dict"])
 
 
+# --------------------------------------------------------------------------- rows for the builder
+def export_prefix_sessions(
+    inter_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    session_field: str = "session_id",
+    item_field: str = "item_id",
+    time_field: str = "timestamp",
+    id_field: str = DEFAULT_ID_FIELD,
+) -> int:
+    """Write one JSONL line per RecBole row: ``{"session_id": <target's id>, "items": [items before it]}``.
+
+    This is the sessions file for ``llm4sbr_adapter.build_store`` (JSONL input): the store it builds
+    is keyed by the ``id_field`` of each row's target and its prompts show the row's input items
+    only. Interactions are ordered by ``time_field`` within a session, as RecBole does (times must
+    differ within a session). Returns the number of rows written.
+    """
+    import csv
+    import json
+
+    inter_path = Path(inter_path)
+    with open(inter_path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = [h.split(":")[0] for h in next(reader, [])]
+        missing = [f for f in (session_field, item_field, time_field, id_field) if f not in header]
+        if missing:
+            raise ValueError(f"{inter_path}: line 1: header lacks {missing} (has {header})")
+        col = {f: header.index(f) for f in (session_field, item_field, time_field, id_field)}
+        sessions: dict[str, list[tuple[float, str, str, int]]] = {}
+        seen: set[str] = set()
+        for lineno, row in enumerate(reader, 2):
+            if not row:
+                continue
+            try:
+                event = row[col[id_field]]
+                key = (float(row[col[time_field]]), row[col[item_field]], event, lineno)
+            except (IndexError, ValueError) as err:
+                raise ValueError(f"{inter_path}: line {lineno}: {err}") from None
+            if event in seen:
+                raise ValueError(f"{inter_path}: line {lineno}: {id_field} {event!r} occurs twice")
+            seen.add(event)
+            sessions.setdefault(row[col[session_field]], []).append(key)
+    count = 0
+    tmp = Path(out_path).with_name(Path(out_path).name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        for session, events in sessions.items():
+            events.sort(key=lambda e: e[0])
+            for k in range(1, len(events)):
+                items = [e[1] for e in events[:k]]
+                out.write(json.dumps({"session_id": events[k][2], "items": items, "source_session": session}) + "\n")
+                count += 1
+    os.replace(tmp, out_path)
+    return count
+
+
 # --------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train RecBole's SR-GNN with an intent enhancer on a RecBole atomic-file dataset "
-        "(leave-one-out split per session: last row test, second-to-last valid) and report test metrics once.",
+        "(leave-one-out split per session: last row test, second-to-last valid) and report test metrics once. "
+        "With --export-sessions FILE it only writes the per-row sessions JSONL for the store builder and exits.",
     )
     parser.add_argument("--data-path", required=True, help="folder that holds <dataset>/<dataset>.inter")
     parser.add_argument("--dataset", required=True, help="RecBole dataset name (the .inter file's stem)")
-    parser.add_argument("--store", required=True, help="intent store for training rows (ids = values of --id-field)")
+    parser.add_argument("--store", default=None,
+                        help="intent store for training rows (ids = values of --id-field); required for training")
+    parser.add_argument("--export-sessions", default=None, metavar="FILE",
+                        help="write <dataset>.inter's rows as builder JSONL (id = target's --id-field, items = "
+                        "the items before it) to FILE and exit")
     parser.add_argument("--valid-store", default=None, help="store for validation rows (default: --store)")
     parser.add_argument("--test-store", default=None, help="store for test rows (default: --valid-store)")
     parser.add_argument("--id-field", default=DEFAULT_ID_FIELD,
@@ -296,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=256, help="train and eval batch size")
     parser.add_argument("--fusion", choices=("concat", "gate"), default="concat", help="enhancer fusion")
     parser.add_argument("--loss-weight", type=float, default=0.1, help="weight of the intent alignment loss")
+    parser.add_argument("--topk", type=int, nargs="+", default=[10, 20],
+                        help="cut-offs K of Hit/MRR/NDCG@K (each at most the number of items); "
+                        "the best epoch is picked on MRR@<largest K> of the validation rows")
     parser.add_argument("--checkpoint-dir", default="saved", help="where RecBole writes the best checkpoint")
     parser.add_argument("--seed", type=int, default=2020, help="RecBole seed")
     return parser
@@ -307,13 +370,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    if args.export_sessions:
+        inter = Path(args.data_path) / args.dataset / f"{args.dataset}.inter"
+        n = export_prefix_sessions(inter, args.export_sessions, session_field=args.session_field, id_field=args.id_field)
+        print(f"wrote {n} rows to {args.export_sessions}")
+        return {}
+    if not args.store:
+        parser.error("--store is required for training")
     config = srgnn_config(
         args.dataset,
         args.data_path,
         {
             "USER_ID_FIELD": args.session_field,
+            "load_col": {"inter": [args.session_field, "item_id", "timestamp", args.id_field]},
             "intent_id_field": args.id_field,
             "intent_fusion": args.fusion,
             "intent_loss_weight": args.loss_weight,
@@ -325,8 +397,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             "checkpoint_dir": args.checkpoint_dir,
             "seed": args.seed,
             "metrics": ["Hit", "MRR", "NDCG"],
-            "topk": [10, 20],
-            "valid_metric": "MRR@20",
+            "topk": sorted(args.topk),
+            "valid_metric": f"MRR@{max(args.topk)}",
         },
     )
     init_seed(config["seed"], config["reproducibility"])

@@ -24,11 +24,11 @@ try:
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    from examples.recbole_srgnn import IntentSRGNN, load_recbole_checkpoint, srgnn_config
+    from examples.recbole_srgnn import IntentSRGNN, export_prefix_sessions, load_recbole_checkpoint, main, srgnn_config
 except ImportError as err:  # recbole or one of its light dependencies is missing
     pytest.skip(
         f"RecBole is not importable ({err}); install it with "
-        "`pip install --no-deps recbole==1.2.1 && pip install pandas scikit-learn tensorboard "
+        "`pip install --no-deps recbole==1.2.1 && pip install 'pandas>=2.2,<3' scikit-learn tensorboard "
         "colorlog==4.7.2 texttable tabulate thop`",
         allow_module_level=True,
     )
@@ -220,3 +220,28 @@ def test_missing_id_field_is_named(world):
             IntentSRGNN(config, world["train"].dataset, store=world["stores"]["train"])
     finally:
         config["intent_id_field"] = None
+
+
+def test_export_then_cli_with_one_store_for_all_rows(world, tmp_path, monkeypatch):
+    import json
+
+    rows = tmp_path / "rows.jsonl"
+    n = export_prefix_sessions(world["root"] / "tiny" / "tiny.inter", rows)
+    lines = [json.loads(line) for line in rows.read_text(encoding="utf-8").splitlines()]
+    assert n == len(lines) == len(world["intents"])
+    for line in lines:
+        e = world["events"][int(line["session_id"])]
+        before = [x["item"] for x in world["events"].values() if x["session"] == e["session"] and x["pos"] < e["pos"]]
+        assert [int(i) for i in line["items"]] == before  # the row's inputs, never its target
+
+    # one store with string ids (as the builder writes them from JSONL) serves train, valid and test rows
+    rng = np.random.default_rng(1)
+    ids = [line["session_id"] for line in lines]
+    vecs = {p: rng.normal(size=(len(ids), TEXT_DIM)).astype(np.float32) for p in ("long", "short")}
+    meta = StoreMetadata(perspectives=["long", "short"], text_dim=TEXT_DIM, sessions_source="rows.jsonl")
+    store = write_store(tmp_path / "all.safetensors", ids, vecs, meta)
+    monkeypatch.chdir(tmp_path)
+    result = main(["--data-path", str(world["root"]), "--dataset", "tiny", "--store", str(store), "--epochs", "1",
+                   "--embedding-size", "16", "--batch-size", "16", "--topk", "5", "10", "--checkpoint-dir", str(tmp_path / "saved")])
+    assert {"hit@5", "mrr@10", "ndcg@10"} <= set(result)
+    assert all(0.0 <= v <= 1.0 for v in result.values())
