@@ -32,7 +32,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -289,16 +289,22 @@ def _read_pickle_sessions(path: Path) -> tuple[list, list, list, list]:
     return list(range(len(seqs))), seqs, targets, list(range(len(seqs)))
 
 
+def _jsonl_objects(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """Yield (1-based line number, parsed JSON) for each non-blank line; bad JSON names the line."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputFormatError(f"{path}: line {lineno}: not valid JSON ({err.msg})") from None
+        yield lineno, obj
+
+
 def _read_jsonl_sessions(path: Path, encoding: str) -> tuple[list, list, list, list]:
     ids, seqs, targets, lines = [], [], [], []
     with open(path, encoding=encoding) as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputFormatError(f"{path}: line {lineno}: not valid JSON ({err.msg})") from None
+        for lineno, obj in _jsonl_objects(path, handle):
             if not isinstance(obj, dict) or "session_id" not in obj or "items" not in obj:
                 raise InputFormatError(
                     f"{path}: line {lineno}: expected an object with 'session_id' and 'items'"
@@ -455,13 +461,7 @@ def read_catalogue(
             f"{path}: not valid {encoding} at byte {err.start} (try encoding='latin-1' / --items-encoding latin-1)"
         ) from None
     if kind == "jsonl":
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputFormatError(f"{path}: line {lineno}: not valid JSON ({err.msg})") from None
+        for lineno, obj in _jsonl_objects(path, text.splitlines()):
             iid = obj.get("item_id", obj.get("id")) if isinstance(obj, dict) else None
             if iid is None or "title" not in obj:
                 raise InputFormatError(f"{path}: line {lineno}: expected an object with 'item_id' and 'title'")
