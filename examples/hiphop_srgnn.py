@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -46,9 +44,11 @@ from llm4sbr_adapter.models import (BackboneBatch, HiphopConfig, HiphopHead, Sem
                                     align_text_to_rows)
 
 from .backbones.srgnn import SRGNN
-from .metrics import summarize_ranks, target_ranks
-from .session_data import Batch, SplitData, iterate_batches, load_split
-from .train import _atomic_write_text, _to_device, count_items, open_stores, peak_rss_mb, set_seed
+from .catalogue import read_items_tsv
+from .intent_stores import open_stores
+from .session_data import Batch, SplitData, batch_to_device, iterate_batches
+from .train import (RecommenderModules, add_evaluation_flags, add_store_flags, add_training_flags, fit_and_evaluate,
+                    load_run_data)
 
 logger = logging.getLogger("examples.hiphop_srgnn")
 
@@ -70,30 +70,12 @@ class SRGNNWithStates(SRGNN):
         return seq * batch.mask.unsqueeze(2), batch.mask, last, glob
 
 
-def read_titles(path: Path) -> tuple[list[int], list[str]]:
-    """``items.tsv`` (``item_id<TAB>title`` with a header) -> ids and titles (``""`` when missing)."""
-    ids, titles = [], []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None or header[:1] != ["item_id"]:
-            raise ValueError(f"{path}: line 1: expected the header 'item_id<TAB>title', got {header!r}")
-        for lineno, row in enumerate(reader, 2):
-            if not row:
-                continue
-            try:
-                ids.append(int(row[0]))
-            except ValueError:
-                raise ValueError(f"{path}: line {lineno}: item id {row[0]!r} is not an integer") from None
-            titles.append(row[1].strip() if len(row) > 1 else "")
-    return ids, titles
-
-
 def title_matrix(data_dir: Path, num_items: int, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Text vectors in embedding-row order ``[num_items + 1, text_dim]`` and the has-title mask."""
     from llm4sbr_adapter.build.encode import TextEncoder, catalogue_embeddings
 
-    ids, titles = read_titles(data_dir / "items.tsv")
+    ids, titles = read_items_tsv(data_dir / "items.tsv", dense_ids=False)
+    titles = [t.strip() for t in titles]
     encoder = TextEncoder()
     vectors = catalogue_embeddings(encoder, ids, titles, cache_dir=cache)
     vectors[np.asarray([t == "" for t in titles], dtype=bool)] = 0.0  # no title -> fallback, not the encoding of ""
@@ -117,8 +99,14 @@ def user_groups(data_dir: Path) -> np.ndarray:
     return out
 
 
-class HiphopRecommender:
-    """Backbone + optional semantic items + HiphopHead + optional IntentEnhancer, with one forward."""
+class HiphopRecommender(RecommenderModules):
+    """Backbone + optional semantic items + HiphopHead + optional IntentEnhancer, with one forward.
+
+    A :class:`examples.train.Recommender`; the neighbour bank is not part of ``state()``: rebuild it with
+    :meth:`refresh_bank` (at every epoch start and after the best state is restored).
+    """
+
+    needs_graph = True
 
     def __init__(self, args: argparse.Namespace, num_items: int, data: dict[str, SplitData], data_dir: Path) -> None:
         self.args = args
@@ -157,28 +145,20 @@ class HiphopRecommender:
                                         loss_weight=args.aux_weight)
             self.enhancer = IntentEnhancer(ecfg, store=self.stores["train"]).to(self.device)
         self.groups = torch.from_numpy(user_groups(data_dir)) if args.group_by_user else None
-        self.nonzero_sum: dict[str, float] = {}
+        self.nonzero_sum: dict[str, float] = {}  # per neighbour level, since the last use_split()
         self.nonzero_rows = 0
 
     def modules(self) -> list[torch.nn.Module]:
         return [m for m in (self.backbone, self.head, self.enhancer) if m is not None]
 
-    def parameters(self) -> list[torch.nn.Parameter]:
-        seen, out = set(), []
-        for m in self.modules():
-            for p in m.parameters():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    out.append(p)
-        return out
-
-    def train(self, mode: bool = True) -> None:
-        for m in self.modules():
-            m.train(mode)
-
     def use_split(self, split: str) -> None:
-        if self.enhancer is not None:
-            self.enhancer.bind_store(self.stores[split])
+        """Bind the enhancer to ``split``'s store and restart the sparsity diagnostic for a pass over it."""
+        super().use_split(split)
+        self.nonzero_sum, self.nonzero_rows = {}, 0
+
+    def mean_nonzero_neighbours(self) -> dict[str, float]:
+        """Mean number of neighbours with non-zero attention per row and level, over the last evaluation pass."""
+        return {lv: v / max(self.nonzero_rows, 1) for lv, v in self.nonzero_sum.items()}
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(seq, mask, session, external intent or None, enhancer aux loss)``."""
@@ -195,7 +175,7 @@ class HiphopRecommender:
         self.use_split("train")
 
         def run(batch: Batch) -> BackboneBatch:
-            batch = _to_device(batch, self.device)
+            batch = batch_to_device(batch, self.device)
             seq, mask, session, _, _ = self.encode(batch)
             rows = batch.row_ids.cpu()
             return BackboneBatch(seq, mask, session, ids=rows,
@@ -209,7 +189,7 @@ class HiphopRecommender:
         self.train(was)
 
     def loss_and_scores(self, batch: Batch, training: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        batch = _to_device(batch, self.device)
+        batch = batch_to_device(batch, self.device)
         seq, mask, session, intent, aux = self.encode(batch)
         if training:  # training rows are in the bank: exclude themselves (and their user's other rows)
             rows = batch.row_ids.cpu()
@@ -233,34 +213,12 @@ class HiphopRecommender:
         for i, m in enumerate(self.modules()):
             m.load_state_dict(state[i])
 
-    @torch.no_grad()
-    def evaluate(self, data: SplitData, split: str) -> tuple[np.ndarray, float]:
-        self.train(False)
-        self.use_split(split)
-        ranks, total, rows = [], 0.0, 0
-        for batch in iterate_batches(data, self.args.batch_size, max_len=self.args.max_len, graph=True):
-            ce, _, scores = self.loss_and_scores(batch, training=False)
-            ranks.append(target_ranks(scores, batch.targets.to(scores.device) - 1).cpu().numpy())
-            total += float(ce) * len(batch.targets)
-            rows += len(batch.targets)
-        return np.concatenate(ranks), total / max(rows, 1)
-
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SR-GNN + HIPHOP parts (semantic items, multi-intent, intent-guided "
                                 "neighbours, contrastive); epoch picked on validation, test evaluated once.")
     p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt, items.tsv (examples.prepare_data)")
-    p.add_argument("--epochs", type=int, default=10, help="maximum number of training epochs")
-    p.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better validation score (0 = never)")
-    p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and dropout")
-    p.add_argument("--batch-size", type=int, default=100, help="training and evaluation batch size")
-    p.add_argument("--hidden-size", type=int, default=100, help="embedding / hidden width d")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--lr-step", type=int, default=3, help="multiply the learning rate by --lr-gamma every this many epochs")
-    p.add_argument("--lr-gamma", type=float, default=0.1, help="learning-rate decay factor")
-    p.add_argument("--l2", type=float, default=1e-5, help="Adam weight decay")
-    p.add_argument("--gnn-steps", type=int, default=1, help="SR-GNN propagation steps")
-    p.add_argument("--max-len", type=int, default=0, help="keep only the last this many clicks of each input (0 = all)")
+    add_training_flags(p)
     p.add_argument("--semantic", choices=("none", "init", "add"), default="none",
                    help="item-title semantics: initialise the item table from the titles, or add a projected title vector")
     p.add_argument("--init-method", choices=("pca", "random"), default="pca", help="fixed projection for --semantic init")
@@ -288,88 +246,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-hard-negatives", type=int, default=0, help="hard negatives per row")
     p.add_argument("--enhancer", action=argparse.BooleanOptionalAction, default=False,
                    help="LLM4SBR IntentEnhancer with the --store-* intent stores replaces SR-GNN's fusion")
-    p.add_argument("--store-train", help="intent store whose ids are the rows of train.txt")
-    p.add_argument("--store-valid", help="intent store whose ids are the rows of valid.txt")
-    p.add_argument("--store-test", help="intent store whose ids are the rows of test.txt")
+    add_store_flags(p)
     p.add_argument("--aux-weight", type=float, default=0.1, help="enhancer loss_weight")
-    p.add_argument("--topk", type=int, nargs="+", default=[5, 10, 20], help="cut-offs K for HR/MRR/NDCG")
-    p.add_argument("--select-metric", default="MRR@20", help="validation metric that picks the epoch")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    p.add_argument("--out", required=True, help="results JSON path; per-session ranks go to <stem>.ranks.npz beside it")
-    p.add_argument("--quiet", action="store_true", help="log only warnings")
+    add_evaluation_flags(p)
     return p.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict:
-    torch.set_num_threads(args.threads)
-    set_seed(args.seed)
-    data_dir = Path(args.data)
-    data = {split: load_split(data_dir / f"{split}.txt") for split in ("train", "valid", "test")}
-    num_items = count_items(data_dir, list(data.values()))
-    ks = sorted(set(args.topk))
+    """Build the model from the flags and hand it to :func:`examples.train.fit_and_evaluate`; returns the result."""
+    data_dir, data, num_items = load_run_data(args)
     model = HiphopRecommender(args, num_items, data, data_dir)
-    params = model.parameters()
-    optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.l2)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step, gamma=args.lr_gamma)
-    log, best, best_state, best_epoch, waited, train_seconds = [], -1.0, None, 0, 0, []
-    for epoch in range(1, args.epochs + 1):
-        t0 = time.perf_counter()
-        model.refresh_bank(data["train"])
-        model.train(True)
-        model.use_split("train")
-        sums, n = {"ce": 0.0, "aux": 0.0}, 0
-        for batch in iterate_batches(data["train"], args.batch_size, shuffle=True, seed=args.seed * 1000 + epoch,
-                                     max_len=args.max_len, graph=True):
-            ce, aux, _ = model.loss_and_scores(batch, training=True)
-            optimizer.zero_grad(set_to_none=True)
-            (ce + aux).backward()
-            optimizer.step()
-            sums["ce"] += float(ce.detach()) * len(batch.targets)
-            sums["aux"] += float(aux.detach()) * len(batch.targets)
-            n += len(batch.targets)
-        scheduler.step()
-        train_seconds.append(time.perf_counter() - t0)
-        valid_ranks, valid_ce = model.evaluate(data["valid"], "valid")
-        vm = summarize_ranks(valid_ranks, ks)
-        score = vm[args.select_metric]
-        log.append({"epoch": epoch, "train_ce": sums["ce"] / n, "train_aux": sums["aux"] / n, "valid_ce": valid_ce,
-                    "valid": vm, "train_seconds": train_seconds[-1]})
-        logger.info("epoch %d: train CE %.4f aux %.4f | valid %s %.4f HR@20 %.4f | %.1fs", epoch, sums["ce"] / n,
-                    sums["aux"] / n, args.select_metric, score, vm.get("HR@20", float("nan")), train_seconds[-1])
-        if score > best:
-            best, best_state, best_epoch, waited = score, model.state(), epoch, 0
-        else:
-            waited += 1
-            if args.patience and waited >= args.patience:
-                break
-    model.load_state(best_state)
-    model.refresh_bank(data["train"])  # the bank is not part of the state: rebuild it for the selected weights
-    valid_ranks, _ = model.evaluate(data["valid"], "valid")
-    model.nonzero_sum, model.nonzero_rows = {}, 0
-    test_ranks, test_ce = model.evaluate(data["test"], "test")
-    nonzero = {lv: v / max(model.nonzero_rows, 1) for lv, v in model.nonzero_sum.items()}
-    result = {
+    fields = {
         "model": "srgnn+hiphop",
         "parts": {"semantic": args.semantic, "intents": args.intents, "neighbours": args.neighbours,
                   "contrastive": args.contrastive, "enhancer": args.enhancer},
-        "seed": args.seed, "data": str(data_dir.resolve()), "num_items": num_items,
-        "rows": {s: len(d) for s, d in data.items()},
-        "config": {k: v for k, v in vars(args).items() if k != "quiet"},
-        "parameters": sum(p.numel() for p in params),
-        "best_epoch": best_epoch, "select_metric": args.select_metric,
-        "valid_at_best": summarize_ranks(valid_ranks, ks), "test": summarize_ranks(test_ranks, ks), "test_ce": test_ce,
-        "test_mean_nonzero_neighbours": nonzero,
-        "epochs_run": len(log), "seconds_per_epoch_train": float(np.mean(train_seconds)),
-        "peak_rss_mb": peak_rss_mb(), "threads": args.threads, "torch": torch.__version__, "log": log,
+        "num_items": num_items,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ranks_path = out.with_name(out.stem + ".ranks.npz")
-    np.savez_compressed(ranks_path, test_ranks=test_ranks.astype(np.int64), valid_ranks=valid_ranks.astype(np.int64))
-    result["ranks_file"] = ranks_path.name
-    _atomic_write_text(out, json.dumps(result, indent=2) + "\n")
-    return result
+    return fit_and_evaluate(
+        model, data, args, fields=fields,
+        on_epoch_start=lambda epoch: model.refresh_bank(data["train"]),
+        on_restore=lambda: model.refresh_bank(data["train"]),  # the bank is not part of the state
+        extra_results=lambda: {"test_mean_nonzero_neighbours": model.mean_nonzero_neighbours()},
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -308,6 +308,18 @@ def write_tsv(path: Path, header: Sequence[str], rows: list[Sequence]) -> None:
     _atomic_write(path, write, mode="w")
 
 
+def _shared_stats(examples: dict, item_map: dict, titles: dict) -> dict:
+    """The statistics both protocols report: per split, targets never seen in training, items without a title."""
+    train_items = {i for s in examples["train"][0] for i in s} | set(examples["train"][1])
+    return {
+        "splits": {split: _split_stats(*examples[split]) for split in SPLITS},
+        "targets_unseen_in_train": {
+            split: int(sum(t not in train_items for t in examples[split][1])) for split in ("valid", "test")
+        },
+        "items_without_title": int(sum(not titles.get(orig) for orig in item_map)),
+    }
+
+
 def _split_stats(seqs: list[list[int]], targets: list[int]) -> dict:
     lengths = np.asarray([len(s) for s in seqs], dtype=np.float64)
     return {
@@ -365,7 +377,6 @@ def prepare_movielens(
         examples[split] = (seqs, targets)
         meta[split] = (["row", "user_id", "start_time", "end_time", "length"],
                        [(k, s.user, s.start, s.end, len(s.items)) for k, s in enumerate(block)])
-    train_items = {i for s in examples["train"][0] for i in s} | set(examples["train"][1])
     clicks = sum(len(s.items) for s in sessions)
     stats = {
         "dataset": "movielens",
@@ -379,11 +390,7 @@ def prepare_movielens(
         "sessions": len(sessions),
         "avg_session_length": round(clicks / len(sessions), 4),
         "avg_input_length": round((clicks - len(sessions)) / len(sessions), 4),
-        "splits": {split: _split_stats(*examples[split]) for split in SPLITS},
-        "targets_unseen_in_train": {
-            split: int(sum(t not in train_items for t in examples[split][1])) for split in ("valid", "test")
-        },
-        "items_without_title": int(sum(not data.titles.get(orig) for orig in item_map)),
+        **_shared_stats(examples, item_map, data.titles),
     }
     write_dataset(Path(out), examples, item_map, data.titles, meta, stats)
     return stats
@@ -409,7 +416,6 @@ def prepare_beauty(
         examples[split] = ([[item_map[i] for i in r.inputs] for r in block], [item_map[r.target] for r in block])
         meta[split] = (["row", "user_id", "target_position", "target_time"],
                        [(k, r.user, r.position, r.target_time) for k, r in enumerate(block)])
-    train_items = {i for s in examples["train"][0] for i in s} | set(examples["train"][1])
     clicks = sum(len(s.items) for s in sessions)
     stats = {
         "dataset": "beauty",
@@ -423,11 +429,7 @@ def prepare_beauty(
         "avg_session_length": round(clicks / len(sessions), 4),
         "augmented_rows": len(rows),
         "train_plus_valid_rows": len(blocks[0]) + len(blocks[1]),
-        "splits": {split: _split_stats(*examples[split]) for split in SPLITS},
-        "targets_unseen_in_train": {
-            split: int(sum(t not in train_items for t in examples[split][1])) for split in ("valid", "test")
-        },
-        "items_without_title": int(sum(not data.titles.get(orig) for orig in item_map)),
+        **_shared_stats(examples, item_map, data.titles),
     }
     write_dataset(Path(out), examples, item_map, data.titles, meta, stats)
     return stats

@@ -189,3 +189,19 @@ def iterate_batches(
     order = np.random.default_rng(seed).permutation(len(data)) if shuffle else np.arange(len(data))
     for start in range(0, len(order), batch_size):
         yield make_batch(data, order[start:start + batch_size], max_len=max_len, graph=graph)
+
+
+def batch_to_device(batch: Batch, device: torch.device | str) -> Batch:
+    """``batch`` with every tensor on ``device``; ``row_ids`` stay on the CPU (they index stores and banks).
+
+    On the CPU the same object is returned unchanged.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return batch
+    g = batch.graph
+    if g is not None:
+        g = SessionGraph(nodes=g.nodes.to(device), alias=g.alias.to(device), adj_in=g.adj_in.to(device),
+                         adj_out=g.adj_out.to(device))
+    return Batch(row_ids=batch.row_ids, items=batch.items.to(device), mask=batch.mask.to(device),
+                 lengths=batch.lengths.to(device), targets=batch.targets.to(device), graph=g)

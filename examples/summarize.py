@@ -154,15 +154,7 @@ def to_markdown(summary: dict, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDC
     lines.append("")
     lines.append("Metrics in %, mean ± sample std over seeds.")
     if summary["enhancer_minus_alone"]:
-        lines += ["", "| model | " + " | ".join(f"Δ{m} [95% CI]" for m in metrics) + " |",
-                  "|---|" + "---:|" * len(metrics)]
-        for model, d in summary["enhancer_minus_alone"].items():
-            cells = []
-            for m in metrics:
-                x = d[m]
-                mark = "" if x["lo"] <= 0 <= x["hi"] else " *"
-                cells.append(f"{100 * x['diff']:+.2f} [{100 * x['lo']:+.2f}, {100 * x['hi']:+.2f}]{mark}")
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        lines += ["", diff_markdown(summary["enhancer_minus_alone"], "model", metrics)]
         lines.append("")
         lines.append(f"Enhancer minus alone, in percentage points; paired bootstrap over test sessions "
                      f"({summary['resamples']} resamples) of the seed-averaged per-session metric; * = interval excludes 0.")

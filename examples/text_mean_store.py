@@ -17,37 +17,16 @@ LLM store has to beat this control to show that the LLM adds something.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .catalogue import read_items_tsv
 from .session_data import SplitData, load_split
 
 SPLITS = ("train", "valid", "test")
-
-
-def read_items_tsv(path: Path) -> tuple[list[int], list[str]]:
-    """``items.tsv`` from :mod:`examples.prepare_data`: ids ``1..N`` in order and titles (may be empty)."""
-    ids, titles = [], []
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
-        if header is None or header[:2] != ["item_id", "title"]:
-            raise ValueError(f"{path}: line 1: expected the header 'item_id<TAB>title'")
-        for lineno, row in enumerate(reader, 2):
-            if not row:
-                continue
-            try:
-                ids.append(int(row[0]))
-            except ValueError:
-                raise ValueError(f"{path}: line {lineno}: item id {row[0]!r} is not an integer") from None
-            titles.append(row[1] if len(row) > 1 else "")
-    if ids != list(range(1, len(ids) + 1)):
-        raise ValueError(f"{path}: item ids must be 1..N in order (as written by examples.prepare_data)")
-    return ids, titles
 
 
 def encode_titles(titles: Sequence[str], model_path: str | None = None) -> tuple[np.ndarray, str]:

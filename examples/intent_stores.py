@@ -1,0 +1,35 @@
+"""Open the per-split LLM4SBR intent stores that the training scripts hand to the enhancer."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .session_data import SplitData
+
+
+def open_stores(paths: Mapping[str, str | None], data: Mapping[str, SplitData]) -> dict:
+    """``{split: IntentStore}`` for ``paths`` (keys ``train``/``valid``/``test``).
+
+    Each store must be tied to its split's pickle (``sessions_sha256``) and cover every row of it; all
+    stores must share the perspectives and text dimension of the ``train`` store. Raises ``ValueError``
+    naming the missing ``--store-<split>`` flag or the offending file.
+    """
+    from llm4sbr_adapter.store import IntentStore, sha256_file
+
+    stores = {}
+    for split, path in paths.items():
+        if path is None:
+            raise ValueError(f"--enhancer needs --store-{split}")
+        store = IntentStore.open(path, sessions_sha256=sha256_file(data[split].path))
+        _, found = store.rows(np.arange(len(data[split])))
+        if not found.all():
+            raise ValueError(f"{path}: {int((~found).sum())} of {len(found)} rows of {data[split].path} have no intent")
+        stores[split] = store
+    first = stores["train"]
+    for split, store in stores.items():
+        if store.perspectives != first.perspectives or store.text_dim != first.text_dim:
+            raise ValueError(f"{store.path} has perspectives {store.perspectives} / dim {store.text_dim}, "
+                             f"but {first.path} has {first.perspectives} / {first.text_dim}")
+    return stores
