@@ -53,6 +53,11 @@ from recbole.config import Config
 from recbole.model.sequential_recommender.srgnn import SRGNN
 from recbole.utils import FeatureType
 
+# Importing recbole.model.sequential_recommender runs `torch.autograd.set_detect_anomaly(True)` (in its
+# SINE module) for the whole process: that slows every backward pass and turns harmless 0 * inf
+# gradients elsewhere into errors. Nothing here needs it.
+torch.autograd.set_detect_anomaly(False)
+
 from llm4sbr_adapter import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig, IntentStore
 
 logger = logging.getLogger(__name__)

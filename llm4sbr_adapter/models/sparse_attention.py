@@ -100,7 +100,11 @@ def entmax15(scores: Tensor, dim: int = -1, mask: Tensor | None = None) -> Tenso
     mean_sq = (x_sorted * x_sorted).cumsum(dim=-1) / k
     var_k = k * (mean_sq - mean * mean)  # = sum over top-k of (x_i - mean_k)^2
     delta = (1.0 - var_k) / k
-    tau_candidates = mean - torch.sqrt(torch.clamp(delta, min=0.0))
+    # sqrt only where delta > 0: sqrt'(0) is infinite, and 0 * inf in the backward pass would put
+    # NaN into gradients of candidates that are never selected.
+    positive = delta > 0
+    root = torch.sqrt(torch.where(positive, delta, torch.ones_like(delta))) * positive
+    tau_candidates = mean - root
     in_support = tau_candidates <= x_sorted
     support_size = in_support.sum(dim=-1, keepdim=True).clamp(min=1)
     tau = tau_candidates.gather(-1, support_size - 1)
