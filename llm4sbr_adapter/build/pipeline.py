@@ -97,6 +97,7 @@ class BuildConfig:
     dry_run: bool = False
     index: str = "flat"
     device: str = "cpu"
+    threads: int = 0
     item_cache_dir: str | os.PathLike | None = None
     on_missing_title: str = "error"
     on_empty_answer: str = "session_mean"
@@ -171,7 +172,7 @@ class _Timer:
         self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
-def _resolve_llm(llm: Any, device: str, batch_size: int = 8) -> tuple[Any, bool]:
+def _resolve_llm(llm: Any, device: str, batch_size: int = 8, threads: int = 0) -> tuple[Any, bool]:
     """Return (backend, created_here)."""
     from .llm.base import LLMBackend
 
@@ -191,9 +192,11 @@ def _resolve_llm(llm: Any, device: str, batch_size: int = 8) -> tuple[Any, bool]
         return backend, True
     from .llm import make_backend
 
-    local = llm == "default" or llm.startswith("hf:")
-    backend = make_backend(llm, device=device, batch_size=batch_size) if local else make_backend(llm)
-    return backend, True
+    if llm == "default" or llm.startswith("hf:"):
+        return make_backend(llm, device=device, batch_size=batch_size), True
+    if llm.startswith("llamacpp:"):  # offload every layer when a GPU device is asked for
+        return make_backend(llm, n_gpu_layers=0 if device == "cpu" else -1, n_threads=threads or None), True
+    return make_backend(llm), True
 
 
 def _resolve_encoder(encoder: Any, device: str) -> Any:
@@ -237,6 +240,7 @@ def build_intent_store(
     dry_run: bool = False,
     index: str = "flat",
     device: str = "cpu",
+    threads: int = 0,
     item_cache_dir: str | os.PathLike | None = None,
     on_missing_title: str = "error",
     on_empty_answer: str = "session_mean",
@@ -265,6 +269,7 @@ def build_intent_store(
         dry_run: render (and export) prompts only; no LLM is loaded, nothing is written.
         index: FAISS index for localization, ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``.
         device: torch device for the LLM (where the backend supports it) and the encoder.
+        threads: CPU threads for a local LLM and the encoder (0 = the library defaults, all cores).
         item_cache_dir: folder caching catalogue embeddings (default: ``llm4sbr_item_cache`` beside output).
         on_missing_title: session item without a title: ``"error"``, ``"skip_item"`` or ``"id_only"``.
         on_empty_answer: ``"session_mean"`` (default), ``"raw"`` or ``"error"`` (see module docs).
@@ -277,7 +282,7 @@ def build_intent_store(
     config = BuildConfig(
         llm=llm, encoder=encoder, perspectives=perspectives, top_f=top_f, softmax_temperature=softmax_temperature,
         max_items=max_items, generation=generation, batch_size=batch_size, cache_path=cache_path, shard=shard,
-        dtype=dtype, dry_run=dry_run, index=index, device=device, item_cache_dir=item_cache_dir,
+        dtype=dtype, dry_run=dry_run, index=index, device=device, threads=threads, item_cache_dir=item_cache_dir,
         on_missing_title=on_missing_title, on_empty_answer=on_empty_answer, export_prompts=export_prompts,
         progress=progress,
     )
@@ -309,6 +314,12 @@ def run_build(
         raise ValueError(f"dtype must be 'float32' or 'float16', got {cfg.dtype!r}")
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    if cfg.threads < 0:
+        raise ValueError(f"threads must be >= 0, got {cfg.threads}")
+    if cfg.threads and not cfg.dry_run:
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
     shard = parse_shard(cfg.shard)
     persp = _resolve_perspectives(cfg.perspectives)
     report = BuildReport(perspectives=[p.name for p in persp], dry_run=cfg.dry_run,
@@ -368,7 +379,7 @@ def run_build(
     output = Path(output)
     report.cache_path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path(output)
     with _Timer(seconds, "llm_load"):
-        backend, owned = _resolve_llm(cfg.llm, cfg.device, cfg.batch_size)
+        backend, owned = _resolve_llm(cfg.llm, cfg.device, cfg.batch_size, cfg.threads)
         report.llm = backend.model_id
     try:
         with _Timer(seconds, "answer"):

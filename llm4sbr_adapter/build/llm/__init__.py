@@ -1,7 +1,7 @@
 """LLM layer of the offline store builder: backends, answer cache and the embedded default model.
 
 Backends share one interface (:class:`LLMBackend.generate`): user-message texts in, raw completions out,
-in order. Heavy backends (transformers) are imported lazily.
+in order. Heavy backends (transformers, llama.cpp) are imported lazily.
 """
 
 from .base import GenerationConfig, LLMBackend, LLMError
@@ -28,6 +28,7 @@ __all__ = [
     "export_prompts",
     "prompt_text_sha256",
     "TransformersBackend",
+    "LlamaCppBackend",
 ]
 
 
@@ -36,4 +37,8 @@ def __getattr__(name: str):
         from .transformers_backend import TransformersBackend
 
         return TransformersBackend
+    if name == "LlamaCppBackend":
+        from .llamacpp_backend import LlamaCppBackend
+
+        return LlamaCppBackend
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -148,8 +148,8 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
     return target
 
 
-_SPEC_HELP = ('"default", "hf:<model folder or .gguf file>", "openai:<base_url>#<model>" '
-              'or "replay:<answers.jsonl>"')
+_SPEC_HELP = ('"default", "hf:<model folder or .gguf file>", "llamacpp:<.gguf file or default>", '
+              '"openai:<base_url>#<model>" or "replay:<answers.jsonl>"')
 
 
 def make_backend(spec: str, **kw: Any) -> LLMBackend:
@@ -159,6 +159,8 @@ def make_backend(spec: str, **kw: Any) -> LLMBackend:
         ``default``: the embedded Qwen GGUF via :class:`TransformersBackend` (``kw``: device, dtype,
         batch_size, cache_dir for :func:`default_llm_path`);
         ``hf:<path>``: :class:`TransformersBackend` on a folder or ``.gguf`` file;
+        ``llamacpp:<path>``: :class:`LlamaCppBackend` on a ``.gguf`` file (``kw``: n_threads, n_ctx, ...);
+        ``llamacpp:default`` runs the embedded default model with llama.cpp;
         ``openai:<base_url>#<model>``: :class:`OpenAIChatBackend` (``kw``: api_key_env, concurrency, ...);
         ``replay:<jsonl>``: :class:`ReplayBackend`.
     """
@@ -176,6 +178,14 @@ def make_backend(spec: str, **kw: Any) -> LLMBackend:
         from .transformers_backend import TransformersBackend
 
         return TransformersBackend(rest, **kw)
+    if kind == "llamacpp":
+        from .llamacpp_backend import LlamaCppBackend
+
+        if rest == "default":
+            path = default_llm_path(kw.pop("cache_dir", None))
+            kw.setdefault("model_id", f"gguf-sha256:{DEFAULT_LLM_SHA256}")
+            return LlamaCppBackend(path, **kw)
+        return LlamaCppBackend(rest, **kw)
     if kind == "openai":
         from .openai_http import OpenAIChatBackend
 

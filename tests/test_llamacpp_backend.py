@@ -1,0 +1,80 @@
+"""The llama.cpp backend: spec parsing and errors always; real generation when llama-cpp-python and
+the default GGUF (the ``demo`` extra) are installed."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from llm4sbr_adapter.build.llm import GenerationConfig, LLMError, make_backend
+from llm4sbr_adapter.build.llm import default_model as dm
+
+HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+
+
+def _default_gguf():
+    try:
+        return dm.default_llm_path()
+    except (ImportError, dm.DefaultModelError):
+        return None
+
+
+def test_missing_file_and_wrong_suffix_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.gguf"):
+        make_backend(f"llamacpp:{tmp_path / 'nope.gguf'}")
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"\0" * 16)
+    with pytest.raises(LLMError, match="reads .gguf files"):
+        make_backend(f"llamacpp:{bad}")
+
+
+@pytest.mark.skipif(HAVE_LLAMA_CPP, reason="checks the message shown when llama-cpp-python is absent")
+def test_missing_package_names_the_install_command(tmp_path):
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF")
+    with pytest.raises(ImportError, match="pip install llama-cpp-python"):
+        make_backend(f"llamacpp:{f}")
+
+
+@pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed (pip install llama-cpp-python)")
+def test_corrupt_gguf_is_an_llm_error(tmp_path):
+    f = tmp_path / "broken.gguf"
+    f.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(LLMError, match="broken.gguf"):
+        make_backend(f"llamacpp:{f}")
+
+
+@pytest.fixture(scope="module")
+def llama_default():
+    if not HAVE_LLAMA_CPP:
+        pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python)")
+    if _default_gguf() is None:
+        pytest.skip('the default GGUF is not installed (pip install -e ".[demo]")')
+    backend = make_backend("llamacpp:default", n_threads=2, n_ctx=1024)
+    yield backend
+    backend.close()
+
+
+def test_default_model_answers_greedily_and_deterministically(llama_default):
+    prompts = ["Name one fruit. Answer with one word.", "Name one colour. Answer with one word."]
+    cfg = GenerationConfig(max_new_tokens=8)
+    first = llama_default.generate(prompts, cfg)
+    again = llama_default.generate(prompts[::-1], cfg)[::-1]
+    assert len(first) == 2 and all(a.strip() for a in first)
+    assert first == again  # greedy: the order and the previous prompt's cached prefix change nothing
+    assert llama_default.model_id == f"llamacpp:gguf-sha256:{dm.DEFAULT_LLM_SHA256}"
+
+
+def test_stop_strings_cut_the_answer(llama_default):
+    cfg = GenerationConfig(max_new_tokens=16)
+    full = llama_default.generate(["Count from 1 to 9, separated by commas."], cfg)[0]
+    assert "," in full
+    cut = llama_default.generate(["Count from 1 to 9, separated by commas."],
+                                 GenerationConfig(max_new_tokens=16, stop=(",",)))[0]
+    assert "," not in cut and full.startswith(cut)
+
+
+def test_prompt_longer_than_context_names_the_limit(llama_default):
+    with pytest.raises(LLMError, match="n_ctx=1024"):
+        llama_default.generate(["word " * 3000], GenerationConfig(max_new_tokens=4))
