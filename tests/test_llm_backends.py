@@ -166,6 +166,28 @@ def test_make_backend_hf_spec(tiny_model_dir):
         b.generate_naive(["what"], GenerationConfig(max_new_tokens=3))
 
 
+def test_lazy_backend_loads_only_when_used(tiny_model_dir, tiny_backend, monkeypatch):
+    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+
+    loads = []
+    real = TransformersBackend._load
+    monkeypatch.setattr(TransformersBackend, "_load", lambda self: (loads.append(1), real(self))[1])
+    lazy = TransformersBackend(tiny_model_dir, batch_size=3, lazy=True)
+    assert loads == [] and lazy.model_id == tiny_backend.model_id  # identity known without the weights
+    assert lazy.generate(_PROMPTS[:2], GenerationConfig(max_new_tokens=4)) == \
+        tiny_backend.generate(_PROMPTS[:2], GenerationConfig(max_new_tokens=4))
+    assert loads == [1] and lazy.num_parameters == tiny_backend.num_parameters
+    lazy.generate(["x"], GenerationConfig(max_new_tokens=2))
+    assert loads == [1]
+
+
+def test_builds_create_local_backends_lazily(tiny_model_dir):
+    from llm4sbr_adapter.build.pipeline import _resolve_llm
+
+    backend, owned = _resolve_llm(f"hf:{tiny_model_dir}", "cpu", 2)
+    assert owned and "model" not in backend.__dict__
+
+
 def test_generation_config_validation_and_dict():
     cfg = GenerationConfig(max_new_tokens=5, stop=["\n"])
     assert cfg.stop == ("\n",)

@@ -192,8 +192,8 @@ def _resolve_llm(llm: Any, device: str, batch_size: int = 8, threads: int = 0) -
         return backend, True
     from .llm import make_backend
 
-    if llm == "default" or llm.startswith("hf:"):
-        return make_backend(llm, device=device, batch_size=batch_size), True
+    if llm == "default" or llm.startswith("hf:"):  # lazy: never loaded when every answer is cached
+        return make_backend(llm, device=device, batch_size=batch_size, lazy=True), True
     if llm.startswith("llamacpp:"):  # offload every layer when a GPU device is asked for
         return make_backend(llm, n_gpu_layers=0 if device == "cpu" else -1, n_threads=threads or None), True
     return make_backend(llm), True

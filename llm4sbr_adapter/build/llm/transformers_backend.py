@@ -70,6 +70,8 @@ class TransformersBackend(LLMBackend):
         cache_converted: for a GGUF file, save the converted model as an HF folder next to it and reuse it
             on later loads (much faster than converting again). Ignored for folders. Falls back to the
             slow path with a warning if the folder cannot be written.
+        lazy: load the weights only when first needed (``generate``, ``model``, ``tokenizer``, ...), so
+            a build whose answers are all cached never loads the model; ``model_id`` is known at once.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class TransformersBackend(LLMBackend):
         *,
         model_id: str | None = None,
         cache_converted: bool = True,
+        lazy: bool = False,
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.exists():
@@ -94,37 +97,56 @@ class TransformersBackend(LLMBackend):
         self.batch_size = int(batch_size)
         self.trust_remote_code = bool(trust_remote_code)
 
-        t0 = time.perf_counter()
-        is_gguf = path.is_file() and path.suffix.lower() == ".gguf"
-        if is_gguf:
+        self._is_gguf = path.is_file() and path.suffix.lower() == ".gguf"
+        if self._is_gguf:
             identity = model_id or f"gguf:{path.name}:{path.stat().st_size}"
-            self.tokenizer, self.model, how = self._load_gguf(path, cache_converted)
         elif path.is_dir():
             identity = model_id or f"hf:{_folder_identity(path)}"
-            self.tokenizer, self.model = self._load_folder(path)
-            how = "folder"
         else:
             raise LLMError(f"model path must be an HF model folder or a .gguf file: {path}")
-        self.model.to(device=self.device, dtype=self.dtype)
-        self.model.eval()
-        self.load_seconds = time.perf_counter() - t0
         self.model_id = f"{identity}|dtype={_dtype_name(self.dtype)}"
-        logger.info("loaded %s (%s) on %s as %s in %.1f s", path, how, self.device,
-                    _dtype_name(self.dtype), self.load_seconds)
+        self._cache_converted = bool(cache_converted)
+        if not lazy:
+            self._load()
 
-        tok = self.tokenizer
+    _LOADED_ATTRIBUTES = frozenset({"tokenizer", "model", "load_seconds", "vocab_rows", "has_chat_template",
+                                    "eos_token_ids", "num_parameters"})
+
+    def __getattr__(self, name: str):
+        # Only reached when normal lookup fails: a lazily created backend loads its model on first use.
+        if name in TransformersBackend._LOADED_ATTRIBUTES and "model_path" in self.__dict__:
+            self._load()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _load(self) -> None:
+        path = self.model_path
+        t0 = time.perf_counter()
+        if self._is_gguf:
+            tokenizer, model, how = self._load_gguf(path, self._cache_converted)
+        else:
+            tokenizer, model = self._load_folder(path)
+            how = "folder"
+        model.to(device=self.device, dtype=self.dtype)
+        model.eval()
+        logger.info("loaded %s (%s) on %s as %s in %.1f s", path, how, self.device,
+                    _dtype_name(self.dtype), time.perf_counter() - t0)
+
+        tok = tokenizer
         tok.padding_side = "left"
-        self.vocab_rows = int(self.model.get_input_embeddings().num_embeddings)
+        vocab_rows = int(model.get_input_embeddings().num_embeddings)
         # Padded positions are masked out, so any in-range id works as padding; the eos token is the
         # usual choice when the tokenizer has no pad token (or one the embedding table lacks).
-        if tok.pad_token_id is None or tok.pad_token_id >= self.vocab_rows:
-            if tok.eos_token_id is not None and tok.eos_token_id < self.vocab_rows:
+        if tok.pad_token_id is None or tok.pad_token_id >= vocab_rows:
+            if tok.eos_token_id is not None and tok.eos_token_id < vocab_rows:
                 tok.pad_token = tok.eos_token
             else:
                 raise LLMError(f"{path}: tokenizer has neither a usable pad token nor an eos token")
+        self.tokenizer, self.model, self.vocab_rows = tok, model, vocab_rows
         self.has_chat_template = bool(getattr(tok, "chat_template", None))
-        self.eos_token_ids = [i for i in self._eos_ids() if i < self.vocab_rows]
-        self.num_parameters = sum(p.numel() for p in self.model.parameters())
+        self.eos_token_ids = [i for i in self._eos_ids() if i < vocab_rows]
+        self.num_parameters = sum(p.numel() for p in model.parameters())
+        self.load_seconds = time.perf_counter() - t0
 
     # ----------------------------------------------------------------------------------- loading
     def _load_folder(self, folder: Path):
