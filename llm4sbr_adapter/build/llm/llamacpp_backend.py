@@ -71,9 +71,11 @@ class LlamaCppBackend(LLMBackend):
         self.n_ctx = int(n_ctx)
         t0 = time.perf_counter()
         try:
+            # n_threads_batch (prompt reading) defaults to every core in llama-cpp-python; tie it to
+            # n_threads so a build asked to leave cores free really does.
             self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_batch=int(n_batch),
-                             n_threads=self.n_threads, n_gpu_layers=int(n_gpu_layers), seed=int(seed),
-                             verbose=False)
+                             n_threads=self.n_threads, n_threads_batch=self.n_threads,
+                             n_gpu_layers=int(n_gpu_layers), seed=int(seed), verbose=False)
         except (ValueError, RuntimeError) as e:
             raise LLMError(f"llama.cpp cannot load {path}: {e}") from e
         self.load_seconds = time.perf_counter() - t0
