@@ -45,3 +45,19 @@ for f in 0 1 3; do grid "results_llm_f$f" "llm_f$f" srgnn; done
 
 python -m examples.summarize --runs "$data/results_llm" --data "$data" --versus "$data/results" \
   --json "$data/results_llm/summary.json"
+
+# HIPHOP (issue 5): SR-GNN with the LLM intents alone, and with all four HIPHOP parts + LLM intents,
+# same settings as the other HIPHOP runs (docs/hiphop.md); compare with DATA_DIR/hiphop/{plain,all}_s*.
+mkdir -p "$data/hiphop"
+stores=()
+for split in train valid test; do stores+=(--store-$split "$data/stores/llm_f5_$split.safetensors"); done
+for s in $seeds; do
+  for cfg in "enh_llm|" "all_llm|--semantic add --intents --neighbours --contrastive"; do
+    name=${cfg%%|*}; flags=${cfg#*|}
+    out="$data/hiphop/${name}_s$s.json"
+    [ -f "$out" ] && continue
+    # shellcheck disable=SC2086
+    python -m examples.hiphop_srgnn --data "$data" --epochs 8 --patience 2 --encoder-cache "$data/llm/hiphop_enc" \
+      --seed "$s" $flags --enhancer "${stores[@]}" --out "$out" > "${out%.json}.log" 2>&1
+  done
+done
