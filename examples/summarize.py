@@ -131,6 +131,59 @@ def compare_folders(folder: Path, other: Path, metrics: Sequence[str] = METRICS,
     return out
 
 
+def load_named_runs(folder: Path) -> dict[str, list[dict]]:
+    """Runs grouped by file name without the ``_s<seed>`` suffix (``all_llm_s2.json`` -> ``all_llm``)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for path in sorted(folder.glob("*_s[0-9]*.json")):
+        res = json.loads(path.read_text(encoding="utf-8"))
+        if "test" not in res:
+            continue
+        res["_path"] = path
+        groups[path.stem.rsplit("_s", 1)[0]].append(res)
+    for runs in groups.values():
+        runs.sort(key=lambda r: r["seed"])
+    return dict(groups)
+
+
+def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = ("HR@10", "MRR@10", "HR@20", "MRR@20", "NDCG@20"),
+                   resamples: int = 10_000) -> str:
+    """Mean ± std per named group, and each group minus ``baseline`` over the seeds both have.
+
+    The paired bootstrap uses only the seeds present in both groups, so a group with fewer finished
+    seeds is compared like for like.
+    """
+    groups = load_named_runs(folder)
+    if baseline not in groups:
+        raise ValueError(f"{folder}: no runs named {baseline}_s<seed>.json (have {sorted(groups)})")
+    ks = sorted({int(m.split("@")[1]) for m in metrics})
+    lines = ["| config | seeds | " + " | ".join(metrics) + " | s/epoch | "
+             + " | ".join(f"Δ{m} vs {baseline} [95% CI]" for m in ("HR@20", "MRR@20")) + " |",
+             "|---|---|" + "---:|" * (len(metrics) + 3)]
+    base = {r["seed"]: r for r in groups[baseline]}
+    for name, runs in sorted(groups.items(), key=lambda kv: (kv[0] != baseline, kv[0])):
+        cells = []
+        for m in metrics:
+            v = 100 * np.array([r["test"][m] for r in runs])
+            cells.append(f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}")
+        sec = np.mean([r["seconds_per_epoch_train"] for r in runs])
+        deltas = []
+        shared = [r["seed"] for r in runs if r["seed"] in base]
+        for m in ("HR@20", "MRR@20"):
+            if name == baseline or not shared:
+                deltas.append("")
+                continue
+            a = session_metrics([base[sd] for sd in shared], ks)[m]
+            b = session_metrics([r for r in runs if r["seed"] in base], ks)[m]
+            d, lo, hi = paired_bootstrap(a, b, resamples)
+            deltas.append(f"{100 * d:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]{'' if lo <= 0 <= hi else ' *'}")
+        seeds = ",".join(str(r["seed"]) for r in runs)
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {sec:.0f} | " + " | ".join(deltas) + " |")
+    lines.append("")
+    lines.append(f"Metrics in %, mean ± sample std over seeds; Δ = paired bootstrap over test sessions ({resamples} "
+                 f"resamples) of the seed-averaged per-session metric, seeds shared with {baseline}; * = interval excludes 0.")
+    return "\n".join(lines)
+
+
 def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")) -> str:
     lines = [f"| {title} | " + " | ".join(f"Δ{m} [95% CI]" for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
     for model, d in diffs.items():
@@ -170,7 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", help="prepared data folder: adds a popularity reference row (train click counts)")
     p.add_argument("--versus", help="another runs folder (same test split): also print paired bootstrap CIs of "
                    "this folder minus that one for every (model, enhancer) group present in both")
+    p.add_argument("--by-name", metavar="BASELINE",
+                   help="instead: group runs by file name without _s<seed> (e.g. HIPHOP configurations) and "
+                        "compare every group with the group named BASELINE")
     args = p.parse_args(argv)
+    if args.by_name:
+        print(named_markdown(Path(args.runs), args.by_name, resamples=args.resamples))
+        return 0
     if args.versus:
         diffs = compare_folders(Path(args.runs), Path(args.versus), resamples=args.resamples)
         print(diff_markdown(diffs, f"{Path(args.runs).name} − {Path(args.versus).name}"))

@@ -199,3 +199,23 @@ def test_shuffled_control_store_permutes_rows(tmp_path):
     perm = np.random.default_rng(0).permutation(len(a))
     np.testing.assert_array_equal(np.asarray(b), np.asarray(a)[perm])
     assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_named_summary_pairs_shared_seeds_only(tmp_path):
+    from examples.summarize import load_named_runs, named_markdown
+
+    rng = np.random.default_rng(0)
+    for name, seeds, best in (("plain", (0, 1, 2), 50), ("better", (0, 1), 1)):
+        for seed in seeds:
+            ranks = rng.integers(best, best + 30, size=40)  # "better" ranks everything in its top 31
+            np.savez(tmp_path / f"{name}_s{seed}.ranks.npz", test_ranks=ranks)
+            res = {"seed": seed, "test": summarize_ranks(ranks, (10, 20)), "seconds_per_epoch_train": 1.0,
+                   "ranks_file": f"{name}_s{seed}.ranks.npz"}
+            (tmp_path / f"{name}_s{seed}.json").write_text(json.dumps(res))
+    groups = load_named_runs(tmp_path)
+    assert {k: [r["seed"] for r in v] for k, v in groups.items()} == {"plain": [0, 1, 2], "better": [0, 1]}
+    table = named_markdown(tmp_path, "plain", resamples=200)
+    row = next(line for line in table.splitlines() if line.startswith("| better | 0,1 |"))
+    assert row.rstrip(" |").endswith("*")  # a clear gain over the baseline on the shared seeds
+    with pytest.raises(ValueError, match="no runs named missing"):
+        named_markdown(tmp_path, "missing")
