@@ -19,7 +19,7 @@ import numpy as np
 from .build.sessions import Catalogue, SessionSet, item_key, read_catalogue, read_sessions
 from .store import IntentStore
 
-__all__ = ["inspect_store", "format_report", "main"]
+__all__ = ["inspect_store", "answer_statistics", "format_report", "main"]
 
 
 def _parse_session_id(store: IntentStore, text: str | int) -> int | str:
@@ -67,14 +67,17 @@ def inspect_store(
             info["empty_answers"][name] = sum(1 for a in answers if not a)
         vecs = np.asarray(store.vectors(name), dtype=np.float32)
         info["intent_norms"][name] = float(np.linalg.norm(vecs, axis=1).mean()) if len(vecs) else 0.0
+    sess = None
+    if sessions is not None:
+        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(sessions)
+        info["answer_stats"] = answer_statistics(store, sess, arrays)
     if session_id is None:
         return info
 
     sid = _parse_session_id(store, session_id)
     explained = store.explain(sid)  # raises KeyError naming the store when absent
     entry: dict[str, Any] = {"id": sid, "perspectives": {}}
-    if sessions is not None:
-        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(sessions)
+    if sess is not None:
         keys = [item_key(i) for i in sess.ids.tolist()]
         if item_key(sid) not in keys:
             raise KeyError(f"session {sid!r} is not in sessions file {sess.source}")
@@ -88,6 +91,41 @@ def inspect_store(
         entry["perspectives"][name] = {"answer": ex.get("answer"), "raw_answer": ex.get("raw_answer"), "top_items": tops}
     info["session"] = entry
     return info
+
+
+def answer_statistics(store: IntentStore, sessions: SessionSet, arrays: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How the LLM's snapped answers relate to the sessions they came from, per perspective.
+
+    For the sessions of ``sessions`` that are in the store: ``in_session`` is the share whose top-1
+    catalogue item is one of the session's own items (the LLM repeated something it was shown),
+    ``last_item`` the share whose top-1 item is the session's last item, ``distinct_top1`` the number
+    of different top-1 items; ``same_top1_all_perspectives`` the share of sessions whose perspectives
+    all snapped to the same top-1 item. Empty when the store has no top-f items (``top_f = 0``).
+    """
+    arrays = arrays if arrays is not None else store.to_arrays()
+    item_ids = arrays["item_ids"]
+    if item_ids is None or not arrays["top_items"]:
+        return {}
+    rows, found = store.rows(sessions.ids)
+    seqs = [set(map(item_key, sessions.sequences[i])) for i in np.flatnonzero(found)]
+    last = [item_key(sessions.sequences[i][-1]) if len(sessions.sequences[i]) else None for i in np.flatnonzero(found)]
+    rows = np.asarray(rows)[found]
+    keys = np.array([item_key(x) for x in item_ids.tolist()], dtype=object)
+    out: dict[str, Any] = {"sessions": int(found.sum()), "perspectives": {}}
+    top1 = {}
+    for name, tops in arrays["top_items"].items():
+        idx = np.asarray(tops)[rows, 0]
+        top1[name] = [keys[i] if i >= 0 else None for i in idx]
+        n = max(1, len(rows))
+        out["perspectives"][name] = {
+            "in_session": sum(t in sq for t, sq in zip(top1[name], seqs)) / n,
+            "last_item": sum(t is not None and t == lt for t, lt in zip(top1[name], last)) / n,
+            "distinct_top1": len({t for t in top1[name] if t is not None}),
+        }
+    if len(top1) > 1:
+        per_session = list(zip(*top1.values()))
+        out["same_top1_all_perspectives"] = sum(len(set(ts)) == 1 for ts in per_session) / max(1, len(per_session))
+    return out
 
 
 def format_report(info: dict[str, Any]) -> str:
@@ -108,6 +146,14 @@ def format_report(info: dict[str, Any]) -> str:
         f"empty answers:  {info['empty_answers']}",
         f"mean |intent|:  " + ", ".join(f"{k}={v:.3f}" for k, v in info["intent_norms"].items()),
     ]
+    stats = info.get("answer_stats")
+    if stats:
+        lines.append(f"answers vs the {stats['sessions']} sessions (top-1 snapped item):")
+        for name, st in stats["perspectives"].items():
+            lines.append(f"  {name}: one of the session's items {100 * st['in_session']:.1f} %, its last item "
+                         f"{100 * st['last_item']:.1f} %, {st['distinct_top1']} distinct items")
+        if "same_top1_all_perspectives" in stats:
+            lines.append(f"  same top-1 item in every perspective: {100 * stats['same_top1_all_perspectives']:.1f} %")
     extra = meta.get("extra") or {}
     if extra:
         lines.append(f"build settings: {json.dumps(extra, ensure_ascii=False, sort_keys=True)}")

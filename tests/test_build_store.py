@@ -310,6 +310,12 @@ def test_cli_shards_and_merge_subcommand_and_inspect(tmp_path, srgnn, capsys, mo
     tops = sess["perspectives"]["long"]["top_items"]
     assert len(tops) == 2 and tops[0]["title"] == titles[tops[0]["item_id"]]
     assert "cleaned answer" in format_report(info)
+    # The fake LLM always names the session's last item: every snapped answer is that item.
+    stats = info["answer_stats"]
+    assert stats["sessions"] == 12 and stats["same_top1_all_perspectives"] == 1.0
+    for name in ("long", "short"):
+        assert stats["perspectives"][name]["in_session"] == 1.0 and stats["perspectives"][name]["last_item"] == 1.0
+    assert "its last item 100.0 %" in format_report(info)
     assert inspect_main([str(tmp_path / "m.safetensors"), "--session", "3", "--items", str(items)]) == 0
     text = capsys.readouterr().out
     assert titles[seqs[3][-1]] in text and "top items" in text
