@@ -402,12 +402,28 @@ def prepare_beauty(
     *,
     test_rows: int = 18_000,
     valid_share: float = 0.1,
+    sample_users: float = 1.0,
+    sample_seed: int = 0,
 ) -> dict:
-    """Run the Beauty protocol (module docstring) from ``src`` into ``out``; returns the statistics."""
+    """Run the Beauty protocol (module docstring) from ``src`` into ``out``; returns the statistics.
+
+    ``sample_users < 1`` keeps a seeded random share of the users (whole sessions, drawn before
+    augmentation and splitting) and scales ``test_rows`` by the share of augmented rows kept, so the
+    test split keeps the full protocol's share of rows: a documented, cheaper variant for runs (LLM
+    intents, many configurations) that the full data would put out of reach.
+    """
+    if not 0 < sample_users <= 1:
+        raise ValueError(f"sample_users must be in (0, 1], got {sample_users}")
     data = read_beauty(src)
     # One session per user: a gap larger than any timestamp difference keeps each user whole.
     sessions = split_sessions(data.users, data.items, data.times, gap=np.iinfo(np.int64).max // 2)
+    full_rows = sum(len(sess.items) - 1 for sess in sessions)
+    if sample_users < 1:
+        keep = np.random.default_rng(sample_seed).random(len(sessions)) < sample_users
+        sessions = [sess for sess, k in zip(sessions, keep) if k]
     rows = augmented_rows(sessions)
+    if sample_users < 1:
+        test_rows = int(round(test_rows * len(rows) / full_rows))
     blocks = split_rows_by_target_time(rows, test_rows, valid_share)
     # Ids in order of first appearance over the users' full sequences (independent of the split).
     item_map = build_item_map([[s.items for s in sessions]])
@@ -422,7 +438,10 @@ def prepare_beauty(
         "source": str(Path(src).resolve()),
         "protocol": {"session": "one per user", "augmentation": "every prefix -> next item",
                      "test": f"latest {test_rows} rows by target time (ties: file order)",
-                     "valid": f"latest {valid_share:.0%} of the remaining rows by target time"},
+                     "valid": f"latest {valid_share:.0%} of the remaining rows by target time",
+                     "sample": "all users" if sample_users >= 1 else
+                     f"seeded subsample: {sample_users:.0%} of users (numpy default_rng({sample_seed})), "
+                     "test rows scaled to the full protocol's share"},
         "clicks": clicks,
         "items": len(item_map),
         "users": len(sessions),
@@ -487,6 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     be.add_argument("--out", required=True, help="output folder (created); keep it outside the git checkout")
     be.add_argument("--test-rows", type=int, default=18_000, help="the latest this many (prefix -> next) rows form the test split")
     be.add_argument("--valid-share", type=float, default=0.1, help="share of the remaining rows (latest by target time) used for validation")
+    be.add_argument("--sample-users", type=float, default=1.0,
+                    help="keep this seeded random share of users (0-1, default 1 = all); --test-rows is scaled to "
+                         "keep the full data's test share. For cheaper documented runs, never for headline numbers.")
+    be.add_argument("--sample-seed", type=int, default=0, help="seed of --sample-users (default 0)")
     args = parser.parse_args(argv)
 
     if args.dataset == "movielens":
@@ -494,8 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   shares=args.split, split_key=args.split_key)
         paper = None if args.paper == "none" else args.paper
     else:
-        stats = prepare_beauty(args.src, args.out, test_rows=args.test_rows, valid_share=args.valid_share)
-        paper = "beauty"
+        stats = prepare_beauty(args.src, args.out, test_rows=args.test_rows, valid_share=args.valid_share,
+                               sample_users=args.sample_users, sample_seed=args.sample_seed)
+        paper = "beauty" if args.sample_users >= 1 else None
     print(format_stats(stats, paper))
     print(f"\nwrote {args.out}: train.txt valid.txt test.txt items.tsv item_map.tsv rows_*.tsv stats.json")
     return 0

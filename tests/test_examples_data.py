@@ -134,6 +134,26 @@ def test_prepare_beauty_counts(tmp_path):
     assert len(targets) == 2
 
 
+def test_prepare_beauty_user_subsample_is_seeded_and_keeps_the_test_share(tmp_path):
+    src = tmp_path / "beauty"
+    src.mkdir()
+    rows = ["user_id\titem_id\ttimestamp"]
+    for u in range(200):
+        rows += [f"U{u}\t{'abcde'[(u + k) % 5]}\t{1000 * k + u}" for k in range(4)]  # 3 rows per user
+    (src / "beauty_interactions.tsv").write_text("\n".join(rows) + "\n")
+    (src / "beauty_items.tsv").write_text("item_id\ttitle\n" + "".join(f"{c}\tT{c}\n" for c in "abcde"))
+    full = prepare_beauty(src, tmp_path / "full", test_rows=60, valid_share=0.1)
+    half = prepare_beauty(src, tmp_path / "half", test_rows=60, valid_share=0.1, sample_users=0.5, sample_seed=3)
+    again = prepare_beauty(src, tmp_path / "again", test_rows=60, valid_share=0.1, sample_users=0.5, sample_seed=3)
+    assert full["users"] == 200 and 70 < half["users"] < 130
+    assert half["users"] == again["users"]
+    assert (tmp_path / "half" / "test.txt").read_bytes() == (tmp_path / "again" / "test.txt").read_bytes()
+    assert half["splits"]["test"]["rows"] == round(60 * half["augmented_rows"] / full["augmented_rows"])
+    assert "seeded subsample: 50% of users" in half["protocol"]["sample"]
+    with pytest.raises(ValueError, match="sample_users"):
+        prepare_beauty(src, tmp_path / "bad", sample_users=0)
+
+
 # --------------------------------------------------------------------------- batching
 def reference_graph(seq: list[int]):
     """SR-GNN's per-session construction written plainly (no padding node)."""
