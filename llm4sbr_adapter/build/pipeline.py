@@ -254,6 +254,7 @@ def build_intent_store(
         catalogue: a :class:`Catalogue` or a catalogue file (see :func:`read_catalogue`).
         output: the store to write (``.safetensors``); may be ``None`` only with ``dry_run``.
         llm: ``"default"`` (the embedded Qwen2.5-Coder-0.5B GGUF), ``"hf:<folder or .gguf>"``,
+            ``"llamacpp:<.gguf>"`` / ``"llamacpp:default"`` (llama.cpp, quantised, fastest on a CPU),
             ``"openai:<base_url>#<model>"``, ``"replay:<jsonl>"``, ``"py:<module>:<factory>"`` (a
             zero-argument callable returning an :class:`LLMBackend`), or an ``LLMBackend`` instance.
         encoder: ``None`` (all-MiniLM-L6-v2, 384-d), a Hugging Face folder, or a ``TextEncoder``.
