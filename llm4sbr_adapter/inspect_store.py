@@ -107,8 +107,9 @@ def answer_statistics(store: IntentStore, sessions: SessionSet, arrays: dict[str
     if item_ids is None or not arrays["top_items"]:
         return {}
     rows, found = store.rows(sessions.ids)
-    seqs = [set(map(item_key, sessions.sequences[i])) for i in np.flatnonzero(found)]
-    last = [item_key(sessions.sequences[i][-1]) if len(sessions.sequences[i]) else None for i in np.flatnonzero(found)]
+    present = [sessions.sequences[i] for i in np.flatnonzero(found)]
+    seqs = [set(map(item_key, seq)) for seq in present]
+    last = [item_key(seq[-1]) if len(seq) else None for seq in present]
     rows = np.asarray(rows)[found]
     keys = np.array([item_key(x) for x in item_ids.tolist()], dtype=object)
     out: dict[str, Any] = {"sessions": int(found.sum()), "perspectives": {}}

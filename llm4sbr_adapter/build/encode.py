@@ -65,14 +65,6 @@ def _same_folder(a: Path, b: Path | None) -> bool:
         return False
 
 
-def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
-    """``from_pretrained`` takes ``dtype=`` since transformers 4.56 and ``torch_dtype=`` before."""
-    import transformers
-
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
-
-
 def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -109,7 +101,7 @@ class TextEncoder:
         self.max_length = int(max_length)
         self.dtype = dtype
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModel.from_pretrained(str(path), **_dtype_kwarg(dtype)).to(self.device).eval()
+        self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
         self._dim = int(self.model.config.hidden_size)
         config_hash = _file_sha256(path / "config.json")[:12]
         if is_default or _same_folder(path, _default_path_or_none()):
