@@ -190,3 +190,20 @@ def test_sigkill_mid_run_loses_at_most_one_batch(tmp_path):
     assert asked | done == set(prompts)
     assert (res.asked, res.cached) == (n - len(done), len(done))
     assert res.answers == ["ans:" + p for p in prompts]
+
+
+def test_prefix_reusing_backend_is_asked_in_sorted_order_and_answers_keep_input_order():
+    prompts = ["1. b\n2. c", "1. a", "1. b", "1. a\n2. d", "1. b"]
+
+    plain = CountingBackend()
+    res = answer_prompts(plain, prompts, GenerationConfig(), None, batch_size=2, progress=False)
+    assert plain.asked == ["1. b\n2. c", "1. a", "1. b", "1. a\n2. d"]  # first-seen
+
+    class PrefixReusing(CountingBackend):
+        reuses_prompt_prefix = True
+
+    reusing = PrefixReusing()
+    res2 = answer_prompts(reusing, prompts, GenerationConfig(), None, batch_size=2, progress=False)
+    # sorted: a session's shorter prefix sits just before the longer one that extends it
+    assert reusing.asked == ["1. a", "1. a\n2. d", "1. b", "1. b\n2. c"]
+    assert res2.answers == res.answers == [f"fake-model|{p}|32" for p in prompts]

@@ -71,6 +71,12 @@ class LLMBackend(abc.ABC):
 
     model_id: str
 
+    #: True for a backend that keeps the previous prompt's key/value cache and re-reads only the tokens
+    #: after the longest shared prefix (llama.cpp). :func:`~llm4sbr_adapter.build.llm.cache.answer_prompts`
+    #: then asks the uncached prompts in sorted order, so prompts that share an opening (the
+    #: prefix-augmented rows of one user list the same first items) follow one another.
+    reuses_prompt_prefix: bool = False
+
     @abc.abstractmethod
     def generate(self, prompts: Sequence[str], config: GenerationConfig) -> list[str]:
         """Answer each prompt.

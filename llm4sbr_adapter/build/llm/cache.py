@@ -143,8 +143,11 @@ def answer_prompts(
     """Answer every prompt, asking the backend only for distinct prompts with no cached answer.
 
     Identical prompts are asked once. Uncached prompts go to ``backend.generate`` in chunks of
-    ``batch_size`` (in first-seen order; sorting by length inside a chunk is the backend's job), and
-    each chunk's answers are committed to ``cache`` before the next chunk starts.
+    ``batch_size``, and each chunk's answers are committed to ``cache`` before the next chunk starts.
+    The order is first-seen (sorting by length inside a chunk is the backend's job), or sorted by text
+    when ``backend.reuses_prompt_prefix`` is true, so that a backend that keeps the previous prompt's
+    key/value cache re-reads only what follows the shared opening. Answers are returned in input order
+    either way.
     """
     config = config or GenerationConfig()
     if int(batch_size) < 1:
@@ -160,6 +163,8 @@ def answer_prompts(
                 answers[p] = hits[k]
     cached = len(answers)
     todo = [p for p in unique if p not in answers]
+    if getattr(backend, "reuses_prompt_prefix", False):
+        todo.sort()
     logger.info("%s: %d prompts, %d distinct, %d cached, %d to ask (%s)",
                 desc, len(prompts), len(unique), cached, len(todo), backend.model_id)
 

@@ -33,7 +33,9 @@ class LlamaCppBackend(LLMBackend):
 
     llama.cpp keeps the key/value cache of the previous prompt and re-evaluates only the tokens after the
     longest shared prefix, so the chat template's fixed opening (system message, instruction text) is
-    computed once rather than for every prompt.
+    computed once rather than for every prompt. The backend sets ``reuses_prompt_prefix``, so the
+    answer loop asks prompts in sorted order and the prefix-augmented rows of one session (which list
+    the same first items) are read mostly from that cache.
 
     Args:
         model_path: a ``.gguf`` file.
@@ -44,6 +46,8 @@ class LlamaCppBackend(LLMBackend):
         model_id: identity used in cache keys; default ``llamacpp:<file name>:<size>``.
         seed: sampling seed (only used when ``temperature > 0``).
     """
+
+    reuses_prompt_prefix = True
 
     def __init__(
         self,
