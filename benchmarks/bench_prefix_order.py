@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             got = backend.generate(orders[name], cfg)
             seconds[name] += time.perf_counter() - t0
             answers[name].update(zip(orders[name], got))
+    block_toks = toks[start:start + n]
     print(f"timed block: prompts {start}..{start + n - 1}, {args.rounds} rounds; load average "
-          f"{os.getloadavg()[0]:.1f}")
+          f"{os.getloadavg()[0]:.1f}; tokens left to read per prompt: file order "
+          f"{tokens_to_read(block_toks):.1f}, sorted {tokens_to_read(sorted(block_toks)):.1f}")
     for name in names:
         print(f"{name:>11}: {seconds[name]:7.1f} s, {n * args.rounds / seconds[name]:.3f} prompts/s")
     same = sum(answers["file order"][p].strip() == answers["sorted"][p].strip() for p in block)
