@@ -1,4 +1,4 @@
-"""Benchmark: llama.cpp answering prompts in first-seen order vs sorted order (prompt-prefix reuse).
+"""Benchmark: llama.cpp answering prompts in sorted order (prompt-prefix reuse) vs without shared prefixes.
 
 llama.cpp keeps the key/value cache of the previous prompt and reads only the tokens after the longest
 shared prefix. With prefix augmentation (Amazon Beauty: one training row per prefix of a user's
@@ -9,13 +9,11 @@ reading. This script measures it on real exported prompts:
 * token counts, from the model's own tokenizer: average prompt length and average tokens left to read
   after the shared prefix with the previous prompt, in file order and in sorted order, over every
   distinct prompt of the chosen perspective (no model run);
-* wall time: one block of ``--n-prompts`` consecutive distinct prompts (from a seeded offset) answered
-  in file order and in sorted order by one loaded model, the two orders alternating over ``--rounds``
-  rounds so drift in a shared machine's load hits both; and how many answers agree between the orders.
-
-A block of consecutive prompts holds fewer prefix chains than a whole split, so the measured time
-ratio is a lower bound on what sorting saves on the full split; the token counts give the full-split
-figure.
+* wall time: a block of ``--n-prompts`` prompts that are neighbours in sorted order (from a seeded
+  offset, so it holds the prefix chains a sorted full split holds), answered by one loaded model in
+  sorted order and in a seeded shuffled order (no chains next to each other, like a file whose rows
+  interleave users), the two orders alternating over ``--rounds`` rounds so drift in a shared
+  machine's load hits both; and how many answers agree between the orders.
 
 Example:
     python -m llm4sbr_adapter.build_store --sessions beauty/train.txt --items beauty/items.tsv \\
@@ -82,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
           f"({in_file / in_sorted:.2f}x fewer)")
 
     n = min(args.n_prompts, len(prompts))
+    order = sorted(range(len(prompts)), key=lambda i: toks[i])
     start = random.Random(args.seed).randrange(0, len(prompts) - n + 1)
-    block = prompts[start:start + n]
-    orders = {"file order": block, "sorted": sorted(block)}
+    chosen = order[start:start + n]
+    shuffled = list(chosen)
+    random.Random(args.seed + 1).shuffle(shuffled)
+    orders = {"shuffled": [prompts[i] for i in shuffled], "sorted": [prompts[i] for i in chosen]}
+    block = orders["sorted"]
     cfg = GenerationConfig(max_new_tokens=args.max_new_tokens)
     backend.generate(["warm-up"], GenerationConfig(max_new_tokens=2))
     seconds = {name: 0.0 for name in orders}
@@ -97,14 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             got = backend.generate(orders[name], cfg)
             seconds[name] += time.perf_counter() - t0
             answers[name].update(zip(orders[name], got))
-    block_toks = toks[start:start + n]
-    print(f"timed block: prompts {start}..{start + n - 1}, {args.rounds} rounds; load average "
-          f"{os.getloadavg()[0]:.1f}; tokens left to read per prompt: file order "
-          f"{tokens_to_read(block_toks):.1f}, sorted {tokens_to_read(sorted(block_toks)):.1f}")
+    print(f"timed block: sorted positions {start}..{start + n - 1}, {args.rounds} rounds; load average "
+          f"{os.getloadavg()[0]:.1f}; tokens left to read per prompt: shuffled "
+          f"{tokens_to_read([toks[i] for i in shuffled]):.1f}, sorted {tokens_to_read([toks[i] for i in chosen]):.1f}")
     for name in names:
         print(f"{name:>11}: {seconds[name]:7.1f} s, {n * args.rounds / seconds[name]:.3f} prompts/s")
-    same = sum(answers["file order"][p].strip() == answers["sorted"][p].strip() for p in block)
-    print(f"speed-up of sorted over file order: {seconds['file order'] / seconds['sorted']:.2f}x; "
+    same = sum(answers["shuffled"][p].strip() == answers["sorted"][p].strip() for p in block)
+    print(f"speed-up of sorted over shuffled: {seconds['shuffled'] / seconds['sorted']:.2f}x; "
           f"identical answers {same}/{n}")
     backend.close()
     return 0
