@@ -73,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
 
     toks = [tokenize(p.encode("utf-8"), add_bos=False) for p in prompts]
     avg_len = sum(map(len, toks)) / len(toks)
-    in_file, in_sorted = tokens_to_read(toks), tokens_to_read(sorted(toks))
+    order = sorted(range(len(prompts)), key=prompts.__getitem__)  # by text, as answer_prompts sorts
+    in_file, in_sorted = tokens_to_read(toks), tokens_to_read([toks[i] for i in order])
     print(f"{len(prompts)} distinct {args.perspective!r} prompts in {args.prompts}; {backend.n_threads} threads")
     print(f"tokens per prompt (user message, without the chat template): {avg_len:.1f}; left to read after "
           f"the previous prompt's prefix: file order {in_file:.1f}, sorted {in_sorted:.1f} "
           f"({in_file / in_sorted:.2f}x fewer)")
 
     n = min(args.n_prompts, len(prompts))
-    order = sorted(range(len(prompts)), key=lambda i: toks[i])
     start = random.Random(args.seed).randrange(0, len(prompts) - n + 1)
     chosen = order[start:start + n]
     shuffled = list(chosen)
