@@ -44,10 +44,7 @@ def tokens_to_read(token_lists: list[list[int]]) -> float:
     """Average tokens per prompt after the prefix shared with the previous prompt (in the given order)."""
     total, prev = 0, []
     for toks in token_lists:
-        k, n = 0, min(len(toks), len(prev))
-        while k < n and toks[k] == prev[k]:
-            k += 1
-        total += len(toks) - k
+        total += len(toks) - len(os.path.commonprefix([toks, prev]))
         prev = toks
     return total / max(len(token_lists), 1)
 
@@ -62,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the two orders (default 2)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="generated tokens per prompt at most")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all CPUs)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the block's offset in the file")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the block's offset in sorted order and of its shuffle")
     args = parser.parse_args(argv)
 
     from llm4sbr_adapter.build.llm import GenerationConfig, make_backend
