@@ -243,7 +243,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of the contrastive loss")
     p.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature")
     p.add_argument("--hard-negatives", choices=("none", "bank", "batch"), default="none", help="hard-negative source")
-    p.add_argument("--num-hard-negatives", type=int, default=0, help="hard negatives per row")
+    p.add_argument("--num-hard-negatives", type=int, default=8,
+                   help="hard negatives per row (used only with --hard-negatives bank|batch; must be >= 1 then)")
     p.add_argument("--enhancer", action=argparse.BooleanOptionalAction, default=False,
                    help="LLM4SBR IntentEnhancer with the --store-* intent stores replaces SR-GNN's fusion")
     add_store_flags(p)

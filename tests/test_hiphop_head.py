@@ -201,3 +201,11 @@ def test_head_with_hard_negatives(mode):
     out = head(states, mask, session, session_ids=ids[:16], groups=ids[:16] // 4, targets=targets[:16])
     assert torch.isfinite(out.losses["contrastive"])
     out.aux_loss.backward()
+
+
+def test_config_rejects_hard_negatives_without_a_count():
+    # hard negatives switched on with H = 0 used to train silently without them
+    with pytest.raises(ValueError, match="num_hard_negatives >= 1"):
+        HiphopConfig(hidden_size=D, hard_negatives="bank", num_hard_negatives=0)
+    assert HiphopConfig(hidden_size=D, hard_negatives="none", num_hard_negatives=0).num_hard_negatives == 0
+    assert HiphopConfig(hidden_size=D, hard_negatives="batch").num_hard_negatives >= 1

@@ -53,7 +53,7 @@ class HiphopConfig:
         use_contrastive: add InfoNCE(session, neighbour view) (needs ``use_neighbours``).
         contrastive_weight, temperature: its weight and temperature.
         hard_negatives: ``"none"``, ``"bank"`` (global-level bank ranks top_m..top_m+H) or ``"batch"``.
-        num_hard_negatives: ``H``.
+        num_hard_negatives: ``H`` (at least 1 when ``hard_negatives`` is not ``"none"``).
     """
 
     hidden_size: int = 100
@@ -72,13 +72,16 @@ class HiphopConfig:
     contrastive_weight: float = 0.1
     temperature: float = 0.2
     hard_negatives: str = "none"
-    num_hard_negatives: int = 0
+    num_hard_negatives: int = 8
 
     def __post_init__(self) -> None:
         if self.pool_query not in ("last", "session"):
             raise ValueError(f"pool_query must be 'last' or 'session', got {self.pool_query!r}")
         if self.hard_negatives not in ("none", "bank", "batch"):
             raise ValueError(f"hard_negatives must be 'none', 'bank' or 'batch', got {self.hard_negatives!r}")
+        if self.hard_negatives != "none" and self.num_hard_negatives < 1:
+            raise ValueError(f"hard_negatives={self.hard_negatives!r} needs num_hard_negatives >= 1, "
+                             f"got {self.num_hard_negatives}")
         if self.use_contrastive and not self.use_neighbours:
             raise ValueError("use_contrastive needs use_neighbours (the positive is the neighbour view)")
         if self.top_m < 1:
@@ -206,11 +209,11 @@ class HiphopHead(nn.Module):
             parts.append(nv.view)
             if self.contrastive is not None and self.training:
                 hard = None
-                if cfg.hard_negatives == "bank" and cfg.num_hard_negatives > 0:
+                if cfg.hard_negatives == "bank":
                     hard = bank_hard_negatives(self.bank, "global", queries["global"].detach(), top_m=cfg.top_m,
                                                count=cfg.num_hard_negatives, exclude_ids=session_ids,
                                                exclude_groups=groups, targets=targets)
-                elif cfg.hard_negatives == "batch" and cfg.num_hard_negatives > 0:
+                elif cfg.hard_negatives == "batch":
                     if targets is None:
                         raise ValueError("hard_negatives='batch' needs the batch's training targets")
                     hard = in_batch_hard_negatives(session, targets, cfg.num_hard_negatives, candidates=nv.view)
