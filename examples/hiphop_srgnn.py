@@ -54,20 +54,12 @@ logger = logging.getLogger("examples.hiphop_srgnn")
 
 
 class SRGNNWithStates(SRGNN):
-    """SR-GNN that also returns its per-click states (the harness's SRGNN returns only the two summaries)."""
+    """SR-GNN that also hands its per-click states to the HIPHOP head."""
 
-    def states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(seq [B, L, d], mask [B, L], h_local [B, d], h_global [B, d])`` (same maths as ``session_embeddings``)."""
-        g = batch.graph
-        h = self.embedding(g.nodes)
-        for _ in range(self.steps):
-            h = self.cell(h, g.adj_in, g.adj_out)
-        d = h.shape[2]
-        seq = torch.gather(h, 1, g.alias.unsqueeze(2).expand(-1, -1, d))
-        last = seq[torch.arange(seq.shape[0], device=seq.device), batch.lengths - 1]
-        alpha = self.att_out(torch.sigmoid(self.att_last(last).unsqueeze(1) + self.att_item(seq)))
-        glob = (alpha * seq * batch.mask.unsqueeze(2)).sum(1)
-        return seq * batch.mask.unsqueeze(2), batch.mask, last, glob
+    def states_for_head(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(seq [B, L, d] zero at padding, mask [B, L], h_local [B, d], h_global [B, d])``."""
+        seq, last, glob = self.states(batch)
+        return seq, batch.mask, last, glob
 
 
 def title_matrix(data_dir: Path, num_items: int, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,7 +154,7 @@ class HiphopRecommender(RecommenderModules):
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(seq, mask, session, external intent or None, enhancer aux loss)``."""
-        seq, mask, last, glob = self.backbone.states(batch)
+        seq, mask, last, glob = self.backbone.states_for_head(batch)
         if self.enhancer is None:
             return seq, mask, self.backbone.fuse(last, glob), None, last.new_zeros(())
         out = self.enhancer(last, glob, session_ids=batch.row_ids.cpu())

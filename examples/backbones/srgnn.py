@@ -10,15 +10,61 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
-from ..session_data import Batch
+from ..session_data import Batch, SessionGraph
 from .base import SessionBackbone
 
 
+class PackedGraph(NamedTuple):
+    """A batch of session graphs with only the real nodes and edges, for the packed update below.
+
+    Attributes:
+        node_index: ``int64 [N]`` flat position ``b * n + i`` of every real node in the ``[B, n]`` grid.
+        in_dst, in_src, in_weight: ``[E_in]`` packed node indices and weights of ``adj_in``'s non-zeros
+            (``msg_in[dst] += weight * x[src]``); ``out_*`` likewise for ``adj_out``.
+    """
+
+    node_index: torch.Tensor
+    in_dst: torch.Tensor
+    in_src: torch.Tensor
+    in_weight: torch.Tensor
+    out_dst: torch.Tensor
+    out_src: torch.Tensor
+    out_weight: torch.Tensor
+
+    @classmethod
+    def from_graph(cls, g: SessionGraph) -> "PackedGraph":
+        bsz, n = g.nodes.shape
+        flat_nodes = g.nodes.reshape(-1)
+        node_index = torch.nonzero(flat_nodes > 0).squeeze(1)
+        packed_of = torch.full_like(flat_nodes, -1)
+        packed_of[node_index] = torch.arange(len(node_index), device=flat_nodes.device)
+
+        def edges(adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            b, dst, src = torch.nonzero(adj, as_tuple=True)
+            return packed_of[b * n + dst], packed_of[b * n + src], adj[b, dst, src]
+
+        return cls(node_index, *edges(g.adj_in), *edges(g.adj_out))
+
+
+def propagate(x: torch.Tensor, dst: torch.Tensor, src: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[j] = sum over edges (j, i) of weight * x[i]``: a sparse ``adj @ x`` on packed nodes ``[N, d]``."""
+    return x.new_zeros(x.shape).index_add(0, dst, x.index_select(0, src) * weight.unsqueeze(1))
+
+
 class GatedGraphCell(nn.Module):
-    """One gated-GNN propagation step: ``h [B, n, d] -> h' [B, n, d]`` given ``adj_in``/``adj_out`` ``[B, n, n]``."""
+    """One gated-GNN propagation step over the real nodes of a batch of session graphs.
+
+    States are *packed*: ``h [N, d]`` holds only the batch's real nodes (see :class:`PackedGraph`), and
+    the messages ``adj_in @ edge_in(h)`` / ``adj_out @ edge_out(h)`` are sums over the real edges. This is
+    exactly SR-GNN's dense update on every real node (padded nodes have no edges), at a cost that grows
+    with the clicks instead of with ``B * n^2``: on prefix-augmented data such as Beauty most of the
+    ``[B, n]`` grid is padding.
+    """
 
     def __init__(self, hidden_size: int) -> None:
         super().__init__()
@@ -30,13 +76,14 @@ class GatedGraphCell(nn.Module):
         self.input_gates = nn.Linear(2 * d, 3 * d)  # reset, update, candidate from the messages
         self.hidden_gates = nn.Linear(d, 3 * d)  # the same three from the current state
 
-    def forward(self, h: torch.Tensor, adj_in: torch.Tensor, adj_out: torch.Tensor) -> torch.Tensor:
-        msg_in = torch.bmm(adj_in, self.edge_in(h)) + self.bias_in  # [B, n, d]
-        msg_out = torch.bmm(adj_out, self.edge_out(h)) + self.bias_out  # [B, n, d]
-        gi = self.input_gates(torch.cat([msg_in, msg_out], dim=2))
+    def forward(self, h: torch.Tensor, graph: PackedGraph) -> torch.Tensor:
+        """``h [N, d]`` -> ``h' [N, d]``."""
+        msg_in = propagate(self.edge_in(h), graph.in_dst, graph.in_src, graph.in_weight) + self.bias_in
+        msg_out = propagate(self.edge_out(h), graph.out_dst, graph.out_src, graph.out_weight) + self.bias_out
+        gi = self.input_gates(torch.cat([msg_in, msg_out], dim=1))
         gh = self.hidden_gates(h)
-        i_r, i_z, i_n = gi.chunk(3, dim=2)
-        h_r, h_z, h_n = gh.chunk(3, dim=2)
+        i_r, i_z, i_n = gi.chunk(3, dim=1)
+        h_r, h_z, h_n = gh.chunk(3, dim=1)
         reset = torch.sigmoid(i_r + h_r)
         update = torch.sigmoid(i_z + h_z)
         candidate = torch.tanh(i_n + reset * h_n)
@@ -59,19 +106,58 @@ class SRGNN(SessionBackbone):
         self.hybrid = nn.Linear(2 * d, d)
         self.reset_uniform()
 
-    def session_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(seq [B, L, d], h_local [B, d], h_global [B, d])``; ``seq`` is each click's node state, 0 at padding.
+
+        Everything after the embedding lookup runs on real nodes and real clicks only (packed rows).
+        """
         g = batch.graph
         if g is None:
             raise ValueError("SRGNN needs batches with a session graph (iterate_batches(..., graph=True))")
-        h = self.embedding(g.nodes)  # [B, n, d]
+        packed = PackedGraph.from_graph(g)
+        bsz, n = g.nodes.shape
+        h = self.embedding(g.nodes.reshape(-1).index_select(0, packed.node_index))  # [N, d]
         for _ in range(self.steps):
-            h = self.cell(h, g.adj_in, g.adj_out)
-        d = h.shape[2]
-        seq = torch.gather(h, 1, g.alias.unsqueeze(2).expand(-1, -1, d))  # [B, L, d] state of each click
-        last = seq[torch.arange(seq.shape[0]), batch.lengths - 1]  # [B, d]
-        alpha = self.att_out(torch.sigmoid(self.att_last(last).unsqueeze(1) + self.att_item(seq)))  # [B, L, 1]
-        glob = (alpha * seq * batch.mask.unsqueeze(2)).sum(1)  # [B, d]
+            h = self.cell(h, packed)
+        d = h.shape[1]
+        # real clicks, packed: click c of row click_row[c] is the state of its node
+        click_row, click_pos = torch.nonzero(batch.mask, as_tuple=True)  # [C]
+        packed_of = torch.full((bsz * n,), -1, dtype=torch.long, device=h.device)
+        packed_of[packed.node_index] = torch.arange(len(packed.node_index), device=h.device)
+        clicks = h.index_select(0, packed_of[click_row * n + g.alias[click_row, click_pos]])  # [C, d]
+        seq = h.new_zeros(bsz * batch.mask.shape[1], d).index_copy(
+            0, click_row * batch.mask.shape[1] + click_pos, clicks).view(bsz, -1, d)  # [B, L, d]
+        last = seq[torch.arange(bsz, device=seq.device), batch.lengths - 1]  # [B, d]
+        alpha = self.att_out(torch.sigmoid(self.att_last(last).index_select(0, click_row) + self.att_item(clicks)))
+        glob = h.new_zeros(bsz, d).index_add(0, click_row, alpha * clicks)  # [B, d]: sum_i alpha_i v_i
+        return seq, last, glob
+
+    def session_embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        _, last, glob = self.states(batch)
         return last, glob
 
     def fuse(self, h_local: torch.Tensor, h_global: torch.Tensor) -> torch.Tensor:
         return self.hybrid(torch.cat([h_local, h_global], dim=1))
+
+
+def dense_reference_embeddings(model: SRGNN, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h_local, h_global)`` computed the textbook way: every linear map over the padded ``[B, n, d]``
+    grid and dense ``adj @ x`` products, as in the published code.
+
+    Kept as the reference that the packed :meth:`SRGNN.states` is tested against
+    (``tests/test_examples_models.py``) and timed against (``benchmarks/bench_srgnn_packed.py``).
+    """
+    g, cell = batch.graph, model.cell
+    h = model.embedding(g.nodes)  # [B, n, d]
+    for _ in range(model.steps):
+        msg_in = torch.bmm(g.adj_in, cell.edge_in(h)) + cell.bias_in
+        msg_out = torch.bmm(g.adj_out, cell.edge_out(h)) + cell.bias_out
+        i_r, i_z, i_n = cell.input_gates(torch.cat([msg_in, msg_out], 2)).chunk(3, 2)
+        h_r, h_z, h_n = cell.hidden_gates(h).chunk(3, 2)
+        update, reset = torch.sigmoid(i_z + h_z), torch.sigmoid(i_r + h_r)
+        candidate = torch.tanh(i_n + reset * h_n)
+        h = (1 - update) * candidate + update * h
+    seq = torch.gather(h, 1, g.alias.unsqueeze(2).expand(-1, -1, h.shape[2]))  # [B, L, d]
+    last = seq[torch.arange(len(seq), device=seq.device), batch.lengths - 1]
+    alpha = model.att_out(torch.sigmoid(model.att_last(last).unsqueeze(1) + model.att_item(seq)))
+    return last, (alpha * seq * batch.mask.unsqueeze(2)).sum(1)
