@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 answers[method][i] = a
         print(f"  batch {b + 1}: {len(chunk)} prompts done ("
               + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods) + " so far)", flush=True)
-    naive, batched = answers["naive"], answers["batched"]
+    naive = answers["naive"]
     t_naive, t_batched = seconds["naive"], seconds["batched"]
 
     new_tokens = sum(len(backend.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in naive)

@@ -35,13 +35,14 @@ import argparse
 import json
 import os
 import pickle
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from llm4sbr_adapter.atomic_files import atomic_open
 
 SPLITS = ("train", "valid", "test")
 
@@ -276,17 +277,8 @@ def split_rows_by_target_time(rows: list[Row], test_rows: int, valid_share: floa
 
 # --------------------------------------------------------------------------- writing
 def _atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, mode) as handle:
+        write(handle)
 
 
 def write_pickle_split(path: Path, sequences: list[list[int]], targets: list[int]) -> None:

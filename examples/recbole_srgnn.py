@@ -59,6 +59,7 @@ from recbole.utils import FeatureType
 torch.autograd.set_detect_anomaly(False)
 
 from llm4sbr_adapter import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig, IntentStore
+from llm4sbr_adapter.atomic_files import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -325,15 +326,13 @@ def export_prefix_sessions(
             seen.add(event)
             sessions.setdefault(row[col[session_field]], []).append(key)
     count = 0
-    tmp = Path(out_path).with_name(Path(out_path).name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
+    with atomic_open(out_path, "w") as out:
         for session, events in sessions.items():
             events.sort(key=lambda e: e[0])
             for k in range(1, len(events)):
                 items = [e[1] for e in events[:k]]
                 out.write(json.dumps({"session_id": events[k][2], "items": items, "source_session": session}) + "\n")
                 count += 1
-    os.replace(tmp, out_path)
     return count
 
 

@@ -22,12 +22,10 @@ import argparse
 import copy
 import json
 import logging
-import os
 import platform
 import random
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence
@@ -35,6 +33,8 @@ from typing import Callable, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from llm4sbr_adapter.atomic_files import atomic_path, atomic_write_text
 
 from .backbones import BACKBONES, SessionBackbone
 from .catalogue import count_items
@@ -187,24 +187,10 @@ def check_select_metric(name: str, ks: Sequence[int]) -> None:
         raise ValueError(f"--select-metric {name!r} must be HR|MRR|NDCG@K with K in --topk {sorted(ks)}")
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
-    """``np.savez_compressed(path, **arrays)`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    """``np.savez_compressed(path, **arrays)``, written atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def fit_and_evaluate(model: Recommender, data: Mapping[str, SplitData], args: argparse.Namespace, *,

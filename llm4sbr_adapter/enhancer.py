@@ -23,7 +23,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .atomic_files import atomic_path, atomic_write_text
 from .losses import AlignUniformLoss
 from .store import IntentStore
 
@@ -192,7 +192,7 @@ class IntentEnhancerConfig:
         payload = {"format": CONFIG_FORMAT, "format_version": CONFIG_FORMAT_VERSION, **self.to_dict()}
         text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
         path = Path(path)
-        _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        atomic_write_text(path, text)
         return path
 
     @classmethod
@@ -208,21 +208,6 @@ class IntentEnhancerConfig:
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
         return cls.from_dict(raw, source=str(path))
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- output
@@ -480,7 +465,8 @@ class IntentEnhancer(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         meta = {"format": CONFIG_FORMAT, "format_version": str(CONFIG_FORMAT_VERSION)}
-        _atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata=meta))
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata=meta)
         self.config.save(directory / CONFIG_NAME)
         logger.info("saved intent enhancer to %s", directory)
         return directory

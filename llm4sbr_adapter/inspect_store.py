@@ -145,7 +145,7 @@ def format_report(info: dict[str, Any]) -> str:
         f"sessions file:  sha256 {meta.get('sessions_sha256')}",
         f"created:        {meta.get('created_at')}",
         f"empty answers:  {info['empty_answers']}",
-        f"mean |intent|:  " + ", ".join(f"{k}={v:.3f}" for k, v in info["intent_norms"].items()),
+        "mean |intent|:  " + ", ".join(f"{k}={v:.3f}" for k, v in info["intent_norms"].items()),
     ]
     stats = info.get("answer_stats")
     if stats:

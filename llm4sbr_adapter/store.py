@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from .atomic_files import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -171,20 +172,6 @@ def _first_duplicates(ids: np.ndarray, limit: int = 5) -> list:
 
 
 # --------------------------------------------------------------------------- safetensors I/O
-def _current_umask() -> int:
-    """The process umask (read without changing it where /proc allows)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _write_safetensors_atomic(path: Path, tensors: Mapping[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Write numpy arrays as one safetensors file: temp file in the target folder, fsync, rename."""
     header: dict[str, Any] = {"__metadata__": metadata}
@@ -203,21 +190,11 @@ def _write_safetensors_atomic(path: Path, tensors: Mapping[str, np.ndarray], met
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)  # keep tensor data 8-byte aligned
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(struct.pack("<Q", len(header_bytes)))
-            handle.write(header_bytes)
-            for arr in ordered:
-                handle.write(memoryview(arr.reshape(-1)).cast("B") if arr.size else b"")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(header_bytes)))
+        handle.write(header_bytes)
+        for arr in ordered:
+            handle.write(memoryview(arr.reshape(-1)).cast("B") if arr.size else b"")
 
 
 def _read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:

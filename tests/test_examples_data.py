@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -23,7 +22,7 @@ from examples.prepare_data import (  # noqa: E402
     split_rows_by_target_time,
     split_sessions,
 )
-from examples.session_data import SplitData, iterate_batches, load_split, make_batch, session_graph  # noqa: E402
+from examples.session_data import SplitData, iterate_batches, load_split, make_batch  # noqa: E402
 
 
 # --------------------------------------------------------------------------- sessions

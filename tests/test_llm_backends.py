@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from llm4sbr_adapter.build.llm import default_model as dm  # noqa: E402
-from llm4sbr_adapter.build.llm.base import GenerationConfig, LLMError  # noqa: E402
+from llm4sbr_adapter.build.llm.base import GenerationConfig  # noqa: E402
 from llm4sbr_adapter.build.llm.default_model import make_backend  # noqa: E402
 from llm4sbr_adapter.build.llm.openai_http import HTTPStatusError, OpenAIChatBackend  # noqa: E402
 from llm4sbr_adapter.build.llm.replay import (  # noqa: E402

@@ -17,12 +17,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from ..atomic_files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -196,15 +197,8 @@ def catalogue_key(encoder: Any, item_ids: Sequence[int] | Sequence[str], titles:
 def _save_atomic(path: Path, embeddings: np.ndarray, metadata: dict[str, str]) -> None:
     from safetensors.numpy import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({_CACHE_TENSOR: embeddings}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file({_CACHE_TENSOR: embeddings}, str(tmp), metadata=metadata)
 
 
 def _load_cached(path: Path, expected_shape: tuple[int, int]) -> np.ndarray | None:

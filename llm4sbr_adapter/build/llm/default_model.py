@@ -14,10 +14,10 @@ import importlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ...atomic_files import atomic_open, atomic_write_text
 from .base import LLMBackend, LLMError
 
 __all__ = [
@@ -92,13 +92,6 @@ def _stamp_ok(target: Path, stamp: Path) -> bool:
             and info.get("size") == DEFAULT_LLM_SIZE)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of the default GGUF model, joining and verifying the chunks on first use.
 
@@ -118,20 +111,15 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
     chunks = _chunk_paths()
     folder.mkdir(parents=True, exist_ok=True)
     logger.info("joining %d chunks of the default LLM into %s", len(chunks), target)
-    fd, tmp_name = tempfile.mkstemp(prefix=DEFAULT_LLM_FILENAME + ".", suffix=".tmp", dir=folder)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_open(target, "wb") as out:  # nothing replaces target unless the checksum matches
         h = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "wb") as out:
-            for path in chunks:
-                with open(path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 22), b""):
-                        h.update(block)
-                        out.write(block)
-                        size += len(block)
-            out.flush()
-            os.fsync(out.fileno())
+        for path in chunks:
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+                    out.write(block)
+                    size += len(block)
         actual = h.hexdigest()
         if actual != DEFAULT_LLM_SHA256 or size != DEFAULT_LLM_SIZE:
             versions = ", ".join(f"{d}" for d, _, _ in CHUNKS)
@@ -139,11 +127,7 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
                 f"the joined default LLM has sha256 {actual} ({size} bytes) but {DEFAULT_LLM_SHA256} "
                 f"({DEFAULT_LLM_SIZE} bytes) was expected; the chunk packages ({versions}) are damaged or of "
                 f"the wrong version. Reinstall them with: {INSTALL_HINT}")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _atomic_write_text(stamp, json.dumps({"sha256": DEFAULT_LLM_SHA256, "size": DEFAULT_LLM_SIZE}))
+    atomic_write_text(stamp, json.dumps({"sha256": DEFAULT_LLM_SHA256, "size": DEFAULT_LLM_SIZE}))
     logger.info("default LLM ready at %s", target)
     return target
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from ...atomic_files import atomic_open
 from .base import GenerationConfig, LLMBackend, truncate_at_stop
 
 __all__ = ["ReplayBackend", "export_prompts", "prompt_text_sha256", "ReplayFormatError"]
@@ -109,31 +109,19 @@ def export_prompts(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]
         The path written.
     """
     out = Path(path).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for n, rec in enumerate(records):
-                missing = [k for k in ("session_id", "perspective", "prompt") if k not in rec]
-                if missing:
-                    raise ValueError(f"export_prompts record #{n} lacks {', '.join(missing)}")
-                prompt = str(rec["prompt"])
-                sid = rec["session_id"]
-                line = {
-                    "session_id": sid if isinstance(sid, str) else (
-                        int(sid) if hasattr(sid, "__index__") else str(sid)),
-                    "perspective": str(rec["perspective"]),
-                    "prompt": prompt,
-                    "prompt_sha256": prompt_text_sha256(prompt),
-                }
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_open(out, "w") as f:
+        for n, rec in enumerate(records):
+            missing = [k for k in ("session_id", "perspective", "prompt") if k not in rec]
+            if missing:
+                raise ValueError(f"export_prompts record #{n} lacks {', '.join(missing)}")
+            prompt = str(rec["prompt"])
+            sid = rec["session_id"]
+            line = {
+                "session_id": sid if isinstance(sid, str) else (
+                    int(sid) if hasattr(sid, "__index__") else str(sid)),
+                "perspective": str(rec["perspective"]),
+                "prompt": prompt,
+                "prompt_sha256": prompt_text_sha256(prompt),
+            }
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return out
