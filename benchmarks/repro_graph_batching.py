@@ -1,7 +1,10 @@
 """Time SR-GNN session-graph batching: the vectorised builder against a per-session Python loop.
 
-Both build the same graphs (nodes, alias indices, in/out adjacency normalised by degree) for every
-batch of one epoch of a prepared split; the ratio is measured side by side in one run.
+The vectorised builder (``examples.session_data.session_graph``) returns sparse graphs: packed node ids
+and the list of distinct edges with their degree weights, which is all the packed SR-GNN update needs.
+The loop builds what the published SR-GNN data loader builds, dense ``[B, n, n]`` in/out adjacency
+matrices. The check compares the loop's matrices with the dense ones the sparse graph expands to (on
+request, outside the timing); the ratio is measured in one run.
 
     python benchmarks/repro_graph_batching.py --data /work/runs/ml100k --batch-size 100
 """

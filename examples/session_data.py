@@ -7,6 +7,7 @@ target is ``batch.targets[k]``; intent stores are looked up by these ids.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from dataclasses import dataclass
@@ -93,20 +94,52 @@ def load_split(path: str | os.PathLike) -> SplitData:
 
 @dataclass
 class SessionGraph:
-    """SR-GNN's per-session graph for a batch (unique items as nodes, consecutive clicks as edges).
+    """SR-GNN's per-session graphs for a batch (unique items as nodes, consecutive clicks as edges).
+
+    Kept sparse: the real nodes of all sessions are numbered ``0..N-1`` row after row (*packed* order:
+    row ``b``'s nodes are ``node_offsets[b] .. node_offsets[b + 1] - 1``, sorted by item id), and the
+    distinct edges ``A[i, j] = 1`` ("a click on node i is directly followed by one on node j") are listed
+    once each. The dense ``[B, n, n]`` matrices of the published code are built only when asked for
+    (:attr:`adj_in`, :attr:`adj_out`).
 
     Attributes:
         nodes: ``int64 [B, n]`` item id of each node (0 = no node), nodes sorted by item id per session.
-        alias: ``int64 [B, L]`` node index of each click (0 at padded positions).
-        adj_in: ``float32 [B, n, n]`` ``adj_in[b, j, i] = A[i, j] / indeg(j)``.
-        adj_out: ``float32 [B, n, n]`` ``adj_out[b, i, j] = A[i, j] / outdeg(i)``.
-    where ``A[i, j] = 1`` when some click on node ``i`` is directly followed by one on node ``j``.
+        alias: ``int64 [B, L]`` node index (within its row) of each click (0 at padded positions).
+        node_items: ``int64 [N]`` item id of each real node, in packed order.
+        node_offsets: ``int64 [B + 1]`` packed index of each row's first node.
+        edge_row, edge_src, edge_dst: ``int64 [E]`` row and within-row node indices of each distinct edge.
+        in_weight: ``float32 [E]`` ``1 / indeg(dst)``; out_weight: ``float32 [E]`` ``1 / outdeg(src)``.
     """
 
     nodes: torch.Tensor
     alias: torch.Tensor
-    adj_in: torch.Tensor
-    adj_out: torch.Tensor
+    node_items: torch.Tensor
+    node_offsets: torch.Tensor
+    edge_row: torch.Tensor
+    edge_src: torch.Tensor
+    edge_dst: torch.Tensor
+    in_weight: torch.Tensor
+    out_weight: torch.Tensor
+
+    def _dense(self, rows: torch.Tensor, cols: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        bsz, n = self.nodes.shape
+        adj = torch.zeros(bsz, n, n, dtype=weight.dtype, device=weight.device)
+        adj[self.edge_row, rows, cols] = weight
+        return adj
+
+    @property
+    def adj_in(self) -> torch.Tensor:
+        """``float32 [B, n, n]`` with ``adj_in[b, j, i] = A[i, j] / indeg(j)`` (built on each access)."""
+        return self._dense(self.edge_dst, self.edge_src, self.in_weight)
+
+    @property
+    def adj_out(self) -> torch.Tensor:
+        """``float32 [B, n, n]`` with ``adj_out[b, i, j] = A[i, j] / outdeg(i)`` (built on each access)."""
+        return self._dense(self.edge_src, self.edge_dst, self.out_weight)
+
+    def to(self, device: torch.device | str) -> "SessionGraph":
+        """The same graph with every tensor on ``device``."""
+        return SessionGraph(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
 
 
 @dataclass
@@ -144,11 +177,15 @@ def session_graph(items: torch.Tensor, mask: torch.Tensor) -> SessionGraph:
     alias[mask] = local[inverse]
     edge = mask[:, 1:] & mask[:, :-1]
     src, dst, eb = alias[:, :-1][edge], alias[:, 1:][edge], rows[:, 1:][edge]
-    adj = torch.zeros(bsz, n, n)
-    adj[eb, src, dst] = 1.0
-    out_deg = adj.sum(2, keepdim=True).clamp(min=1.0)  # [B, n, 1]
-    in_deg = adj.sum(1).unsqueeze(2).clamp(min=1.0)  # [B, n, 1]
-    return SessionGraph(nodes=nodes, alias=alias, adj_in=adj.transpose(1, 2) / in_deg, adj_out=adj / out_deg)
+    edge_keys = torch.unique((eb * n + src) * n + dst, sorted=True)  # each distinct edge once
+    edge_row, src, dst = edge_keys // (n * n), edge_keys // n % n, edge_keys % n
+    out_deg = torch.bincount(edge_row * n + src, minlength=bsz * n)  # distinct successors per node
+    in_deg = torch.bincount(edge_row * n + dst, minlength=bsz * n)  # distinct predecessors per node
+    offsets = torch.zeros(bsz + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(counts, 0)
+    return SessionGraph(nodes=nodes, alias=alias, node_items=uniq % vocab, node_offsets=offsets, edge_row=edge_row, edge_src=src,
+                        edge_dst=dst, in_weight=1.0 / in_deg[edge_row * n + dst].float(),
+                        out_weight=1.0 / out_deg[edge_row * n + src].float())
 
 
 def make_batch(data: SplitData, rows: np.ndarray, *, max_len: int = 0, graph: bool = False) -> Batch:
@@ -199,9 +236,6 @@ def batch_to_device(batch: Batch, device: torch.device | str) -> Batch:
     device = torch.device(device)
     if device.type == "cpu":
         return batch
-    g = batch.graph
-    if g is not None:
-        g = SessionGraph(nodes=g.nodes.to(device), alias=g.alias.to(device), adj_in=g.adj_in.to(device),
-                         adj_out=g.adj_out.to(device))
+    g = batch.graph.to(device) if batch.graph is not None else None
     return Batch(row_ids=batch.row_ids, items=batch.items.to(device), mask=batch.mask.to(device),
                  lengths=batch.lengths.to(device), targets=batch.targets.to(device), graph=g)

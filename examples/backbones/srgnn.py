@@ -19,47 +19,29 @@ from ..session_data import Batch, SessionGraph
 from .base import SessionBackbone
 
 
-class PackedGraph(NamedTuple):
-    """A batch of session graphs with only the real nodes and edges, for the packed update below.
+class EdgeIndex(NamedTuple):
+    """A batch's session-graph edges in packed node numbering (see :class:`SessionGraph`)."""
 
-    Attributes:
-        node_index: ``int64 [N]`` flat position ``b * n + i`` of every real node in the ``[B, n]`` grid.
-        in_dst, in_src, in_weight: ``[E_in]`` packed node indices and weights of ``adj_in``'s non-zeros
-            (``msg_in[dst] += weight * x[src]``); ``out_*`` likewise for ``adj_out``.
-    """
-
-    node_index: torch.Tensor
-    in_dst: torch.Tensor
-    in_src: torch.Tensor
-    in_weight: torch.Tensor
-    out_dst: torch.Tensor
-    out_src: torch.Tensor
-    out_weight: torch.Tensor
+    src: torch.Tensor  # int64 [E] packed index of each edge's first node
+    dst: torch.Tensor  # int64 [E] packed index of its second node
+    in_weight: torch.Tensor  # float32 [E] 1 / indeg(dst)
+    out_weight: torch.Tensor  # float32 [E] 1 / outdeg(src)
 
     @classmethod
-    def from_graph(cls, g: SessionGraph) -> "PackedGraph":
-        bsz, n = g.nodes.shape
-        flat_nodes = g.nodes.reshape(-1)
-        node_index = torch.nonzero(flat_nodes > 0).squeeze(1)
-        packed_of = torch.full_like(flat_nodes, -1)
-        packed_of[node_index] = torch.arange(len(node_index), device=flat_nodes.device)
-
-        def edges(adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            b, dst, src = torch.nonzero(adj, as_tuple=True)
-            return packed_of[b * n + dst], packed_of[b * n + src], adj[b, dst, src]
-
-        return cls(node_index, *edges(g.adj_in), *edges(g.adj_out))
+    def from_graph(cls, g: SessionGraph) -> "EdgeIndex":
+        first = g.node_offsets.index_select(0, g.edge_row)
+        return cls(first + g.edge_src, first + g.edge_dst, g.in_weight, g.out_weight)
 
 
-def propagate(x: torch.Tensor, dst: torch.Tensor, src: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``out[j] = sum over edges (j, i) of weight * x[i]``: a sparse ``adj @ x`` on packed nodes ``[N, d]``."""
-    return x.new_zeros(x.shape).index_add(0, dst, x.index_select(0, src) * weight.unsqueeze(1))
+def propagate(x: torch.Tensor, to: torch.Tensor, frm: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[to[e]] += weight[e] * x[frm[e]]`` over all edges: a sparse ``adj @ x`` on packed nodes ``[N, d]``."""
+    return x.new_zeros(x.shape).index_add(0, to, x.index_select(0, frm) * weight.unsqueeze(1))
 
 
 class GatedGraphCell(nn.Module):
     """One gated-GNN propagation step over the real nodes of a batch of session graphs.
 
-    States are *packed*: ``h [N, d]`` holds only the batch's real nodes (see :class:`PackedGraph`), and
+    States are *packed*: ``h [N, d]`` holds only the batch's real nodes (see :class:`SessionGraph`), and
     the messages ``adj_in @ edge_in(h)`` / ``adj_out @ edge_out(h)`` are sums over the real edges. This is
     exactly SR-GNN's dense update on every real node (padded nodes have no edges), at a cost that grows
     with the clicks instead of with ``B * n^2``: on prefix-augmented data such as Beauty most of the
@@ -76,10 +58,11 @@ class GatedGraphCell(nn.Module):
         self.input_gates = nn.Linear(2 * d, 3 * d)  # reset, update, candidate from the messages
         self.hidden_gates = nn.Linear(d, 3 * d)  # the same three from the current state
 
-    def forward(self, h: torch.Tensor, graph: PackedGraph) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, edges: EdgeIndex) -> torch.Tensor:
         """``h [N, d]`` -> ``h' [N, d]``."""
-        msg_in = propagate(self.edge_in(h), graph.in_dst, graph.in_src, graph.in_weight) + self.bias_in
-        msg_out = propagate(self.edge_out(h), graph.out_dst, graph.out_src, graph.out_weight) + self.bias_out
+        # adj_in: node j hears from its predecessors i; adj_out: node i hears from its successors j
+        msg_in = propagate(self.edge_in(h), edges.dst, edges.src, edges.in_weight) + self.bias_in
+        msg_out = propagate(self.edge_out(h), edges.src, edges.dst, edges.out_weight) + self.bias_out
         gi = self.input_gates(torch.cat([msg_in, msg_out], dim=1))
         gh = self.hidden_gates(h)
         i_r, i_z, i_n = gi.chunk(3, dim=1)
@@ -114,19 +97,17 @@ class SRGNN(SessionBackbone):
         g = batch.graph
         if g is None:
             raise ValueError("SRGNN needs batches with a session graph (iterate_batches(..., graph=True))")
-        packed = PackedGraph.from_graph(g)
-        bsz, n = g.nodes.shape
-        h = self.embedding(g.nodes.reshape(-1).index_select(0, packed.node_index))  # [N, d]
+        edges = EdgeIndex.from_graph(g)
+        h = self.embedding(g.node_items)  # [N, d] real nodes only
         for _ in range(self.steps):
-            h = self.cell(h, packed)
+            h = self.cell(h, edges)
+        bsz, length = batch.mask.shape
         d = h.shape[1]
-        # real clicks, packed: click c of row click_row[c] is the state of its node
+        # real clicks, packed: click c (row click_row[c], position click_pos[c]) is the state of its node
         click_row, click_pos = torch.nonzero(batch.mask, as_tuple=True)  # [C]
-        packed_of = torch.full((bsz * n,), -1, dtype=torch.long, device=h.device)
-        packed_of[packed.node_index] = torch.arange(len(packed.node_index), device=h.device)
-        clicks = h.index_select(0, packed_of[click_row * n + g.alias[click_row, click_pos]])  # [C, d]
-        seq = h.new_zeros(bsz * batch.mask.shape[1], d).index_copy(
-            0, click_row * batch.mask.shape[1] + click_pos, clicks).view(bsz, -1, d)  # [B, L, d]
+        click_node = g.node_offsets.index_select(0, click_row) + g.alias[click_row, click_pos]
+        clicks = h.index_select(0, click_node)  # [C, d]
+        seq = h.new_zeros(bsz * length, d).index_copy(0, click_row * length + click_pos, clicks).view(bsz, length, d)
         last = seq[torch.arange(bsz, device=seq.device), batch.lengths - 1]  # [B, d]
         alpha = self.att_out(torch.sigmoid(self.att_last(last).index_select(0, click_row) + self.att_item(clicks)))
         glob = h.new_zeros(bsz, d).index_add(0, click_row, alpha * clicks)  # [B, d]: sum_i alpha_i v_i
