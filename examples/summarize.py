@@ -164,7 +164,7 @@ def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = ("HR@10
         cells = []
         for m in metrics:
             v = 100 * np.array([r["test"][m] for r in runs])
-            cells.append(f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}")
+            cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}")
         sec = np.mean([r["seconds_per_epoch_train"] for r in runs])
         deltas = []
         shared = [r["seed"] for r in runs if r["seed"] in base]
@@ -179,7 +179,7 @@ def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = ("HR@10
         seeds = ",".join(str(r["seed"]) for r in runs)
         lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {sec:.0f} | " + " | ".join(deltas) + " |")
     lines.append("")
-    lines.append(f"Metrics in %, mean ± sample std over seeds; Δ = paired bootstrap over test sessions ({resamples} "
+    lines.append(f"Metrics in %, mean ± sample std over seeds (the mean alone for one seed); Δ = paired bootstrap over test sessions ({resamples} "
                  f"resamples) of the seed-averaged per-session metric, seeds shared with {baseline}; * = interval excludes 0.")
     return "\n".join(lines)
 
@@ -200,12 +200,13 @@ def to_markdown(summary: dict, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDC
     lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch | peak RSS MiB (growth) |",
              "|---|---|" + "---:|" * len(metrics) + "---|---:|---:|"]
     for key, row in summary["table"].items():
-        cells = [f"{100 * row['mean'][m]:.2f} ± {100 * row['std'][m]:.2f}" for m in metrics]
+        one = len(row["seeds"]) == 1  # a single seed has no spread to show
+        cells = [f"{100 * row['mean'][m]:.2f}" + ("" if one else f" ± {100 * row['std'][m]:.2f}") for m in metrics]
         lines.append(f"| {key} | {len(row['seeds'])} | " + " | ".join(cells)
                      + f" | {','.join(map(str, row['best_epochs']))} | {row['seconds_per_epoch']:.1f}"
                      + f" | {row['peak_rss_mb']:.0f} ({row['rss_growth_mb']:+.0f}) |")
     lines.append("")
-    lines.append("Metrics in %, mean ± sample std over seeds.")
+    lines.append("Metrics in %, mean ± sample std over seeds (the mean alone for one seed).")
     if summary["enhancer_minus_alone"]:
         lines += ["", diff_markdown(summary["enhancer_minus_alone"], "model", metrics)]
         lines.append("")
