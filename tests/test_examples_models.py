@@ -240,3 +240,11 @@ def test_named_summary_pairs_shared_seeds_only(tmp_path):
     assert row.rstrip(" |").endswith("*")  # a clear gain over the baseline on the shared seeds
     with pytest.raises(ValueError, match="no runs named missing"):
         named_markdown(tmp_path, "missing")
+
+
+def test_seen_mask_marks_targets_absent_from_training(tmp_path):
+    from examples.seen_targets import seen_mask
+
+    pickle.dump(([[1, 2], [2, 3]], [4, 2]), open(tmp_path / "train.txt", "wb"))  # seen: 1, 2, 3 (inputs), 4 (target)
+    pickle.dump(([[1], [2], [3]], [4, 5, 3]), open(tmp_path / "test.txt", "wb"))
+    assert seen_mask(tmp_path).tolist() == [True, False, True]
