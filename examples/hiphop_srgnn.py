@@ -53,15 +53,6 @@ from .train import (RecommenderModules, add_evaluation_flags, add_store_flags, a
 logger = logging.getLogger("examples.hiphop_srgnn")
 
 
-class SRGNNWithStates(SRGNN):
-    """SR-GNN that also hands its per-click states to the HIPHOP head."""
-
-    def states_for_head(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(seq [B, L, d] zero at padding, mask [B, L], h_local [B, d], h_global [B, d])``."""
-        seq, last, glob = self.states(batch)
-        return seq, batch.mask, last, glob
-
-
 def title_matrix(data_dir: Path, num_items: int, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Text vectors in embedding-row order ``[num_items + 1, text_dim]`` and the has-title mask."""
     from llm4sbr_adapter.build.encode import TextEncoder, catalogue_embeddings
@@ -103,7 +94,7 @@ class HiphopRecommender(RecommenderModules):
     def __init__(self, args: argparse.Namespace, num_items: int, data: dict[str, SplitData], data_dir: Path) -> None:
         self.args = args
         self.device = torch.device(args.device)
-        self.backbone = SRGNNWithStates(num_items, args.hidden_size, steps=args.gnn_steps)
+        self.backbone = SRGNN(num_items, args.hidden_size, steps=args.gnn_steps)
         self.semantic = None
         if args.semantic != "none":
             text, has_text = title_matrix(data_dir, num_items, Path(args.encoder_cache) if args.encoder_cache else None)
@@ -154,7 +145,8 @@ class HiphopRecommender(RecommenderModules):
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(seq, mask, session, external intent or None, enhancer aux loss)``."""
-        seq, mask, last, glob = self.backbone.states_for_head(batch)
+        seq, last, glob = self.backbone.states(batch)  # seq is 0 at padded clicks
+        mask = batch.mask
         if self.enhancer is None:
             return seq, mask, self.backbone.fuse(last, glob), None, last.new_zeros(())
         out = self.enhancer(last, glob, session_ids=batch.row_ids.cpu())
