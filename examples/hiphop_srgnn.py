@@ -112,6 +112,7 @@ class HiphopRecommender(RecommenderModules):
         cfg = HiphopConfig(hidden_size=args.hidden_size, use_intents=args.intents, num_intents=args.num_intents,
                            num_heads=args.num_heads, diversity_weight=args.diversity_weight,
                            use_neighbours=args.neighbours, top_m=args.top_m, local_last_n=args.local_last_n,
+                           bank_index=args.bank_index, bank_nprobe=args.bank_nprobe,
                            normaliser=args.normaliser, topk=args.topk_attention,
                            attention_scale=args.attention_scale,
                            use_contrastive=args.contrastive, contrastive_weight=args.contrastive_weight,
@@ -215,6 +216,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--neighbours", action=argparse.BooleanOptionalAction, default=False, help="intent-guided training neighbours")
     p.add_argument("--top-m", type=int, default=10, help="neighbours per level")
     p.add_argument("--local-last-n", type=int, default=3, help="clicks averaged for the local level")
+    p.add_argument("--bank-index", choices=("flat", "ivf"), default="flat",
+                   help="FAISS index of the neighbour bank: flat = exact; ivf = approximate inverted file, "
+                        "faster on large banks (Beauty: see docs/hiphop.md)")
+    p.add_argument("--bank-nprobe", type=int, default=16, help="IVF cells searched per query (--bank-index ivf)")
     p.add_argument("--normaliser", choices=("entmax15", "sparsemax", "topk", "softmax"), default="entmax15",
                    help="neighbour attention normaliser (softmax = dense baseline)")
     p.add_argument("--attention-scale", type=float, default=1.0,

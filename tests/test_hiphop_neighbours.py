@@ -154,3 +154,31 @@ def test_search_never_modifies_the_queries():
     stored = bank._vectors["global"].clone()
     bank.search("global", bank._vectors["global"][:4], 3)
     assert torch.equal(bank._vectors["global"], stored)
+
+
+def test_ivf_bank_is_approximate_flat_with_the_same_exclusion_rules():
+    """IVF: same API and exclusion rules; with every cell probed it finds exactly the flat neighbours."""
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(20, D, generator=g) * 3
+    vecs = {lv: centres[torch.arange(4000) % 20] + torch.randn(4000, D, generator=g) for lv in ("global", "local")}
+    ids = np.arange(4000) + 7
+    flat = SessionNeighbourBank(D)
+    flat.build(ids, vecs, groups=np.arange(4000) // 4)
+    exhaustive = SessionNeighbourBank(D, index="ivf", nlist=32, nprobe=32, ivf_min_rows=1000)
+    exhaustive.build(ids, vecs, groups=np.arange(4000) // 4)
+    probed = SessionNeighbourBank(D, index="ivf", nlist=32, nprobe=4, ivf_min_rows=1000)
+    probed.build(ids, vecs, groups=np.arange(4000) // 4)
+    q, own, grp = vecs["global"][:50], torch.from_numpy(ids[:50]), torch.from_numpy(np.arange(50) // 4)
+    want = flat.search("global", q, 10, exclude_ids=own, exclude_groups=grp)
+    got = exhaustive.search("global", q, 10, exclude_ids=own, exclude_groups=grp)
+    assert torch.equal(torch.sort(got.ids, 1).values, torch.sort(want.ids, 1).values)
+    approx = probed.search("global", q, 10, exclude_ids=own, exclude_groups=grp)
+    assert (approx.ids != own.unsqueeze(1)).all()
+    assert (torch.from_numpy(probed.groups)[approx.rows.clamp(min=0)] != grp.unsqueeze(1))[approx.valid].all()
+    recall = np.mean([len(set(a) & set(w)) / 10 for a, w in zip(approx.ids.tolist(), want.ids.tolist())])
+    assert recall > 0.5  # clustered data: a few probed cells hold most true neighbours
+    small = SessionNeighbourBank(D, index="ivf")  # below ivf_min_rows: exact
+    small.build(ids[:500], {lv: v[:500] for lv, v in vecs.items()})
+    assert isinstance(small._index["global"], type(flat._index["global"]))
+    with pytest.raises(ValueError, match="index"):
+        SessionNeighbourBank(D, index="hnsw")

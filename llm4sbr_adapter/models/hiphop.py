@@ -45,6 +45,9 @@ class HiphopConfig:
         diversity_weight: weight of the intent diversity regulariser (0 = off).
         use_neighbours: enable the neighbour bank + aggregator.
         top_m: neighbours per level.
+        bank_index, bank_nprobe: FAISS index of the neighbour bank, ``"flat"`` (exact) or ``"ivf"``
+            (approximate, for large banks), and the IVF cells searched per query (see
+            :class:`SessionNeighbourBank`).
         local_last_n: items averaged for the local level vector.
         normaliser: ``"entmax15"``, ``"sparsemax"``, ``"topk"`` or ``"softmax"``.
         topk: ``k`` for ``"topk"``.
@@ -64,6 +67,8 @@ class HiphopConfig:
     diversity_weight: float = 0.0
     use_neighbours: bool = True
     top_m: int = 10
+    bank_index: str = "flat"
+    bank_nprobe: int = 16
     local_last_n: int = 3
     normaliser: str = "entmax15"
     topk: int | None = None
@@ -138,7 +143,8 @@ class HiphopHead(nn.Module):
         self.contrastive = NeighbourContrastiveLoss(config.temperature) if config.use_contrastive else None
         parts = int(config.use_intents) + int(config.use_neighbours)
         self.fuse = nn.Linear(parts * d, d, bias=False) if parts else None
-        self.bank = bank if bank is not None else (SessionNeighbourBank(d) if config.use_neighbours else None)
+        self.bank = bank if bank is not None else (
+            SessionNeighbourBank(d, index=config.bank_index, nprobe=config.bank_nprobe) if config.use_neighbours else None)
 
     def bank_vectors(self, item_states: Tensor, mask: Tensor, session: Tensor) -> dict[str, Tensor]:
         """The vectors stored in / queried against the bank: ``{"global": session [B, d],

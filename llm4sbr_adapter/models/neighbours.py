@@ -1,7 +1,8 @@
 """Neighbour sessions from a bank of training sessions, weighted by the session's intent.
 
-:class:`SessionNeighbourBank` keeps one FAISS ``IndexFlatIP`` per level over L2-normalised
-float32 vectors of *training* sessions (cosine similarity):
+:class:`SessionNeighbourBank` keeps one FAISS index per level over L2-normalised float32 vectors of
+*training* sessions (cosine similarity): exact ``IndexFlatIP`` by default, or an inverted-file
+``IndexIVFFlat`` (``index="ivf"``) for large banks, where exact search dominates the epoch:
 
 * ``"global"``: a whole-session embedding (e.g. SR-GNN's attention-pooled ``s_g``);
 * ``"local"``: an embedding of the last few items (see :func:`last_items_mean`).
@@ -132,12 +133,23 @@ class SessionNeighbourBank:
         hidden_size: vector size ``d``.
         levels: which levels to keep (subset of ``("global", "local")`` or any names you pass in
             :meth:`build`).
+        index: ``"flat"`` (exact, the default) or ``"ivf"``: ``IndexIVFFlat`` with ``nlist`` cells
+            (default ``4 * sqrt(N)``, k-means trained on the bank itself at every build) of which
+            ``nprobe`` are searched per query. Approximate: a true neighbour in an unvisited cell is
+            missed. A bank smaller than ``ivf_min_rows`` stays exact.
+        nlist, nprobe, ivf_min_rows: the IVF settings above.
     """
 
-    def __init__(self, hidden_size: int, levels: Sequence[str] = LEVELS) -> None:
+    def __init__(self, hidden_size: int, levels: Sequence[str] = LEVELS, *, index: str = "flat",
+                 nlist: int | None = None, nprobe: int = 16, ivf_min_rows: int = 10_000) -> None:
+        if index not in ("flat", "ivf"):
+            raise ValueError(f"index must be 'flat' or 'ivf', got {index!r}")
+        if nprobe < 1 or (nlist is not None and nlist < 1):
+            raise ValueError(f"nlist and nprobe must be >= 1, got nlist={nlist}, nprobe={nprobe}")
         self.hidden_size = hidden_size
         self.levels = tuple(levels)
-        self._index: dict[str, faiss.IndexFlatIP] = {}
+        self.index_kind, self.nlist, self.nprobe, self.ivf_min_rows = index, nlist, nprobe, ivf_min_rows
+        self._index: dict[str, faiss.Index] = {}
         self._vectors: dict[str, Tensor] = {}
         self._ids = np.zeros(0, dtype=np.int64)
         self._groups: np.ndarray | None = None
@@ -185,7 +197,7 @@ class SessionNeighbourBank:
         missing = [lv for lv in self.levels if lv not in vectors]
         if missing:
             raise ValueError(f"vectors lack levels {missing}; got {sorted(vectors)}")
-        index: dict[str, faiss.IndexFlatIP] = {}
+        index: dict[str, faiss.Index] = {}
         stored: dict[str, Tensor] = {}
         for lv in self.levels:
             v = vectors[lv]
@@ -194,9 +206,7 @@ class SessionNeighbourBank:
                 raise ValueError(f"level {lv!r}: vectors must be [{n}, {self.hidden_size}], got {tuple(v_t.shape)}")
             if not bool(torch.isfinite(v_t).all()):
                 raise ValueError(f"level {lv!r}: vectors contain NaN or inf")
-            idx = faiss.IndexFlatIP(self.hidden_size)
-            idx.add(_as_faiss(v_t))
-            index[lv] = idx
+            index[lv] = self._make_index(_as_faiss(v_t))
             stored[lv] = v_t.contiguous()
         self._groups = _as_int64(groups, n, "groups")
         self._targets = _as_int64(targets, n, "targets")
@@ -205,6 +215,21 @@ class SessionNeighbourBank:
         self.version += 1
         logger.info("neighbour bank v%d: %d sessions, levels %s, largest group %d",
                     self.version, n, self.levels, self._max_group)
+
+    def _make_index(self, x: np.ndarray) -> faiss.Index:
+        """A filled FAISS index over the normalised ``x [N, d]`` of one level."""
+        if self.index_kind == "flat" or len(x) < self.ivf_min_rows:
+            idx = faiss.IndexFlatIP(self.hidden_size)
+        else:
+            nlist = self.nlist or int(4 * np.sqrt(len(x)))
+            nlist = max(1, min(nlist, len(x) // 39))  # FAISS wants >= 39 training points per centroid
+            idx = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.hidden_size), self.hidden_size, nlist,
+                                     faiss.METRIC_INNER_PRODUCT)
+            idx.cp.seed = 1234  # the k-means of a given bank is reproducible
+            idx.train(x)
+            idx.nprobe = min(self.nprobe, nlist)
+        idx.add(x)
+        return idx
 
     def refresh(self, batches: Iterable, encode: Callable[[object], BankRows], *,
                 model: nn.Module | None = None, progress: bool = True) -> None:
