@@ -200,7 +200,7 @@ def to_markdown(summary: dict, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDC
     lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch | peak RSS MiB (growth) |",
              "|---|---|" + "---:|" * len(metrics) + "---|---:|---:|"]
     for key, row in summary["table"].items():
-        one = len(row["seeds"]) == 1  # a single seed has no spread to show
+        one = len(row["seeds"]) <= 1  # one seed (or the seedless popularity row) has no spread to show
         cells = [f"{100 * row['mean'][m]:.2f}" + ("" if one else f" ± {100 * row['std'][m]:.2f}") for m in metrics]
         lines.append(f"| {key} | {len(row['seeds'])} | " + " | ".join(cells)
                      + f" | {','.join(map(str, row['best_epochs']))} | {row['seconds_per_epoch']:.1f}"
