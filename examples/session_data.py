@@ -183,8 +183,9 @@ def session_graph(items: torch.Tensor, mask: torch.Tensor) -> SessionGraph:
     in_deg = torch.bincount(edge_row * n + dst, minlength=bsz * n)  # distinct predecessors per node
     offsets = torch.zeros(bsz + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(counts, 0)
-    return SessionGraph(nodes=nodes, alias=alias, node_items=uniq % vocab, node_offsets=offsets, edge_row=edge_row, edge_src=src,
-                        edge_dst=dst, in_weight=1.0 / in_deg[edge_row * n + dst].float(),
+    return SessionGraph(nodes=nodes, alias=alias, node_items=uniq % vocab, node_offsets=offsets,
+                        edge_row=edge_row, edge_src=src, edge_dst=dst,
+                        in_weight=1.0 / in_deg[edge_row * n + dst].float(),
                         out_weight=1.0 / out_deg[edge_row * n + src].float())
 
 
