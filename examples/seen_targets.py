@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     mask = seen_mask(Path(args.data))
     ks = sorted({int(m.split("@")[1]) for m in args.metrics})
-    print(f"{int(mask.sum())} of {len(mask)} test rows have a target seen in training, {int((~mask).sum())} unseen")
+    print(f"{int(mask.sum())} of {len(mask)} test rows have a target seen in training, {int((~mask).sum())} unseen\n")
     print("| runs | seeds | " + " | ".join(f"{m} seen | {m} unseen" for m in args.metrics) + " |")
     print("|---|---|" + "---:|---:|" * len(args.metrics))
     for name, runs in sorted(load_named_runs(Path(args.runs)).items()):
