@@ -38,11 +38,11 @@ import pickle
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from llm4sbr_adapter.atomic_files import atomic_open
+from llm4sbr_adapter.atomic_files import atomic_open, atomic_write_text
 
 SPLITS = ("train", "valid", "test")
 
@@ -276,28 +276,22 @@ def split_rows_by_target_time(rows: list[Row], test_rows: int, valid_share: floa
 
 
 # --------------------------------------------------------------------------- writing
-def _atomic_write(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
-    with atomic_open(path, mode) as handle:
-        write(handle)
-
-
 def write_pickle_split(path: Path, sequences: list[list[int]], targets: list[int]) -> None:
     """SR-GNN's format: ``pickle.dump((sequences, targets))`` with plain Python ints (protocol 4)."""
     if len(sequences) != len(targets):
         raise ValueError(f"{path}: {len(sequences)} sequences but {len(targets)} targets")
-    _atomic_write(path, lambda h: pickle.dump((sequences, targets), h, protocol=4))
+    with atomic_open(path, "wb") as handle:
+        pickle.dump((sequences, targets), handle, protocol=4)
 
 
 def write_tsv(path: Path, header: Sequence[str], rows: list[Sequence]) -> None:
     def clean(v: object) -> str:
         return str(v).replace("\t", " ").replace("\n", " ")
 
-    def write(h) -> None:
-        h.write("\t".join(header) + "\n")
+    with atomic_open(path, "w") as handle:
+        handle.write("\t".join(header) + "\n")
         for row in rows:
-            h.write("\t".join(clean(v) for v in row) + "\n")
-
-    _atomic_write(path, write, mode="w")
+            handle.write("\t".join(clean(v) for v in row) + "\n")
 
 
 def _shared_stats(examples: dict, item_map: dict, titles: dict) -> dict:
@@ -340,7 +334,7 @@ def write_dataset(
     inverse = sorted(item_map.items(), key=lambda kv: kv[1])
     write_tsv(out / "items.tsv", ["item_id", "title"], [(new, titles.get(orig, "")) for orig, new in inverse])
     write_tsv(out / "item_map.tsv", ["item_id", "original_id"], [(new, orig) for orig, new in inverse])
-    _atomic_write(out / "stats.json", lambda h: h.write(json.dumps(stats, indent=2) + "\n"), mode="w")
+    atomic_write_text(out / "stats.json", json.dumps(stats, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- protocols
