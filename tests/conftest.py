@@ -8,6 +8,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# Child interpreters started by tests (CLI runs, SIGKILL workers) must import the package under test,
+# not whichever copy pip last installed (an editable install may point at another checkout).
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+
 SHARED_DATA = Path(os.environ.get("LLM4SBR_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
