@@ -145,20 +145,25 @@ def load_named_runs(folder: Path) -> dict[str, list[dict]]:
     return dict(groups)
 
 
-def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = ("HR@10", "MRR@10", "HR@20", "MRR@20", "NDCG@20"),
+TABLE_METRICS = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")  # default columns of the tables
+NAMED_METRICS = ("HR@10", "MRR@10", "HR@20", "MRR@20", "NDCG@20")  # ... of the --by-name table
+
+
+def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = NAMED_METRICS,
                    resamples: int = 10_000) -> str:
     """Mean ± std per named group, and each group minus ``baseline`` over the seeds both have.
 
     The paired bootstrap uses only the seeds present in both groups, so a group with fewer finished
-    seeds is compared like for like.
+    seeds is compared like for like. Its interval covers test-set sampling only; the last column
+    lists the HR@20 difference seed by seed, so seed-to-seed variation stays visible beside it.
     """
     groups = load_named_runs(folder)
     if baseline not in groups:
         raise ValueError(f"{folder}: no runs named {baseline}_s<seed>.json (have {sorted(groups)})")
-    ks = sorted({int(m.split("@")[1]) for m in metrics})
+    ks = sorted({int(m.split("@")[1]) for m in (*metrics, "HR@20", "MRR@20")})
     lines = ["| config | seeds | " + " | ".join(metrics) + " | s/epoch | "
-             + " | ".join(f"Δ{m} vs {baseline} [95% CI]" for m in ("HR@20", "MRR@20")) + " |",
-             "|---|---|" + "---:|" * (len(metrics) + 3)]
+             + " | ".join(f"Δ{m} vs {baseline} [95% CI]" for m in ("HR@20", "MRR@20")) + " | ΔHR@20 per seed |",
+             "|---|---|" + "---:|" * (len(metrics) + 4)]
     base = {r["seed"]: r for r in groups[baseline]}
     for name, runs in sorted(groups.items(), key=lambda kv: (kv[0] != baseline, kv[0])):
         cells = []
@@ -176,15 +181,19 @@ def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = ("HR@10
             b = session_metrics([r for r in runs if r["seed"] in base], ks)[m]
             d, lo, hi = paired_bootstrap(a, b, resamples)
             deltas.append(f"{100 * d:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]{'' if lo <= 0 <= hi else ' *'}")
+        per_seed = "" if name == baseline else " / ".join(
+            f"{100 * (r['test']['HR@20'] - base[r['seed']]['test']['HR@20']):+.2f}" for r in runs if r["seed"] in base)
         seeds = ",".join(str(r["seed"]) for r in runs)
-        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {sec:.0f} | " + " | ".join(deltas) + " |")
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {sec:.0f} | " + " | ".join(deltas)
+                     + f" | {per_seed} |")
     lines.append("")
     lines.append(f"Metrics in %, mean ± sample std over seeds (the mean alone for one seed); Δ = paired bootstrap over test sessions ({resamples} "
-                 f"resamples) of the seed-averaged per-session metric, seeds shared with {baseline}; * = interval excludes 0.")
+                 f"resamples) of the seed-averaged per-session metric, seeds shared with {baseline}; * = interval excludes 0; "
+                 f"per seed: test HR@20 minus {baseline}'s at the same seed.")
     return "\n".join(lines)
 
 
-def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")) -> str:
+def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = TABLE_METRICS) -> str:
     lines = [f"| {title} | " + " | ".join(f"Δ{m} [95% CI]" for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
     for model, d in diffs.items():
         cells = []
@@ -196,7 +205,7 @@ def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = ("HR@10", "M
     return "\n".join(lines)
 
 
-def to_markdown(summary: dict, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")) -> str:
+def to_markdown(summary: dict, metrics: Sequence[str] = TABLE_METRICS) -> str:
     lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch | peak RSS MiB (growth) |",
              "|---|---|" + "---:|" * len(metrics) + "---|---:|---:|"]
     for key, row in summary["table"].items():
@@ -215,6 +224,17 @@ def to_markdown(summary: dict, metrics: Sequence[str] = ("HR@10", "MRR@10", "NDC
     return "\n".join(lines)
 
 
+def parse_metrics(spec: str, parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """``"all"`` or ``"HR@20,MRR@20"`` -> metric names, in :data:`METRICS` order; unknown names are a CLI error."""
+    if spec.strip().lower() == "all":
+        return METRICS
+    wanted = [m.strip() for m in spec.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown or not wanted:
+        parser.error(f"--metrics: unknown metric(s) {unknown or spec!r}; choose from {', '.join(METRICS)} or 'all'")
+    return tuple(m for m in METRICS if m in wanted)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Summarise examples.train result JSONs: mean ± std over seeds, "
                                 "paired bootstrap CIs for enhancer - alone.")
@@ -227,16 +247,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--by-name", metavar="BASELINE",
                    help="instead: group runs by file name without _s<seed> (e.g. HIPHOP configurations) and "
                         "compare every group with the group named BASELINE")
+    p.add_argument("--metrics", metavar="LIST",
+                   help="metric columns of the tables: 'all' (HR, MRR, NDCG at 5, 10, 20) or a comma-separated "
+                        f"subset of {', '.join(METRICS)}; default: HR@10, MRR@10, HR@20, MRR@20, NDCG@20 with "
+                        "--by-name, HR/MRR/NDCG at 10 and 20 otherwise")
     args = p.parse_args(argv)
+    metrics = parse_metrics(args.metrics, p) if args.metrics else None
     if args.by_name:
-        print(named_markdown(Path(args.runs), args.by_name, resamples=args.resamples))
+        print(named_markdown(Path(args.runs), args.by_name, metrics=metrics or NAMED_METRICS,
+                             resamples=args.resamples))
         return 0
     if args.versus:
         diffs = compare_folders(Path(args.runs), Path(args.versus), resamples=args.resamples)
-        print(diff_markdown(diffs, f"{Path(args.runs).name} − {Path(args.versus).name}"))
+        print(diff_markdown(diffs, f"{Path(args.runs).name} − {Path(args.versus).name}", metrics or TABLE_METRICS))
         print()
     summary = summarize(Path(args.runs), resamples=args.resamples, data_dir=Path(args.data) if args.data else None)
-    print(to_markdown(summary))
+    print(to_markdown(summary, metrics or TABLE_METRICS))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -235,11 +235,29 @@ def test_named_summary_pairs_shared_seeds_only(tmp_path):
             (tmp_path / f"{name}_s{seed}.json").write_text(json.dumps(res))
     groups = load_named_runs(tmp_path)
     assert {k: [r["seed"] for r in v] for k, v in groups.items()} == {"plain": [0, 1, 2], "better": [0, 1]}
-    table = named_markdown(tmp_path, "plain", resamples=200)
+    table = named_markdown(tmp_path, "plain", metrics=("HR@20",), resamples=200)
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     row = next(line for line in table.splitlines() if line.startswith("| better | 0,1 |"))
-    assert row.rstrip(" |").endswith("*")  # a clear gain over the baseline on the shared seeds
+    cells = dict(zip(header, (c.strip() for c in row.strip("|").split("|"))))
+    assert cells["ΔHR@20 vs plain [95% CI]"].endswith("*")  # a clear gain over the baseline on the shared seeds
+    plain = {sd: json.loads((tmp_path / f"plain_s{sd}.json").read_text())["test"]["HR@20"] for sd in (0, 1)}
+    better = {sd: json.loads((tmp_path / f"better_s{sd}.json").read_text())["test"]["HR@20"] for sd in (0, 1)}
+    assert cells["ΔHR@20 per seed"] == " / ".join(f"{100 * (better[sd] - plain[sd]):+.2f}" for sd in (0, 1))
     with pytest.raises(ValueError, match="no runs named missing"):
         named_markdown(tmp_path, "missing")
+
+
+def test_summarize_metrics_flag_picks_columns_and_rejects_unknown_names(capsys):
+    import argparse
+
+    from examples.summarize import METRICS, parse_metrics
+
+    parser = argparse.ArgumentParser()
+    assert parse_metrics("all", parser) == METRICS
+    assert parse_metrics("MRR@20, HR@5", parser) == ("HR@5", "MRR@20")  # table order, not typing order
+    with pytest.raises(SystemExit):
+        parse_metrics("HR@7", parser)
+    assert "HR@7" in capsys.readouterr().err
 
 
 def test_seen_mask_marks_targets_absent_from_training(tmp_path):
