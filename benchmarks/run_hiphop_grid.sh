@@ -25,6 +25,8 @@ parts_of() {
     plain) echo "" ;;
     sem_add) echo "--semantic add" ;;
     sem_init) echo "--semantic init" ;;
+    sem_add_llmemb) echo "--semantic add --title-encoder llm:default" ;;
+    all_llmemb) echo "--semantic add --title-encoder llm:default --intents --neighbours --contrastive" ;;
     intents) echo "--intents" ;;
     intents_k2) echo "--intents --num-intents 2" ;;
     intents_k8) echo "--intents --num-intents 8" ;;

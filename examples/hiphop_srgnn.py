@@ -7,7 +7,8 @@ it. Metrics are averaged over all test sessions (``examples/metrics.py``).
 Parts (each can be switched on alone):
 
 * ``--semantic init|add``: item-title embeddings (``items.tsv`` encoded by the default sentence
-  encoder, cached in ``--encoder-cache``) initialise the item table (``init``) or are added to it
+  encoder, or by an LLM's hidden states with ``--title-encoder llm:default``; cached in
+  ``--encoder-cache``) initialise the item table (``init``) or are added to it
   through a trainable projection (``add``); items without a title use the documented fallback.
 * ``--intents``: K learnable intent queries over SR-GNN's per-click node states.
 * ``--neighbours``: top-M training neighbours (global: SR-GNN's ``s_h``; local: mean of the last
@@ -53,14 +54,38 @@ from .train import (RecommenderModules, add_evaluation_flags, add_store_flags, a
 logger = logging.getLogger("examples.hiphop_srgnn")
 
 
-def title_matrix(data_dir: Path, num_items: int, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
+def title_encoder_path(spec: str | None) -> Path | None:
+    """``--title-encoder`` -> a Hugging Face folder for :class:`TextEncoder` (``None``: its default).
+
+    ``None`` / ``"default"``: the builder's sentence encoder (all-MiniLM-L6-v2); ``"llm:default"``: the
+    embedded default LLM (its GGUF dequantised once to a float32 folder); a ``.gguf`` file: the same for
+    that file; any other path: a local model folder (an encoder or a decoder LLM; either way its last
+    hidden states are mean-pooled over the title's tokens and L2-normalised).
+    """
+    from llm4sbr_adapter.build.llm.default_model import default_llm_path
+    from llm4sbr_adapter.build.llm.transformers_backend import dequantised_gguf_folder
+
+    if spec is None or spec == "default":
+        return None
+    if spec == "llm:default":
+        return dequantised_gguf_folder(default_llm_path())
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"--title-encoder {spec}: no such file or folder")
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return dequantised_gguf_folder(path)
+    return path
+
+
+def title_matrix(data_dir: Path, num_items: int, cache: Path | None, encoder_spec: str | None = None,
+                 batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Text vectors in embedding-row order ``[num_items + 1, text_dim]`` and the has-title mask."""
     from llm4sbr_adapter.build.encode import TextEncoder, catalogue_embeddings
 
     ids, titles = read_items_tsv(data_dir / "items.tsv", dense_ids=False)
     titles = [t.strip() for t in titles]
-    encoder = TextEncoder()
-    vectors = catalogue_embeddings(encoder, ids, titles, cache_dir=cache)
+    encoder = TextEncoder(title_encoder_path(encoder_spec))
+    vectors = catalogue_embeddings(encoder, ids, titles, cache_dir=cache, batch_size=batch_size)
     vectors[np.asarray([t == "" for t in titles], dtype=bool)] = 0.0  # no title -> fallback, not the encoding of ""
     text, has_text = align_text_to_rows(num_items + 1, {i: i for i in range(1, num_items + 1)}, ids, vectors)
     logger.info("titles: %d of %d items have one (%s)", int(has_text.sum()), num_items, encoder.name)
@@ -97,7 +122,8 @@ class HiphopRecommender(RecommenderModules):
         self.backbone = SRGNN(num_items, args.hidden_size, steps=args.gnn_steps)
         self.semantic = None
         if args.semantic != "none":
-            text, has_text = title_matrix(data_dir, num_items, Path(args.encoder_cache) if args.encoder_cache else None)
+            text, has_text = title_matrix(data_dir, num_items, Path(args.encoder_cache) if args.encoder_cache else None,
+                                          args.title_encoder, args.title_batch_size)
             if args.semantic == "init":
                 self.semantic = SemanticItemEmbedding(text, args.hidden_size, mode="init", has_text=has_text,
                                                       init_method=args.init_method)
@@ -208,6 +234,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="item-title semantics: initialise the item table from the titles, or add a projected title vector")
     p.add_argument("--init-method", choices=("pca", "random"), default="pca", help="fixed projection for --semantic init")
     p.add_argument("--projection", choices=("linear", "mlp"), default="linear", help="trainable projection for --semantic add")
+    p.add_argument("--title-encoder", default="default", metavar="SPEC",
+                   help="what embeds the titles for --semantic: 'default' (the builder's all-MiniLM-L6-v2), "
+                        "'llm:default' (the embedded default LLM, its GGUF dequantised to float32 once; last hidden "
+                        "states mean-pooled), a .gguf file (the same), or a local Hugging Face model folder")
+    p.add_argument("--title-batch-size", type=int, default=64, help="titles per encoder batch (default 64)")
     p.add_argument("--encoder-cache", default=None, help="folder to cache the title embeddings in (outside the checkout)")
     p.add_argument("--intents", action=argparse.BooleanOptionalAction, default=False, help="multi-intent capture")
     p.add_argument("--num-intents", type=int, default=4, help="K intent queries")

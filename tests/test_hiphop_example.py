@@ -31,3 +31,20 @@ def test_runs_and_writes_results(tmp_path, parts):
     assert (tmp_path / "run.ranks.npz").is_file()
     if parts:
         assert result["log"][0]["train_aux"] > 0  # the contrastive loss is on
+
+
+def test_title_encoder_spec_resolves_to_a_model_folder(tmp_path, monkeypatch):
+    from llm4sbr_adapter.build.llm import transformers_backend
+
+    assert hiphop_srgnn.title_encoder_path(None) is None
+    assert hiphop_srgnn.title_encoder_path("default") is None  # TextEncoder's own default (all-MiniLM-L6-v2)
+    assert hiphop_srgnn.title_encoder_path(str(tmp_path)) == tmp_path  # a local folder is used as it is
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        hiphop_srgnn.title_encoder_path(str(tmp_path / "no-such-model"))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    seen = []
+    monkeypatch.setattr(transformers_backend, "dequantised_gguf_folder",
+                        lambda path: seen.append(path) or tmp_path / "converted")
+    assert hiphop_srgnn.title_encoder_path(str(gguf)) == tmp_path / "converted"  # a GGUF goes through the conversion
+    assert seen == [gguf]

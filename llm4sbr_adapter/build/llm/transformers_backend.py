@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
 
-__all__ = ["TransformersBackend"]
+__all__ = ["TransformersBackend", "dequantised_gguf_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,39 @@ def _folder_identity(folder: Path) -> str:
     if not parts:
         raise LLMError(f"no weight files (*.safetensors, *.bin) in model folder {folder}")
     return f"{folder.name}[{','.join(parts)}]"
+
+
+def _gguf_source(gguf: Path) -> dict:
+    """What the converted folder's stamp records of its GGUF (a changed file invalidates the folder)."""
+    st = gguf.stat()
+    return {"gguf": gguf.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _converted_folder(gguf: Path) -> Path:
+    return gguf.with_name(gguf.name + ".hf-float32")
+
+
+def dequantised_gguf_folder(gguf: str | os.PathLike, trust_remote_code: bool = False) -> Path:
+    """The float32 Hugging Face folder made of a GGUF file (``<name>.gguf.hf-float32/``), converting once.
+
+    Lets code that wants a plain model folder, such as :class:`~llm4sbr_adapter.build.encode.TextEncoder`
+    embedding item titles with an LLM's hidden states, use the same cached conversion as generation.
+    """
+    gguf = Path(gguf).expanduser()
+    if not (gguf.is_file() and gguf.suffix.lower() == ".gguf"):
+        raise LLMError(f"not a .gguf file: {gguf}")
+    converted = _converted_folder(gguf)
+    stamp = converted / _CONVERTED_STAMP
+    try:
+        if stamp.is_file() and json.loads(stamp.read_text()) == _gguf_source(gguf):
+            return converted
+    except (OSError, json.JSONDecodeError):
+        pass  # unreadable stamp: convert again below
+    backend = TransformersBackend(gguf, trust_remote_code=trust_remote_code, cache_converted=True, lazy=True)
+    backend._load()  # converts and writes the folder (temp folder + rename)
+    if not stamp.is_file():
+        raise LLMError(f"could not write the converted model next to {gguf} (is its folder writable?)")
+    return converted
 
 
 class TransformersBackend(LLMBackend):
@@ -160,9 +193,8 @@ class TransformersBackend(LLMBackend):
     def _load_gguf(self, gguf: Path, cache_converted: bool):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        st = gguf.stat()
-        source = {"gguf": gguf.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        converted = gguf.with_name(gguf.name + ".hf-float32")
+        source = _gguf_source(gguf)
+        converted = _converted_folder(gguf)
         stamp = converted / _CONVERTED_STAMP
         if cache_converted and stamp.is_file():
             try:
