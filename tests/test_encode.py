@@ -160,3 +160,38 @@ def test_catalogue_cache_write_is_atomic(encoder, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         catalogue_embeddings(encoder, [1], ["lipstick"], cache_dir=tmp_path)
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_texts_with_no_tokens_get_zero_rows_even_in_a_batch_of_their_own():
+    """Decoder-LLM tokenizers add no special tokens, so an empty title is a zero-length sequence."""
+    import torch
+    from transformers import BatchEncoding
+
+    class NoSpecialTokens:  # one token per word, nothing added
+        def __call__(self, texts, padding, truncation, max_length, return_tensors):
+            rows = [[len(w) for w in t.split()][:max_length] for t in texts]
+            width = max(len(r) for r in rows)
+            ids = torch.zeros(len(rows), width, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, r in enumerate(rows):
+                ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+                mask[i, :len(r)] = 1
+            return BatchEncoding({"input_ids": ids, "attention_mask": mask})
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(32, 4)
+
+        def forward(self, input_ids, attention_mask):
+            if input_ids.shape[1] == 0:  # as Qwen2's attention does: "cannot reshape tensor of 0 elements"
+                raise RuntimeError("zero-length sequence")
+            return type("Out", (), {"last_hidden_state": self.emb(input_ids)})()
+
+    enc = object.__new__(TextEncoder)
+    enc.tokenizer, enc.model, enc.device, enc.max_length, enc._dim = NoSpecialTokens(), Model(), torch.device("cpu"), 8, 4
+    texts = ["red lip gloss", "", "soap", ""]
+    out = enc.encode(texts, batch_size=2)  # longest first: the second batch holds only the two empty texts
+    assert out.shape == (4, 4)
+    assert not out[[1, 3]].any()
+    np.testing.assert_allclose(np.linalg.norm(out[[0, 2]], axis=1), 1.0, rtol=1e-5)

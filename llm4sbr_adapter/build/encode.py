@@ -135,7 +135,8 @@ class TextEncoder:
         """Embed texts: returns ``float32 [n, dim]``, C-contiguous, rows in input order.
 
         Texts are sorted by length before batching so each batch pads to similar lengths; the
-        original order is restored before returning.
+        original order is restored before returning. A text that tokenizes to nothing (an empty
+        string, with a tokenizer that adds no special tokens, as decoder LLMs do) gets a zero row.
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of strings; wrap a single text as [text]")
@@ -163,6 +164,9 @@ class TextEncoder:
                 max_length=self.max_length,
                 return_tensors="pt",
             ).to(self.device)
+            if batch["input_ids"].shape[1] == 0:  # only empty texts, and a tokenizer that adds no special tokens
+                out[idx] = 0.0  # nothing to pool: the same zero vector a text of no tokens gets in a mixed batch
+                continue
             hidden = self.model(**batch).last_hidden_state.float()  # [b, t, D]
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # [b, D]
