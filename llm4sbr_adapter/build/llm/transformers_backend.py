@@ -66,6 +66,17 @@ def _converted_folder(gguf: Path) -> Path:
     return gguf.with_name(gguf.name + ".hf-float32")
 
 
+def _stamp_state(gguf: Path) -> str:
+    """The converted folder of ``gguf``: ``"current"``, ``"stale"`` (GGUF changed), ``"unreadable"`` or ``"absent"``."""
+    stamp = _converted_folder(gguf) / _CONVERTED_STAMP
+    if not stamp.is_file():
+        return "absent"
+    try:
+        return "current" if json.loads(stamp.read_text()) == _gguf_source(gguf) else "stale"
+    except (OSError, json.JSONDecodeError):
+        return "unreadable"
+
+
 def dequantised_gguf_folder(gguf: str | os.PathLike, trust_remote_code: bool = False) -> Path:
     """The float32 Hugging Face folder made of a GGUF file (``<name>.gguf.hf-float32/``), converting once.
 
@@ -75,18 +86,12 @@ def dequantised_gguf_folder(gguf: str | os.PathLike, trust_remote_code: bool = F
     gguf = Path(gguf).expanduser()
     if not (gguf.is_file() and gguf.suffix.lower() == ".gguf"):
         raise LLMError(f"not a .gguf file: {gguf}")
-    converted = _converted_folder(gguf)
-    stamp = converted / _CONVERTED_STAMP
-    try:
-        if stamp.is_file() and json.loads(stamp.read_text()) == _gguf_source(gguf):
-            return converted
-    except (OSError, json.JSONDecodeError):
-        pass  # unreadable stamp: convert again below
-    backend = TransformersBackend(gguf, trust_remote_code=trust_remote_code, cache_converted=True, lazy=True)
-    backend._load()  # converts and writes the folder (temp folder + rename)
-    if not stamp.is_file():
-        raise LLMError(f"could not write the converted model next to {gguf} (is its folder writable?)")
-    return converted
+    if _stamp_state(gguf) != "current":
+        # loading converts and writes the folder (temp folder + rename)
+        TransformersBackend(gguf, trust_remote_code=trust_remote_code, cache_converted=True)
+        if _stamp_state(gguf) != "current":
+            raise LLMError(f"could not write the converted model next to {gguf} (is its folder writable?)")
+    return _converted_folder(gguf)
 
 
 class TransformersBackend(LLMBackend):
@@ -193,17 +198,16 @@ class TransformersBackend(LLMBackend):
     def _load_gguf(self, gguf: Path, cache_converted: bool):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        source = _gguf_source(gguf)
         converted = _converted_folder(gguf)
-        stamp = converted / _CONVERTED_STAMP
-        if cache_converted and stamp.is_file():
+        state = _stamp_state(gguf) if cache_converted else "absent"
+        if state == "current":
             try:
-                if json.loads(stamp.read_text()) == source:
-                    tok, model = self._load_folder(converted)
-                    return tok, model, f"converted cache {converted.name}"
-                logger.warning("converted cache %s is stale (GGUF changed); converting again", converted)
+                tok, model = self._load_folder(converted)
+                return tok, model, f"converted cache {converted.name}"
             except Exception as e:  # corrupt cache -> rebuild
                 logger.warning("cannot use converted cache %s (%s); converting again", converted, e)
+        elif state in ("stale", "unreadable"):
+            logger.warning("converted cache %s is %s (GGUF changed or stamp damaged); converting again", converted, state)
 
         t0 = time.perf_counter()
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name,
@@ -212,7 +216,7 @@ class TransformersBackend(LLMBackend):
                                                      trust_remote_code=self.trust_remote_code)
         logger.info("converted GGUF %s in %.1f s", gguf.name, time.perf_counter() - t0)
         if cache_converted:
-            self._save_converted(tok, model, converted, source)
+            self._save_converted(tok, model, converted, _gguf_source(gguf))
         return tok, model, "gguf"
 
     @staticmethod
