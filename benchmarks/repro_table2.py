@@ -36,6 +36,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=10, help="max epochs per run")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each uses --threads torch threads)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--no-summary", action="store_true", help="skip the summary at the end (several calls fill one folder)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further flags passed to examples.train")
     args = p.parse_args()
 
@@ -71,6 +72,8 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for line in pool.map(run, jobs):
             print(line, flush=True)
+    if args.no_summary:
+        return 0
     subprocess.run([sys.executable, "-m", "examples.summarize", "--runs", str(runs),
                     "--json", str(runs / "summary.json"), "--data", args.data], cwd=REPO, check=False)
     return 0
