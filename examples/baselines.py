@@ -143,6 +143,8 @@ def popularity_tie_break(raw: sp.csr_matrix, pop: np.ndarray) -> np.ndarray:
     ties remain only where both score and popularity tie.
     """
     levels, pop_rank = np.unique(pop, return_inverse=True)
+    raw = sp.csr_matrix(raw)
+    raw.sum_duplicates()
     coo = raw.tocoo()
     keep = coo.data > 0
     r, c, v = coo.row[keep], coo.col[keep], coo.data[keep]
@@ -361,7 +363,7 @@ GRIDS: dict[str, list[dict]] = {
 
 # --------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate_ranks(model: Baseline, data: SplitData, batch_size: int = 1000) -> np.ndarray:
+def evaluate_ranks(model: Baseline, data: SplitData, batch_size: int = 256) -> np.ndarray:
     """Pessimistic target ranks ``int64 [rows]`` of ``data`` in row order (``examples.metrics.target_ranks``)."""
     ranks = []
     for start in range(0, len(data), batch_size):
@@ -373,8 +375,8 @@ def evaluate_ranks(model: Baseline, data: SplitData, batch_size: int = 1000) -> 
 
 
 def select_on_valid(name: str, grid: Sequence[dict], sessions: list[np.ndarray], valid: SplitData, num_items: int,
-                    ks: Sequence[int], metric: str, batch_size: int = 1000) -> tuple[Baseline, np.ndarray, list[dict]]:
-    """Fit each grid point on ``sessions`` and score ``valid``; returns ``(best model, its valid ranks, grid log)``.
+                    ks: Sequence[int], metric: str, batch_size: int = 256) -> tuple[Baseline, np.ndarray, list[dict], int]:
+    """Fit each grid point on ``sessions`` and score ``valid``: ``(best model, its valid ranks, grid log, best index)``.
 
     The best point has the highest validation ``metric``; the first in grid order wins ties. Test data
     is never seen here.
@@ -388,43 +390,42 @@ def select_on_valid(name: str, grid: Sequence[dict], sessions: list[np.ndarray],
         value = summarize_ranks(ranks, ks)[metric]
         log.append({"params": params, metric: value, "fit_seconds": t1 - t0, "valid_seconds": time.perf_counter() - t1})
         if best is None or value > best[0]:
-            best = (value, model, ranks, log[-1])
-    model, ranks = best[1], best[2]
-    model.timing = best[3]
-    return model, ranks, log
+            best = (value, model, ranks, len(log) - 1)
+    return best[1], best[2], log, best[3]
 
 
 def run_model(name: str, data: dict[str, SplitData], sessions: list[np.ndarray], num_items: int,
-              args: argparse.Namespace) -> dict:
-    """Select ``name``'s hyperparameters on valid, test once; returns the result dict (see the module docstring)."""
+              args: argparse.Namespace) -> tuple[dict, dict[str, np.ndarray]]:
+    """Select ``name``'s hyperparameters on valid, test once: ``(result dict, arrays for the .ranks.npz)``."""
     ks = sorted(set(args.topk))
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
-    model, valid_ranks, grid_log = select_on_valid(name, GRIDS[name], sessions, data["valid"], num_items, ks,
-                                                   args.select_metric, args.batch_size)
+    model, valid_ranks, grid_log, best = select_on_valid(name, GRIDS[name], sessions, data["valid"], num_items, ks,
+                                                         args.select_metric, args.batch_size)
     grid_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     test_ranks = evaluate_ranks(model, data["test"], args.batch_size)
-    return {
+    result = {
         "model": name, "enhancer": False, "seed": args.seed, "data": str(Path(args.data).resolve()),
         "rows": {split: len(d) for split, d in data.items()}, "num_items": num_items,
         "config": {"params": model.params, "grid": GRIDS[name], "training_sessions": len(sessions),
                    "topk": ks, "select_metric": args.select_metric, "batch_size": args.batch_size},
         "best_epoch": 0, "select_metric": args.select_metric,
         "valid_at_best": summarize_ranks(valid_ranks, ks), "test": summarize_ranks(test_ranks, ks),
-        "epochs_run": 0, "seconds_per_epoch_train": model.timing["fit_seconds"],
-        "seconds_per_epoch_valid": model.timing["valid_seconds"], "seconds_test": time.perf_counter() - t1,
+        "epochs_run": 0, "seconds_per_epoch_train": grid_log[best]["fit_seconds"],
+        "seconds_per_epoch_valid": grid_log[best]["valid_seconds"], "seconds_test": time.perf_counter() - t1,
         "seconds_grid": grid_seconds, "peak_rss_mb_before_training": rss_before, "peak_rss_mb": peak_rss_mb(),
         "valid_grid": grid_log, "log": [], "ranks_file": None,
-        "_ranks": {"test_ranks": test_ranks.astype(np.int64), "valid_ranks": valid_ranks.astype(np.int64),
-                   "test_targets": data["test"].targets},
     }
+    arrays = {"test_ranks": test_ranks.astype(np.int64), "valid_ranks": valid_ranks.astype(np.int64),
+              "test_targets": data["test"].targets}
+    return result, arrays
 
 
-def write_result(result: dict, out: Path) -> None:
-    """Write ``out`` (JSON) and ``<stem>.ranks.npz`` beside it, both atomically (the npz first)."""
+def write_result(result: dict, arrays: dict[str, np.ndarray], out: Path) -> None:
+    """Write ``<stem>.ranks.npz`` and then ``out`` (JSON, naming the npz), both atomically."""
     ranks_path = out.with_name(out.stem + ".ranks.npz")
-    atomic_savez(ranks_path, **result.pop("_ranks"))
+    atomic_savez(ranks_path, **arrays)
     result["ranks_file"] = ranks_path.name
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 
@@ -450,7 +451,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name-suffix", help="file name suffix (default _s<seed>, as examples.summarize --by-name expects)")
     p.add_argument("--topk", type=int, nargs="+", default=[5, 10, 20], help="cut-offs K for HR/MRR/NDCG")
     p.add_argument("--select-metric", default="MRR@20", help="validation metric that picks the hyperparameters")
-    p.add_argument("--batch-size", type=int, default=1000, help="prefixes scored at once")
+    p.add_argument("--batch-size", type=int, default=256, help="prefixes scored at once (256: the [B, N] blocks stay small enough to be reused)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (for the rank computation)")
     p.add_argument("--force", action="store_true", help="recompute models whose result JSON already exists")
     args = p.parse_args(argv)
@@ -474,8 +475,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         if out.exists() and not args.force:
             print(f"{name}: {out} exists, skipped (--force recomputes)")
             continue
-        result = run_model(name, data, sessions, num_items, args)
-        write_result(result, out)
+        result, arrays = run_model(name, data, sessions, num_items, args)
+        write_result(result, arrays, out)
         test = result["test"]
         print(f"{name} {result['config']['params']}: valid {args.select_metric} "
               f"{result['valid_at_best'][args.select_metric]:.4f}; test HR@20 {test.get('HR@20', float('nan')):.4f} "

@@ -1,13 +1,15 @@
-"""Summarise runs of ``examples.train``: mean +- std over seeds and paired bootstrap CIs.
+"""Summarise runs of ``examples.train`` and ``examples.baselines``: mean ± std over seeds and paired
+differences with intervals from a bootstrap over users (:mod:`examples.bootstrap`).
 
-* Table 1: per (model, enhancer) the mean and sample standard deviation over seeds of every test
-  metric, the chosen epochs, seconds per training epoch and peak RSS.
-* Table 2: for each model run both alone and with the enhancer, the difference (enhancer - alone) of
-  each metric with a 95% paired bootstrap interval over test sessions. Per session, the metric is
-  first averaged over the seeds of each variant (using the per-session ranks in ``*.ranks.npz``), then
-  sessions are resampled with replacement ``--resamples`` times; the interval is the 2.5 / 97.5
-  percentiles of the resampled mean differences. An interval that excludes 0 supports a difference
-  on this test set (for these seeds); one that contains 0 does not.
+* Default: per (model, enhancer) the mean and sample standard deviation over seeds of every test
+  metric, the chosen epochs, seconds per training epoch and peak RSS; then, for each model run both
+  alone and with the enhancer, the difference (enhancer - alone) with its 95 % interval.
+* ``--versus OTHER``: the same difference between two folders (e.g. real vs shuffled intents).
+* ``--by-name BASELINE``: groups named by file (``all_llm_s2.json`` -> ``all_llm``) against one of them.
+* ``--table2``: the paper-protocol Table 2 (:mod:`examples.table2`).
+
+An interval that excludes 0 (marked ``*``) supports a difference on this test data for these seeds;
+one that contains 0 means "not resolved", never "the same". Per-seed differences sit beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .bootstrap import Difference, paired_difference
 from .metrics import per_session_metrics
 
 METRICS = ("HR@5", "MRR@5", "NDCG@5", "HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")
@@ -47,21 +50,6 @@ def session_metrics(runs: list[dict], ks: Sequence[int]) -> dict[str, np.ndarray
         ranks = np.load(r["_path"].with_name(r["ranks_file"]))["test_ranks"]
         arrays.append(per_session_metrics(ranks, ks))
     return {m: np.mean([a[m] for a in arrays], axis=0) for m in arrays[0]}
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``b - a`` and its 95% percentile interval from resampling sessions (paired)."""
-    if a.shape != b.shape:
-        raise ValueError(f"paired arrays differ in shape: {a.shape} vs {b.shape}")
-    diff = b - a
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    for start in range(0, resamples, 1000):  # chunks bound memory at 1000 x sessions
-        n = min(1000, resamples - start)
-        idx = rng.integers(0, len(diff), size=(n, len(diff)))
-        means[start:start + n] = diff[idx].mean(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(diff.mean()), float(lo), float(hi)
 
 
 def popularity_metrics(data_dir: Path, ks: Sequence[int]) -> dict[str, float]:
@@ -107,9 +95,8 @@ def summarize(folder: Path, metrics: Sequence[str] = METRICS, resamples: int = 1
     diffs = {}
     for model in sorted({m for m, _ in groups}):
         if (model, False) in groups and (model, True) in groups:
-            a = session_metrics(groups[(model, False)], ks)
-            b = session_metrics(groups[(model, True)], ks)
-            diffs[model] = {m: dict(zip(("diff", "lo", "hi"), paired_bootstrap(a[m], b[m], resamples))) for m in metrics}
+            diffs[model] = {m: vars(paired_difference(groups[(model, False)], groups[(model, True)], m, resamples))
+                            for m in metrics}
     return {"runs": str(folder), "table": table, "enhancer_minus_alone": diffs, "resamples": resamples}
 
 
@@ -120,14 +107,11 @@ def compare_folders(folder: Path, other: Path, metrics: Sequence[str] = METRICS,
     Used for controls, e.g. enhancer with real intents (``folder``) against the same enhancer with
     intents shuffled across sessions (``other``); both must be evaluated on the same test split.
     """
-    ks = sorted({int(m.split("@")[1]) for m in metrics})
     mine, theirs = load_runs(folder), load_runs(other)
     out = {}
     for key in sorted(set(mine) & set(theirs)):
-        a = session_metrics(theirs[key], ks)
-        b = session_metrics(mine[key], ks)
         name = f"{key[0]}{' + enhancer' if key[1] else ''}"
-        out[name] = {m: dict(zip(("diff", "lo", "hi"), paired_bootstrap(a[m], b[m], resamples))) for m in metrics}
+        out[name] = {m: vars(paired_difference(theirs[key], mine[key], m, resamples)) for m in metrics}
     return out
 
 
@@ -160,37 +144,41 @@ def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = NAMED_M
     groups = load_named_runs(folder)
     if baseline not in groups:
         raise ValueError(f"{folder}: no runs named {baseline}_s<seed>.json (have {sorted(groups)})")
-    ks = sorted({int(m.split("@")[1]) for m in (*metrics, "HR@20", "MRR@20")})
     lines = ["| config | seeds | " + " | ".join(metrics) + " | s/epoch | "
              + " | ".join(f"Δ{m} vs {baseline} [95% CI]" for m in ("HR@20", "MRR@20")) + " | ΔHR@20 per seed |",
              "|---|---|" + "---:|" * (len(metrics) + 4)]
-    base = {r["seed"]: r for r in groups[baseline]}
     for name, runs in sorted(groups.items(), key=lambda kv: (kv[0] != baseline, kv[0])):
         cells = []
         for m in metrics:
             v = 100 * np.array([r["test"][m] for r in runs])
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}")
         sec = np.mean([r["seconds_per_epoch_train"] for r in runs])
-        deltas = []
-        shared = [r["seed"] for r in runs if r["seed"] in base]
-        for m in ("HR@20", "MRR@20"):
-            if name == baseline or not shared:
-                deltas.append("")
-                continue
-            a = session_metrics([base[sd] for sd in shared], ks)[m]
-            b = session_metrics([r for r in runs if r["seed"] in base], ks)[m]
-            d, lo, hi = paired_bootstrap(a, b, resamples)
-            deltas.append(f"{100 * d:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]{'' if lo <= 0 <= hi else ' *'}")
-        per_seed = "" if name == baseline else " / ".join(
-            f"{100 * (r['test']['HR@20'] - base[r['seed']]['test']['HR@20']):+.2f}" for r in runs if r["seed"] in base)
+        shared = {r["seed"] for r in runs} & {r["seed"] for r in groups[baseline]}
+        deltas, per_seed = ["", ""], ""
+        if name != baseline and shared:
+            d = {m: paired_difference(groups[baseline], runs, m, resamples) for m in ("HR@20", "MRR@20")}
+            deltas = [format_difference(d[m]) for m in ("HR@20", "MRR@20")]
+            per_seed = format_per_seed(d["HR@20"])
         seeds = ",".join(str(r["seed"]) for r in runs)
         lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {sec:.0f} | " + " | ".join(deltas)
                      + f" | {per_seed} |")
     lines.append("")
-    lines.append(f"Metrics in %, mean ± sample std over seeds (the mean alone for one seed); Δ = paired bootstrap over test sessions ({resamples} "
-                 f"resamples) of the seed-averaged per-session metric, seeds shared with {baseline}; * = interval excludes 0; "
+    lines.append(f"Metrics in %, mean ± sample std over seeds (the mean alone for one seed); Δ = paired difference "
+                 f"over the seeds shared with {baseline}, 95% interval from a bootstrap over test users ({resamples} resamples); * = interval excludes 0; "
                  f"per seed: test HR@20 minus {baseline}'s at the same seed.")
     return "\n".join(lines)
+
+
+def format_difference(d: Difference) -> str:
+    """``+1.23 [+0.45, +2.01] *`` in percentage points; ``*`` when the interval excludes 0; ``(rows)`` when
+    the test set had no user column, so rows were resampled instead of users."""
+    rows = "" if d.clustered else " (rows)"  # no rows_test.tsv: rows were resampled, not users
+    return f"{100 * d.diff:+.2f} [{100 * d.lo:+.2f}, {100 * d.hi:+.2f}]{rows}{' *' if d.resolved else ''}"
+
+
+def format_per_seed(d: Difference) -> str:
+    """Each seed's own difference in percentage points, ``+0.10 / -0.05 / +0.20``."""
+    return " / ".join(f"{100 * v:+.2f}" for _, v in sorted(d.per_seed.items()))
 
 
 def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = TABLE_METRICS) -> str:
@@ -198,9 +186,7 @@ def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = TABLE_METRIC
     for model, d in diffs.items():
         cells = []
         for m in metrics:
-            x = d[m]
-            mark = "" if x["lo"] <= 0 <= x["hi"] else " *"
-            cells.append(f"{100 * x['diff']:+.2f} [{100 * x['lo']:+.2f}, {100 * x['hi']:+.2f}]{mark}")
+            cells.append(format_difference(Difference(**d[m])))
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -219,8 +205,8 @@ def to_markdown(summary: dict, metrics: Sequence[str] = TABLE_METRICS) -> str:
     if summary["enhancer_minus_alone"]:
         lines += ["", diff_markdown(summary["enhancer_minus_alone"], "model", metrics)]
         lines.append("")
-        lines.append(f"Enhancer minus alone, in percentage points; paired bootstrap over test sessions "
-                     f"({summary['resamples']} resamples) of the seed-averaged per-session metric; * = interval excludes 0.")
+        lines.append(f"Enhancer minus alone, in percentage points, mean over seeds; 95% interval from a bootstrap over "
+                     f"test users ({summary['resamples']} resamples); * = interval excludes 0, otherwise not resolved.")
     return "\n".join(lines)
 
 

@@ -18,7 +18,8 @@ from examples.backbones import BACKBONES  # noqa: E402
 from examples.backbones.srgnn import dense_reference_embeddings  # noqa: E402
 from examples.metrics import per_session_metrics, summarize_ranks, target_ranks  # noqa: E402
 from examples.session_data import SplitData, iterate_batches, make_batch  # noqa: E402
-from examples.summarize import paired_bootstrap, summarize  # noqa: E402
+from examples.bootstrap import cluster_bootstrap  # noqa: E402
+from examples.summarize import summarize  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -43,13 +44,32 @@ def test_metrics_by_hand():
     assert per["HR@5"].tolist() == [1, 1, 1, 0, 0]
 
 
-def test_paired_bootstrap_interval():
+def test_cluster_bootstrap_interval():
     rng = np.random.default_rng(0)
-    a = rng.random(400)
-    diff, lo, hi = paired_bootstrap(a, a + 0.1, resamples=500)
+    rows = np.arange(400)
+    diff, lo, hi = cluster_bootstrap([(np.full(400, 0.1), rows)], resamples=500)
     assert diff == pytest.approx(0.1) and lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
-    diff, lo, hi = paired_bootstrap(a, a + rng.normal(0, 1, 400), resamples=500)
+    diff, lo, hi = cluster_bootstrap([(rng.normal(0, 1, 400), rows)], resamples=500)
     assert lo < diff < hi and lo < 0 < hi
+
+
+def test_cluster_bootstrap_resamples_users_not_rows():
+    # 20 users with 50 rows each; a user's rows share one value (+1 or -1): 1,000 rows but only 20
+    # independent draws. Resampling rows would give an interval about sqrt(50) times too narrow.
+    values = np.repeat(np.where(np.arange(20) % 2 == 0, 1.0, -1.0), 50)
+    users = np.repeat(np.arange(20), 50)
+    _, lo_u, hi_u = cluster_bootstrap([(values, users)], resamples=2000)
+    _, lo_r, hi_r = cluster_bootstrap([(values, np.arange(1000))], resamples=2000)
+    assert (hi_u - lo_u) > 5 * (hi_r - lo_r)
+    assert lo_u < -0.3 and hi_u > 0.3  # about +-2 * 1/sqrt(20)
+
+
+def test_cluster_bootstrap_strata_average_seeds():
+    # two seeds with their own test sets: the point is the mean of the two means, not the pooled mean
+    a = (np.full(10, 1.0), np.arange(10))
+    b = (np.full(30, 0.0), np.arange(30))
+    diff, lo, hi = cluster_bootstrap([a, b], resamples=200)
+    assert diff == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
 
 
 # --------------------------------------------------------------------------- backbones

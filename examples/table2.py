@@ -1,0 +1,160 @@
+"""Table 2 of the reproduction: the simple baselines and each backbone alone / + text-mean store /
++ shuffled text-mean store, with paired differences and intervals from a bootstrap over users.
+
+Reads ``<results>/<name>_s<seed>.json`` (``examples.train`` via benchmarks/repro_table2.py, and
+``examples.baselines``) and ``<shuffled>/<model>_enh_s<seed>.json``. The best simple baseline is the one
+with the highest mean *validation* score (its ``select_metric``), never chosen on test.
+
+    python -m examples.table2 --results /work/runs/paper/beauty/results --shuffled /work/runs/paper/beauty/shuffled
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .bootstrap import Difference, paired_difference
+from .summarize import METRICS, format_difference, format_per_seed, load_named_runs
+
+BASELINES = {"pop": "popularity", "markov": "item transitions", "sr": "sequential rules (SR)",
+             "sknn": "SKNN", "vsknn": "V-SKNN", "stan": "STAN"}
+BACKBONES = {"srgnn": "SR-GNN", "narm": "NARM", "stamp": "STAMP"}
+VARIANTS = {"": "", "_enh": " + text-mean", "_shuf": " + shuffled text-mean"}
+
+
+def collect(results: Path, shuffled: Path | None) -> dict[str, list[dict]]:
+    """Runs by group name; the shuffled folder's ``<model>_enh`` groups become ``<model>_shuf``."""
+    groups = load_named_runs(results)
+    if shuffled is not None and shuffled.is_dir():
+        for name, runs in load_named_runs(shuffled).items():
+            groups[name.replace("_enh", "_shuf")] = runs
+    return groups
+
+
+def label(name: str) -> str:
+    if name in BASELINES:
+        return BASELINES[name]
+    for suffix in ("_enh", "_shuf"):
+        if name.endswith(suffix) and name[: -len(suffix)] in BACKBONES:
+            return BACKBONES[name[: -len(suffix)]] + VARIANTS[suffix]
+    return BACKBONES.get(name, name)
+
+
+def ordered_names(groups: dict[str, list[dict]]) -> list[str]:
+    """Baselines first, then each backbone's variants, then anything else by name."""
+    order = [b for b in BASELINES if b in groups]
+    order += [m + v for m in BACKBONES for v in VARIANTS if m + v in groups]
+    return order + sorted(set(groups) - set(order))
+
+
+def best_baseline(groups: dict[str, list[dict]]) -> str | None:
+    """The baseline with the highest mean validation score of its selection metric."""
+    scores = {b: np.mean([r["valid_at_best"][r["select_metric"]] for r in groups[b]])
+              for b in BASELINES if b in groups}
+    return max(scores, key=lambda b: scores[b]) if scores else None
+
+
+def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
+    lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch |",
+             "|---|---|" + "---:|" * len(metrics) + "---|---:|"]
+    for name in ordered_names(groups):
+        runs = groups[name]
+        cells = []
+        for m in metrics:
+            v = 100 * np.array([r["test"][m] for r in runs])
+            cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}")
+        epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if name not in BASELINES else "–"
+        sec = np.mean([r.get("seconds_per_epoch_train", 0.0) for r in runs])
+        lines.append(f"| {label(name)} | {len(runs)} | " + " | ".join(cells) + f" | {epochs} | {sec:.1f} |")
+    return "\n".join(lines)
+
+
+def comparisons(groups: dict[str, list[dict]]) -> list[tuple[str, str, str]]:
+    """``(title, a, b)`` pairs to report as ``b - a``."""
+    best = best_baseline(groups)
+    out = []
+    for m in BACKBONES:
+        if m + "_enh" in groups and m in groups:
+            out.append((f"{label(m + '_enh')} − {label(m)}", m, m + "_enh"))
+        if m + "_enh" in groups and m + "_shuf" in groups:
+            out.append((f"{label(m + '_enh')} − {label(m + '_shuf')}", m + "_shuf", m + "_enh"))
+        for v in ("", "_enh"):
+            if best is not None and m + v in groups:
+                out.append((f"{label(m + v)} − {label(best)} (best baseline)", best, m + v))
+    return out
+
+
+def reading(d: Difference) -> str:
+    if not d.resolved:
+        return "not resolved"
+    return "higher" if d.diff > 0 else "lower"
+
+
+def differences(groups: dict[str, list[dict]], metrics: Sequence[str], resamples: int) -> list[dict]:
+    rows = []
+    for title, a, b in comparisons(groups):
+        rows.append({"comparison": title, "a": a, "b": b,
+                     **{m: vars(paired_difference(groups[a], groups[b], m, resamples)) for m in metrics}})
+    return rows
+
+
+def differences_table(rows: list[dict], metrics: Sequence[str]) -> str:
+    head = " | ".join(f"Δ{m} [95% CI] | per seed" for m in metrics)
+    lines = [f"| comparison | {head} | reading ({metrics[0]}) |", "|---|" + "---:|---|" * len(metrics) + "---|"]
+    for row in rows:
+        diffs = {m: Difference(**row[m]) for m in metrics}
+        cells = " | ".join(f"{format_difference(diffs[m])} | {format_per_seed(diffs[m])}" for m in metrics)
+        lines.append(f"| {row['comparison']} | {cells} | {reading(diffs[metrics[0]])} |")
+    return "\n".join(lines)
+
+
+def table2(results: Path, shuffled: Path | None, metrics: Sequence[str] = METRICS,
+           diff_metrics: Sequence[str] = ("HR@20", "MRR@20"), resamples: int = 10_000) -> tuple[str, dict]:
+    """The Markdown tables and their data (for JSON and plots)."""
+    groups = collect(results, shuffled)
+    if not groups:
+        raise ValueError(f"{results}: no <name>_s<seed>.json runs")
+    rows = differences(groups, diff_metrics, resamples)
+    best = best_baseline(groups)
+    text = "\n\n".join([
+        metrics_table(groups, metrics),
+        "Metrics in %, mean ± sample std over seeds; each seed draws its own split (paper protocol) and "
+        "initialisation. Baselines: hyperparameters chosen on validation, no epochs.",
+        differences_table(rows, diff_metrics),
+        f"b − a in percentage points, mean over seeds; 95% interval from a bootstrap over test users "
+        f"({resamples} resamples, each seed's test set resampled on its own); * = the interval excludes 0, "
+        f"otherwise not resolved. Best baseline on validation: {label(best) if best else '–'}.",
+    ])
+    data = {"results": str(results), "shuffled": str(shuffled) if shuffled else None, "best_baseline": best,
+            "groups": {n: {"label": label(n), "seeds": [r["seed"] for r in runs],
+                           "test": {m: [r["test"][m] for r in runs] for m in metrics}}
+                       for n, runs in groups.items()},
+            "differences": rows, "resamples": resamples}
+    return text, data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Table 2: baselines and backbones (alone / + text-mean / + shuffled), "
+                                "with paired differences and user-bootstrap intervals.")
+    p.add_argument("--results", required=True, help="folder of <name>_s<seed>.json runs (backbones and baselines)")
+    p.add_argument("--shuffled", help="folder of <model>_enh_s<seed>.json runs with shuffled intent stores")
+    p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    p.add_argument("--json", help="also write the tables' data as JSON here")
+    args = p.parse_args(argv)
+    try:
+        text, data = table2(Path(args.results), Path(args.shuffled) if args.shuffled else None,
+                            resamples=args.resamples)
+    except ValueError as err:
+        p.error(str(err))
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""examples.table2 and examples.bootstrap: pairing by seed, users as clusters, the best baseline chosen on validation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from examples.bootstrap import paired_difference, user_clusters  # noqa: E402
+from examples.metrics import summarize_ranks  # noqa: E402
+from examples.table2 import best_baseline, table2  # noqa: E402
+
+
+def _data(folder: Path, users: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["row\tuser_id\ttarget_position\ttarget_time"] + [f"{k}\t{u}\t1\t0" for k, u in enumerate(users)]
+    (folder / "rows_test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def _run(folder: Path, name: str, seed: int, ranks: np.ndarray, data: Path, valid_mrr: float = 0.1) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / f"{name}_s{seed}.ranks.npz", test_ranks=ranks)
+    res = {"seed": seed, "data": str(data), "test": summarize_ranks(ranks, (5, 10, 20)), "best_epoch": 1,
+           "select_metric": "MRR@20", "valid_at_best": {"MRR@20": valid_mrr}, "seconds_per_epoch_train": 1.0,
+           "ranks_file": f"{name}_s{seed}.ranks.npz"}
+    (folder / f"{name}_s{seed}.json").write_text(json.dumps(res))
+    return {**res, "_path": folder / f"{name}_s{seed}.json"}
+
+
+def test_clusters_come_from_rows_test(tmp_path):
+    data = _data(tmp_path, ["u", "v", "u"])
+    assert user_clusters(data, 3).tolist() == [0, 1, 0]
+    assert user_clusters(tmp_path / "none", 3) is None
+    with pytest.raises(ValueError, match="outside the 2 test rows"):
+        user_clusters(data, 2)
+
+
+def test_paired_difference_refuses_runs_on_different_data(tmp_path):
+    a = _run(tmp_path / "r", "a", 0, np.ones(3, dtype=np.int64), _data(tmp_path / "d0", ["u"] * 3))
+    b = _run(tmp_path / "r", "b", 0, np.ones(3, dtype=np.int64), _data(tmp_path / "d1", ["u"] * 3))
+    with pytest.raises(ValueError, match="different data"):
+        paired_difference([a], [b], "HR@20")
+
+
+def test_per_seed_differences_on_their_own_test_sets(tmp_path):
+    runs_a, runs_b = [], []
+    for seed, gain in ((0, 1.0), (1, 0.0)):
+        data = _data(tmp_path / f"seed{seed}", [f"u{k // 5}" for k in range(40)])
+        miss = np.full(40, 100, dtype=np.int64)
+        runs_a.append(_run(tmp_path / "r", "a", seed, miss, data))
+        runs_b.append(_run(tmp_path / "r", "b", seed, np.ones(40, dtype=np.int64) if gain else miss, data))
+    d = paired_difference(runs_a, runs_b, "HR@20", resamples=200)
+    assert d.per_seed == {0: 1.0, 1: 0.0} and d.diff == pytest.approx(0.5) and d.clustered
+
+
+def test_table2_best_baseline_is_chosen_on_validation(tmp_path):
+    rng = np.random.default_rng(0)
+    for seed in (0, 1):
+        data = _data(tmp_path / f"seed{seed}", [f"u{k // 4}" for k in range(80)])
+        # sr: better on test, worse on validation; sknn is the one validation picks
+        _run(tmp_path / "res", "sr", seed, rng.integers(1, 5, 80), data, valid_mrr=0.05)
+        _run(tmp_path / "res", "sknn", seed, rng.integers(1, 60, 80), data, valid_mrr=0.2)
+        _run(tmp_path / "res", "srgnn", seed, rng.integers(1, 60, 80), data)
+        _run(tmp_path / "res", "srgnn_enh", seed, rng.integers(1, 60, 80), data)
+        _run(tmp_path / "shuf", "srgnn_enh", seed, rng.integers(1, 60, 80), data)
+    text, out = table2(tmp_path / "res", tmp_path / "shuf", resamples=200)
+    assert out["best_baseline"] == "sknn"
+    titles = [row["comparison"] for row in out["differences"]]
+    assert titles == ["SR-GNN + text-mean − SR-GNN", "SR-GNN + text-mean − SR-GNN + shuffled text-mean",
+                      "SR-GNN − SKNN (best baseline)", "SR-GNN + text-mean − SKNN (best baseline)"]
+    assert "not resolved" in text  # same-distribution ranks: no difference is resolved
+    assert best_baseline({"srgnn": []}) is None
