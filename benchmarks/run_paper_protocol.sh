@@ -12,14 +12,17 @@
 #      <root>/shuffled/<model>_enh_s<s>.json: with the shuffled stores
 #   4. <root>/results/<baseline>_s<s>.json: the simple baselines (examples.baselines)
 # Environment: SEEDS (default "0 1 2"), JOBS (2), EPOCHS (8), PATIENCE (2), MODELS ("srgnn narm stamp"),
-#   EXTRA_PREP (flags for prepare_data, e.g. "--tie-seed 0"), STEPS ("prepare stores neural baselines").
+#   EXTRA_PREP (flags for prepare_data, e.g. "--tie-seed 0"), STEPS ("prepare stores neural baselines"),
+#   VARIANTS ("alone enh shuffled": which backbone runs of step 3).
 set -euo pipefail
 dataset=$1 src=$2 root=$3
 SEEDS=${SEEDS:-"0 1 2"} JOBS=${JOBS:-2} EPOCHS=${EPOCHS:-8} PATIENCE=${PATIENCE:-2}
 MODELS=${MODELS:-"srgnn narm stamp"} EXTRA_PREP=${EXTRA_PREP:-} STEPS=${STEPS:-"prepare stores neural baselines"}
+VARIANTS=${VARIANTS:-"alone enh shuffled"}
 cd "$(dirname "$0")/.."
 mkdir -p "$root"
 has() { [[ " $STEPS " == *" $1 "* ]]; }
+variant() { [[ " $VARIANTS " == *" $1 "* ]]; }
 
 for s in $SEEDS; do
   d=$root/seed$s
@@ -39,14 +42,17 @@ done
 if has neural; then
   for s in $SEEDS; do
     d=$root/seed$s
+    real=""
+    variant alone && real="alone"
+    variant enh && real="$real enh"
     # shellcheck disable=SC2086
-    python benchmarks/repro_table2.py --data "$d" --stores "$d/stores" --store-prefix text_mean \
-      --runs "$root/results" --models $MODELS --seeds "$s" --variants alone enh --epochs "$EPOCHS" \
-      --jobs "$JOBS" --no-summary --extra --patience "$PATIENCE"
+    if [ -n "$real" ]; then python benchmarks/repro_table2.py --data "$d" --stores "$d/stores" --store-prefix text_mean \
+      --runs "$root/results" --models $MODELS --seeds "$s" --variants $real --epochs "$EPOCHS" \
+      --jobs "$JOBS" --no-summary --extra --patience "$PATIENCE"; fi
     # shellcheck disable=SC2086
-    python benchmarks/repro_table2.py --data "$d" --stores "$d/stores" --store-prefix text_mean_shuffled \
+    if variant shuffled; then python benchmarks/repro_table2.py --data "$d" --stores "$d/stores" --store-prefix text_mean_shuffled \
       --runs "$root/shuffled" --models $MODELS --seeds "$s" --variants enh --epochs "$EPOCHS" \
-      --jobs "$JOBS" --no-summary --extra --patience "$PATIENCE"
+      --jobs "$JOBS" --no-summary --extra --patience "$PATIENCE"; fi
   done
 fi
 

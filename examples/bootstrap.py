@@ -6,7 +6,7 @@ rows are grouped into clusters by their user (``rows_test.tsv`` written by ``exa
 and whole users are resampled (a cluster bootstrap; the mean of a resample is its summed difference
 over its summed row count, so users weigh by their rows as in the metric itself).
 
-Runs are paired by seed. Seeds that share one test set (the same data folder) are averaged row by row
+Runs are paired by seed. Seeds that share one test set (the same ``test.txt`` bytes) are averaged row by row
 first, then their users resampled together; seeds with their own test sets (the paper protocol, where
 the seed draws the split) are resampled independently, stratum by stratum, and the overall difference
 is the mean over seeds. The interval covers test-set sampling for these seeds; the per-seed differences
@@ -16,6 +16,7 @@ returned beside it show how much the seeds themselves move.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -60,6 +61,15 @@ def user_clusters(data_dir: str | Path, rows: int) -> np.ndarray | None:
     if (out < 0).any():
         raise ValueError(f"{path}: {int((out < 0).sum())} test rows have no user (first: row {int(np.argmax(out < 0))})")
     return out
+
+
+def test_set_key(data: str | None) -> str | None:
+    """What identifies a test set: the sha256 of ``<data>/test.txt`` (folders holding the same test rows,
+    e.g. ML-100K under the paper protocol, where the seed only draws the validation users, are one test
+    set whose users are resampled together), or the folder name when there is no such file."""
+    if data is None or not (Path(data) / "test.txt").is_file():
+        return data
+    return hashlib.sha256((Path(data) / "test.txt").read_bytes()).hexdigest()
 
 
 def cluster_bootstrap(strata: Sequence[tuple[np.ndarray, np.ndarray]], resamples: int = 10_000,
@@ -110,13 +120,34 @@ def paired_difference(a_runs: Sequence[dict], b_runs: Sequence[dict], metric: st
         diff = run_metrics(b_by[s], ks)[metric] - run_metrics(a_by[s], ks)[metric]
         per_seed[s] = float(diff.mean())
         by_data.setdefault(data, []).append(diff)
+    point, lo, hi, clustered = bootstrap_by_test_set(by_data, resamples, seed)
+    return Difference(point, lo, hi, per_seed, clustered)
+
+
+def bootstrap_by_test_set(by_data: dict[str | None, list[np.ndarray]], resamples: int = 10_000,
+                          seed: int = 0) -> tuple[float, float, float, bool]:
+    """Mean over seeds and 95 % interval of per-row values grouped by test set (``data`` folder -> one
+    array per seed); the last item says whether every test set had users to resample."""
+    merged: dict[str | None, tuple[str | None, list[np.ndarray]]] = {}
+    for data, arrays in by_data.items():
+        merged.setdefault(test_set_key(data), (data, []))[1].extend(arrays)
     strata, clustered = [], True
-    for data, diffs in by_data.items():
-        values = np.mean(diffs, axis=0)
+    for data, arrays in merged.values():
+        values = np.mean(arrays, axis=0)
         clusters = user_clusters(data, len(values)) if data else None
         if clusters is None:
             clustered, clusters = False, np.arange(len(values))
         strata.append((values, clusters))
-    weights = [len(d) for d in by_data.values()]  # seeds per test set: the point is the mean over seeds
+    weights = [len(arrays) for _, arrays in merged.values()]  # seeds per test set: the point is the mean over seeds
     point, lo, hi = cluster_bootstrap(strata, resamples, seed, weights)
-    return Difference(point, lo, hi, per_seed, clustered)
+    return point, lo, hi, clustered
+
+
+def metric_interval(runs: Sequence[dict], metric: str, resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean test ``metric`` over the runs' seeds and its 95 % interval from a bootstrap over test users."""
+    ks = [int(metric.split("@")[1])]
+    by_data: dict[str | None, list[np.ndarray]] = {}
+    for run in runs:
+        by_data.setdefault(run.get("data"), []).append(run_metrics(run, ks)[metric])
+    point, lo, hi, _ = bootstrap_by_test_set(by_data, resamples, seed)
+    return point, lo, hi

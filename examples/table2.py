@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .bootstrap import Difference, paired_difference
+from .bootstrap import Difference, metric_interval, paired_difference
 from .summarize import METRICS, format_difference, format_per_seed, load_named_runs
 
 BASELINES = {"pop": "popularity", "markov": "item transitions", "sr": "sequential rules (SR)",
@@ -42,6 +42,13 @@ def label(name: str) -> str:
         if name.endswith(suffix) and name[: -len(suffix)] in BACKBONES:
             return BACKBONES[name[: -len(suffix)]] + VARIANTS[suffix]
     return BACKBONES.get(name, name)
+
+
+def kind(name: str) -> str:
+    """``baseline``, ``alone``, ``text-mean`` or ``shuffled`` (for plots)."""
+    if name in BASELINES:
+        return "baseline"
+    return {"_enh": "text-mean", "_shuf": "shuffled"}.get(name[name.rfind("_"):], "alone")
 
 
 def ordered_names(groups: dict[str, list[dict]]) -> list[str]:
@@ -130,9 +137,10 @@ def table2(results: Path, shuffled: Path | None, metrics: Sequence[str] = METRIC
         f"otherwise not resolved. Best baseline on validation: {label(best) if best else '–'}.",
     ])
     data = {"results": str(results), "shuffled": str(shuffled) if shuffled else None, "best_baseline": best,
-            "groups": {n: {"label": label(n), "seeds": [r["seed"] for r in runs],
-                           "test": {m: [r["test"][m] for r in runs] for m in metrics}}
-                       for n, runs in groups.items()},
+            "groups": {n: {"label": label(n), "kind": kind(n), "seeds": [r["seed"] for r in groups[n]],
+                           "test": {m: [r["test"][m] for r in groups[n]] for m in metrics},
+                           "interval": {m: metric_interval(groups[n], m, resamples) for m in diff_metrics}}
+                       for n in ordered_names(groups)},
             "differences": rows, "resamples": resamples}
     return text, data
 

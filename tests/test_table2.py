@@ -76,3 +76,21 @@ def test_table2_best_baseline_is_chosen_on_validation(tmp_path):
                       "SR-GNN − SKNN (best baseline)", "SR-GNN + text-mean − SKNN (best baseline)"]
     assert "not resolved" in text  # same-distribution ranks: no difference is resolved
     assert best_baseline({"srgnn": []}) is None
+
+
+def test_folders_with_the_same_test_rows_are_resampled_together(tmp_path):
+    # ML-100K under the paper protocol: every seed has its own folder but the same test rows. Seed 0's
+    # difference is the exact opposite of seed 1's row by row, so their row-wise mean is 0 everywhere and
+    # a joint resample has no spread; resampling the two folders independently would have.
+    runs_a, runs_b = [], []
+    hits = np.where(np.arange(40) % 2 == 0, 1, 100)
+    for seed, ranks in ((0, hits), (1, np.where(hits == 1, 100, 1))):
+        data = _data(tmp_path / f"seed{seed}", [f"u{k // 5}" for k in range(40)])
+        (data / "test.txt").write_bytes(b"same rows")
+        runs_a.append(_run(tmp_path / "r", "a", seed, np.full(40, 100, dtype=np.int64), data))
+        runs_b.append(_run(tmp_path / "r", "b", seed, ranks.astype(np.int64), data))
+    d = paired_difference(runs_a, runs_b, "HR@20", resamples=300)
+    assert d.lo == pytest.approx(0.5) and d.hi == pytest.approx(0.5)
+    (tmp_path / "seed1" / "test.txt").write_bytes(b"other rows")
+    d = paired_difference(runs_a, runs_b, "HR@20", resamples=300)
+    assert d.hi - d.lo > 0.05
