@@ -22,7 +22,7 @@ Parts (each can be switched on alone):
 
 Example::
 
-    python -m examples.prepare_data movielens --src ../shared/data/ml-100k --out /tmp/ml100k
+    python -m examples.prepare_data movielens --protocol temporal --src ../shared/data/ml-100k --out /tmp/ml100k
     python -m examples.hiphop_srgnn --data /tmp/ml100k --semantic add --intents --neighbours \\
         --contrastive --out /tmp/runs/hiphop_all_s0.json
 """
