@@ -426,10 +426,11 @@ def evaluate_exclusions(model: Baseline, data: SplitData, batch_size: int = 256)
 
 
 def select_on_valid(name: str, grid: Sequence[dict], sessions: list[np.ndarray], valid: SplitData, num_items: int,
-                    ks: Sequence[int], metric: str, batch_size: int = 256) -> tuple[Baseline, np.ndarray, list[dict], int]:
+                    ks: Sequence[int], metric: str, batch_size: int = 256,
+                    exclusions: Sequence[bool] = (False, True)) -> tuple[Baseline, np.ndarray, list[dict], int]:
     """Fit each grid point on ``sessions`` and score ``valid``: ``(best model, its valid ranks, grid log, best index)``.
 
-    Every grid point is tried with ``exclude_seen`` False and True (one scoring pass for both). The best
+    Every grid point is tried with each ``exclude_seen`` value in ``exclusions`` (one scoring pass for both). The best
     setting has the highest validation ``metric``; the first in log order wins ties. Test data is never
     seen here.
     """
@@ -441,6 +442,8 @@ def select_on_valid(name: str, grid: Sequence[dict], sessions: list[np.ndarray],
         variants = evaluate_exclusions(model, valid, batch_size)
         seconds = time.perf_counter() - t1
         for flag, ranks in variants.items():
+            if flag not in exclusions:
+                continue
             value = summarize_ranks(ranks, ks)[metric]
             log.append({"params": {**params, "exclude_seen": flag}, metric: value, "fit_seconds": t1 - t0,
                         "valid_seconds_both": seconds})
@@ -457,15 +460,16 @@ def run_model(name: str, data: dict[str, SplitData], sessions: list[np.ndarray],
     ks = sorted(set(args.topk))
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
+    exclusions = (False, True) if args.exclude_seen == "choose" else (False,)
     model, valid_ranks, grid_log, best = select_on_valid(name, GRIDS[name], sessions, data["valid"], num_items, ks,
-                                                         args.select_metric, args.batch_size)
+                                                         args.select_metric, args.batch_size, exclusions)
     grid_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     test_ranks = evaluate_ranks(model, data["test"], args.batch_size)
     result = {
         "model": name, "enhancer": False, "seed": args.seed, "data": str(Path(args.data).resolve()),
         "rows": {split: len(d) for split, d in data.items()}, "num_items": num_items,
-        "config": {"params": model.settings(), "grid": GRIDS[name], "exclude_seen": [False, True],
+        "config": {"params": model.settings(), "grid": GRIDS[name], "exclude_seen": list(exclusions),
                    "training_sessions": len(sessions), "topk": ks, "select_metric": args.select_metric,
                    "batch_size": args.batch_size},
         "best_epoch": 0, "select_metric": args.select_metric,
@@ -511,6 +515,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--select-metric", default="MRR@20", help="validation metric that picks the hyperparameters")
     p.add_argument("--batch-size", type=int, default=256, help="prefixes scored at once (256: the [B, N] blocks stay small enough to be reused)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (for the rank computation)")
+    p.add_argument("--exclude-seen", choices=("choose", "never"), default="choose",
+                   help="choose: try ranking the prefix's own items last at every grid point, validation decides; "
+                        "never: keep them, like the neural models (for a like-for-like comparison)")
     p.add_argument("--force", action="store_true", help="recompute models whose result JSON already exists")
     args = p.parse_args(argv)
     try:

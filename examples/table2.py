@@ -35,9 +35,18 @@ def collect(results: Path, shuffled: Path | None) -> dict[str, list[dict]]:
     return groups
 
 
+KEEP_SEEN = "_keepseen"  # baselines run with --exclude-seen never (prefix items kept, as the neural models do)
+
+
+def is_baseline(name: str) -> bool:
+    return name.removesuffix(KEEP_SEEN) in BASELINES
+
+
 def label(name: str) -> str:
     if name in BASELINES:
         return BASELINES[name]
+    if is_baseline(name):
+        return BASELINES[name.removesuffix(KEEP_SEEN)] + ", prefix items kept"
     for suffix in ("_enh", "_shuf"):
         if name.endswith(suffix) and name[: -len(suffix)] in BACKBONES:
             return BACKBONES[name[: -len(suffix)]] + VARIANTS[suffix]
@@ -46,22 +55,23 @@ def label(name: str) -> str:
 
 def kind(name: str) -> str:
     """``baseline``, ``alone``, ``text-mean`` or ``shuffled`` (for plots)."""
-    if name in BASELINES:
+    if is_baseline(name):
         return "baseline"
     return {"_enh": "text-mean", "_shuf": "shuffled"}.get(name[name.rfind("_"):], "alone")
 
 
 def ordered_names(groups: dict[str, list[dict]]) -> list[str]:
     """Baselines first, then each backbone's variants, then anything else by name."""
-    order = [b for b in BASELINES if b in groups]
+    order = [b + k for k in ("", KEEP_SEEN) for b in BASELINES if b + k in groups]
     order += [m + v for m in BACKBONES for v in VARIANTS if m + v in groups]
     return order + sorted(set(groups) - set(order))
 
 
-def best_baseline(groups: dict[str, list[dict]]) -> str | None:
-    """The baseline with the highest mean validation score of its selection metric."""
-    scores = {b: np.mean([r["valid_at_best"][r["select_metric"]] for r in groups[b]])
-              for b in BASELINES if b in groups}
+def best_baseline(groups: dict[str, list[dict]], keep_seen: bool = False) -> str | None:
+    """The baseline with the highest mean validation score of its selection metric; with ``keep_seen`` only
+    among those that keep the prefix's items in the ranking, as the neural models do."""
+    names = [b + KEEP_SEEN for b in BASELINES] if keep_seen else [b for b in BASELINES]
+    scores = {b: np.mean([r["valid_at_best"][r["select_metric"]] for r in groups[b]]) for b in names if b in groups}
     return max(scores, key=lambda b: scores[b]) if scores else None
 
 
@@ -74,7 +84,7 @@ def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
         for m in metrics:
             v = 100 * np.array([r["test"][m] for r in runs])
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}")
-        epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if name not in BASELINES else "–"
+        epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if not is_baseline(name) else "–"
         sec = np.mean([r.get("seconds_per_epoch_train", 0.0) for r in runs])
         lines.append(f"| {label(name)} | {len(runs)} | " + " | ".join(cells) + f" | {epochs} | {sec:.1f} |")
     return "\n".join(lines)
@@ -82,7 +92,7 @@ def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
 
 def comparisons(groups: dict[str, list[dict]]) -> list[tuple[str, str, str]]:
     """``(title, a, b)`` pairs to report as ``b - a``."""
-    best = best_baseline(groups)
+    bests = [b for b in dict.fromkeys((best_baseline(groups), best_baseline(groups, keep_seen=True))) if b]
     out = []
     for m in BACKBONES:
         if m + "_enh" in groups and m in groups:
@@ -90,8 +100,9 @@ def comparisons(groups: dict[str, list[dict]]) -> list[tuple[str, str, str]]:
         if m + "_enh" in groups and m + "_shuf" in groups:
             out.append((f"{label(m + '_enh')} − {label(m + '_shuf')}", m + "_shuf", m + "_enh"))
         for v in ("", "_enh"):
-            if best is not None and m + v in groups:
-                out.append((f"{label(m + v)} − {label(best)} (best baseline)", best, m + v))
+            for best in bests:
+                if m + v in groups:
+                    out.append((f"{label(m + v)} − {label(best)} (best baseline)", best, m + v))
     return out
 
 
@@ -126,17 +137,18 @@ def table2(results: Path, shuffled: Path | None, metrics: Sequence[str] = METRIC
     if not groups:
         raise ValueError(f"{results}: no <name>_s<seed>.json runs")
     rows = differences(groups, diff_metrics, resamples)
-    best = best_baseline(groups)
+    best, best_kept = best_baseline(groups), best_baseline(groups, keep_seen=True)
     text = "\n\n".join([
         metrics_table(groups, metrics),
         "Metrics in %, mean ± sample std over seeds; each seed draws its own split (paper protocol) and "
         "initialisation. Baselines: hyperparameters chosen on validation, no epochs.",
         differences_table(rows, diff_metrics),
         f"b − a in percentage points, mean over seeds; 95% interval from a bootstrap over test users "
-        f"({resamples} resamples, each seed's test set resampled on its own); * = the interval excludes 0, "
-        f"otherwise not resolved. Best baseline on validation: {label(best) if best else '–'}.",
+        f"({resamples} resamples; seeds that share a test set resampled together, others each on its own); "
+        f"* = the interval excludes 0, otherwise not resolved. Best baseline on validation: "
+        f"{label(best) if best else '–'}; among those that keep the prefix's items: {label(best_kept) if best_kept else '–'}.",
     ])
-    data = {"results": str(results), "shuffled": str(shuffled) if shuffled else None, "best_baseline": best,
+    data = {"results": str(results), "shuffled": str(shuffled) if shuffled else None, "best_baseline": best, "best_baseline_keeping_prefix_items": best_kept,
             "groups": {n: {"label": label(n), "kind": kind(n), "seeds": [r["seed"] for r in groups[n]],
                            "test": {m: [r["test"][m] for r in groups[n]] for m in metrics},
                            "interval": {m: metric_interval(groups[n], m, resamples) for m in diff_metrics}}
