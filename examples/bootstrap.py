@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -59,7 +59,8 @@ def user_clusters(data_dir: str | Path, rows: int) -> np.ndarray | None:
                 raise ValueError(f"{path}: line {lineno}: row {row} outside the {rows} test rows")
             out[row] = codes.setdefault(rec["user_id"], len(codes))
     if (out < 0).any():
-        raise ValueError(f"{path}: {int((out < 0).sum())} test rows have no user (first: row {int(np.argmax(out < 0))})")
+        first = int(np.argmax(out < 0))
+        raise ValueError(f"{path}: {int((out < 0).sum())} test rows have no user (first: row {first})")
     return out
 
 
@@ -143,7 +144,8 @@ def bootstrap_by_test_set(by_data: dict[str | None, list[np.ndarray]], resamples
     return point, lo, hi, clustered
 
 
-def metric_interval(runs: Sequence[dict], metric: str, resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+def metric_interval(runs: Sequence[dict], metric: str, resamples: int = 10_000,
+                    seed: int = 0) -> tuple[float, float, float]:
     """Mean test ``metric`` over the runs' seeds and its 95 % interval from a bootstrap over test users."""
     ks = [int(metric.split("@")[1])]
     by_data: dict[str | None, list[np.ndarray]] = {}

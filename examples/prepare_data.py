@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .dataset_files import SPLITS, write_dataset, write_pickle_split, write_tsv
 from .paper_protocol import (
@@ -102,7 +102,8 @@ PAPER_ONLY = {"movielens": ("window", "test_share", "seed"), "beauty": ("test_sh
 
 
 def _add_paper_flags(p: argparse.ArgumentParser, dataset: str) -> None:
-    p.add_argument("--seed", type=int, help="paper: seed of the user order (Beauty) and of the validation users (default 0)")
+    p.add_argument("--seed", type=int,
+                   help="paper: seed of the user order (Beauty) and of the validation users (default 0)")
     p.add_argument("--test-share", type=float,
                    help="paper: share of sessions (whole users) in the test split (default 0.1)")
     if dataset == "movielens":
@@ -129,17 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="paper: share of training users moved to validation; temporal: share of the non-test "
                             "sessions (movielens: see --split) or rows (beauty) used for validation (default 0.1)")
         _add_paper_flags(p, "movielens" if p is ml else "beauty")
-    ml.add_argument("--src", required=True, help="folder with ratings.dat+movies.dat (ML-1M) or u.data+u.item (ML-100K)")
+    ml.add_argument("--src", required=True,
+                    help="folder with ratings.dat+movies.dat (ML-1M) or u.data+u.item (ML-100K)")
     ml.add_argument("--min-item-count", type=int, default=5,
                     help="paper: drop sessions holding an item seen fewer times (one pass); temporal: drop such "
                          "items, iterated with length >= 2 (default 5)")
-    ml.add_argument("--gap", type=int, help="temporal: new session after a gap of more than this many seconds (default 600)")
+    ml.add_argument("--gap", type=int,
+                    help="temporal: new session after a gap of more than this many seconds (default 600)")
     ml.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
                     help="temporal: chronological shares of sessions (default 0.7 0.1 0.2)")
     ml.add_argument("--split-key", choices=("end", "start"),
                     help="temporal: order sessions by their last (end, default) or first (start) click")
     be.add_argument("--src", required=True, help="folder with beauty_interactions.tsv and beauty_items.tsv")
-    be.add_argument("--test-rows", type=int, help="temporal: the latest this many rows form the test split (default 18000)")
+    be.add_argument("--test-rows", type=int,
+                    help="temporal: the latest this many rows form the test split (default 18000)")
     be.add_argument("--sample-users", type=float,
                     help="temporal: keep this seeded random share of users (0-1, default 1 = all), test rows scaled; "
                          "for cheaper documented runs, never for headline numbers")

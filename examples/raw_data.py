@@ -8,9 +8,9 @@ time-gap cut, the item renumbering and SR-GNN's prefix augmentation.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -164,7 +164,8 @@ def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = NAMED_M
                      + f" | {per_seed} |")
     lines.append("")
     lines.append(f"Metrics in %, mean ± sample std over seeds (the mean alone for one seed); Δ = paired difference "
-                 f"over the seeds shared with {baseline}, 95% interval from a bootstrap over test users ({resamples} resamples); * = interval excludes 0; "
+                 f"over the seeds shared with {baseline}, 95% interval from a bootstrap over test users "
+                 f"({resamples} resamples); * = interval excludes 0; "
                  f"per seed: test HR@20 minus {baseline}'s at the same seed.")
     return "\n".join(lines)
 

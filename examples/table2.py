@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -146,9 +146,11 @@ def table2(results: Path, shuffled: Path | None, metrics: Sequence[str] = METRIC
         f"b − a in percentage points, mean over seeds; 95% interval from a bootstrap over test users "
         f"({resamples} resamples; seeds that share a test set resampled together, others each on its own); "
         f"* = the interval excludes 0, otherwise not resolved. Best baseline on validation: "
-        f"{label(best) if best else '–'}; among those that keep the prefix's items: {label(best_kept) if best_kept else '–'}.",
+        f"{label(best) if best else '–'}; among those that keep the prefix's items: "
+        f"{label(best_kept) if best_kept else '–'}.",
     ])
-    data = {"results": str(results), "shuffled": str(shuffled) if shuffled else None, "best_baseline": best, "best_baseline_keeping_prefix_items": best_kept,
+    data = {"results": str(results), "shuffled": str(shuffled) if shuffled else None, "best_baseline": best,
+            "best_baseline_keeping_prefix_items": best_kept,
             "groups": {n: {"label": label(n), "kind": kind(n), "seeds": [r["seed"] for r in groups[n]],
                            "test": {m: [r["test"][m] for r in groups[n]] for m in metrics},
                            "interval": {m: metric_interval(groups[n], m, resamples) for m in diff_metrics}}

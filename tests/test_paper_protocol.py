@@ -73,12 +73,14 @@ def _beauty_folder(tmp_path: Path, users: int = 30) -> Path:
     for u in range(users):
         lines += [f"U{u:03d}\t{'abcdef'[(u + k) % 6]}\t{86400 * (k // 2)}" for k in range(2 + u % 4)]
     (src / "beauty_interactions.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (src / "beauty_items.tsv").write_text("item_id\ttitle\n" + "".join(f"{c}\tT{c}\n" for c in "abcde"), encoding="utf-8")
+    titles = "".join(f"{c}\tT{c}\n" for c in "abcde")
+    (src / "beauty_items.tsv").write_text("item_id\ttitle\n" + titles, encoding="utf-8")
     return src
 
 
 def _rows(out: Path, split: str) -> tuple[list, list, list[dict]]:
-    seqs, targets = pickle.load(open(out / f"{split}.txt", "rb"))
+    with open(out / f"{split}.txt", "rb") as handle:
+        seqs, targets = pickle.load(handle)
     with open(out / f"rows_{split}.tsv", encoding="utf-8") as handle:
         meta = list(csv.DictReader(handle, delimiter="\t"))
     return seqs, targets, meta
@@ -90,7 +92,7 @@ def test_beauty_every_prefix_of_every_split_is_a_row(tmp_path):
     total, users = 0, {}
     for split in ("train", "valid", "test"):
         seqs, targets, meta = _rows(tmp_path / "out", split)
-        for seq, target, m in zip(seqs, targets, meta, strict=True):
+        for seq, m in zip(seqs, meta, strict=True):
             users.setdefault(m["user_id"], set()).add(split)
             assert len(seq) == int(m["target_position"])
         # the longest row of a user plus its target is the whole sequence; every shorter prefix is there too

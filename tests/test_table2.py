@@ -1,4 +1,4 @@
-"""examples.table2 and examples.bootstrap: pairing by seed, users as clusters, the best baseline chosen on validation."""
+"""examples.table2 and examples.bootstrap: seeds paired, users as clusters, the best baseline chosen on validation."""
 
 from __future__ import annotations
 
