@@ -4,15 +4,33 @@ Every file the library and the examples write (stores, caches, configs, prepared
 through :func:`atomic_path` or :func:`atomic_open`, so a crash leaves either the old file or the new one,
 never half of it, and the new file gets the permissions of a plain ``open`` (``0o666`` minus the
 umask; ``mkstemp`` alone would leave ``0o600``).
+
+A write killed midway (SIGKILL, power loss) leaves its hidden temporary file ``.<name>.XXXXXXXX<suffix>``
+beside the target; the next write to the same target removes such leftovers
+(:func:`remove_stale_temp_files`), never the file of a writer that is still running.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: stale temp files are recognised by age alone
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+# A temp file younger than this is never removed: it may belong to a writer that has created it but not
+# yet locked it (a few microseconds). Leftovers of a killed write go on the next write after that.
+STALE_AFTER_S = 60.0
 
 
 def current_umask() -> int:
@@ -39,10 +57,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path, suffix)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
     tmp = Path(name)
     try:
+        _try_lock(fd)  # held until the rename: tells other writers' cleanup that this file is live
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -51,6 +70,75 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
+
+
+def temp_name_pattern(path: str | os.PathLike, suffix: str = ".tmp") -> re.Pattern[str]:
+    """The names :func:`atomic_path` gives temporary files of ``path``: ``.<name>.`` + 8 mkstemp characters + suffix.
+
+    mkstemp's random part never holds a dot, so the pattern cannot match the temporary file of another
+    target (``.a.json.XXXXXXXX.tmp`` is not one of ``a``'s).
+    """
+    return re.compile(rf"\.{re.escape(Path(path).name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+
+
+def remove_stale_temp_files(
+    path: str | os.PathLike, suffix: str = ".tmp", min_age_s: float = STALE_AFTER_S
+) -> list[Path]:
+    """Delete temporary files that killed writes of ``path`` left beside it; return the removed paths.
+
+    Only regular files whose name matches :func:`temp_name_pattern` for this target are considered, and only
+    when older than ``min_age_s`` and not locked by a live writer (:func:`atomic_path` holds a lock on its
+    temporary file until the rename, so two processes writing the same file keep each other's).
+    """
+    path = Path(path)
+    pattern = temp_name_pattern(path, suffix)
+    try:
+        entries = [e for e in os.scandir(path.parent) if pattern.fullmatch(e.name)]
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            old = time.time() - entry.stat(follow_symlinks=False).st_mtime >= min_age_s
+            if old and _remove_unless_locked(entry.path):
+                removed.append(Path(entry.path))
+        except OSError as err:
+            logger.warning("could not remove stale temporary file %s: %s", entry.path, err)
+    if removed:
+        logger.info("removed %d stale temporary file(s) of %s: %s", len(removed), path, [p.name for p in removed])
+    return removed
+
+
+def _try_lock(fd: int) -> None:
+    """Best effort exclusive lock on a fresh temporary file; a filesystem without locks only loses the
+    protection of :func:`remove_stale_temp_files` for files younger than :data:`STALE_AFTER_S`."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        logger.debug("no lock on temporary file (fd %d): %s", fd, err)
+
+
+def _remove_unless_locked(name: str) -> bool:
+    """Unlink ``name`` unless a live writer holds its lock; True when removed."""
+    fd = os.open(name, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))  # RDWR: NFS emulates flock with fcntl locks
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        os.unlink(name)
+        return True
+    except FileNotFoundError:  # another cleanup was faster
+        return False
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -161,11 +161,17 @@ def build_merge_parser() -> argparse.ArgumentParser:
 
 
 def _merge(argv: Sequence[str]) -> int:
-    from .store import IntentStore, merge_stores
+    """``merge`` subcommand; exit status 1 with a one-line error for bad or incomplete shard sets."""
+    from .store import IntentStore, StoreError, merge_stores
 
-    args = build_merge_parser().parse_args(argv)
+    parser = build_merge_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    out = merge_stores(args.shards, args.output)
+    try:
+        out = merge_stores(args.shards, args.output)
+    except (StoreError, FileNotFoundError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
     store = IntentStore.open(out)
     print(f"merged {len(args.shards)} shards -> {out} ({store.num_sessions} sessions, perspectives {store.perspectives})")
     return 0

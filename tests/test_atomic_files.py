@@ -46,3 +46,50 @@ def test_atomic_open_rejects_append_and_read_modes(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_open(tmp_path / "x", "a"):
             pass
+
+
+def _age(path, seconds: float = 3600.0) -> None:
+    old = path.stat().st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+@pytest.mark.parametrize("suffix", [".tmp", ".npz"])
+def test_stale_temp_files_of_the_target_are_removed_on_the_next_write(tmp_path, suffix):
+    """A write killed midway (SIGKILL, power loss) leaves .<name>.XXXXXXXX<suffix>; the next write removes it."""
+    stale = [tmp_path / f".ranks.npz.abc_1234{suffix}", tmp_path / f".ranks.npz.zzzzzzzz{suffix}"]
+    others = [
+        tmp_path / f".ranks.npz.abc_1234{suffix}.keep",  # longer name
+        tmp_path / f".ranks.npz.abc123{suffix}",  # random part too short
+        tmp_path / f".ranks.npz.ABC12345{suffix}",  # mkstemp never uses capitals
+        tmp_path / f"ranks.npz.abc_1234{suffix}",  # no leading dot
+        tmp_path / f".other.npz.abc_1234{suffix}",  # another target
+        tmp_path / f".ranks.npz.old.abc_1234{suffix}",  # the temp file of target "ranks.npz.old"
+        tmp_path / "ranks.npz.bak",
+    ]
+    for p in stale + others:
+        p.write_bytes(b"half a file")
+        _age(p)
+    (tmp_path / f".ranks.npz.dir12345{suffix}").mkdir()  # not a file: left alone
+    with atomic_path(tmp_path / "ranks.npz", suffix=suffix) as tmp:
+        tmp.write_bytes(b"the whole file")
+    assert (tmp_path / "ranks.npz").read_bytes() == b"the whole file"
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["ranks.npz", f".ranks.npz.dir12345{suffix}"] + [p.name for p in others])
+
+
+def test_temp_file_of_a_live_writer_is_kept(tmp_path):
+    """Two processes writing the same cache file: neither may delete the other's temp file mid-write."""
+    target = tmp_path / "cache.bin"
+    with atomic_open(target, "wb") as outer:
+        outer.write(b"outer")
+        live = [p for p in tmp_path.iterdir() if p.name.startswith(".cache.bin.")]
+        assert len(live) == 1
+        _age(live[0])  # old, but its writer still holds it
+        atomic_write_text(target, "inner")
+        assert live[0].exists()
+        fresh = tmp_path / ".cache.bin.fresh123.tmp"  # a writer that has just created its file
+        fresh.write_bytes(b"")
+        atomic_write_text(target, "inner again")
+        assert fresh.exists()
+    assert target.read_bytes() == b"outer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.bin.fresh123.tmp", "cache.bin"]

@@ -323,6 +323,30 @@ def test_cli_shards_and_merge_subcommand_and_inspect(tmp_path, srgnn, capsys, mo
         inspect_store(tmp_path / "m.safetensors", 99)
 
 
+def _cli_shard(path: Path, ids: list[int], shard: str) -> str:
+    from llm4sbr_adapter.store import StoreMetadata, write_store
+
+    vecs = {"long": np.ones((len(ids), 4), np.float32)}
+    write_store(path, ids, vecs, StoreMetadata(perspectives=["long"], text_dim=4, shard=shard))
+    return str(path)
+
+
+@pytest.mark.parametrize("shards,needle", [
+    ([("0/3", [0, 1]), ("2/3", [4, 5])], "missing shard(s) [1]"),
+    ([("0/2", [0, 1])], "missing shard(s) [1]"),
+    ([("0/2", [0, 1]), ("0/2", [2, 3]), ("1/2", [4, 5])], "shard 0 given 2 times"),
+    ([("0/2", [0, 1]), ("1/2", [2, 3]), ("1/2", [2, 3])], "shard 1 given 2 times"),
+])
+def test_cli_merge_refuses_an_incomplete_shard_set(tmp_path, capsys, shards, needle):
+    paths = [_cli_shard(tmp_path / f"p{i}.safetensors", ids, s) for i, (s, ids) in enumerate(shards)]
+    if len(shards) > 1 and shards[-1] == shards[-2]:
+        paths[-1] = paths[-2]  # the same file twice
+    assert build_main(["merge", "--output", str(tmp_path / "m.safetensors"), *paths]) != 0
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 @pytest.mark.slow
 def test_default_cli_on_the_demo(tmp_path):
     """The real thing: no arguments = demo data + default GGUF LLM + default encoder (minutes on CPU)."""

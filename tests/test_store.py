@@ -376,8 +376,8 @@ def _shard(tmp_path: Path, name: str, ids, seed: int, **meta_kw):
 
 
 def test_merge_shards_is_the_union(tmp_path):
-    a, da = _shard(tmp_path, "a.safetensors", [f"s{i}" for i in range(0, 10)], seed=1, shard="1/2")
-    b, db = _shard(tmp_path, "b.safetensors", [f"s{i}" for i in range(10, 25)], seed=2, shard="2/2")
+    a, da = _shard(tmp_path, "a.safetensors", [f"s{i}" for i in range(0, 10)], seed=1, shard="0/2")
+    b, db = _shard(tmp_path, "b.safetensors", [f"s{i}" for i in range(10, 25)], seed=2, shard="1/2")
     out = merge_stores([a, b], tmp_path / "merged.safetensors")
     merged = IntentStore.open(out, num_sessions=25)
     assert merged.metadata.shard == "" and merged.metadata.extra["merged_from"] == ["a.safetensors", "b.safetensors"]
@@ -466,3 +466,294 @@ def test_documented_example_writes_a_valid_store(tmp_path, monkeypatch):
                 StoreMetadata(perspectives=["long", "short"], text_dim=8, top_f=2))
     ref = IntentStore.open(tmp_path / "ref.safetensors")
     torch.testing.assert_close(ref.lookup(["s-002"])["short"], store.lookup(["s-002"])["short"])
+
+
+# --------------------------------------------------------------------------- untrusted headers and content
+def _full_store(path: Path, dtype: str = "float32") -> Path:
+    """A store with every optional column: int ids 100..139, 50 catalogue items."""
+    top, weights, answers, raw = _explanations(40)
+    _write_int_store(path, dtype=dtype, top_items=top, top_weights=weights, item_ids=np.arange(50) + 1000,
+                     answers=answers, raw_answers=raw)
+    return path
+
+
+def _split(path: Path) -> tuple[dict, bytes]:
+    raw = path.read_bytes()
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8:8 + header_len]), raw[8 + header_len:]
+
+
+def _join(path: Path, header: dict, data: bytes) -> None:
+    head = json.dumps(header).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    path.write_bytes(struct.pack("<Q", len(head)) + head + data)
+
+
+def _edit_meta(path: Path, **fields) -> None:
+    header, data = _split(path)
+    meta = json.loads(header["__metadata__"]["llm4sbr"])
+    meta.update(fields)
+    header["__metadata__"]["llm4sbr"] = json.dumps(meta)
+    _join(path, header, data)
+
+
+def _poke(path: Path, tensor: str, index: tuple, value) -> None:
+    """Overwrite one element of a stored tensor in place."""
+    header, data = _split(path)
+    info = header[tensor]
+    dtype = np.dtype({"F32": np.float32, "F16": np.float16, "I64": np.int64}[info["dtype"]])
+    begin, end = info["data_offsets"]
+    arr = np.frombuffer(data[begin:end], dtype=dtype).reshape(info["shape"]).copy()
+    arr[index] = value
+    _join(path, header, data[:begin] + arr.tobytes() + data[end:])
+
+
+def _refused(path: Path, *needles: str, cls=StoreError) -> str:
+    with pytest.raises(cls) as info:
+        IntentStore.open(path)
+    text = str(info.value)
+    assert "\n" not in text, f"error is not one line: {text!r}"
+    assert str(path) in text, text
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in {text!r}"
+    return text
+
+
+def _last_tensor(header: dict) -> str:
+    return max((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][1])
+
+
+def _shift(header: dict, name: str, by: int) -> None:
+    header[name]["data_offsets"] = [o + by for o in header[name]["data_offsets"]]
+
+
+def _damage_dtype(header, data):
+    header["session_ids"]["dtype"] = "F64"  # same width: before, read as floats and silently cast back
+    return "session_ids", header, data
+
+
+def _damage_weights_dtype(header, data):
+    header["top_weights.long"]["dtype"] = "I32"
+    return "top_weights.long", header, data
+
+
+def _damage_unknown_dtype(header, data):
+    header["item_ids"]["dtype"] = "X64"
+    return "item_ids", header, data
+
+
+def _damage_shifted(header, data):
+    _shift(header, "top_items.short", 8)
+    return "top_items.short", header, data
+
+
+def _damage_overlap(header, data):
+    header["intent.short"]["data_offsets"] = list(header["intent.long"]["data_offsets"])
+    return "intent.short", header, data
+
+
+def _damage_gap(header, data):
+    name = _last_tensor(header)
+    begin = header[name]["data_offsets"][0]
+    _shift(header, name, 8)
+    return name, header, data[:begin] + b"\0" * 8 + data[begin:]
+
+
+def _damage_trailing(header, data):
+    return "data buffer", header, data + b"\0" * 8
+
+
+def _damage_past_end(header, data):
+    return _last_tensor(header), header, data[:-8]
+
+
+def _damage_longer_than_shape(header, data):
+    header["top_items.long"]["shape"] = [40, 2]  # 40*3*8 bytes declared
+    return "top_items.long", header, data
+
+
+def _damage_shorter_than_shape(header, data):
+    header["top_items.long"]["shape"] = [40, 4]
+    return "top_items.long", header, data
+
+
+def _damage_reversed(header, data):
+    header["item_ids"]["data_offsets"] = header["item_ids"]["data_offsets"][::-1]
+    return "item_ids", header, data
+
+
+def _damage_float_offset(header, data):
+    header["item_ids"]["data_offsets"] = [float(o) for o in header["item_ids"]["data_offsets"]]
+    return "item_ids", header, data
+
+
+def _damage_wrong_intent_dtype(header, data):
+    meta = json.loads(header["__metadata__"]["llm4sbr"])
+    meta["dtype"] = "float16"  # the tensors are F32
+    header["__metadata__"]["llm4sbr"] = json.dumps(meta)
+    return "intent.long", header, data
+
+
+def _damage_string_offsets(header, data):
+    info = header["answer.long.offsets"]
+    begin, end = info["data_offsets"]
+    offs = np.frombuffer(data[begin:end], dtype=np.int64).copy()
+    offs[5] = offs[7]  # not monotonic: strings 5 and 6 run backwards
+    return "answer.long.offsets", header, data[:begin] + offs.tobytes() + data[end:]
+
+
+def _damage_weights_without_items(header, data):
+    header["top_items.tmp"] = header.pop("top_items.short")  # an unknown name now: .short has weights only
+    return "top_weights.short", header, data
+
+
+def _damage_duplicate_ids(header, data):
+    begin, end = header["session_ids"]["data_offsets"]
+    ids = np.frombuffer(data[begin:end], dtype=np.int64).copy()
+    ids[9] = ids[3]
+    return "session_ids", header, data[:begin] + ids.tobytes() + data[end:]
+
+
+@pytest.mark.parametrize("damage", [
+    _damage_dtype, _damage_weights_dtype, _damage_unknown_dtype, _damage_shifted, _damage_overlap, _damage_gap,
+    _damage_trailing, _damage_past_end, _damage_longer_than_shape, _damage_shorter_than_shape, _damage_reversed,
+    _damage_float_offset, _damage_wrong_intent_dtype, _damage_string_offsets, _damage_weights_without_items,
+    _damage_duplicate_ids,
+], ids=lambda f: f.__name__[len("_damage_"):])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_untrusted_header_is_refused_naming_file_and_tensor(tmp_path, damage, mmap):
+    path = _full_store(tmp_path / "s.safetensors")
+    header, data = _split(path)
+    name, header, data = damage(header, data)
+    _join(path, header, data)
+    with pytest.raises(StoreError) as info:
+        IntentStore.open(path, mmap=mmap)
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text and name in text, text
+
+
+def test_header_that_is_not_an_object_is_refused(tmp_path):
+    path = tmp_path / "s.safetensors"
+    head = b"[1, 2]  "
+    path.write_bytes(struct.pack("<Q", len(head)) + head)
+    _refused(path, "header")
+
+
+def test_valid_store_with_every_column_opens(tmp_path):
+    """The checks above must not refuse what the writer produces (float16 too)."""
+    for dtype in ("float32", "float16"):
+        store = IntentStore.open(_full_store(tmp_path / f"{dtype}.safetensors", dtype=dtype))
+        assert store.explain(104)["long"]["answer"] == "long answer 4 ✓"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_intent_row_is_refused_on_open(tmp_path, dtype, value):
+    path = _full_store(tmp_path / "s.safetensors", dtype=dtype)
+    _poke(path, "intent.short", (7, 3), value)
+    _poke(path, "intent.short", (30, 0), value)
+    _refused(path, "'intent.short'", "row 7", "session id 107")
+
+
+def test_non_finite_top_weight_is_refused_on_open(tmp_path):
+    path = _full_store(tmp_path / "s.safetensors")
+    _poke(path, "top_weights.long", (12, 1), np.nan)
+    _refused(path, "'top_weights.long'", "row 12", "session id 112")
+
+
+def test_write_refuses_non_finite_intents(tmp_path):
+    intents = _intents(5)
+    intents["short"][2, 4] = np.nan
+    with pytest.raises(StoreError, match=r"intent 'short'.*row 2.*session id 'c'"):
+        write_store(tmp_path / "a.safetensors", list("abcde"), intents, _meta())
+    intents = _intents(5)
+    intents["long"][3, 0] = 1e6  # finite in float32, inf in float16
+    write_store(tmp_path / "ok.safetensors", list("abcde"), intents, _meta())
+    with pytest.raises(StoreError, match=r"intent 'long'.*row 3.*float16"):
+        write_store(tmp_path / "b.safetensors", list("abcde"), intents, _meta(), dtype="float16")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.safetensors"]
+
+
+@pytest.mark.parametrize("value", [50, 10**12, -2])
+def test_top_items_outside_the_catalogue_are_refused(tmp_path, value):
+    """50 items: 50 raised a bare IndexError in explain(), -2 silently named the wrong item."""
+    path = _full_store(tmp_path / "s.safetensors")
+    _poke(path, "top_items.long", (4, 1), value)
+    _refused(path, "'top_items.long'", "row 4", "session id 104", "50 items")
+
+
+def test_top_items_without_item_ids_are_refused(tmp_path):
+    path = _full_store(tmp_path / "s.safetensors")
+    header, data = _split(path)
+    header["catalogue"] = header.pop("item_ids")  # an unknown tensor now
+    _join(path, header, data)
+    _refused(path, "item_ids")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("text_dim", "16"), ("text_dim", 16.0), ("text_dim", True), ("perspectives", "long"),
+    ("perspectives", ["long", 7]), ("perspectives", ["long", "long"]), ("num_sessions", None),
+    ("top_f", "3"), ("prompts", ["x"]), ("prompts", {"long": 1}), ("extra", []), ("llm", 3),
+    ("dtype", "bfloat16"), ("dtype", ["float32"]), ("id_kind", "uuid"), ("shard", "2/2"), ("shard", 3),
+    ("format_version", "1"), ("format_version", 0), ("sessions_sha256", {"a": 1}),
+])
+def test_metadata_field_of_the_wrong_type_is_one_line_error(tmp_path, field, value):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    _edit_meta(path, **{field: value})
+    _refused(path, f"metadata field {field!r}")
+
+
+@pytest.mark.parametrize("field", ["format_version", "num_sessions", "dtype", "id_kind"])
+def test_metadata_without_a_required_field_is_refused(tmp_path, field):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    header, data = _split(path)
+    meta = json.loads(header["__metadata__"]["llm4sbr"])
+    del meta[field]
+    header["__metadata__"]["llm4sbr"] = json.dumps(meta)
+    _join(path, header, data)
+    _refused(path, field, "required")
+
+
+@pytest.mark.parametrize("metadata", [
+    [1, 2], {"llm4sbr": ["not", "a", "string"]}, {"llm4sbr": "[1, 2]"}, {"llm4sbr": '"text"'}, "llm4sbr",
+], ids=["list", "value-list", "json-list", "json-string", "string"])
+def test_metadata_that_is_not_an_object_is_refused(tmp_path, metadata):
+    path, _, _ = _write_int_store(tmp_path / "s.safetensors")
+    header, data = _split(path)
+    header["__metadata__"] = metadata
+    _join(path, header, data)
+    _refused(path, "metadata")
+
+
+def test_write_refuses_metadata_it_could_not_read_back(tmp_path):
+    with pytest.raises(StoreError, match=r"metadata field 'shard'"):
+        write_store(tmp_path / "a.safetensors", [1, 2], _intents(2), _meta(shard="2/2"))
+    with pytest.raises(StoreError, match=r"metadata field 'top_f'"):
+        write_store(tmp_path / "a.safetensors", [1, 2], _intents(2), _meta(top_f="3"))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("shards,needle", [
+    (["0/3", "2/3"], "missing shard(s) [1]"),
+    (["1/2"], "missing shard(s) [0]"),
+    (["0/2", "0/2"], "shard 0 given 2 times"),
+    (["0/2", "1/2", "1/2"], "shard 1 given 2 times"),
+    (["0/2", "1/3", "2/3"], "shard counts differ"),
+    (["0/2", ""], "not a shard"),
+])
+def test_merge_refuses_an_incomplete_shard_set(tmp_path, shards, needle):
+    paths = [_shard(tmp_path, f"p{i}.safetensors", [f"s{i}-{j}" for j in range(3)], seed=i, shard=s)[0]
+             for i, s in enumerate(shards)]
+    with pytest.raises(StoreError) as info:
+        merge_stores(paths, tmp_path / "m.safetensors")
+    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_merge_of_complete_shards_in_any_order_and_of_whole_stores(tmp_path):
+    paths = [_shard(tmp_path, f"p{k}.safetensors", [f"s{k}-{j}" for j in range(3)], seed=k, shard=f"{k}/3")[0]
+             for k in range(3)]
+    merged = IntentStore.open(merge_stores([paths[2], paths[0], paths[1]], tmp_path / "m.safetensors"))
+    assert len(merged) == 9 and merged.metadata.shard == ""
+    whole = [_shard(tmp_path, f"w{k}.safetensors", [f"w{k}-{j}" for j in range(2)], seed=k)[0] for k in range(2)]
+    assert len(IntentStore.open(merge_stores(whole, tmp_path / "w.safetensors"))) == 4
