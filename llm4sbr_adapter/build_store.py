@@ -16,13 +16,14 @@ from typing import Sequence
 
 from .build.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
 from .build.prompts import DEFAULT_MAX_ITEMS
-from .build.sessions import read_catalogue, read_sessions
+from .build.sessions import PICKLE_WARNING, read_catalogue, read_sessions
+from .errors import CliParser, add_log_level, run_cli
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
 
 DEMO_OUTPUT = "llm4sbr_demo_intents.safetensors"
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Stage one of LLM4SBR: ask an LLM, for every session and every perspective (default: long term and
 short term), to name one item the user is interested in; embed each answer with a text encoder,
 snap it to the catalogue (top-f nearest titles, softmax-weighted) and write an intent store
@@ -30,6 +31,13 @@ snap it to the catalogue (top-f nearest titles, softmax-weighted) and write an i
 
 With no arguments (or --demo) it builds the embedded demo (22 sessions, 100 items) with the default
 LLM and encoder and writes ./llm4sbr_demo_intents.safetensors.
+
+Security: {PICKLE_WARNING}. --sessions unpickles only a .pkl/.pickle file, a .txt
+file that starts with a pickle header (SR-GNN's train.txt/test.txt) or a file given with
+--sessions-format pickle; any other file that starts like a pickle is refused.
+
+Errors are one line, "error: <message>" on stderr: exit status 2 for a usage error, 1 for a failure
+(--log-level debug also prints the traceback).
 """
 
 EPILOG = """\
@@ -53,8 +61,19 @@ def demo_paths() -> tuple[Path, Path]:
     return Path(str(root / "demo_sessions.tsv")), Path(str(root / "demo_items.tsv"))
 
 
+def _positive_seconds(text: str) -> float:
+    """argparse type of ``--request-timeout``: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         prog="python -m llm4sbr_adapter.build_store",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -62,11 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io = p.add_argument_group("inputs and output")
     io.add_argument("--sessions", metavar="PATH",
-                    help="sessions file: SR-GNN pickle (train.txt/test.txt, session id = row index), TSV/CSV "
-                         "'session_id<TAB>space-separated item ids' (header optional), or JSONL "
-                         '{"session_id":..., "items":[...]}.')
+                    help="sessions file: SR-GNN pickle (train.txt/test.txt, session id = row index; only from a "
+                         "trusted source), TSV/CSV 'session_id<TAB>space-separated item ids' (header optional), "
+                         'or JSONL {"session_id":..., "items":[...]}.')
     io.add_argument("--sessions-format", default="auto", choices=["auto", "pickle", "tsv", "csv", "jsonl"],
-                    help="format of --sessions (default: auto, by extension / pickle header).")
+                    help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
+                         ".pkl/.pickle/.txt files, other pickles need --sessions-format pickle).")
+    io.add_argument("--sessions-encoding", default="utf-8", metavar="ENCODING",
+                    help="text encoding of a TSV/CSV/JSONL --sessions file (default utf-8).")
     io.add_argument("--items", metavar="PATH",
                     help="item catalogue: TSV/CSV/'|'-separated 'item_id<sep>title[<sep>...]' (extra columns "
                          "ignored, header detected) or JSONL {\"item_id\":..., \"title\":...}.")
@@ -99,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampling temperature; 0 = greedy, deterministic (default 0).")
     m.add_argument("--batch-size", type=int, default=8,
                    help="prompts per LLM call and per answer-cache commit (default 8; 32-128 for a GPU server).")
+    m.add_argument("--request-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
+                   help="seconds each HTTP request to an openai: server may take before it is retried "
+                        "(default 60; must be > 0).")
 
     pr = p.add_argument_group("prompts")
     pr.add_argument("--perspectives-file", metavar="JSON",
@@ -142,51 +167,53 @@ def build_parser() -> argparse.ArgumentParser:
                      help="build only shard K of N (contiguous blocks of sessions, K from 0); join the N "
                           "outputs with the merge subcommand.")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars.")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                     help="logging level (default INFO).")
+    add_log_level(run, "INFO")
     return p
 
 
 def build_merge_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         prog="python -m llm4sbr_adapter.build_store merge",
         description="Join shard stores (built with --shard K/N and identical settings) into one store. "
                     "Fails when settings differ or a session id occurs in two shards.",
     )
     p.add_argument("--output", required=True, metavar="PATH", help="merged store to write.")
     p.add_argument("shards", nargs="+", metavar="SHARD", help="shard stores, in shard order (0/N first).")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                   help="logging level (default INFO).")
+    add_log_level(p, "INFO")
     return p
 
 
 def _merge(argv: Sequence[str]) -> int:
     """``merge`` subcommand; exit status 1 with a one-line error for bad or incomplete shard sets."""
-    from .store import IntentStore, StoreError, merge_stores
-
-    parser = build_merge_parser()
-    args = parser.parse_args(argv)
+    args = build_merge_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        out = merge_stores(args.shards, args.output)
-    except (StoreError, FileNotFoundError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 1
+    return run_cli(lambda: _merge_shards(args), args.log_level)
+
+
+def _merge_shards(args: argparse.Namespace) -> int:
+    """Join the shard stores of ``args`` and print what was written."""
+    from .store import IntentStore, merge_stores
+
+    out = merge_stores(args.shards, args.output)
     store = IntentStore.open(out)
     print(f"merged {len(args.shards)} shards -> {out} ({store.num_sessions} sessions, perspectives {store.perspectives})")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status (1: a failure; usage errors exit with status 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "merge":
         return _merge(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    shard = _check_usage(parser, args, demo=args.demo or not argv)
+    return run_cli(lambda: _build(args, shard), args.log_level)
 
-    demo = args.demo or not argv
+
+def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace, demo: bool) -> tuple[int, int] | None:
+    """Fill the demo's paths when asked; a missing or malformed flag is a usage error (exit 2). Returns the shard."""
     if demo:
         demo_sessions, demo_items = demo_paths()
         args.sessions = args.sessions or str(demo_sessions)
@@ -198,14 +225,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.output and not args.dry_run:
         parser.error("--output is required unless --dry-run")
     try:
-        shard = parse_shard(args.shard)
+        return parse_shard(args.shard)
     except ValueError as err:
         parser.error(str(err))
 
+
+def _build(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
+    """Read the inputs, build (or dry-run) the store and print the summary."""
     from .build.llm.base import GenerationConfig
 
     start = time.perf_counter()
-    sessions = read_sessions(args.sessions, args.sessions_format, on_empty=args.on_empty_session)
+    sessions = read_sessions(args.sessions, args.sessions_format, on_empty=args.on_empty_session,
+                             encoding=args.sessions_encoding)
     catalogue = read_catalogue(args.items, encoding=args.items_encoding)
     read_seconds = time.perf_counter() - start
     report = build_intent_store(
@@ -232,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_empty_answer=args.on_empty_answer,
         export_prompts=args.export_prompts,
         progress=not args.no_progress,
+        request_timeout=args.request_timeout,
     )
     report.seconds = {"read": report.seconds.pop("read", 0.0) + read_seconds, **report.seconds}
     if args.dry_run:

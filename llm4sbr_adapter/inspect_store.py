@@ -3,6 +3,9 @@
 Prints counts and the build metadata; for one session its items (with ``--sessions``), the LLM's
 raw and cleaned answers per perspective and the top-f catalogue items (titles with ``--items``)
 with their softmax weights. :func:`inspect_store` returns the same information as a dict.
+
+Errors are one line, ``error: <message>`` on stderr (exit status 2 for usage, 1 for a failure;
+``--log-level debug`` also prints the traceback).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .build.sessions import Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+from .build.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+from .errors import CliParser, add_log_level, run_cli
 from .store import IntentStore
 
 __all__ = ["inspect_store", "answer_statistics", "format_report", "main"]
@@ -38,8 +42,14 @@ def inspect_store(
     sessions: SessionSet | str | os.PathLike | None = None,
     items: Catalogue | str | os.PathLike | None = None,
     items_encoding: str = "utf-8",
+    sessions_format: str = "auto",
+    sessions_encoding: str = "utf-8",
 ) -> dict[str, Any]:
     """Summary of a store and, with ``session_id``, that session's answers and top-f items.
+
+    A ``sessions`` file is read by :func:`read_sessions` with ``sessions_format`` and
+    ``sessions_encoding`` (a pickle can run code: only open pickles from a trusted source); its
+    empty sessions are skipped, as a build with ``on_empty="skip"`` does.
 
     Returns a dict with ``path``, ``num_sessions``, ``perspectives``, ``text_dim``, ``metadata`` (the
     build metadata without the long prompt templates, which are under ``prompts``), ``empty_answers``
@@ -69,7 +79,8 @@ def inspect_store(
         info["intent_norms"][name] = float(np.linalg.norm(vecs, axis=1).mean()) if len(vecs) else 0.0
     sess = None
     if sessions is not None:
-        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(sessions)
+        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(
+            sessions, sessions_format, on_empty="skip", encoding=sessions_encoding)
         info["answer_stats"] = answer_statistics(store, sess, arrays)
     if session_id is None:
         return info
@@ -179,25 +190,41 @@ def format_report(info: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The command line of ``python -m llm4sbr_adapter.inspect_store``."""
+    p = CliParser(
         prog="python -m llm4sbr_adapter.inspect_store",
         description="Show an intent store's counts and build metadata, and for one session its answers "
                     "and the top-f catalogue items its intents were snapped to.",
+        epilog=f"Security: {PICKLE_WARNING}. --sessions unpickles only a .pkl/.pickle file, a .txt file that "
+               "starts with a pickle header (SR-GNN's train.txt/test.txt) or a file given with --sessions-format "
+               "pickle. Errors are one line, 'error: <message>' on stderr (exit status 2 for usage, 1 for a failure).",
     )
     p.add_argument("store", help="intent store (.safetensors) to inspect.")
     p.add_argument("--session", metavar="ID", help="a session id to explain (row index for SR-GNN pickles).")
     p.add_argument("--sessions", metavar="PATH", help="the sessions file the store was built from (shows the session's items).")
+    p.add_argument("--sessions-format", default="auto", choices=["auto", "pickle", "tsv", "csv", "jsonl"],
+                   help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
+                        ".pkl/.pickle/.txt files).")
+    p.add_argument("--sessions-encoding", default="utf-8", metavar="ENCODING", help="text encoding of a TSV/CSV/JSONL --sessions file.")
     p.add_argument("--items", metavar="PATH", help="the item catalogue (shows titles next to item ids).")
     p.add_argument("--items-encoding", default="utf-8", help="text encoding of --items (default utf-8).")
     p.add_argument("--json", action="store_true", help="print the information as JSON instead of text.")
+    add_log_level(p, "WARNING")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (1: a failure; usage errors exit with status 2)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=args.log_level)
+    return run_cli(lambda: _inspect(args), args.log_level)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """Print the report (or JSON) for the store and session of ``args``."""
     info = inspect_store(args.store, args.session, sessions=args.sessions, items=args.items,
-                         items_encoding=args.items_encoding)
+                         items_encoding=args.items_encoding, sessions_format=args.sessions_format,
+                         sessions_encoding=args.sessions_encoding)
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
     else:

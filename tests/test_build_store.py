@@ -441,3 +441,147 @@ def test_custom_perspectives_file_and_raw_empty_policy(srgnn, tmp_path, encoder)
     sims = encoder.encode(cat.titles) @ encoder.encode(['""'])[0]
     expected = cat.item_ids[np.argsort(-sims, kind="stable")[:5]].tolist()
     assert store.explain(0)["last"]["top_items"] == expected  # the '""' completion itself was localised (raw)
+
+
+# --------------------------------------------------------------------------- errors (issue 15)
+PICKLE_WARNING = "a pickle can run code: only open pickles from a trusted source"
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the folder ``marker``."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def _stderr_error_line(err: str) -> str:
+    """The one ``error:`` line a failed CLI run printed, asserting there is exactly one and no traceback."""
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("cli", [build_main, inspect_main])
+def test_help_of_both_clis_warns_that_a_pickle_can_run_code(cli, capsys):
+    with pytest.raises(SystemExit):
+        cli(["--help"])
+    assert PICKLE_WARNING in " ".join(capsys.readouterr().out.split())
+
+
+def test_clis_refuse_a_pickle_named_tsv_and_run_no_code(tmp_path, capsys):
+    marker = tmp_path / "code_ran"
+    evil = tmp_path / "sessions.tsv"
+    evil.write_bytes(pickle.dumps(([[1, 2]], [_Payload(marker)])))
+    items = tmp_path / "items.tsv"
+    items.write_text("1\tA\n2\tB\n")
+    assert build_main(["--sessions", str(evil), "--items", str(items), "--dry-run", "--no-progress"]) == 1
+    line = _stderr_error_line(capsys.readouterr().err)
+    assert "sessions.tsv: starts with a pickle header" in line and "--sessions-format pickle" in line
+    store = _cli_shard(tmp_path / "s.safetensors", [0], "")
+    assert inspect_main([store, "--sessions", str(evil)]) == 1
+    assert "--sessions-format pickle" in _stderr_error_line(capsys.readouterr().err)
+    assert not marker.exists()
+
+
+@pytest.fixture()
+def no_models(monkeypatch):
+    """Make loading the LLM or the text encoder fail the test."""
+    from llm4sbr_adapter.build import pipeline
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(pipeline, "_resolve_llm", boom)
+    monkeypatch.setattr(pipeline, "_resolve_encoder", boom)
+
+
+@pytest.mark.parametrize("text", ["", "session_id\titem_ids\n", "s1\t \ns2\t\n"])
+def test_a_build_without_sessions_fails_before_any_model_is_loaded(tmp_path, srgnn, no_models, text):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text(text)
+    sessions = read_sessions(empty, on_empty="skip")
+    for source in ([sessions] if "s1" in text else [empty, sessions]):  # a path with empty rows: "has no items"
+        with pytest.raises(ValueError, match=r"empty.tsv: no sessions to build from"):
+            build_intent_store(source, srgnn[1], tmp_path / "x.safetensors", progress=False)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_an_empty_shard_fails_before_any_model_is_loaded(tmp_path, srgnn, no_models):
+    one = tmp_path / "one.tsv"
+    one.write_text("s1\t1 2\n")
+    with pytest.raises(ValueError, match=r"one.tsv: shard 0/2 has no sessions \(1 sessions in all"):
+        build_intent_store(one, srgnn[1], tmp_path / "x.safetensors", shard="0/2", progress=False)
+
+
+def test_cli_empty_sessions_is_a_one_line_error_naming_the_file(tmp_path, srgnn, capsys):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("s1\t\n")
+    args = ["--sessions", str(empty), "--items", str(srgnn[1]), "--output", str(tmp_path / "x.safetensors"),
+            "--llm", "py:nonexistent:x", "--no-progress"]
+    assert build_main(args) == 1
+    assert "empty.tsv: line 1: session 's1' has no items (pass --on-empty-session skip" in \
+        _stderr_error_line(capsys.readouterr().err)
+    assert build_main(args + ["--on-empty-session", "skip"]) == 1
+    assert "empty.tsv: no sessions to build from" in _stderr_error_line(capsys.readouterr().err)
+
+
+def test_cli_hints_use_flag_spelling_and_the_library_python_spelling(srgnn, tmp_path, capsys):
+    path, items, seqs, *_ = srgnn
+    partial = tmp_path / "partial.tsv"
+    partial.write_text("".join(ln + "\n" for ln in items.read_text().splitlines()
+                               if not ln.startswith(f"{seqs[0][0]}\t")))
+    assert build_main(["--sessions", str(path), "--items", str(partial), "--dry-run", "--no-progress"]) == 1
+    line = _stderr_error_line(capsys.readouterr().err)
+    assert "has no title in catalogue partial.tsv" in line
+    assert "--on-missing-title skip_item" in line and "on_missing_title=" not in line
+    with pytest.raises(ValueError, match="on_missing_title='skip_item'"):
+        build_intent_store(path, partial, None, dry_run=True, progress=False)
+
+
+def test_cli_non_utf8_sessions_hint_names_the_sessions_encoding_flag(tmp_path, srgnn, capsys):
+    bad = tmp_path / "s.tsv"
+    bad.write_bytes(b"s1\t1 2\ns2\t3 \xe9\n")
+    assert build_main(["--sessions", str(bad), "--items", str(srgnn[1]), "--dry-run", "--no-progress"]) == 1
+    line = _stderr_error_line(capsys.readouterr().err)
+    assert "s.tsv: line 2: not UTF-8 (byte 0xe9 at column 6)" in line and "--sessions-encoding latin-1" in line
+    assert build_main(["--sessions", str(bad), "--items", str(srgnn[1]), "--dry-run", "--no-progress",
+                       "--sessions-encoding", "latin-1", "--on-missing-title", "id_only"]) == 0
+
+
+def test_cli_failures_exit_1_with_the_traceback_only_at_debug(tmp_path, capsys):
+    missing = str(tmp_path / "nope.safetensors")
+    assert inspect_main([missing]) == 1
+    assert "nope.safetensors" in _stderr_error_line(capsys.readouterr().err)
+    assert inspect_main([missing, "--log-level", "debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
+    sessions, items = demo_paths()
+    assert build_main(["--sessions", str(sessions), "--items", str(items), "--dry-run", "--no-progress",
+                       "--perspectives-file", str(tmp_path / "none.json"), "--log-level", "debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
+
+
+@pytest.mark.parametrize("cli,argv", [
+    (build_main, ["--sessions", "s.tsv"]),
+    (build_main, ["--shard", "x", "--demo"]),
+    (build_main, ["--top-f", "many"]),
+    (build_main, ["merge", "--output", "m.safetensors"]),
+    (inspect_main, []),
+])
+def test_cli_usage_errors_exit_2_with_one_line(cli, argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli(argv)
+    assert exc.value.code == 2
+    _stderr_error_line(capsys.readouterr().err)
+
+
+def test_cli_error_in_a_real_process_is_one_line_on_stderr(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "llm4sbr_adapter.inspect_store", str(tmp_path / "nope.safetensors")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 1
+    assert _stderr_error_line(res.stderr).startswith("error: ")

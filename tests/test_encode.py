@@ -103,12 +103,31 @@ def test_custom_folder_name_includes_config_hash(encoder, tmp_path):
     np.testing.assert_allclose(other.encode(TEXTS[:3]), encoder.encode(TEXTS[:3]), atol=1e-6)
 
 
+def test_a_fine_tuned_copy_of_the_same_size_and_config_is_another_encoder(encoder, tmp_path):
+    import shutil
+
+    a, b = tmp_path / "a" / "my-encoder", tmp_path / "b" / "my-encoder"
+    shutil.copytree(encoder.model_path, a)
+    shutil.copytree(encoder.model_path, b)
+    weights = b / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01  # one weight changed in place: same file size, same config.json
+    weights.write_bytes(bytes(data))
+    enc_a, enc_b = TextEncoder(a), TextEncoder(b)
+    assert enc_a.name != enc_b.name, "the store's encoder check would accept the other weights"
+    catalogue_embeddings(enc_a, [1, 2], ["red lipstick", "blue mascara"], cache_dir=tmp_path / "cat")
+    counting = CountingEncoder(enc_b)
+    catalogue_embeddings(counting, [1, 2], ["red lipstick", "blue mascara"], cache_dir=tmp_path / "cat")
+    assert counting.calls == 1, "embeddings of the other weights were reused"
+
+
 class CountingEncoder:
     """Wraps an encoder and counts encode() calls (to prove the cache is used)."""
 
     def __init__(self, inner: TextEncoder) -> None:
         self.inner, self.calls = inner, 0
         self.name, self.dim, self.max_length = inner.name, inner.dim, inner.max_length
+        self.content_sha256 = inner.content_sha256
 
     def encode(self, texts, **kwargs):
         self.calls += 1

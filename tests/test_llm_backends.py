@@ -8,9 +8,11 @@ import logging
 import os
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import pytest
 
@@ -156,7 +158,8 @@ def test_stop_strings_and_model_id(tiny_backend):
     stop = full[1:3]
     cut = tiny_backend.generate(["the cat"], GenerationConfig(max_new_tokens=8, stop=(stop,)))[0]
     assert cut == full[: full.index(stop)]
-    assert "model.safetensors" in tiny_backend.model_id and "float32" in tiny_backend.model_id
+    assert tiny_backend.model_id.startswith("hf:tiny_lm") and "@sha256:" in tiny_backend.model_id
+    assert tiny_backend.model_id.endswith("|dtype=float32")
 
 
 def test_make_backend_hf_spec(tiny_model_dir):
@@ -213,7 +216,8 @@ class _FakeChatServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.requests: list[dict] = []
-        self.fail_plan: dict[str, list[int]] = {}  # prompt -> statuses to answer first
+        self.fail_plan: dict[str, list] = {}  # prompt -> statuses (or (status, headers)) to answer first
+        self.fail_if: Callable[[str], int | None] | None = None  # prompt -> status to answer every time
         parent = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -229,7 +233,8 @@ class _FakeChatServer:
                                             "auth": self.headers.get("Authorization")})
                     prompt = body["messages"][0]["content"]
                     plan = parent.fail_plan.get(prompt)
-                    status = plan.pop(0) if plan else 200
+                    status = plan.pop(0) if plan else (parent.fail_if and parent.fail_if(prompt)) or 200
+                    status, headers = status if isinstance(status, tuple) else (status, {})
                 time.sleep(parent.delay)
                 with parent.lock:
                     parent.in_flight -= 1
@@ -243,6 +248,8 @@ class _FakeChatServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -344,6 +351,122 @@ def test_http_connection_refused_retries_then_fails(monkeypatch, caplog):
     assert SECRET not in str(err.value) and SECRET not in caplog.text
 
 
+def _no_sleep(monkeypatch) -> list[float]:
+    """Record the backend's retry waits instead of sleeping (the attribute is new in issue 15)."""
+    from llm4sbr_adapter.build.llm import openai_http
+
+    waits: list[float] = []
+    monkeypatch.setattr(openai_http, "_sleep", waits.append, raising=False)
+    return waits
+
+
+def test_http_honours_retry_after_seconds_and_http_date(chat_server, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    waits = _no_sleep(monkeypatch)
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    chat_server.fail_plan = {"busy": [(429, {"Retry-After": "7"})], "later": [(503, {"Retry-After": later})]}
+    backend = OpenAIChatBackend(chat_server.url, "m", backoff=0.01, max_retries=3, concurrency=1)
+    assert backend.generate(["busy", "later"], GenerationConfig()) == [
+        "answer to: busy | stop here", "answer to: later | stop here"]
+    assert len(chat_server.requests) == 4  # one retry each
+    assert waits[0] == 7.0
+    assert 28.0 <= waits[1] <= 30.5  # the HTTP date, to the second
+
+
+def test_http_never_shows_url_credentials(chat_server, monkeypatch, caplog):
+    import base64
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    waits = _no_sleep(monkeypatch)
+    host = chat_server.url.split("//", 1)[1]
+    backend = make_backend(f"openai:http://alice:s3cr3t-pw@{host}/v1#m", max_retries=1)
+    assert backend.generate(["hi"], GenerationConfig()) == ["answer to: hi | stop here"]
+    token = base64.b64encode(b"alice:s3cr3t-pw").decode()
+    assert chat_server.requests[0]["auth"] == f"Basic {token}"  # sent as Basic auth, not in the URL
+    chat_server.fail_plan = {"down": [502] * 5}  # the server echoes the Authorization header back
+    with caplog.at_level(logging.DEBUG), pytest.raises(HTTPStatusError) as err:
+        backend.generate(["down"], GenerationConfig())
+    assert len(waits) == 1
+    for text in (str(err.value), caplog.text, backend.model_id, repr(backend), backend.url):
+        assert "s3cr3t-pw" not in text and token not in text and "alice:" not in text
+    with pytest.raises(ValueError) as bad:
+        make_backend("openai:ftp://alice:s3cr3t-pw@example.org#m")
+    assert "s3cr3t-pw" not in str(bad.value)
+
+
+def _tsv_inputs(tmp_path: Path, n: int = 20) -> tuple[Path, Path]:
+    """``n`` sessions with distinct item lists (session ``s3`` alone shows item 99) and their catalogue."""
+    sessions = tmp_path / "sessions.tsv"
+    sessions.write_text("".join(f"s{i}\t{i + 1} {i + 2}{' 99' if i == 3 else ''}\n" for i in range(n)))
+    items = tmp_path / "items.tsv"
+    titles = {i: f"Gadget {i}" for i in range(1, n + 2)} | {99: "Zebra lamp"}
+    items.write_text("".join(f"{i}\t{t}\n" for i, t in titles.items()))
+    return sessions, items
+
+
+def test_http_retry_errors_name_session_and_perspective(chat_server, tmp_path, monkeypatch, caplog):
+    from llm4sbr_adapter.build import build_intent_store
+
+    _no_sleep(monkeypatch)
+    chat_server.fail_if = lambda prompt: 500 if "Zebra lamp" in prompt else None
+    sessions, items = _tsv_inputs(tmp_path)
+    backend = OpenAIChatBackend(chat_server.url, "m", backoff=0.01, max_retries=1)
+    with caplog.at_level(logging.WARNING), pytest.raises(HTTPStatusError) as err:
+        build_intent_store(sessions, items, tmp_path / "o.safetensors", llm=backend, progress=False)
+    text = str(err.value)
+    assert "session 's3', perspective '" in text and "2 attempts" in text and "prompt #" not in text
+    assert "session 's3', perspective '" in caplog.text and "prompt #" not in caplog.text
+
+
+def test_request_timeout_flag_is_validated_and_reaches_the_http_backend(chat_server, tmp_path, monkeypatch):
+    from llm4sbr_adapter.build import build_intent_store
+    from llm4sbr_adapter.build_store import build_parser
+
+    for bad in ("0", "-2", "soon"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--request-timeout", bad])
+    assert build_parser().parse_args(["--request-timeout", "2.5"]).request_timeout == 2.5
+    assert build_parser().parse_args([]).request_timeout is None
+    _no_sleep(monkeypatch)
+    chat_server.delay = 1.0
+    sessions, items = _tsv_inputs(tmp_path, n=5)
+    start = time.monotonic()
+    with pytest.raises(HTTPStatusError, match="timed out"):
+        build_intent_store(sessions, items, tmp_path / "o.safetensors", llm=f"openai:{chat_server.url}#m",
+                           request_timeout=0.2, progress=False)
+    assert time.monotonic() - start < 6 * 1.0  # six attempts of 0.2 s, not of the 60 s default
+
+
+def test_http_build_commits_every_batch_size_prompts_and_keeps_the_server_busy(chat_server, tmp_path, monkeypatch):
+    from llm4sbr_adapter.build import build_intent_store, pipeline
+    from llm4sbr_adapter.build.llm.cache import AnswerCache
+
+    commits: list[int] = []
+    put_many = AnswerCache.put_many
+
+    def spy(self, model_id, items, config):
+        items = list(items)
+        commits.append(len(items))
+        return put_many(self, model_id, items, config)
+
+    class StopAfterAnswers(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise StopAfterAnswers
+
+    monkeypatch.setattr(AnswerCache, "put_many", spy)
+    monkeypatch.setattr(pipeline, "_resolve_encoder", stop)
+    sessions, items = _tsv_inputs(tmp_path)
+    backend = OpenAIChatBackend(chat_server.url, "m", concurrency=16)
+    with pytest.raises(StopAfterAnswers):
+        build_intent_store(sessions, items, tmp_path / "o.safetensors", llm=backend, batch_size=8, progress=False)
+    assert sum(commits) == 40 and commits == [8] * 5
+    assert chat_server.max_in_flight > 8  # two batches of 8 in flight: the 16 connections are used
+
+
 # ------------------------------------------------------------------------------------ replay
 
 def test_replay_by_prompt_and_by_sha(tmp_path):
@@ -412,7 +535,7 @@ def _fake_chunks(tmp_path: Path, monkeypatch, parts: list[bytes]) -> list[tuple[
     pkg_root = tmp_path / "site"
     chunks = []
     for k, data in enumerate(parts, 1):
-        mod = f"llm4sbr_fake_chunk_{os.getpid()}_{id(tmp_path)}_{k}"
+        mod = f"llm4sbr_fake_chunk_{uuid.uuid4().hex}_{k}"  # id(tmp_path) repeats; imported modules stay cached
         (pkg_root / mod / "data").mkdir(parents=True)
         (pkg_root / mod / "__init__.py").write_text("")
         (pkg_root / mod / "data" / f"part{k:02d}.bin").write_bytes(data)
@@ -522,7 +645,7 @@ def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, mo
     converted = tmp_path / "tiny.gguf.hf-float32"
     assert (converted / "llm4sbr_converted_from.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf", "tiny.gguf.hf-float32"]  # no temp dirs
-    assert first.model_id == f"gguf:tiny.gguf:{gguf.stat().st_size}|dtype=float32"
+    assert first.model_id == f"gguf-sha256:{hashlib.sha256(gguf.read_bytes()).hexdigest()}|dtype=float32"
 
     second = TransformersBackend(gguf)
     assert len(conversions) == 2, "the converted folder was not reused"

@@ -206,3 +206,135 @@ def test_prefix_reusing_backend_is_asked_in_sorted_order_and_answers_keep_input_
     # sorted: a session's shorter prefix sits just before the longer one that extends it
     assert reusing.asked == ["1. a", "1. a\n2. d", "1. b", "1. b\n2. c"]
     assert res2.answers == res.answers == [f"fake-model|{p}|32" for p in prompts]
+
+
+# ------------------------------------------------------------------------------------ claims (issue 15)
+
+class SharedCounter(LLMBackend):
+    """Slow fake whose every instance records into one list (two builds, one LLM bill)."""
+
+    model_id = "shared-fake"
+
+    def __init__(self, calls: list[str], lock) -> None:
+        self.calls, self.lock = calls, lock
+
+    def generate(self, prompts, config):
+        time.sleep(0.02)
+        with self.lock:
+            self.calls.extend(prompts)
+        return ["ans:" + p for p in prompts]
+
+
+def test_two_builds_sharing_a_cache_ask_each_prompt_once(tmp_path):
+    import threading
+
+    db = tmp_path / "shared.sqlite"
+    prompts = [f"prompt {i}" for i in range(48)] * 2  # duplicates too
+    calls: list[str] = []
+    lock = threading.Lock()
+    opening, answering = threading.Barrier(2), threading.Barrier(2)
+    results: list[AnswerResult | None] = [None, None]
+    errors: list[BaseException] = []
+
+    def build(slot: int) -> None:
+        try:
+            opening.wait(timeout=30)
+            with AnswerCache(db) as cache:  # both create the new file at once
+                answering.wait(timeout=30)
+                results[slot] = answer_prompts(SharedCounter(calls, lock), prompts, GenerationConfig(), cache,
+                                               batch_size=4, progress=False)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=build, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    distinct = sorted(set(prompts))
+    assert sorted(calls) == distinct, f"{len(calls)} LLM calls for {len(distinct)} distinct prompts"
+    for res in results:
+        assert res is not None and res.answers == ["ans:" + p for p in prompts]
+        assert res.asked + res.cached == len(distinct)
+    assert results[0].asked + results[1].asked == len(distinct)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # nothing left claimed
+
+
+def test_a_dead_builds_claims_expire_and_are_taken_over(tmp_path):
+    cfg = GenerationConfig()
+    prompts = [f"p{i}" for i in range(6)]
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        keys = [cache_key("fake-model", p, cfg) for p in prompts[:3]]
+        # a build that claimed three prompts and was then killed (its lease is never renewed)
+        assert cache.claim(keys, owner="killed-build", lease_seconds=0.5).claimed == keys
+        assert cache.claim(keys, owner="someone-else", lease_seconds=60).busy == keys
+        backend = CountingBackend()
+        t0 = time.monotonic()
+        res = answer_prompts(backend, prompts, cfg, cache, batch_size=2, progress=False, poll_seconds=0.05)
+        waited = time.monotonic() - t0
+    assert sorted(backend.asked) == prompts and res.asked == 6
+    assert res.answers == [f"fake-model|{p}|32" for p in prompts]
+    assert waited >= 0.4, "the live lease was not respected"
+
+
+def test_a_build_reads_answers_that_another_build_commits_while_it_waits(tmp_path):
+    cfg = GenerationConfig()
+    prompts = ["a", "b", "c", "d"]
+    with AnswerCache(tmp_path / "c.sqlite") as cache, AnswerCache(tmp_path / "c.sqlite") as other:
+        keys = [cache_key("fake-model", p, cfg) for p in prompts[:2]]
+        assert other.claim(keys, owner="other-build", lease_seconds=60).claimed == keys
+
+        import threading
+
+        def finish_other() -> None:
+            time.sleep(0.3)
+            other.put_many("fake-model", [("a", "from other"), ("b", "from other too")], cfg)
+
+        t = threading.Thread(target=finish_other)
+        t.start()
+        backend = CountingBackend()
+        res = answer_prompts(backend, prompts, cfg, cache, batch_size=2, progress=False, poll_seconds=0.05)
+        t.join()
+    assert backend.asked == ["c", "d"]
+    assert res.answers[:2] == ["from other", "from other too"] and (res.asked, res.cached) == (2, 2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process liveness is checked on POSIX only")
+def test_claims_of_a_killed_build_on_this_machine_are_void_at_once(tmp_path):
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    cfg = GenerationConfig()
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        keys = [cache_key("fake-model", p, cfg) for p in ("a", "b")]
+        cache.claim(keys, owner=f"{socket.gethostname()}:{dead.pid}:0123abcd", lease_seconds=3600)
+        backend = CountingBackend()
+        t0 = time.monotonic()
+        res = answer_prompts(backend, ["a", "b", "c"], cfg, cache, batch_size=2, progress=False, poll_seconds=5)
+    assert sorted(backend.asked) == ["a", "b", "c"] and res.asked == 3
+    assert time.monotonic() - t0 < 4, "waited for the claims of a process that no longer exists"
+
+
+def test_builds_creating_the_same_new_cache_at_once_both_open_it(tmp_path):
+    import threading
+
+    errors: list[BaseException] = []
+
+    def open_close(path: Path, start: threading.Barrier) -> None:
+        start.wait(timeout=30)
+        try:
+            AnswerCache(path).close()
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    for trial in range(40):  # "database is locked" while the other connection switches the file to WAL
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=open_close, args=(tmp_path / f"c{trial}.sqlite", start)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors[:3]

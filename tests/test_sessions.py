@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -34,6 +35,35 @@ def test_srgnn_pickle_ids_are_row_indices_and_file_is_recorded(tmp_path):
     assert s.targets == [9, 8, 7]
     assert s.source == "train.txt"
     assert s.sha256 == sha256_file(path)
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the folder ``marker``."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+@pytest.mark.parametrize("name", ["evil.tsv", "evil.dat", "evil.csv", "evil.jsonl", "evil"])
+def test_a_pickle_under_another_name_is_refused_and_never_unpickled(tmp_path, name):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps(([[1, 2]], [_Payload(marker)]), protocol=4))
+    with pytest.raises(InputFormatError, match=rf"{name}: starts with a pickle header .*fmt='pickle'"):
+        read_sessions(path)
+    assert not marker.exists()
+
+
+def test_an_explicit_pickle_format_reads_any_name(tmp_path):
+    path = tmp_path / "sessions.tsv"
+    path.write_bytes(pickle.dumps(([[1, 2], [3]], [4, 5])))
+    assert read_sessions(path, fmt="pickle").sequences == [[1, 2], [3]]
+    legacy = tmp_path / "train.txt"  # SR-GNN names still auto-detected by their header
+    legacy.write_bytes(pickle.dumps(([[1, 2]], [4])))
+    assert read_sessions(legacy).sequences == [[1, 2]]
 
 
 def test_pickle_that_is_not_a_sequences_targets_tuple_names_the_file(tmp_path):
@@ -81,6 +111,20 @@ def test_tsv_errors_name_file_line_and_id(tmp_path):
     dup = write(tmp_path / "dup.tsv", "s1\t1\ns2\t2\ns1\t3\n")
     with pytest.raises(InputFormatError, match=r"dup.tsv: line 3: duplicate session id 's1' \(first seen on line 1\)"):
         read_sessions(dup)
+
+
+@pytest.mark.parametrize("name,text", [
+    ("s.tsv", b"s1\t1 2\ns2\t3 caf\xe9\n"),
+    ("s.jsonl", b'{"session_id": 1, "items": [1]}\n{"session_id": 2, "items": ["caf\xe9"]}\n'),
+])
+def test_sessions_not_utf8_names_line_byte_and_column(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(text)
+    col = text.split(b"\n")[1].index(b"\xe9") + 1
+    with pytest.raises(InputFormatError, match=rf"{name}: line 2: not UTF-8 \(byte 0xe9 at column {col}\); "
+                                               r".*encoding='latin-1'"):
+        read_sessions(path)
+    assert read_sessions(path, encoding="latin-1").ids.tolist() == (["s1", "s2"] if name == "s.tsv" else [1, 2])
 
 
 def test_csv_sessions(tmp_path):
@@ -135,8 +179,10 @@ def test_catalogue_tsv_with_header_and_extra_columns(tmp_path):
 
 def test_catalogue_headerless_pipe_latin1_like_movielens(tmp_path):
     path = tmp_path / "u.item"
-    path.write_bytes("1|Toy Story (1995)|01-Jan-1995||http://x\n2|Cité des enfants perdus, La (1995)|x\n".encode("latin-1"))
-    with pytest.raises(InputFormatError, match=r"u.item: not valid utf-8.*latin-1"):
+    path.write_bytes("1|Toy Story (1995)|01-Jan-1995||http://x\n2|Cité des enfants perdus, La (1995)|x||y\n"
+                     .encode("latin-1"))
+    with pytest.raises(InputFormatError, match=r"u.item: line 2: not UTF-8 \(byte 0xe9 at column 6\); "
+                                               r"try encoding='latin-1'"):
         read_catalogue(path)
     c = read_catalogue(path, encoding="latin-1")
     assert c.titles[1] == "Cité des enfants perdus, La (1995)"
@@ -149,6 +195,29 @@ def test_catalogue_duplicate_id_and_short_row_name_line(tmp_path):
     short = write(tmp_path / "short.tsv", "1\tA\n2\n")
     with pytest.raises(InputFormatError, match=r"short.tsv: line 2: expected at least 2 columns"):
         read_catalogue(short)
+
+
+@pytest.mark.parametrize("name,text,line,got,first", [
+    ("header.tsv", "item_id\ttitle\n1\tA\n2\tPart\tTwo\n", 3, 3, 2),  # a tab inside a title
+    ("headerless.tsv", "1\tA\tx\n2\tB\tx\n3\tC\tD\tx\n", 3, 4, 3),
+    ("fewer.tsv", "item_id\ttitle\tgenre\n1\tA\tx\n2\tB\n", 3, 2, 3),
+    ("pipes.item", "1|A|x\n2|B|C|x\n", 2, 4, 3),
+    ("unquoted.csv", "item_id,title\n1,Heat, the movie\n", 2, 3, 2),
+])
+def test_catalogue_row_whose_field_count_differs_from_the_first_row_is_an_error(tmp_path, name, text, line, got, first):
+    path = write(tmp_path / name, text)
+    with pytest.raises(InputFormatError, match=rf"{name}: line {line}: {got} fields, but line 1 has {first}"):
+        read_catalogue(path)
+
+
+def test_catalogue_csv_honours_quoted_separators(tmp_path):
+    path = write(tmp_path / "q.csv", 'item_id,title\n1,"Heat, the movie"\n2,"Tab\there"\n')
+    assert read_catalogue(path).titles == ["Heat, the movie", "Tab here"]
+
+
+def test_catalogue_jsonl_keeps_unicode_line_separators_inside_titles(tmp_path):
+    path = write(tmp_path / "c.jsonl", json.dumps({"item_id": 1, "title": "A\u2028B"}, ensure_ascii=False) + "\n")
+    assert read_catalogue(path).titles == ["A B"]
 
 
 def test_catalogue_empty_titles_are_left_out(tmp_path):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..atomic_files import atomic_path
+from .model_hash import folder_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,6 @@ def _same_folder(a: Path, b: Path | None) -> bool:
         return False
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class TextEncoder:
     """Mean-pooled, L2-normalised sentence embeddings from a local Hugging Face encoder.
 
@@ -104,17 +101,27 @@ class TextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
         self._dim = int(self.model.config.hidden_size)
-        config_hash = _file_sha256(path / "config.json")[:12]
+        self._content_sha256 = folder_sha256(path)
         if is_default or _same_folder(path, _default_path_or_none()):
             self._name = DEFAULT_MODEL_NAME
         else:
-            self._name = f"{path.resolve().name}@{config_hash}"
+            self._name = f"{path.resolve().name}@{self._content_sha256[:12]}"
         logger.info("text encoder %s (%d-d) on %s from %s", self._name, self._dim, self.device, path)
 
     @property
     def name(self) -> str:
-        """Stable identity of the encoder (recorded in stores and used in cache keys)."""
+        """Stable identity of the encoder (recorded in stores and used in cache keys).
+
+        ``sentence-transformers/all-MiniLM-L6-v2`` for the packaged default; for any other folder its
+        name + the first 12 hex digits of :attr:`content_sha256`, so a fine-tuned copy with the same
+        folder name, config and file sizes is another encoder.
+        """
         return self._name
+
+    @property
+    def content_sha256(self) -> str:
+        """sha256 over the folder's weight, config and tokenizer files (see :mod:`.model_hash`)."""
+        return self._content_sha256
 
     @property
     def dim(self) -> int:
@@ -188,9 +195,10 @@ def _json_id(value: Any) -> int | str:
 
 
 def catalogue_key(encoder: Any, item_ids: Sequence[int] | Sequence[str], titles: Sequence[str]) -> str:
-    """sha256 hex of the encoder identity and the ordered (id, title) pairs."""
+    """sha256 hex of the encoder identity (name, settings, weights hash) and the ordered (id, title) pairs."""
     digest = hashlib.sha256()
-    head = {"encoder": encoder.name, "max_length": getattr(encoder, "max_length", None), "dim": encoder.dim}
+    head = {"encoder": encoder.name, "max_length": getattr(encoder, "max_length", None), "dim": encoder.dim,
+            "content_sha256": getattr(encoder, "content_sha256", None)}
     digest.update(json.dumps(head, sort_keys=True).encode("utf-8"))
     for item, title in zip(item_ids, titles):
         digest.update(b"\n")

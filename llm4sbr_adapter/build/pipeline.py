@@ -2,11 +2,14 @@
 
 Stages (each timed in :attr:`BuildReport.seconds`):
 
-1. ``read``      read and validate the sessions and the catalogue; take the shard's slice.
+1. ``read``      read and validate the sessions and the catalogue; take the shard's slice. No
+                 sessions (an empty or header-only file, every session empty and skipped, an empty
+                 shard) is an error here, before any model loads: an empty store is never written.
 2. ``render``    one prompt per (session, perspective); targets are never shown.
 3. ``llm_load``  create the LLM backend (skipped in a dry run).
 4. ``answer``    :func:`answer_prompts` with the SQLite answer cache: identical prompts are asked once,
-                 finished batches are committed at once, so a killed build resumes where it stopped.
+                 finished batches are committed at once, so a killed build resumes where it stopped;
+                 builds sharing a cache claim their batches, so no prompt is asked by both.
 5. ``clean``     :func:`clean_answer` on every raw answer.
 6. ``encode``    (after ``encoder_load``) embed the distinct cleaned answers with the text encoder (``[n, D]``, L2-normalised).
 7. ``catalogue`` embed every catalogue title (cached on disk by encoder + catalogue hash).
@@ -34,6 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..errors import option_hint
 from ..store import StoreMetadata, write_store
 from .prompts import (
     DEFAULT_MAX_ITEMS,
@@ -45,11 +49,17 @@ from .prompts import (
     prompt_sha256,
     render_prompt,
 )
-from .sessions import Catalogue, SessionSet, read_catalogue, read_sessions
+from .sessions import (
+    Catalogue,
+    InputFormatError,
+    SessionSet,
+    read_catalogue,
+    read_sessions,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BuildConfig", "BuildReport", "DEFAULT_TOP_F", "build_intent_store", "default_cache_path", "parse_shard"]
+__all__ = ["DEFAULT_TOP_F", "BuildConfig", "BuildReport", "build_intent_store", "default_cache_path", "parse_shard"]
 
 # The LLM4SBR authors' released intent-localization script averages the 5 most similar titles, so 5
 # is our default f (the paper's text does not pin one value for every dataset).
@@ -103,6 +113,7 @@ class BuildConfig:
     on_empty_answer: str = "session_mean"
     export_prompts: str | os.PathLike | None = None
     progress: bool = True
+    request_timeout: float | None = None
 
 
 @dataclass
@@ -172,10 +183,22 @@ class _Timer:
         self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
-def _resolve_llm(llm: Any, device: str, batch_size: int = 8, threads: int = 0) -> tuple[Any, bool]:
-    """Return (backend, created_here)."""
+def _check_request_timeout(llm: Any, request_timeout: float | None) -> None:
+    """Refuse a timeout that is not > 0; warn when the LLM is not an ``openai:`` spec it applies to."""
+    if request_timeout is None:
+        return
+    if not 0 < float(request_timeout) < float("inf"):
+        raise ValueError(f"request_timeout must be a finite number of seconds > 0, got {request_timeout}")
+    if not (isinstance(llm, str) and llm.startswith("openai:")):
+        logger.warning("request_timeout=%s is ignored: it applies to openai: backends only", request_timeout)
+
+
+def _resolve_llm(llm: Any, device: str, batch_size: int = 8, threads: int = 0,
+                 request_timeout: float | None = None) -> tuple[Any, bool]:
+    """Return (backend, created_here); ``request_timeout`` (seconds) applies to ``openai:`` specs only."""
     from .llm.base import LLMBackend
 
+    _check_request_timeout(llm, request_timeout)
     if isinstance(llm, LLMBackend):
         return llm, False
     if not isinstance(llm, str):
@@ -196,6 +219,8 @@ def _resolve_llm(llm: Any, device: str, batch_size: int = 8, threads: int = 0) -
         return make_backend(llm, device=device, batch_size=batch_size, lazy=True), True
     if llm.startswith("llamacpp:"):  # offload every layer when a GPU device is asked for
         return make_backend(llm, n_gpu_layers=0 if device == "cpu" else -1, n_threads=threads or None), True
+    if llm.startswith("openai:") and request_timeout is not None:
+        return make_backend(llm, timeout=float(request_timeout)), True
     return make_backend(llm), True
 
 
@@ -246,6 +271,7 @@ def build_intent_store(
     on_empty_answer: str = "session_mean",
     export_prompts: str | os.PathLike | None = None,
     progress: bool = True,
+    request_timeout: float | None = None,
 ) -> BuildReport:
     """Build an intent store from sessions and item titles (stage one of LLM4SBR).
 
@@ -276,6 +302,7 @@ def build_intent_store(
         on_empty_answer: ``"session_mean"`` (default), ``"raw"`` or ``"error"`` (see module docs).
         export_prompts: also write every prompt as JSONL ``{"session_id", "perspective", "prompt"}``.
         progress: show tqdm progress bars.
+        request_timeout: seconds per HTTP request of an ``openai:`` backend (default: the backend's 60 s).
 
     Returns:
         A :class:`BuildReport`; ``report.output`` is the store path (``None`` for a dry run).
@@ -285,7 +312,7 @@ def build_intent_store(
         max_items=max_items, generation=generation, batch_size=batch_size, cache_path=cache_path, shard=shard,
         dtype=dtype, dry_run=dry_run, index=index, device=device, threads=threads, item_cache_dir=item_cache_dir,
         on_missing_title=on_missing_title, on_empty_answer=on_empty_answer, export_prompts=export_prompts,
-        progress=progress,
+        progress=progress, request_timeout=request_timeout,
     )
     return run_build(sessions, catalogue, output, config)
 
@@ -330,12 +357,17 @@ def run_build(
     # 1. read ---------------------------------------------------------------------------
     with _Timer(seconds, "read"):
         sess = sessions if isinstance(sessions, SessionSet) else read_sessions(sessions)
+        _require_sessions(sess)
         cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
         if shard:
-            sess = sess.shard(*shard)
+            total, sess = len(sess), sess.shard(*shard)
+            if not len(sess):
+                raise InputFormatError(f"{sess.source}: shard {shard[0]}/{shard[1]} has no sessions "
+                                       f"({total} sessions in all): use fewer shards")
         report.sessions = len(sess)
         if cfg.top_f > len(cat):
-            raise ValueError(f"top_f={cfg.top_f} is larger than the catalogue {cat.source} ({len(cat)} items)")
+            raise ValueError(f"{option_hint('top_f', '--top-f', cfg.top_f)} is larger than the catalogue "
+                             f"{cat.source} ({len(cat)} items)")
         logger.info("%d sessions from %s, %d catalogue items from %s", len(sess), sess.source, len(cat), cat.source)
 
     # 2. render -------------------------------------------------------------------------
@@ -351,7 +383,7 @@ def run_build(
             if not lines:
                 raise ValueError(
                     f"{sess.source}: session {ids[i]!r}: none of its items has a title in {cat.source} "
-                    "(use on_missing_title='id_only' to render bare ids)"
+                    f"(use {option_hint('on_missing_title', '--on-missing-title', 'id_only')} to render bare ids)"
                 )
             # catalogue rows aligned with ``lines`` (None for an id-only line), truncated the same way
             aligned = [cat.row(item) for item in seq]
@@ -380,17 +412,17 @@ def run_build(
     output = Path(output)
     report.cache_path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path(output)
     with _Timer(seconds, "llm_load"):
-        backend, owned = _resolve_llm(cfg.llm, cfg.device, cfg.batch_size, cfg.threads)
+        backend, owned = _resolve_llm(cfg.llm, cfg.device, cfg.batch_size, cfg.threads, cfg.request_timeout)
         report.llm = backend.model_id
     try:
         with _Timer(seconds, "answer"):
             cache = AnswerCache(report.cache_path)
             try:
-                # A server backend keeps `concurrency` requests in flight, but only within one batch:
-                # never let the batch (the cache-commit unit) starve it.
-                batch = max(cfg.batch_size, int(getattr(backend, "concurrency", 0) or 0))
-                result = answer_prompts(backend, flat, generation, cache, batch_size=batch,
-                                        progress=cfg.progress)
+                # batch_size is the commit unit; a server backend with more connections than that gets
+                # several batches in flight at once (answer_prompts), so it is not starved either.
+                labels = [f"session {sid!r}, perspective {p.name!r}" for p in persp for sid in ids]
+                result = answer_prompts(backend, flat, generation, cache, batch_size=cfg.batch_size,
+                                        progress=cfg.progress, labels=labels)
             finally:
                 close = getattr(cache, "close", None)
                 if close:
@@ -410,7 +442,7 @@ def run_build(
             i = cleaned[name].index("")
             raise ValueError(
                 f"session {ids[i]!r}, perspective {name!r}: the LLM answer {raw[name][i]!r} is empty after cleaning "
-                "(on_empty_answer='error')"
+                f"({option_hint('on_empty_answer', '--on-empty-answer', 'error')})"
             )
 
     # 6. encode answers -----------------------------------------------------------------
@@ -506,6 +538,15 @@ def run_build(
         )
     logger.info("build finished: %s (%.1f s)", report.output, sum(seconds.values()))
     return report
+
+
+def _require_sessions(sess: SessionSet) -> None:
+    """Refuse a build without sessions (an empty store is never what was meant) before any model loads."""
+    if not len(sess):
+        raise InputFormatError(
+            f"{sess.source}: no sessions to build from (the file is empty, has only a header, or every "
+            "session was empty and skipped)"
+        )
 
 
 def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts: dict[str, list[str]]) -> Path:

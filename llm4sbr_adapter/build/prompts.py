@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import option_hint
 from .sessions import Catalogue, InputFormatError, ItemId, item_key
 
 __all__ = [
@@ -198,7 +199,8 @@ def item_lines(
             if on_missing_title == "error":
                 raise InputFormatError(
                     f"{source}: session {session_id!r}: item {key!r} has no title in catalogue "
-                    f"{catalogue_source or catalogue.source} (use on_missing_title='skip_item' or 'id_only')"
+                    f"{catalogue_source or catalogue.source} (use {_missing_title_hint('skip_item')} or "
+                    f"{_missing_title_hint('id_only')})"
                 )
             if on_missing_title == "skip_item":
                 continue
@@ -206,6 +208,11 @@ def item_lines(
         else:
             out.append(f"{title}_{key}")
     return out
+
+
+def _missing_title_hint(policy: str) -> str:
+    """The ``on_missing_title`` setting in the caller's spelling (Python keyword or CLI flag)."""
+    return option_hint("on_missing_title", "--on-missing-title", policy)
 
 
 def render_prompt(perspective: Perspective, lines: Sequence[str], max_items: int = DEFAULT_MAX_ITEMS) -> str:

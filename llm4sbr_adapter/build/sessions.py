@@ -5,7 +5,9 @@ Session formats (``fmt="auto"`` picks by file name; see ``docs/builder.md``):
 * ``pickle`` -- an SR-GNN style ``train.txt`` / ``test.txt``: a pickled tuple ``(sequences, targets)``
   (extra tuple members are ignored). The session id of a row is its row index (``0 .. N-1``), so the
   :class:`SessionSet` records the file name and its sha256: a store then ties its ids to that file.
-  Files ending in ``.pkl`` / ``.pickle`` and ``.txt`` files that start with a pickle header are read so.
+  Files ending in ``.pkl`` / ``.pickle`` and ``.txt`` files that start with a pickle header are read so;
+  any other file that starts with a pickle header is refused unless ``fmt="pickle"`` is explicit.
+  A pickle can run code: only open pickles from a trusted source.
 * ``tsv`` / ``csv`` -- one session per row: ``session_id<TAB>item_ids[<TAB>target]`` with the item ids
   separated by spaces, oldest first (``csv``: comma-separated columns, items still space-separated).
   A first row whose first field is ``session_id`` is a header and skipped. Blank lines and lines
@@ -17,10 +19,14 @@ canonical form (``"7"``, not ``"007"``), otherwise as strings. Items are compare
 their string form, so integer items from a pickle match a TSV catalogue.
 
 Targets are read (when present) only so a caller can evaluate; the builder never shows them to the LLM.
+
+Text files are decoded whole; a byte that is not valid in the encoding is an error naming the file,
+the line, the byte and its column (:func:`read_text`).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -36,6 +42,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..errors import option_hint
 from ..store import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -46,6 +53,7 @@ __all__ = [
     "SessionSet",
     "read_catalogue",
     "read_sessions",
+    "read_text",
 ]
 
 ItemId = int | str
@@ -89,24 +97,63 @@ def _normalise_title(title: str) -> str:
     return " ".join(unicodedata.normalize("NFC", str(title)).split())
 
 
+# Names under which ``fmt="auto"`` unpickles a file: SR-GNN's train.txt / test.txt and pickle files.
+TRUSTED_PICKLE_SUFFIXES = (".pkl", ".pickle", ".txt")
+PICKLE_WARNING = "a pickle can run code: only open pickles from a trusted source"
+
+
+def _starts_like_pickle(path: Path) -> bool:
+    """Whether the file's first byte is a pickle (protocol >= 2) header."""
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80"
+
+
 def _detect_format(path: Path, fmt: str) -> str:
+    """The explicit ``fmt``, or for ``"auto"``: a pickle by suffix or first byte, else by suffix."""
     if fmt != "auto":
         fmt = fmt.lower()
         if fmt not in ("pickle", "tsv", "csv", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}: use 'auto', 'pickle', 'tsv', 'csv' or 'jsonl'")
         return fmt
     suffix = path.suffix.lower()
-    if suffix in (".pkl", ".pickle"):
+    if suffix in (".pkl", ".pickle") or _starts_like_pickle(path):
         return "pickle"
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
     if suffix == ".csv":
         return "csv"
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-    if head[:1] == b"\x80":  # pickle protocol >= 2 header
-        return "pickle"
     return "tsv"
+
+
+def _refuse_untrusted_pickle(path: Path) -> None:
+    """Raise for a pickle-headed file whose name does not say pickle (it was not asked to be unpickled)."""
+    if path.suffix.lower() not in TRUSTED_PICKLE_SUFFIXES:
+        raise InputFormatError(
+            f"{path}: starts with a pickle header but is not named .pkl/.pickle/.txt, so it is not unpickled "
+            f"({PICKLE_WARNING}); if it is yours, pass {option_hint('fmt', '--sessions-format', 'pickle')}"
+        )
+
+
+def read_text(path: str | os.PathLike, encoding: str, hint: str) -> str:
+    """The whole file decoded; a bad byte raises :class:`InputFormatError` naming line, byte and column.
+
+    ``hint`` ends the message (e.g. which encoding to try).
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputFormatError(_decode_error_message(path, data, err, encoding, hint)) from None
+
+
+def _decode_error_message(path: str | os.PathLike, data: bytes, err: UnicodeDecodeError, encoding: str,
+                          hint: str) -> str:
+    """``<file>: line N: not UTF-8 (byte 0x.. at column C); <hint>`` (1-based line and byte column)."""
+    line_start = data.rfind(b"\n", 0, err.start) + 1
+    line = data.count(b"\n", 0, err.start) + 1
+    name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    return (f"{path}: line {line}: not {name} (byte 0x{data[err.start]:02x} at column {err.start - line_start + 1}); "
+            f"{hint}")
 
 
 # --------------------------------------------------------------------------- sessions
@@ -208,6 +255,9 @@ def read_sessions(
 ) -> SessionSet:
     """Read sessions from an SR-GNN pickle, a TSV/CSV file (one session per row) or JSONL.
 
+    A pickle can run code: only open pickles from a trusted source. ``fmt="auto"`` unpickles only
+    ``.pkl`` / ``.pickle`` files and ``.txt`` files that start with a pickle header.
+
     Args:
         path: the file.
         fmt: ``"auto"`` (by extension / pickle header), ``"pickle"``, ``"tsv"``, ``"csv"`` or ``"jsonl"``.
@@ -215,8 +265,9 @@ def read_sessions(
         encoding: text encoding of TSV/CSV/JSONL files (``"utf-8"``; ``"latin-1"`` for old files).
 
     Raises:
-        InputFormatError: malformed line, empty session (``on_empty="error"``) or duplicate session id;
-            the message names the file, the line (pickle: row) and the session id.
+        InputFormatError: malformed line, empty session (``on_empty="error"``), duplicate session id, a
+            byte that is not valid in ``encoding``, or a pickle-headed file with another name under
+            ``fmt="auto"``; the message names the file, the line (pickle: row) and the session id.
     """
     path = Path(path)
     if on_empty not in ("error", "skip"):
@@ -224,6 +275,8 @@ def read_sessions(
     if not path.is_file():
         raise FileNotFoundError(f"sessions file not found: {path}")
     kind = _detect_format(path, fmt)
+    if kind == "pickle" and fmt == "auto":
+        _refuse_untrusted_pickle(path)
     if kind == "pickle":
         ids, seqs, targets, lines = _read_pickle_sessions(path)
     elif kind == "jsonl":
@@ -238,7 +291,8 @@ def read_sessions(
             if on_empty == "error":
                 where = f"row {line}" if kind == "pickle" else f"line {line}"
                 raise InputFormatError(
-                    f"{path}: {where}: session {sid!r} has no items (pass on_empty='skip' to drop empty sessions)"
+                    f"{path}: {where}: session {sid!r} has no items "
+                    f"(pass {option_hint('on_empty', '--on-empty-session', 'skip')} to drop empty sessions)"
                 )
             skipped += 1
             continue
@@ -301,9 +355,15 @@ def _jsonl_objects(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Any]
         yield lineno, obj
 
 
+def _sessions_text(path: Path, encoding: str) -> str:
+    """A sessions text file decoded, with a hint naming the sessions encoding setting."""
+    hint = f"re-save it as UTF-8 or pass {option_hint('encoding', '--sessions-encoding', 'latin-1')}"
+    return read_text(path, encoding, hint)
+
+
 def _read_jsonl_sessions(path: Path, encoding: str) -> tuple[list, list, list, list]:
     ids, seqs, targets, lines = [], [], [], []
-    with open(path, encoding=encoding) as handle:
+    with io.StringIO(_sessions_text(path, encoding), newline=None) as handle:
         for lineno, obj in _jsonl_objects(path, handle):
             if not isinstance(obj, dict) or "session_id" not in obj or "items" not in obj:
                 raise InputFormatError(
@@ -328,7 +388,7 @@ def _read_jsonl_sessions(path: Path, encoding: str) -> tuple[list, list, list, l
 
 def _read_table_sessions(path: Path, delimiter: str, encoding: str) -> tuple[list, list, list, list]:
     ids, seqs, targets, lines = [], [], [], []
-    with open(path, encoding=encoding, newline="") as handle:
+    with io.StringIO(_sessions_text(path, encoding), newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
         first = True
         for row in reader:
@@ -433,7 +493,10 @@ def read_catalogue(
     are ignored). ``header=None`` detects a header: the first row is one when its id field is a
     column name such as ``item_id``, ``id``, ``movie_id`` or ``asin`` (case-insensitive).
     ``delimiter=None`` picks ``,`` for ``.csv`` and otherwise a tab, or ``|`` when the first line has
-    no tab but a ``|`` (MovieLens ``u.item``). JSONL: objects with ``item_id`` (or ``id``) and ``title``.
+    no tab but a ``|`` (MovieLens ``u.item``). Every row must have as many fields as the first row
+    (the header, or the first item when there is none): TSV and ``|`` files have no quoting, so a
+    separator inside a title would silently cut it; CSV honours double quotes (``"Heat, the movie"``).
+    JSONL: objects with ``item_id`` (or ``id``) and ``title``.
 
     Rows whose title is empty are left out of the catalogue (logged); session items pointing at
     them are then handled by the builder's ``on_missing_title`` policy.
@@ -442,7 +505,8 @@ def read_catalogue(
         encoding: ``"utf-8"`` (default) or e.g. ``"latin-1"`` for MovieLens files.
 
     Raises:
-        InputFormatError: a row with too few columns, bad JSON, or a duplicate id (naming both lines).
+        InputFormatError: a row with too few columns or another field count than the first row, bad
+            JSON, a byte that is not valid in ``encoding``, or a duplicate id (naming both lines).
     """
     path = Path(path)
     if not path.is_file():
@@ -450,73 +514,88 @@ def read_catalogue(
     kind = _detect_format(path, fmt)
     if kind == "pickle":
         raise InputFormatError(f"{path}: a catalogue must be TSV/CSV/JSONL, not a pickle")
-    ids: list[ItemId] = []
-    titles: list[str] = []
-    lines: list[int] = []
-    empty = 0
-    try:
-        text = path.read_text(encoding=encoding)
-    except UnicodeDecodeError as err:
-        raise InputFormatError(
-            f"{path}: not valid {encoding} at byte {err.start} (try encoding='latin-1' / --items-encoding latin-1)"
-        ) from None
+    text = read_text(path, encoding, f"try {option_hint('encoding', '--items-encoding', 'latin-1')}")
     if kind == "jsonl":
-        for lineno, obj in _jsonl_objects(path, text.splitlines()):
-            iid = obj.get("item_id", obj.get("id")) if isinstance(obj, dict) else None
-            if iid is None or "title" not in obj:
-                raise InputFormatError(f"{path}: line {lineno}: expected an object with 'item_id' and 'title'")
-            title = _normalise_title(obj["title"] or "")
-            if not title:
-                empty += 1
-                continue
-            ids.append(iid if isinstance(iid, int) else _parse_id(str(iid)))
-            titles.append(title)
-            lines.append(lineno)
+        rows = _jsonl_catalogue_rows(path, text)
     else:
-        if delimiter is None:
-            first_line = text.split("\n", 1)[0]
-            if kind == "csv":
-                delimiter = ","
-            elif "\t" not in first_line and "|" in first_line:
-                delimiter = "|"
-            else:
-                delimiter = "\t"
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                            quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
-        first = True
-        need = max(id_column, title_column) + 1
-        for row in reader:
-            lineno = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()):
+        delimiter = delimiter or _catalogue_delimiter(text, kind)
+        rows = _table_catalogue_rows(path, text, delimiter, header, id_column, title_column)
+    return _catalogue_from_rows(path, rows)
+
+
+_CatalogueRow = tuple[int, ItemId, str]  # (line, item id, normalised title; "" when empty)
+
+
+def _jsonl_catalogue_rows(path: Path, text: str) -> list[_CatalogueRow]:
+    """(line, id, title) of every JSONL object; a missing key names the line."""
+    rows = []
+    for lineno, obj in _jsonl_objects(path, io.StringIO(text, newline=None)):
+        iid = obj.get("item_id", obj.get("id")) if isinstance(obj, dict) else None
+        if iid is None or "title" not in obj:
+            raise InputFormatError(f"{path}: line {lineno}: expected an object with 'item_id' and 'title'")
+        rows.append((lineno, iid if isinstance(iid, int) else _parse_id(str(iid)), _normalise_title(obj["title"] or "")))
+    return rows
+
+
+def _catalogue_delimiter(text: str, kind: str) -> str:
+    """``,`` for CSV; otherwise a tab, or ``|`` when the first line has no tab but a ``|``."""
+    first_line = text.split("\n", 1)[0]
+    if kind == "csv":
+        return ","
+    return "|" if "\t" not in first_line and "|" in first_line else "\t"
+
+
+def _table_catalogue_rows(path: Path, text: str, delimiter: str, header: bool | None, id_column: int,
+                          title_column: int) -> list[_CatalogueRow]:
+    """(line, id, title) of every data row; rows must have the first row's field count."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+    need = max(id_column, title_column) + 1
+    width: tuple[int, int] | None = None  # (line, field count) of the first row
+    rows = []
+    for row in reader:
+        lineno = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) < need:
+            raise InputFormatError(
+                f"{path}: line {lineno}: expected at least {need} columns separated by {delimiter!r}, got {len(row)}"
+            )
+        if width is None:
+            width = (lineno, len(row))
+            if header if header is not None else row[id_column].strip().lower() in _HEADER_NAMES:
                 continue
-            if first:
-                first = False
-                is_header = header if header is not None else row[id_column].strip().lower() in _HEADER_NAMES
-                if is_header:
-                    continue
-            if len(row) < need:
-                raise InputFormatError(
-                    f"{path}: line {lineno}: expected at least {need} columns separated by {delimiter!r}, got {len(row)}"
-                )
-            id_text = row[id_column].strip()
-            if not id_text:
-                raise InputFormatError(f"{path}: line {lineno}: empty item id")
-            title = _normalise_title(row[title_column])
-            if not title:
-                empty += 1
-                continue
-            ids.append(_parse_id(id_text))
-            titles.append(title)
-            lines.append(lineno)
+        _check_width(path, lineno, len(row), width, delimiter)
+        id_text = row[id_column].strip()
+        if not id_text:
+            raise InputFormatError(f"{path}: line {lineno}: empty item id")
+        rows.append((lineno, _parse_id(id_text), _normalise_title(row[title_column])))
+    return rows
+
+
+def _check_width(path: Path, lineno: int, fields: int, first: tuple[int, int], delimiter: str) -> None:
+    """A row with another field count than the first row is an error (a separator inside a title?)."""
+    if fields != first[1]:
+        sep = "a tab" if delimiter == "\t" else repr(delimiter)
+        quoting = " (quote such titles with double quotes)" if delimiter == "," else " (this format has no quoting)"
+        raise InputFormatError(
+            f"{path}: line {lineno}: {fields} fields, but line {first[0]} has {first[1]}: is there {sep} inside "
+            f"a title?{quoting}"
+        )
+
+
+def _catalogue_from_rows(path: Path, rows: list[_CatalogueRow]) -> Catalogue:
+    """The :class:`Catalogue` of ``rows`` without empty titles; a duplicate id names both lines."""
+    titled = [(line, iid, title) for line, iid, title in rows if title]
     seen: dict[str, int] = {}
-    for iid, line in zip(ids, lines):
+    for line, iid, _ in titled:
         key = item_key(iid)
         if key in seen:
             raise InputFormatError(f"{path}: line {line}: duplicate item id {key!r} (first on line {seen[key]})")
         seen[key] = line
-    if empty:
-        logger.warning("%s: %d rows have an empty title and were left out of the catalogue", path, empty)
-    if not ids:
+    if len(titled) < len(rows):
+        logger.warning("%s: %d rows have an empty title and were left out of the catalogue", path, len(rows) - len(titled))
+    if not titled:
         raise InputFormatError(f"{path}: no items with a title")
-    return Catalogue(item_ids=np.asarray(ids, dtype=object), titles=titles, source=path.name)
-
+    return Catalogue(item_ids=np.asarray([iid for _, iid, _ in titled], dtype=object),
+                     titles=[title for *_, title in titled], source=path.name)

@@ -5,7 +5,7 @@ in order. Heavy backends (transformers, llama.cpp) are imported lazily.
 """
 
 from .base import GenerationConfig, LLMBackend, LLMError
-from .cache import AnswerCache, AnswerResult, answer_prompts, cache_key
+from .cache import AnswerCache, AnswerResult, ClaimResult, answer_prompts, cache_key
 from .default_model import DEFAULT_LLM_SHA256, default_llm_path, make_backend
 from .openai_http import HTTPStatusError, OpenAIChatBackend
 from .replay import ReplayBackend, ReplayFormatError, export_prompts, prompt_text_sha256
@@ -16,6 +16,7 @@ __all__ = [
     "LLMError",
     "AnswerCache",
     "AnswerResult",
+    "ClaimResult",
     "answer_prompts",
     "cache_key",
     "DEFAULT_LLM_SHA256",

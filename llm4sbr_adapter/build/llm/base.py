@@ -64,9 +64,10 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
 class LLMBackend(abc.ABC):
     """A text generator answering user messages.
 
-    Subclasses set ``model_id``: a stable identity of model and weights (for a local model a hash or
-    name + size of the weight file, for an HTTP server its base URL + model name). It is part of the
-    answer-cache key, so two different models never share cached answers.
+    Subclasses set ``model_id``: a stable identity of model and weights (for a local model the sha256
+    of its weight files, never their name or size, see :mod:`~llm4sbr_adapter.build.model_hash`; for an
+    HTTP server its base URL + model name). It is part of the answer-cache key, so two different models
+    never share cached answers.
     """
 
     model_id: str
@@ -76,6 +77,11 @@ class LLMBackend(abc.ABC):
     #: then asks the uncached prompts in sorted order, so prompts that share an opening (the
     #: prefix-augmented rows of one user list the same first items) follow one another.
     reuses_prompt_prefix: bool = False
+
+    #: Batches the backend can answer at once from separate threads. A server backend sets its number
+    #: of connections; :func:`~llm4sbr_adapter.build.llm.cache.answer_prompts` then keeps
+    #: ``concurrency // batch_size`` batches in flight, each committed to the cache on its own.
+    concurrency: int = 1
 
     @abc.abstractmethod
     def generate(self, prompts: Sequence[str], config: GenerationConfig) -> list[str]:
@@ -88,6 +94,11 @@ class LLMBackend(abc.ABC):
         Returns:
             Raw completions (new text only, cut at ``config.stop``), ``len(prompts)`` items in prompt order.
         """
+
+    def generate_labelled(self, prompts: Sequence[str], config: GenerationConfig, labels: Sequence[str]) -> list[str]:
+        """:meth:`generate` for prompts that have human-readable names (e.g. ``session 's3', perspective
+        'long'``) which the backend's errors and warnings may use; by default the names are ignored."""
+        return self.generate(prompts, config)
 
     def close(self) -> None:  # pragma: no cover - default no-op
         """Release resources (threads, model memory). Safe to call more than once."""

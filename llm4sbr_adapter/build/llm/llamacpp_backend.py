@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..model_hash import stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
 
 __all__ = ["LlamaCppBackend"]
@@ -43,7 +44,8 @@ class LlamaCppBackend(LLMBackend):
         n_ctx: context window in tokens (prompt + answer); a longer prompt raises :class:`LLMError`.
         n_batch: tokens evaluated per forward pass while reading the prompt.
         n_gpu_layers: layers offloaded to a GPU when llama.cpp was built with one (0 = CPU only).
-        model_id: identity used in cache keys; default ``llamacpp:<file name>:<size>``.
+        model_id: identity used in cache keys; default ``llamacpp:gguf-sha256:<sha256 of the file>``
+            (computed once and stamped, see :mod:`..model_hash`).
         seed: sampling seed (only used when ``temperature > 0``).
     """
 
@@ -83,7 +85,7 @@ class LlamaCppBackend(LLMBackend):
         except (ValueError, RuntimeError) as e:
             raise LLMError(f"llama.cpp cannot load {path}: {e}") from e
         self.load_seconds = time.perf_counter() - t0
-        self.model_id = f"llamacpp:{model_id or f'{path.name}:{path.stat().st_size}'}"
+        self.model_id = f"llamacpp:{model_id or f'gguf-sha256:{stamped_sha256(path)}'}"
         logger.info("loaded %s with llama.cpp (%d threads) in %.1f s", path, self.n_threads, self.load_seconds)
 
     def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:

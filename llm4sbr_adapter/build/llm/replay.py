@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ...atomic_files import atomic_open
+from ...store import sha256_file
 from .base import GenerationConfig, LLMBackend, truncate_at_stop
 
 __all__ = ["ReplayBackend", "export_prompts", "prompt_text_sha256", "ReplayFormatError"]
@@ -26,14 +27,6 @@ class ReplayFormatError(ValueError):
 def prompt_text_sha256(prompt: str) -> str:
     """Hex sha256 of the UTF-8 prompt text (how replay files refer to prompts)."""
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class ReplayBackend(LLMBackend):
@@ -78,7 +71,7 @@ class ReplayBackend(LLMBackend):
                 else:
                     raise ReplayFormatError(f"{where}: needs a string field 'prompt' or 'prompt_sha256'")
                 self.answers[sha] = rec["answer"]
-        self.model_id = f"replay:{self.path.name}:sha256={_sha256_file(self.path)}"
+        self.model_id = f"replay:{self.path.name}:sha256={sha256_file(self.path)}"
 
     def __len__(self) -> int:
         return len(self.answers)

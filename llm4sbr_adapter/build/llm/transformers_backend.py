@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..model_hash import folder_sha256, stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
 
 __all__ = ["TransformersBackend", "dequantised_gguf_folder"]
@@ -46,14 +47,11 @@ def _dtype_name(dtype) -> str:
 
 
 def _folder_identity(folder: Path) -> str:
-    """Name + sizes of the weight files of an HF folder (cheap, stable identity)."""
-    parts = []
-    for p in sorted(folder.iterdir()):
-        if p.suffix in {".safetensors", ".bin", ".pt", ".gguf"} and p.is_file():
-            parts.append(f"{p.name}:{p.stat().st_size}")
-    if not parts:
-        raise LLMError(f"no weight files (*.safetensors, *.bin) in model folder {folder}")
-    return f"{folder.name}[{','.join(parts)}]"
+    """Folder name + sha256 over its weight, config and tokenizer files (see :mod:`..model_hash`)."""
+    try:
+        return f"{folder.name}@sha256:{folder_sha256(folder)}"
+    except FileNotFoundError as err:
+        raise LLMError(str(err)) from None
 
 
 def _gguf_source(gguf: Path) -> dict:
@@ -104,7 +102,8 @@ class TransformersBackend(LLMBackend):
         batch_size: prompts per forward batch in :meth:`generate`.
         trust_remote_code: passed to ``from_pretrained``.
         model_id: override of the identity used in cache keys (e.g. the GGUF's known sha256); by default
-            file name + size of the weights, plus the compute dtype.
+            the sha256 of the weights (GGUF file, or the folder's weight, config and tokenizer files;
+            computed once and stamped), plus the compute dtype.
         cache_converted: for a GGUF file, save the converted model as an HF folder next to it and reuse it
             on later loads (much faster than converting again). Ignored for folders. Falls back to the
             slow path with a warning if the folder cannot be written.
@@ -137,7 +136,7 @@ class TransformersBackend(LLMBackend):
 
         self._is_gguf = path.is_file() and path.suffix.lower() == ".gguf"
         if self._is_gguf:
-            identity = model_id or f"gguf:{path.name}:{path.stat().st_size}"
+            identity = model_id or f"gguf-sha256:{stamped_sha256(path)}"
         elif path.is_dir():
             identity = model_id or f"hf:{_folder_identity(path)}"
         else:
