@@ -159,6 +159,26 @@ def table2(results: Path, shuffled: Path | None, metrics: Sequence[str] = METRIC
     return text, data
 
 
+def sensitivity_table(results: Path, other: Path, metrics: Sequence[str] = ("HR@20", "MRR@20")) -> str:
+    """Groups present in both folders, each seed's test metric in ``results`` and in ``other`` (another
+    preparation of the same users, e.g. same-day ties shuffled) and the mean change. The rows differ
+    between the two preparations, so there is no row pairing; the per-seed changes show the spread."""
+    mine, theirs = load_named_runs(results), load_named_runs(other)
+    head = " | ".join(f"{m} as prepared | {m} other | Δ{m} per seed | mean Δ{m}" for m in metrics)
+    lines = [f"| model | seeds | {head} |", "|---|---|" + "---:|---:|---:|---:|" * len(metrics)]
+    for name in ordered_names({n: r for n, r in mine.items() if n in theirs}):
+        a, b = {r["seed"]: r for r in mine[name]}, {r["seed"]: r for r in theirs[name]}
+        seeds = sorted(set(a) & set(b))
+        cells = []
+        for m in metrics:
+            va = np.array([100 * a[sd]["test"][m] for sd in seeds])
+            vb = np.array([100 * b[sd]["test"][m] for sd in seeds])
+            per = " / ".join(f"{d:+.2f}" for d in vb - va)
+            cells.append(f"{va.mean():.2f} | {vb.mean():.2f} | {per} | {(vb - va).mean():+.2f}")
+        lines.append(f"| {label(name)} | {','.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Table 2: baselines and backbones (alone / + text-mean / + shuffled), "
                                 "with paired differences and user-bootstrap intervals.")
@@ -166,7 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--shuffled", help="folder of <model>_enh_s<seed>.json runs with shuffled intent stores")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--json", help="also write the tables' data as JSON here")
+    p.add_argument("--sensitivity", metavar="OTHER_RESULTS",
+                   help="instead: compare each group's per-seed test metrics with the same group in another "
+                        "preparation of the data (e.g. same-day ties shuffled)")
     args = p.parse_args(argv)
+    if args.sensitivity:
+        print(sensitivity_table(Path(args.results), Path(args.sensitivity)))
+        return 0
     try:
         text, data = table2(Path(args.results), Path(args.shuffled) if args.shuffled else None,
                             resamples=args.resamples)
