@@ -140,8 +140,10 @@ def table2(results: Path, shuffled: Path | None, metrics: Sequence[str] = METRIC
     best, best_kept = best_baseline(groups), best_baseline(groups, keep_seen=True)
     text = "\n\n".join([
         metrics_table(groups, metrics),
-        "Metrics in %, mean ± sample std over seeds; each seed draws its own split (paper protocol) and "
-        "initialisation. Baselines: hyperparameters chosen on validation, no epochs.",
+        "Metrics in %, mean ± sample std over seeds; the seed draws the split (paper protocol: the validation "
+        "users, and on Beauty the test users too) and the initialisation. Baselines: hyperparameters chosen on "
+        "validation (no epochs); \"prefix items kept\": the prefix's own items stay in the ranking, as for the "
+        "neural models.",
         differences_table(rows, diff_metrics),
         f"b − a in percentage points, mean over seeds; 95% interval from a bootstrap over test users "
         f"({resamples} resamples; seeds that share a test set resampled together, others each on its own); "
