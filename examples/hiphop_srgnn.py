@@ -176,7 +176,8 @@ class HiphopRecommender(RecommenderModules):
         mask = batch.mask
         if self.enhancer is None:
             return seq, mask, self.backbone.fuse(last, glob), None, last.new_zeros(())
-        out = self.enhancer(last, glob, session_ids=batch.row_ids.cpu())
+        out = self.enhancer(last, glob, session_ids=batch.row_ids.cpu(),
+                            sessions_sha256=batch.sessions_sha256, sessions_source=batch.sessions_source)
         return seq, mask, out.session, out.session, out.aux_loss
 
     def refresh_bank(self, train: SplitData) -> None:

@@ -14,15 +14,18 @@ def open_stores(paths: Mapping[str, str | None], data: Mapping[str, SplitData]) 
 
     Each store must be tied to its split's pickle (``sessions_sha256``) and cover every row of it; all
     stores must share the perspectives and text dimension of the ``train`` store. Raises ``ValueError``
-    naming the missing ``--store-<split>`` flag or the offending file.
+    naming the missing ``--store-<split>`` flag or the offending file. (The enhancer checks each batch
+    against the bound store's ``sessions_sha256`` too, so a pass over one split never reads another's.)
     """
-    from llm4sbr_adapter.store import IntentStore, sha256_file
+    from llm4sbr_adapter.store import IntentStore
 
     stores = {}
     for split, path in paths.items():
         if path is None:
             raise ValueError(f"--enhancer needs --store-{split}")
-        store = IntentStore.open(path, sessions_sha256=sha256_file(data[split].path))
+        if data[split].sha256 is None:
+            raise ValueError(f"--store-{split}: the {split} split was not read from a file, so {path} cannot be tied to it")
+        store = IntentStore.open(path, sessions_sha256=data[split].sha256)
         _, found = store.rows(np.arange(len(data[split])))
         if not found.all():
             raise ValueError(f"{path}: {int((~found).sum())} of {len(found)} rows of {data[split].path} have no intent")

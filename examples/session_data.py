@@ -2,7 +2,9 @@
 
 Every example keeps a stable **row id**: its index in the pickle it came from. Shuffling permutes
 whole rows, so ``batch.row_ids[k]`` always names the row whose inputs are ``batch.items[k]`` and whose
-target is ``batch.targets[k]``; intent stores are looked up by these ids.
+target is ``batch.targets[k]``; intent stores are looked up by these ids. Row ids of two pickles look
+alike (``0..N-1`` in each), so every batch also names its pickle (``batch.sessions_source``,
+``batch.sessions_sha256``), which the enhancer compares with the bound store's ``sessions_sha256``.
 """
 
 from __future__ import annotations
@@ -37,9 +39,20 @@ class SplitData:
     offsets: np.ndarray
     targets: np.ndarray
     path: Path | None = None
+    _sha256: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.targets)
+
+    @property
+    def sha256(self) -> str | None:
+        """Hex sha256 of the pickle's bytes (the intent stores' ``sessions_sha256``); ``None`` when built
+        in memory. Computed on first use (only runs with an enhancer ask for it) and kept."""
+        if self._sha256 is None and self.path is not None:
+            from llm4sbr_adapter.store import sha256_file
+
+            self._sha256 = sha256_file(self.path)
+        return self._sha256
 
     @property
     def lengths(self) -> np.ndarray:
@@ -144,7 +157,10 @@ class SessionGraph:
 
 @dataclass
 class Batch:
-    """A padded batch. ``items``/``mask`` are ``[B, L]`` with the inputs left-aligned (0 = padding)."""
+    """A padded batch. ``items``/``mask`` are ``[B, L]`` with the inputs left-aligned (0 = padding).
+
+    ``source`` is the split the ``row_ids`` index (``None`` for batches made by hand).
+    """
 
     row_ids: torch.Tensor  # int64 [B]
     items: torch.Tensor  # int64 [B, L]
@@ -152,6 +168,17 @@ class Batch:
     lengths: torch.Tensor  # int64 [B]
     targets: torch.Tensor  # int64 [B] item ids 1..N
     graph: SessionGraph | None = None
+    source: SplitData | None = None
+
+    @property
+    def sessions_sha256(self) -> str | None:
+        """sha256 of the pickle the row ids refer to (``None``: unknown, e.g. data built in memory)."""
+        return self.source.sha256 if self.source is not None else None
+
+    @property
+    def sessions_source(self) -> str | None:
+        """Path of the pickle the row ids refer to (``None``: unknown)."""
+        return str(self.source.path) if self.source is not None and self.source.path is not None else None
 
 
 def session_graph(items: torch.Tensor, mask: torch.Tensor) -> SessionGraph:
@@ -209,6 +236,7 @@ def make_batch(data: SplitData, rows: np.ndarray, *, max_len: int = 0, graph: bo
         lengths=torch.from_numpy(lengths),
         targets=torch.from_numpy(data.targets[rows]),
         graph=session_graph(items_t, mask_t) if graph else None,
+        source=data,
     )
 
 
@@ -239,4 +267,4 @@ def batch_to_device(batch: Batch, device: torch.device | str) -> Batch:
         return batch
     g = batch.graph.to(device) if batch.graph is not None else None
     return Batch(row_ids=batch.row_ids, items=batch.items.to(device), mask=batch.mask.to(device),
-                 lengths=batch.lengths.to(device), targets=batch.targets.to(device), graph=g)
+                 lengths=batch.lengths.to(device), targets=batch.targets.to(device), graph=g, source=batch.source)

@@ -120,7 +120,11 @@ class RecommenderModules:
             m.train(mode)
 
     def use_split(self, split: str) -> None:
-        """Bind the enhancer to ``split``'s intent store (row ids are per split)."""
+        """Bind the enhancer to ``split``'s intent store (row ids are per split).
+
+        Forgetting it is an error, not a silent mix-up: each batch names its pickle and the enhancer
+        refuses a bound store whose ``sessions_sha256`` is another file's.
+        """
         if self.enhancer is not None:
             self.enhancer.bind_store(self.stores[split])
 
@@ -150,7 +154,8 @@ class Session(RecommenderModules):
             session = self.backbone.fuse(h_local, h_global)
             aux = session.new_zeros(())
         else:
-            out = self.enhancer(h_local, h_global, session_ids=batch.row_ids.cpu())
+            out = self.enhancer(h_local, h_global, session_ids=batch.row_ids.cpu(),
+                                sessions_sha256=batch.sessions_sha256, sessions_source=batch.sessions_source)
             session, aux = out.session, out.aux_loss
         scores = self.backbone.scores(session)
         ce = F.cross_entropy(scores, batch.targets - 1)

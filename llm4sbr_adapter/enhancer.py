@@ -34,7 +34,7 @@ from torch import nn
 
 from .atomic_files import atomic_path, atomic_write_text
 from .losses import AlignUniformLoss
-from .store import IntentStore
+from .store import IntentStore, StoreMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ class IntentEnhancerConfig:
             every session's intent on the same scale. Zero vectors stay zero.
         text_encoder: name of the encoder that made the store's vectors. Filled in from the
             first bound store when empty; when set, a store from another encoder is refused.
+        catalogue_sha256: sha256 of the item catalogue the store's intents were localised to
+            (the store's ``catalogue_sha256``). Filled in from the first bound store when empty;
+            when set, a store built from another catalogue is refused. Configs saved before this
+            field existed load with ``""``.
     """
 
     hidden_size: int
@@ -101,6 +105,7 @@ class IntentEnhancerConfig:
     missing: str = "raise"
     intent_norm: bool = True
     text_encoder: str = ""
+    catalogue_sha256: str = ""
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "text_dim"):
@@ -148,8 +153,9 @@ class IntentEnhancerConfig:
             raise ValueError(f"IntentEnhancerConfig.uniform_weight must be >= 0, got {self.uniform_weight!r}")
         if not isinstance(self.intent_norm, (bool, np.bool_)):
             raise ValueError(f"IntentEnhancerConfig.intent_norm must be a bool, got {self.intent_norm!r}")
-        if not isinstance(self.text_encoder, str):
-            raise ValueError(f"IntentEnhancerConfig.text_encoder must be a string, got {self.text_encoder!r}")
+        for name in ("text_encoder", "catalogue_sha256"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"IntentEnhancerConfig.{name} must be a string, got {getattr(self, name)!r}")
         self.dropout = float(self.dropout)
         self.loss_weight = float(self.loss_weight)
         self.uniformity_t = float(self.uniformity_t)
@@ -286,6 +292,7 @@ class IntentEnhancer(nn.Module):
             )
         self.align_uniform = AlignUniformLoss(t=config.uniformity_t, uniform_weight=config.uniform_weight)
         self._store_ref = _SharedRef()
+        self._first_store: dict[str, str] | None = None  # identity of the first store bound (see bind_store)
         if store is not None:
             self.bind_store(store)
 
@@ -307,19 +314,65 @@ class IntentEnhancer(nn.Module):
 
         Raises :class:`~llm4sbr_adapter.store.StoreMismatchError` (a ``ValueError``) when the
         store's ``text_dim`` differs from the config's, lacks one of the config's perspectives,
-        or was made by another text encoder than the one recorded in the config.
+        or was made by another text encoder or from another catalogue than the one recorded in the
+        config; and, naming both files, when its ``text_encoder`` or ``catalogue_sha256`` differs
+        from that of the first store this enhancer was bound to (an empty value counts as a value:
+        a store that records no encoder does not pass for one that does). Stores of several splits
+        (train, valid, test) may be bound in turn: they differ in their sessions only.
         """
         if not isinstance(store, IntentStore):
             raise TypeError(f"store must be an IntentStore, got {type(store).__name__}")
+        meta = store.metadata
+        identity = {"path": str(store.path), "text_encoder": meta.text_encoder, "catalogue_sha256": meta.catalogue_sha256}
+        first = getattr(self, "_first_store", None)  # absent in enhancers pickled before it existed
+        if first is not None:
+            differ = [k for k in ("text_encoder", "catalogue_sha256") if identity[k] != first[k]]
+            if differ:
+                def shown(ident: dict[str, str]) -> str:
+                    return ", ".join(f"{k} {ident[k]!r}" for k in differ)
+
+                raise StoreMismatchError(
+                    f"{identity['path']} ({shown(identity)}) does not match the store this enhancer was first "
+                    f"bound to, {first['path']} ({shown(first)}): its intents come from another "
+                    + ("text encoder" if differ == ["text_encoder"] else
+                       "catalogue" if differ == ["catalogue_sha256"] else "text encoder and catalogue")
+                )
         store.validate(
             perspectives=list(self.config.perspectives),
             text_dim=self.config.text_dim,
             text_encoder=self.config.text_encoder or None,
+            catalogue_sha256=self.config.catalogue_sha256 or None,
         )
-        if not self.config.text_encoder and store.metadata.text_encoder:
-            self.config.text_encoder = store.metadata.text_encoder
+        if not self.config.text_encoder and meta.text_encoder:
+            self.config.text_encoder = meta.text_encoder
+        if not self.config.catalogue_sha256 and meta.catalogue_sha256:
+            self.config.catalogue_sha256 = meta.catalogue_sha256
+        if first is None:
+            self._first_store = identity
         self._store_ref.obj = store
         return self
+
+    def check_sessions_file(self, sessions_sha256: str, sessions_source: str | os.PathLike | None = None) -> None:
+        """Raise :class:`~llm4sbr_adapter.store.StoreMismatchError` unless the bound store's ids refer to the
+        file with this sha256 (integer ids are row numbers: rows of ``train.txt`` and ``test.txt`` share them).
+
+        ``sessions_source`` only names that file in the error. A store that records no
+        ``sessions_sha256`` cannot be checked and is refused too.
+        """
+        store = self.store
+        if store is None:
+            raise ValueError("no IntentStore is bound: pass store= or call bind_store(store)")
+        have = store.metadata.sessions_sha256
+        if have == sessions_sha256:
+            return
+        batch_file = f"{sessions_source} " if sessions_source is not None else ""
+        store_file = store.metadata.sessions_source or "a sessions file"
+        built_for = (f"was built for {store_file} (sessions_sha256 {have[:12]})" if have
+                     else "records no sessions_sha256, so it cannot be matched to any sessions file")
+        raise StoreMismatchError(
+            f"session ids refer to {batch_file}(sessions_sha256 {sessions_sha256[:12]}) but the bound store "
+            f"{store.path} {built_for}: bind that file's store first (bind_store / use_split)"
+        )
 
     # ---- checks ------------------------------------------------------------------------
     def _check_behaviours(self, h_local: torch.Tensor, h_global: torch.Tensor) -> None:
@@ -360,15 +413,23 @@ class IntentEnhancer(nn.Module):
 
     # ---- forward -----------------------------------------------------------------------
     def lookup(
-        self, session_ids: Sequence | np.ndarray | torch.Tensor, like: torch.Tensor
+        self,
+        session_ids: Sequence | np.ndarray | torch.Tensor,
+        like: torch.Tensor,
+        *,
+        sessions_sha256: str | None = None,
+        sessions_source: str | os.PathLike | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         """Intent vectors ``{perspective: [batch, text_dim]}`` for ids from the bound store.
 
         Returns the vectors (on ``like``'s device and dtype, learned substitutes already filled in
         for ``missing="learned"``) and the ``bool [batch]`` found mask (``None`` for ``"raise"``).
+        With ``sessions_sha256`` the store is first checked with :meth:`check_sessions_file`.
         """
         if self.store is None:
             raise ValueError("session_ids given but no IntentStore is bound: pass store= or call bind_store(store)")
+        if sessions_sha256 is not None:
+            self.check_sessions_file(sessions_sha256, sessions_source)
         n = len(session_ids)
         if n != like.shape[0]:
             raise ValueError(f"session_ids has {n} ids but h_local has batch size {like.shape[0]}")
@@ -394,6 +455,9 @@ class IntentEnhancer(nn.Module):
         h_global: torch.Tensor,
         intents: Mapping[str, torch.Tensor] | None = None,
         session_ids: Sequence | np.ndarray | torch.Tensor | None = None,
+        *,
+        sessions_sha256: str | None = None,
+        sessions_source: str | os.PathLike | None = None,
     ) -> EnhancerOutput:
         """Fuse intents into the session representation.
 
@@ -402,16 +466,25 @@ class IntentEnhancer(nn.Module):
             h_global: ``[batch, hidden]`` global behaviour embedding (e.g. attention readout).
             intents: ``{perspective: [batch, text_dim]}`` text vectors (extra keys are ignored), or
             session_ids: ``[batch]`` ids to look up in the bound store. Give exactly one of the two.
+            sessions_sha256: optional, with ``session_ids``: hex sha256 of the file the ids refer to
+                (e.g. the split pickle whose row numbers they are). The bound store's
+                ``sessions_sha256`` must equal it, else :class:`~llm4sbr_adapter.store.StoreMismatchError`
+                (a ``ValueError``) names both files: with stores of several splits keyed by row
+                number, a batch of test rows can then never read the training split's intents.
+            sessions_source: optional name of that file, used in the error only.
 
         Returns:
             :class:`EnhancerOutput`.
         """
         if (intents is None) == (session_ids is None):
             raise ValueError("give exactly one of intents= or session_ids=")
+        if session_ids is None and (sessions_sha256 is not None or sessions_source is not None):
+            raise ValueError("sessions_sha256= / sessions_source= describe session_ids=; they make no sense with intents=")
         self._check_behaviours(h_local, h_global)
         found = None
         if session_ids is not None:
-            intents, found = self.lookup(session_ids, h_local)
+            intents, found = self.lookup(session_ids, h_local, sessions_sha256=sessions_sha256,
+                                         sessions_source=sessions_source)
         self._check_intents(intents, h_local)
 
         cfg = self.config

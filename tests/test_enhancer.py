@@ -423,3 +423,82 @@ def test_session_ids_on_cuda(tmp_path, store_path, missing):
     enh.save_pretrained(tmp_path / "enh")
     back = IntentEnhancer.from_pretrained(tmp_path / "enh", map_location="cuda")
     assert next(back.parameters()).device.type == "cuda"
+
+
+# --------------------------------------------------------------------------- which store (issue 15)
+def _store(path, ids, *, encoder="enc-a", catalogue="c" * 64, source="train.txt", sessions="a" * 64, seed=0):
+    rng = np.random.default_rng(seed)
+    intents = {p: rng.standard_normal((len(ids), T)).astype(np.float32) for p in ("long", "short")}
+    meta = StoreMetadata(perspectives=["long", "short"], text_dim=T, text_encoder=encoder, catalogue_sha256=catalogue,
+                         sessions_source=source, sessions_sha256=sessions)
+    return IntentStore.open(write_store(path, ids, intents, meta))
+
+
+def test_session_ids_of_another_file_than_the_bound_store_raise(tmp_path):
+    train = _store(tmp_path / "train_store.safetensors", [0, 1, 2], source="train.txt", sessions="a" * 64)
+    test = _store(tmp_path / "test_store.safetensors", [0, 1, 2], source="test.txt", sessions="b" * 64, seed=1)
+    enh = make("concat")
+    enh.bind_store(train)
+    h_local, h_global, _ = batch(3)
+    plain = enh(h_local, h_global, session_ids=[0, 1, 2])  # one store, no file named: no check, as before
+    same = enh(h_local, h_global, session_ids=[0, 1, 2], sessions_sha256="a" * 64, sessions_source="train.txt")
+    torch.testing.assert_close(same.session, plain.session)
+    # test rows (ids 0..2 too) while the training store is still bound: refused, naming both files
+    with pytest.raises(StoreMismatchError) as err:
+        enh(h_local, h_global, session_ids=[0, 1, 2], sessions_sha256="b" * 64, sessions_source="data/test.txt")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "data/test.txt" in msg and str(train.path) in msg and "train.txt" in msg
+    assert "b" * 12 in msg and "a" * 12 in msg
+    enh.bind_store(test)
+    out = enh(h_local, h_global, session_ids=[0, 1, 2], sessions_sha256="b" * 64, sessions_source="data/test.txt")
+    assert not torch.allclose(out.session, plain.session)
+    # a store that records no sessions file cannot be checked: refused when a file is named
+    enh2 = make("concat")
+    enh2.bind_store(_store(tmp_path / "anon.safetensors", [0, 1, 2], source="", sessions=""))
+    with pytest.raises(StoreMismatchError, match="records no sessions_sha256"):
+        enh2(h_local, h_global, session_ids=[0, 1, 2], sessions_sha256="a" * 64)
+    with pytest.raises(ValueError, match="sessions_sha256"):
+        enh(h_local, h_global, intents=batch(3)[2], sessions_sha256="b" * 64)
+
+
+@pytest.mark.parametrize("field, first, second", [
+    ("text_encoder", "", "enc-b"),  # the default config accepts any encoder: the first store decides
+    ("text_encoder", "enc-a", ""),
+    ("catalogue_sha256", "c" * 64, "d" * 64),
+    ("catalogue_sha256", "", "d" * 64),
+])
+def test_second_store_of_another_encoder_or_catalogue_is_refused(tmp_path, field, first, second):
+    kw_first = {"encoder" if field == "text_encoder" else "catalogue": first}
+    kw_second = {"encoder" if field == "text_encoder" else "catalogue": second}
+    a = _store(tmp_path / "a.safetensors", [0, 1], **kw_first)
+    enh = make("concat")
+    enh.bind_store(a)
+    enh.bind_store(_store(tmp_path / "a_valid.safetensors", [0, 1], source="valid.txt", sessions="e" * 64, **kw_first))
+    b = _store(tmp_path / "b.safetensors", [0, 1], **kw_second)
+    with pytest.raises(StoreMismatchError) as err:
+        enh.bind_store(b)
+    msg = str(err.value)
+    assert "\n" not in msg and str(a.path) in msg and str(b.path) in msg
+    assert f"{field} {first!r}" in msg and f"{field} {second!r}" in msg
+    assert enh.store.path == tmp_path / "a_valid.safetensors"  # the refused store is not bound
+
+
+def test_config_records_the_catalogue_and_old_configs_still_load(tmp_path):
+    store = _store(tmp_path / "a.safetensors", [0, 1])
+    enh = make("concat")
+    enh.bind_store(store)
+    assert enh.config.catalogue_sha256 == "c" * 64 and enh.config.text_encoder == "enc-a"
+    enh.save_pretrained(tmp_path / "enh")
+    other = _store(tmp_path / "b.safetensors", [0, 1], catalogue="d" * 64)
+    with pytest.raises(StoreMismatchError, match="catalogue_sha256"):
+        IntentEnhancer.from_pretrained(tmp_path / "enh", store=other)
+    # a config saved before catalogue_sha256 existed loads and adopts the first store's catalogue
+    cfg_path = tmp_path / "enh" / CONFIG_NAME
+    raw = json.loads(cfg_path.read_text())
+    del raw["catalogue_sha256"]
+    cfg_path.write_text(json.dumps(raw))
+    old = IntentEnhancer.from_pretrained(tmp_path / "enh", store=other)
+    assert old.config.catalogue_sha256 == "d" * 64
+    h_local, h_global, _ = batch(2)
+    assert old(h_local, h_global, session_ids=[0, 1]).session.shape == (2, H)

@@ -286,3 +286,36 @@ def test_seen_mask_marks_targets_absent_from_training(tmp_path):
     pickle.dump(([[1, 2], [2, 3]], [4, 2]), open(tmp_path / "train.txt", "wb"))  # seen: 1, 2, 3 (inputs), 4 (target)
     pickle.dump(([[1], [2], [3]], [4, 5, 3]), open(tmp_path / "test.txt", "wb"))
     assert seen_mask(tmp_path).tolist() == [True, False, True]
+
+
+def test_forgetting_to_switch_the_split_store_raises(tmp_path):
+    """Row ids are 0..N-1 in every split: a pass over test rows with the training store bound must fail."""
+    from examples.hiphop_srgnn import HiphopRecommender
+    from examples.hiphop_srgnn import parse_args as hiphop_args
+    from examples.intent_stores import open_stores
+    from examples.session_data import load_split
+    from examples.text_mean_store import build_text_mean_stores
+    from examples.train import Session
+    from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
+    from llm4sbr_adapter.store import StoreMismatchError
+
+    _write_dataset(tmp_path / "data")
+    paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
+    data = {split: load_split(tmp_path / "data" / f"{split}.txt") for split in ("train", "valid", "test")}
+    stores = open_stores({split: str(paths[split]) for split in data}, data)
+    torch.manual_seed(0)
+    enhancer = IntentEnhancer(IntentEnhancerConfig(hidden_size=16, text_dim=8), store=stores["train"])
+    plain = Session(BACKBONES["narm"](12, 16), enhancer, stores)
+    hiphop = HiphopRecommender(hiphop_args(["--data", str(tmp_path / "data"), "--hidden-size", "16", "--enhancer",
+                                            *[x for s in data for x in (f"--store-{s}", str(paths[s]))],
+                                            "--out", str(tmp_path / "x.json")]), 12, data, tmp_path / "data")
+    for model in (plain, hiphop):
+        test_batch = next(iterate_batches(data["test"], 8, graph=model.needs_graph))
+        model.use_split("train")
+        with pytest.raises(StoreMismatchError) as err:  # the training store's rows 0..7 are other sessions
+            model.loss_and_scores(test_batch, training=False)
+        msg = str(err.value)
+        assert "\n" not in msg and "test.txt" in msg and str(paths["train"]) in msg
+        model.use_split("test")
+        ce, _, scores = model.loss_and_scores(test_batch, training=False)
+        assert scores.shape == (8, 12) and torch.isfinite(ce)
