@@ -25,6 +25,20 @@ Stores: :meth:`IntentSRGNN.bind_stores` takes one store for training mode and on
 mode (``model.training`` decides), so validation inside ``Trainer.fit`` reads the valid store; call
 ``bind_stores(eval=test_store)`` before testing. One store that holds every row's id may serve both.
 
+Which split a store is for: ``examples/train.py`` passes each batch's ``sessions_sha256`` (the hash of the
+split's pickle, whose row numbers are the ids) to the enhancer, which refuses a store built from another
+file. RecBole gives a split no such identity: ``data_preparation`` cuts the leave-one-out split in memory
+from the one ``.inter`` file, after re-indexing every token to internal ids, augmenting sessions into
+rows and reordering them, so no file (and no hash) stands for "the valid rows", and the builder's
+``sessions_sha256`` is the hash of its own sessions file (the JSONL of ``--export-sessions``, every
+split in one file). This model therefore calls the enhancer without ``sessions_sha256``. What ties a row
+to its intent is the raw ``intent_id_field`` token, unique across the ``.inter`` file, so a wrong split's
+store cannot silently answer with another row's intent: it lacks the id. :meth:`IntentSRGNN.check_split`
+makes that a check before training (the CLI runs it for train, valid and test): every row id of the
+split must be in its store (with ``intent_missing`` ``"zeros"``/``"learned"``, at least one must be, and
+the share missing is logged), else :class:`~llm4sbr_adapter.StoreMismatchError` names the split, the
+counts and the id ranges.
+
 RecBole 1.2.1 on numpy 2 / torch >= 2.6 needs two work-arounds, both here:
 :class:`RecBoleConfig` (RecBole's ``Config`` sets numpy aliases that numpy 2 removed) and
 :func:`load_recbole_checkpoint` (``Trainer.evaluate(load_best_model=True)`` calls ``torch.load``
@@ -58,7 +72,7 @@ from recbole.utils import FeatureType
 # gradients elsewhere into errors. Nothing here needs it.
 torch.autograd.set_detect_anomaly(False)
 
-from llm4sbr_adapter import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig, IntentStore
+from llm4sbr_adapter import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig, IntentStore, StoreMismatchError
 from llm4sbr_adapter.atomic_files import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -206,7 +220,45 @@ class IntentSRGNN(SRGNN):
     def intent_ids(self, interaction: Any) -> np.ndarray:
         """Raw per-row ids ``[batch]`` (the store's id kind) of a batch of RecBole interactions."""
         store = self.active_store()
-        internal = interaction[self.intent_id_field].detach().cpu().numpy()
+        return self._raw_ids(interaction[self.intent_id_field], store)
+
+    def check_split(self, store: IntentStore, data: Any, split: str) -> dict[str, int]:
+        """Check, before training, that ``store`` holds the intents of the rows of one RecBole split.
+
+        RecBole gives a split no identity the store could record (no per-split file: see the module
+        docstring), so instead of the enhancer's ``sessions_sha256`` check every row's raw
+        ``intent_id_field`` token of ``data`` (a RecBole dataloader or its dataset) is looked up in
+        ``store``. Raises :class:`~llm4sbr_adapter.StoreMismatchError` naming ``split``, the store, how many
+        rows are missing and the id ranges, when some are missing and ``intent_missing`` is ``"raise"``,
+        or when none is found (with ``"zeros"``/``"learned"`` every row would silently get a substitute);
+        otherwise a warning reports the missing share. Returns ``{"rows": n, "found": k}``.
+        """
+        dataset = getattr(data, "dataset", data)
+        ids = self._raw_ids(dataset.inter_feat[self.intent_id_field], store)
+        _, found = store.rows(ids)
+        n, k = len(ids), int(found.sum())
+        if k < n:
+            absent = ids[~found]
+            ranges = ""
+            if store.metadata.id_kind == "int":
+                held = store.session_ids
+                ranges = (f"; the {split} rows have ids {ids.min()}..{ids.max()}, the store "
+                          + (f"{held.min()}..{held.max()}" if len(held) else "none"))
+            problem = (f"{store.path}: {n - k} of the {n} {split} rows are not in this store ({store.num_sessions} "
+                       f"ids; {self.intent_id_field} {absent[:5].tolist()}{' ...' if len(absent) > 5 else ''}"
+                       f"{ranges})")
+            missing = self.enhancer.config.missing
+            if k == 0 or missing == "raise":
+                raise StoreMismatchError(f"{problem}: is it the {split} split's store, built from this dataset? "
+                                         f"(intent_missing={missing!r})")
+            logger.warning("%s; intent_missing=%r substitutes them", problem, missing)
+        return {"rows": n, "found": k}
+
+    def _raw_ids(self, internal: Any, store: IntentStore) -> np.ndarray:
+        """RecBole's internal ids of ``intent_id_field`` -> the raw tokens, as the store's id kind."""
+        if isinstance(internal, torch.Tensor):
+            internal = internal.detach().cpu().numpy()
+        internal = np.asarray(internal)
         if store.metadata.id_kind == "int":
             if self._id_ints is None:
                 bad = next(t for t in self._id_tokens[1:] if not t.lstrip("-").isdigit())
@@ -241,6 +293,8 @@ class IntentSRGNN(SRGNN):
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, session_ids: Any) -> EnhancerOutput:
         """:class:`EnhancerOutput` whose ``session`` (``[batch, d]``) replaces RecBole's ``seq_output``."""
         h_local, h_global = self.session_behaviours(item_seq, item_seq_len)
+        # No sessions_sha256= here (examples/train.py passes its split pickle's): a RecBole split is cut in
+        # memory from one .inter file and has no file identity; check_split covers each split's ids instead.
         return self.enhancer(h_local, h_global, session_ids=session_ids)
 
     def enhanced(self, interaction: Any) -> EnhancerOutput:
@@ -412,6 +466,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     valid_store = IntentStore.open(args.valid_store) if args.valid_store else store
     test_store = IntentStore.open(args.test_store) if args.test_store else valid_store
     model = IntentSRGNN(config, train_data.dataset, store=store, eval_store=valid_store).to(config["device"])
+    # RecBole's splits have no file identity to compare with the stores' sessions_sha256 (module
+    # docstring): check each split's row ids against its store before any training instead.
+    for split, data, split_store in (("train", train_data, store), ("valid", valid_data, valid_store),
+                                     ("test", test_data, test_store)):
+        model.check_split(split_store, data, split)
     trainer = Trainer(config, model)
     best_valid, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=True)
     print(f"best validation {config['valid_metric']}: {best_valid:.4f}")

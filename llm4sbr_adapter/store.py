@@ -5,7 +5,8 @@ plus optional explanations (the top-f catalogue items each intent was snapped to
 softmax weights, and the LLM's answers). The exact layout is written down in
 ``docs/store-format.md``; this module is the reference implementation:
 
-* :func:`write_store` writes a store atomically (temporary file in the same folder, then rename);
+* :func:`write_store` writes a store through ``safetensors.numpy.save_file``, atomically (temporary
+  file in the same folder, then rename);
 * :class:`IntentStore` opens one memory-mapped, validates it against what the caller expects,
   and looks up batches of session ids without a Python loop per id;
 * :func:`merge_stores` joins shard stores into one.
@@ -33,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .atomic_files import atomic_open
+from .atomic_files import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -258,29 +259,46 @@ def _first_invalid_row(arr: np.ndarray, valid: Callable[[np.ndarray], np.ndarray
 
 
 # --------------------------------------------------------------------------- safetensors I/O
+# Writing goes through the safetensors library (``safetensors.numpy.save_file``): it lays out the header
+# (string-to-string ``__metadata__``, padding to a multiple of 8 bytes) and orders the tensors (widest dtype
+# first, so every tensor starts at a multiple of its own item size), exactly as every other safetensors
+# reader expects. Reading stays hand-written (``_read_safetensors_header`` .. ``_map_tensor``), for two
+# reasons checked against safetensors 0.8:
+#
+# * the row gather. ``IntentStore.lookup`` gathers a batch of B scattered rows with one numpy fancy index
+#   on an ``np.memmap`` of the intent matrix, so only those rows are read. The library has no such gather:
+#   ``safe_open(...).get_slice(name)`` takes ints, slices and ``...`` only (an index array is refused with
+#   "Unsupported slice index", a list with "Non empty lists are not implemented"), so B rows cost B
+#   Python-level calls, each a fresh copy (about 10x slower than the memmap gather for 1024 rows of a
+#   20000 x 384 matrix), and ``get_tensor`` copies the whole matrix on every call;
+# * the errors. The library checks the container too, but says what is wrong in one generic
+#   ``SafetensorError``; the reader refuses each broken rule with a one-line :class:`StoreError` naming the
+#   file and the tensor, and needs the parsed header anyway for the layout checks of ``docs/store-format.md``.
 def _write_safetensors_atomic(path: Path, tensors: Mapping[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """Write numpy arrays as one safetensors file: temp file in the target folder, fsync, rename."""
-    header: dict[str, Any] = {"__metadata__": metadata}
-    offset = 0
-    ordered = []
-    # Wider dtypes first (then by name): with the 8-byte aligned data start, every tensor then
-    # begins at a multiple of its own item size, so memory-mapped views are aligned.
-    for name in sorted(tensors, key=lambda k: (-np.asarray(tensors[k]).dtype.itemsize, k)):
-        arr = np.ascontiguousarray(tensors[name])
-        if arr.dtype.str not in _ST_DTYPES and arr.dtype != np.bool_:
-            raise StoreError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored")
-        code = "BOOL" if arr.dtype == np.bool_ else _ST_DTYPES[arr.dtype.str]
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
-        offset += arr.nbytes
-        ordered.append(arr)
-    header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    header_bytes += b" " * (-len(header_bytes) % 8)  # keep tensor data 8-byte aligned
+    """Write numpy arrays as one safetensors file with ``safetensors.numpy.save_file``, atomically.
 
-    with atomic_open(path, "wb") as handle:
-        handle.write(struct.pack("<Q", len(header_bytes)))
-        handle.write(header_bytes)
-        for arr in ordered:
-            handle.write(memoryview(arr.reshape(-1)).cast("B") if arr.size else b"")
+    The library writes the temporary path :func:`atomic_path` gives; that fsyncs it, sets the usual
+    permissions and renames it over ``path``. (safetensors >= 0.8 itself writes a ``.tmpXXXXXX`` file in the
+    same folder and renames it over the path it is given, without fsync and with mode 0600: the outer
+    temporary path keeps the rename over ``path`` last, durable and with the permissions of a plain ``open``.
+    A write killed inside ``save_file`` may leave that ``.tmpXXXXXX`` file, which
+    :func:`~llm4sbr_adapter.atomic_files.remove_stale_temp_files` does not know as ours; and the lock
+    :func:`atomic_path` holds stays on the file the library replaced, so for the moment between the two renames
+    the new one is protected from other writers' cleanup by its age alone.)
+    """
+    from safetensors.numpy import save_file
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in tensors.items():
+        # contiguous and little-endian: save_file copies ``nbytes`` from the array's data pointer
+        arr = np.ascontiguousarray(value)
+        if arr.dtype.str not in _ST_DTYPES:
+            raise StoreError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored")
+        arrays[name] = arr
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise StoreError(f"safetensors metadata must map strings to strings, got {sorted(metadata)}")
+    with atomic_path(path) as tmp:
+        save_file(arrays, str(tmp), metadata=dict(metadata))
 
 
 def _read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
@@ -384,6 +402,9 @@ def _describe(value: Any, limit: int = 60) -> str:
 
 
 def _map_tensor(path: Path, header: dict[str, Any], data_start: int, name: str, mmap: bool) -> np.ndarray:
+    """One tensor as an array: an ``np.memmap`` over its ``data_offsets`` (``mmap=True``), so a fancy index
+    reads only the rows it gathers (safetensors' ``get_slice`` cannot gather an index array: see the note
+    above :func:`_write_safetensors_atomic`), or a copy read from the file."""
     info = header[name]
     dtype = np.dtype(_NP_DTYPES[info["dtype"]])
     begin, end = info["data_offsets"]

@@ -33,7 +33,7 @@ except ImportError as err:  # recbole or one of its light dependencies is missin
         allow_module_level=True,
     )
 
-from llm4sbr_adapter import IntentStore, StoreMetadata, write_store
+from llm4sbr_adapter import IntentStore, StoreMetadata, StoreMismatchError, write_store
 
 TEXT_DIM = 8
 EMBED = 16
@@ -210,6 +210,55 @@ def test_one_epoch_with_recbole_trainer(world, tmp_path, monkeypatch):
     model.bind_stores(eval=world["stores"]["valid"])
     with pytest.raises(KeyError):
         trainer.evaluate(world["test"], load_best_model=False, show_progress=False)
+
+
+def test_each_split_store_is_checked_against_the_splits_rows(world, tmp_path, caplog):
+    """RecBole's splits have no file identity (no sessions_sha256 to compare), so check_split looks every
+    row id of a split up in its store: the right store passes, a wrong split's store is refused naming the
+    split, the counts and the id ranges, whatever intent_missing says when no row is in it."""
+    model = _model(world)
+    stores = world["stores"]
+    for split in ("train", "valid", "test"):
+        rows = sum(1 for v in world["intents"].values() if v[2] == split)
+        assert model.check_split(stores[split], world[split], split) == {"rows": rows, "found": rows}
+        assert model.check_split(stores[split], world[split].dataset, split)["rows"] == rows
+    n_test = sum(1 for v in world["intents"].values() if v[2] == "test")
+    with pytest.raises(StoreMismatchError, match=rf"{n_test} of the {n_test} test rows are not in this store"
+                       r".*test rows have ids \d+\.\.\d+, the store \d+\.\.\d+"):
+        model.check_split(stores["valid"], world["test"], "test")
+
+    # a store holding only some of the test rows: refused with intent_missing="raise", a warning otherwise
+    test_ids = sorted(k for k, v in world["intents"].items() if v[2] == "test")
+    half = test_ids[: len(test_ids) // 2]
+    meta = StoreMetadata(perspectives=["long", "short"], text_dim=TEXT_DIM, text_encoder="random-item-means")
+    vecs = {p: np.stack([world["intents"][k][j] for k in half]) for j, p in enumerate(["long", "short"])}
+    partial = IntentStore.open(write_store(tmp_path / "half.safetensors", half, vecs, meta))
+    with pytest.raises(StoreMismatchError, match=f"{n_test - len(half)} of the {n_test} test rows"):
+        model.check_split(partial, world["test"], "test")
+    model.enhancer.config.missing = "zeros"
+    try:
+        with caplog.at_level("WARNING", logger="examples.recbole_srgnn"):
+            assert model.check_split(partial, world["test"], "test") == {"rows": n_test, "found": len(half)}
+        assert "intent_missing='zeros' substitutes them" in caplog.text
+        with pytest.raises(StoreMismatchError, match="test rows are not in this store"):
+            model.check_split(stores["valid"], world["test"], "test")  # none found: never silently zeros
+    finally:
+        model.enhancer.config.missing = "raise"
+
+
+def test_cli_refuses_a_wrong_split_store_before_training(world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("Trainer.fit ran although the test store is the valid split's")
+
+    monkeypatch.setattr(Trainer, "fit", no_training)
+    root = world["root"]
+    with pytest.raises(StoreMismatchError, match="of the .* test rows are not in this store"):
+        main(["--data-path", str(root), "--dataset", "tiny", "--store", str(root / "train.safetensors"),
+              "--valid-store", str(root / "valid.safetensors"), "--test-store", str(root / "valid.safetensors"),
+              "--epochs", "1", "--embedding-size", "16", "--batch-size", "16", "--topk", "5",
+              "--checkpoint-dir", str(tmp_path / "saved")])
 
 
 def test_missing_id_field_is_named(world):

@@ -157,6 +157,85 @@ def test_tensors_are_aligned_to_their_item_size(tmp_path):
             assert info["data_offsets"][0] % sizes[info["dtype"]] == 0, f"{name} at {info['data_offsets']}"
 
 
+def _string_column(tensors: dict, base: str, strings) -> None:
+    """The two tensors of a string column, computed here independently of store.encode_strings."""
+    encoded = [s.encode("utf-8") for s in strings]
+    tensors[base + ".utf8"] = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    tensors[base + ".offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in encoded])]).astype(np.int64)
+
+
+@pytest.mark.parametrize("kind", ["int", "str"])
+def test_safetensors_library_reads_every_tensor_as_written(tmp_path, kind):
+    """safetensors' own reader sees every tensor of a store with the name, dtype, shape and values written,
+    the same values IntentStore reads, and the metadata as one string."""
+    from safetensors import safe_open
+
+    n = 9
+    top, weights, answers, raw = _explanations(n)
+    answers["long"][4] = ""  # an empty string inside a column
+    if kind == "int":
+        ids, items, dtype = np.arange(n, dtype=np.int64) * 3 + 500, np.arange(50, dtype=np.int64) + 1000, "float32"
+    else:
+        ids, items, dtype = [f"s-{i}-ü" for i in range(n)], [f"item-{j}-✓" for j in range(50)], "float16"
+    intents = _intents(n)
+    path = write_store(tmp_path / "s.safetensors", ids, intents, _meta(prompts={"long": "Was will er? ✓"}),
+                       dtype=dtype, top_items=top, top_weights=weights, item_ids=items, answers=answers,
+                       raw_answers=raw)
+
+    expected: dict[str, np.ndarray] = {}
+    if kind == "int":
+        expected["session_ids"], expected["item_ids"] = ids, items
+    else:
+        _string_column(expected, "session_ids", ids)
+        _string_column(expected, "item_ids", items)
+    for p in PERSPECTIVES:
+        expected[f"intent.{p}"] = intents[p].astype(dtype)
+        expected[f"top_items.{p}"], expected[f"top_weights.{p}"] = top[p], weights[p]
+        _string_column(expected, f"answer.{p}", answers[p])
+        _string_column(expected, f"raw_answer.{p}", raw[p])
+
+    store = IntentStore.open(path, mmap=False)
+    with safe_open(str(path), framework="numpy") as handle:
+        assert sorted(handle.keys()) == sorted(expected)
+        for name, want in expected.items():
+            got = handle.get_tensor(name)
+            assert (got.dtype, got.shape) == (want.dtype, want.shape), name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        for p in PERSPECTIVES:
+            np.testing.assert_array_equal(np.asarray(store.vectors(p)), handle.get_tensor(f"intent.{p}"))
+        meta = handle.metadata()
+    assert list(meta) == ["llm4sbr"] and isinstance(meta["llm4sbr"], str)
+    assert StoreMetadata.from_json(meta["llm4sbr"]) == store.metadata
+    assert store.metadata.prompts == {"long": "Was will er? ✓"}
+
+
+def test_store_file_is_the_safetensors_librarys_own_serialisation(tmp_path):
+    """No hand-made header: the file is byte for byte what safetensors.numpy.save makes of its tensors and
+    metadata, for every header padding (0..7 spaces) the library adds, and the reader opens each one."""
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    top, weights, answers, raw = _explanations(7)
+    answers["long"][3] = "odd"  # byte counts that are not multiples of 4 or 8
+    paddings = set()
+    for extra in range(8):  # one more metadata byte each time: every padding length once
+        path = tmp_path / f"s{extra}.safetensors"
+        meta = _meta(sessions_source="x" * extra + "-✓.txt", created_at="2024-01-01T00:00:00+00:00")
+        write_store(path, [f"id{i}" for i in range(7)], _intents(7), meta, dtype="float16", top_items=top,
+                    top_weights=weights, item_ids=[f"item{i}" for i in range(50)], answers=answers,
+                    raw_answers=raw)
+        data = path.read_bytes()
+        with safe_open(str(path), framework="numpy") as handle:
+            library = save({k: handle.get_tensor(k) for k in handle.keys()}, metadata=handle.metadata())
+        assert data == library, f"{path.name} differs from safetensors' own serialisation"
+        (header_len,) = struct.unpack("<Q", data[:8])
+        assert header_len % 8 == 0
+        paddings.add(header_len - len(data[8:8 + header_len].rstrip(b" ")))
+        store = IntentStore.open(path)
+        assert store.metadata.sessions_source == "x" * extra + "-✓.txt" and store.vectors("long").flags.aligned
+    assert paddings == set(range(8))
+
+
 def test_file_permissions_follow_umask(tmp_path):
     """The temporary file of the atomic write is created 0600; the final store must not stay private."""
     old = os.umask(0o022)
