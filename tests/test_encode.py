@@ -214,3 +214,32 @@ def test_texts_with_no_tokens_get_zero_rows_even_in_a_batch_of_their_own():
     assert out.shape == (4, 4)
     assert not out[[1, 3]].any()
     np.testing.assert_allclose(np.linalg.norm(out[[0, 2]], axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_modified_default_encoder_folder_is_not_named_as_the_default(encoder, tmp_path, monkeypatch, caplog):
+    """The package's folder with one weight byte changed must not pass a store's encoder check."""
+    import logging
+    import shutil
+
+    monkeypatch.setenv("LLM4SBR_CACHE", str(tmp_path / "cache"))  # the hash stamps go there
+    assert encoder.content_sha256 in encode_mod.KNOWN_DEFAULT_SHA256  # the installed package is a known release
+    folder = tmp_path / "site" / "model"
+    shutil.copytree(encoder.model_path, folder)
+    monkeypatch.setattr(encode_mod, "default_encoder_path", lambda: folder)  # as if the package's own folder
+    assert TextEncoder().name == encode_mod.DEFAULT_MODEL_NAME  # unmodified: existing stores keep matching
+
+    weights = folder / "model.safetensors"
+    with open(weights, "r+b") as f:  # one byte of the last tensor's data (the header stays valid)
+        f.seek(-5, os.SEEK_END)
+        byte = f.read(1)
+        f.seek(-5, os.SEEK_END)
+        f.write(bytes([byte[0] ^ 0x01]))
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with caplog.at_level(logging.WARNING, logger=encode_mod.__name__):
+        modified = TextEncoder()
+    assert modified.name != encode_mod.DEFAULT_MODEL_NAME, "a modified default folder kept the default's name"
+    assert modified.name == f"model@{modified.content_sha256[:12]}"
+    assert modified.content_sha256 != encoder.content_sha256
+    assert any("does not hold the shipped" in r.getMessage() for r in caplog.records)
+    assert TextEncoder(folder).name == modified.name  # passed by path: the same identity

@@ -662,7 +662,8 @@ def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, mo
     assert len(conversions) == 6
 
 
-def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_files(tmp_path):
+def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM4SBR_CACHE", str(tmp_path / "cache"))  # the GGUF's sha256 stamp goes there
     from llm4sbr_adapter.build.llm.base import LLMError
     from llm4sbr_adapter.build.llm.transformers_backend import _CONVERTED_STAMP, dequantised_gguf_folder
 
@@ -670,9 +671,8 @@ def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_fil
     gguf.write_bytes(b"GGUF not a real model")
     converted = tmp_path / "m.gguf.hf-float32"
     converted.mkdir()
-    st = gguf.stat()
-    (converted / _CONVERTED_STAMP).write_text(json.dumps({"gguf": gguf.name, "size": st.st_size,
-                                                         "mtime_ns": st.st_mtime_ns}))
+    (converted / _CONVERTED_STAMP).write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size,
+                                                         "sha256": hashlib.sha256(gguf.read_bytes()).hexdigest()}))
     assert dequantised_gguf_folder(gguf) == converted  # stamp matches: no model is loaded (the file is fake)
     with pytest.raises(LLMError, match="not a .gguf file"):
         dequantised_gguf_folder(tmp_path / "weights.bin")

@@ -104,3 +104,65 @@ def test_default_llm_of_the_right_size_but_other_content_is_joined_again(tmp_pat
     _touch_later(path)
     assert dm.default_llm_path(tmp_path / "cache") == path
     assert path.read_bytes() == whole, "a same-size file with other content was trusted"
+
+
+def _fake_gguf_conversion(monkeypatch) -> list[Path]:
+    """Swap transformers' GGUF reader and the folder writer/reader of TransformersBackend for fakes that
+    only record conversions and write the converted folder's stamp (no model is built)."""
+    import transformers
+
+    from llm4sbr_adapter.build.llm import transformers_backend as tb
+
+    conversions: list[Path] = []
+
+    def fake_tokenizer(path, *a, gguf_file=None, **kw):
+        assert gguf_file is not None, "the converted folder is read by _load_folder (faked)"
+        return SimpleNamespace()
+
+    def fake_model(path, *a, gguf_file=None, **kw):
+        assert gguf_file is not None, "the converted folder is read by _load_folder (faked)"
+        conversions.append(Path(path) / gguf_file)
+        return SimpleNamespace()
+
+    def fake_save(tok, model, converted: Path, source: dict) -> None:
+        converted.mkdir(exist_ok=True)
+        (converted / tb._CONVERTED_STAMP).write_text(json.dumps(source))
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake_tokenizer)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_model)
+    monkeypatch.setattr(tb.TransformersBackend, "_save_converted", staticmethod(fake_save))
+    monkeypatch.setattr(tb.TransformersBackend, "_load_folder", lambda self, folder: ("tok", "model"))
+    return conversions
+
+
+def test_gguf_conversion_is_redone_for_a_same_name_same_size_gguf_with_other_bytes(tmp_path, monkeypatch):
+    """The converted folder is stamped by the GGUF's content sha256, not by its name, size and mtime."""
+    import shutil
+
+    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+
+    monkeypatch.setenv("LLM4SBR_CACHE", str(tmp_path / "cache"))
+    conversions = _fake_gguf_conversion(monkeypatch)
+
+    def load(gguf: Path) -> str:
+        return TransformersBackend(gguf, lazy=True)._load_gguf(gguf, True)[2]
+
+    gguf = tmp_path / "a" / "model.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF" + b"\x01" * 60)
+    assert load(gguf) == "gguf" and conversions == [gguf]
+    assert load(gguf).startswith("converted cache") and len(conversions) == 1
+    _touch_later(gguf)  # same bytes, new mtime: the conversion still holds
+    assert load(gguf).startswith("converted cache") and len(conversions) == 1
+
+    # The model folder is copied elsewhere with its mtimes (cp -a, rsync -a) and its GGUF replaced by a
+    # fine-tuned file of the same name and size, which kept the old file's mtime.
+    other = tmp_path / "b" / "model.gguf"
+    shutil.copytree(gguf.parent, other.parent)
+    st = other.stat()
+    other.write_bytes(b"GGUF" + b"\x02" * 60)
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert load(other) == "gguf", "a converted folder of other weights was reused"
+    assert conversions == [gguf, other]
+    assert load(other).startswith("converted cache") and len(conversions) == 2
+    assert load(gguf).startswith("converted cache") and len(conversions) == 2  # the original is untouched

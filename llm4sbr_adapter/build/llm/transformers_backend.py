@@ -4,6 +4,8 @@ A GGUF file is read by transformers (``gguf_file=``), which dequantises the weig
 converts the embedded tokenizer. That first conversion is slow (tens of seconds for a 0.5B model), so
 by default the converted model is saved once as a normal HF folder next to the GGUF file
 (``<name>.gguf.hf-float32/``, written to a temporary folder then renamed) and later loads read that.
+The folder's stamp records the GGUF's content sha256, so a GGUF replaced by other weights of the same
+name and size is converted again.
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ def _folder_identity(folder: Path) -> str:
 
 
 def _gguf_source(gguf: Path) -> dict:
-    """What the converted folder's stamp records of its GGUF (a changed file invalidates the folder)."""
-    st = gguf.stat()
-    return {"gguf": gguf.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    """What the converted folder's stamp records of its GGUF: its name, size and content sha256.
+
+    A GGUF with other bytes (a fine-tuned file of the same name and size, say) invalidates the folder;
+    a merely touched or copied file with the same bytes does not. The sha256
+    comes from :func:`~..model_hash.stamped_sha256`, so the file is read once, not at every load.
+    """
+    return {"gguf": gguf.name, "size": gguf.stat().st_size, "sha256": stamped_sha256(gguf)}
 
 
 def _converted_folder(gguf: Path) -> Path:
@@ -65,7 +71,8 @@ def _converted_folder(gguf: Path) -> Path:
 
 
 def _stamp_state(gguf: Path) -> str:
-    """The converted folder of ``gguf``: ``"current"``, ``"stale"`` (GGUF changed), ``"unreadable"`` or ``"absent"``."""
+    """The converted folder of ``gguf``: ``"current"``, ``"stale"`` (GGUF content changed, or a stamp of an
+    older version without the sha256), ``"unreadable"`` or ``"absent"``."""
     stamp = _converted_folder(gguf) / _CONVERTED_STAMP
     if not stamp.is_file():
         return "absent"
@@ -208,6 +215,7 @@ class TransformersBackend(LLMBackend):
         elif state in ("stale", "unreadable"):
             logger.warning("converted cache %s is %s (GGUF changed or stamp damaged); converting again", converted, state)
 
+        source = _gguf_source(gguf) if cache_converted else None  # what is converted, read before converting
         t0 = time.perf_counter()
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                             trust_remote_code=self.trust_remote_code)
@@ -215,7 +223,7 @@ class TransformersBackend(LLMBackend):
                                                      trust_remote_code=self.trust_remote_code)
         logger.info("converted GGUF %s in %.1f s", gguf.name, time.perf_counter() - t0)
         if cache_converted:
-            self._save_converted(tok, model, converted, _gguf_source(gguf))
+            self._save_converted(tok, model, converted, source)
         return tok, model, "gguf"
 
     @staticmethod
