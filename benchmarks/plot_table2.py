@@ -46,7 +46,7 @@ def main() -> int:
     fig, axes = plt.subplots(1, len(args.json), figsize=(6.5 * len(args.json), 5.5), squeeze=False)
     for ax, path, title in zip(axes[0], args.json, titles, strict=True):
         panel(ax, json.loads(Path(path).read_text(encoding="utf-8")), args.metric, title)
-    fig.suptitle(f"{args.metric} under the authors' protocol: mean over 3 seeds (bars), each seed (dots), "
+    fig.suptitle(f"{args.metric} under the authors' protocol: mean over seeds (bars), each seed (dots), "
                  "95% user-bootstrap interval", fontsize=9)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
