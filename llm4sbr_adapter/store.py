@@ -480,27 +480,7 @@ def write_store(
         id_kind = "int"
 
     if top_items is not None:
-        if item_ids is None:
-            raise StoreError("top_items needs item_ids (the catalogue ids its rows index)")
-        items = _normalise_ids(item_ids, "item_ids")
-        if items.dtype.kind == "U":
-            tensors[ITEM_IDS + UTF8_SUFFIX], tensors[ITEM_IDS + OFFSETS_SUFFIX] = encode_strings(items.tolist())
-        else:
-            tensors[ITEM_IDS] = items
-        for name, idx in top_items.items():
-            idx = np.asarray(idx.cpu() if isinstance(idx, torch.Tensor) else idx).astype(np.int64)
-            if idx.ndim != 2 or idx.shape[0] != n:
-                raise StoreError(f"top_items[{name!r}] has shape {idx.shape}, expected ({n}, f)")
-            if idx.size and (idx.max() >= len(items) or idx.min() < -1):
-                raise StoreError(f"top_items[{name!r}] indexes outside item_ids (0..{len(items) - 1}, or -1)")
-            tensors[TOP_ITEMS_PREFIX + name] = idx
-            if top_weights is not None and name in top_weights:
-                w = top_weights[name]
-                w = np.asarray(w.cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float32)
-                if w.shape != idx.shape:
-                    raise StoreError(f"top_weights[{name!r}] has shape {w.shape}, top_items {idx.shape}")
-                _refuse_non_finite(f"top_weights[{name!r}]", w, ids, "float32")
-                tensors[TOP_WEIGHTS_PREFIX + name] = w
+        tensors.update(_top_item_tensors(top_items, top_weights, item_ids, ids))
     for prefix, columns in ((ANSWER_PREFIX, answers), (RAW_ANSWER_PREFIX, raw_answers)):
         for name, texts in (columns or {}).items():
             if len(texts) != n:
@@ -521,6 +501,38 @@ def write_store(
     _write_safetensors_atomic(path, tensors, {METADATA_KEY: meta.to_json()})
     logger.info("wrote intent store %s (%d sessions, perspectives %s)", path, n, perspectives)
     return path
+
+
+def _top_item_tensors(
+    top_items: Mapping[str, np.ndarray | torch.Tensor],
+    top_weights: Mapping[str, np.ndarray | torch.Tensor] | None,
+    item_ids: Sequence[int] | Sequence[str] | np.ndarray | None,
+    ids: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The catalogue ids and the per-perspective top-f item rows and weights of :func:`write_store`, checked."""
+    if item_ids is None:
+        raise StoreError("top_items needs item_ids (the catalogue ids its rows index)")
+    n, tensors = len(ids), {}
+    items = _normalise_ids(item_ids, "item_ids")
+    if items.dtype.kind == "U":
+        tensors[ITEM_IDS + UTF8_SUFFIX], tensors[ITEM_IDS + OFFSETS_SUFFIX] = encode_strings(items.tolist())
+    else:
+        tensors[ITEM_IDS] = items
+    for name, idx in top_items.items():
+        idx = np.asarray(idx.cpu() if isinstance(idx, torch.Tensor) else idx).astype(np.int64)
+        if idx.ndim != 2 or idx.shape[0] != n:
+            raise StoreError(f"top_items[{name!r}] has shape {idx.shape}, expected ({n}, f)")
+        if idx.size and (idx.max() >= len(items) or idx.min() < -1):
+            raise StoreError(f"top_items[{name!r}] indexes outside item_ids (0..{len(items) - 1}, or -1)")
+        tensors[TOP_ITEMS_PREFIX + name] = idx
+        if top_weights is not None and name in top_weights:
+            w = top_weights[name]
+            w = np.asarray(w.cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float32)
+            if w.shape != idx.shape:
+                raise StoreError(f"top_weights[{name!r}] has shape {w.shape}, top_items {idx.shape}")
+            _refuse_non_finite(f"top_weights[{name!r}]", w, ids, "float32")
+            tensors[TOP_WEIGHTS_PREFIX + name] = w
+    return tensors
 
 
 def _refuse_non_finite(what: str, values: np.ndarray, ids: np.ndarray, dtype: str) -> None:
