@@ -54,7 +54,7 @@ def make_prompts(n: int, min_items: int, max_items: int, seed: int) -> tuple[lis
     """``n`` session prompts listing ``min_items..max_items`` numbered ``Title_ItemID`` lines."""
     items, source = load_titles()
     try:
-        from llm4sbr_adapter.build.prompts import DEFAULT_PERSPECTIVES, render_prompt
+        from llm4sbr_adapter.offline.prompts import DEFAULT_PERSPECTIVES, render_prompt
 
         def render(lines):
             return render_prompt(DEFAULT_PERSPECTIVES[0], lines)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from llm4sbr_adapter.build.llm import GenerationConfig, make_backend
+    from llm4sbr_adapter.offline.llm import GenerationConfig, make_backend
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

@@ -32,7 +32,7 @@ def load_prompts(path: str | None, n: int, seed: int) -> tuple[list[str], str]:
     if path is None:
         import tempfile
 
-        from llm4sbr_adapter.build.pipeline import build_intent_store
+        from llm4sbr_adapter.offline.pipeline import build_intent_store
         from llm4sbr_adapter.build_store import demo_paths
 
         path = os.path.join(tempfile.mkdtemp(), "demo_prompts.jsonl")
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from llm4sbr_adapter.build.llm import GenerationConfig, make_backend
+    from llm4sbr_adapter.offline.llm import GenerationConfig, make_backend
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)

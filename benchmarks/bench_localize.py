@@ -22,7 +22,7 @@ import faiss
 import numpy as np
 import torch
 
-from llm4sbr_adapter.build.localize import ItemLocalizer
+from llm4sbr_adapter.offline.localize import ItemLocalizer
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int, chunk: int = 100_000) -> np.ndarray:

@@ -21,10 +21,9 @@ import faiss
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llm4sbr_adapter import IntentStore  # noqa: E402
-from llm4sbr_adapter.models.neighbours import SessionNeighbourBank  # noqa: E402
+from llm4sbr_adapter.hiphop.neighbours import SessionNeighbourBank  # noqa: E402
 
 
 def load_vectors(path: str, perspective: str, dim: int) -> torch.Tensor:

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the block's offset in sorted order and of its shuffle")
     args = parser.parse_args(argv)
 
-    from llm4sbr_adapter.build.llm import GenerationConfig, make_backend
+    from llm4sbr_adapter.offline.llm import GenerationConfig, make_backend
 
     prompts = read_prompts(args.prompts, args.perspective)
     backend = make_backend(f"llamacpp:{args.model}", n_threads=args.threads or None)

@@ -3,10 +3,10 @@
 Three variants train side by side on the same batches of a prepared split, in alternating rounds
 (each round times every variant on its own share of batches, so a noisy neighbour hits all of them):
 
-* ``dense``: :func:`examples.backbones.srgnn.dense_reference_embeddings` (linear maps over the padded
+* ``dense``: :func:`llm4sbr_adapter.experiments.backbones.srgnn.dense_reference_embeddings` (linear maps over the padded
   ``[B, n, d]`` grid, dense ``adj @ x``), ``torch.optim.Adam`` as before;
 * ``packed``: :meth:`SRGNN.states` (real nodes and clicks only, sparse messages), the same Adam;
-* ``packed+fused``: the packed model with ``Adam(fused=True)``, what ``examples/train.py`` uses.
+* ``packed+fused``: the packed model with ``Adam(fused=True)``, what ``llm4sbr_adapter/experiments/train.py`` uses.
 
 Prints milliseconds per training step (forward, CE over all items, backward, optimiser step) and the
 ratios to ``dense``. Before timing it checks that dense and packed give the same session embeddings.
@@ -25,16 +25,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.backbones.srgnn import SRGNN, dense_reference_embeddings  # noqa: E402
-from examples.catalogue import count_items  # noqa: E402
-from examples.session_data import iterate_batches, load_split  # noqa: E402
+from llm4sbr_adapter.experiments.backbones.srgnn import SRGNN, dense_reference_embeddings  # noqa: E402
+from llm4sbr_adapter.experiments.catalogue import count_items  # noqa: E402
+from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split  # noqa: E402
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description="Dense vs packed SR-GNN and Adam vs fused Adam, ms per training step.")
-    p.add_argument("--data", required=True, help="prepared data folder (examples.prepare_data) with train.txt, items.tsv")
+    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.prepare_data) with train.txt, items.tsv")
     p.add_argument("--batches", type=int, default=60, help="training batches per variant per round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median per variant is reported")
     p.add_argument("--batch-size", type=int, default=100, help="sessions per batch")

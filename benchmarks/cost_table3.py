@@ -1,7 +1,7 @@
 """Cost of the enhancer (the paper's Table 3): training time per epoch and peak memory, alone vs with it.
 
 For each backbone the script trains one epoch alone and one epoch with the enhancer, each in its own
-``python -m examples.train`` process (so peak RSS is per variant), back to back and alternating which
+``python -m llm4sbr_adapter.experiments.train`` process (so peak RSS is per variant), back to back and alternating which
 goes first over ``--rounds`` rounds, so that load drift on a shared machine hits both variants alike.
 It prints the medians and the ratios enhancer / alone. The intent stores' content does not change the
 cost, so any store with the right rows works (the text-mean control stores are cheapest to make).
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_once(args: argparse.Namespace, model: str, enhancer: bool, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "examples.train", "--data", args.data, "--model", model, "--epochs", "1",
+    cmd = [sys.executable, "-m", "llm4sbr_adapter.experiments.train", "--data", args.data, "--model", model, "--epochs", "1",
            "--patience", "0", "--seed", "0", "--threads", str(args.threads), "--out", str(out), "--quiet"]
     if enhancer:
         cmd.append("--enhancer")
@@ -37,7 +37,7 @@ def run_once(args: argparse.Namespace, model: str, enhancer: bool, out: Path) ->
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="prepared data folder (examples.prepare_data)")
+    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.prepare_data)")
     p.add_argument("--stores", required=True, help="folder with <prefix>_{train,valid,test}.safetensors")
     p.add_argument("--store-prefix", default="text_mean", help="store file prefix inside --stores (default text_mean)")
     p.add_argument("--models", nargs="+", default=["srgnn", "narm", "stamp"], help="backbones to measure")

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from examples.summarize import load_runs  # noqa: E402
+from llm4sbr_adapter.experiments.summarize import load_runs  # noqa: E402
 
 MODELS = ("srgnn", "narm", "stamp")
 LABELS = {"srgnn": "SR-GNN", "narm": "NARM", "stamp": "STAMP"}

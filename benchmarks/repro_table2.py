@@ -1,8 +1,8 @@
 """Run the reproduction grid (backbones x {alone, + enhancer} x seeds) and summarise it.
 
-Each run is one ``python -m examples.train`` process (so peak memory is measured per run) writing
+Each run is one ``python -m llm4sbr_adapter.experiments.train`` process (so peak memory is measured per run) writing
 ``<runs>/<model>[_enh]_s<seed>.json``; runs whose JSON already exists are skipped, so an interrupted
-grid resumes where it stopped. At the end ``examples.summarize`` prints the Markdown tables and writes
+grid resumes where it stopped. At the end ``llm4sbr_adapter.experiments.summarize`` prints the Markdown tables and writes
 ``<runs>/summary.json``.
 
 Example (ML-100K, text-mean control stores):
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     p = argparse.ArgumentParser(description="Run backbones with and without the intent enhancer over seeds, then summarise.")
-    p.add_argument("--data", required=True, help="prepared data folder (examples.prepare_data)")
+    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.prepare_data)")
     p.add_argument("--stores", help="folder with <prefix>_{train,valid,test}.safetensors (needed for enhancer runs)")
     p.add_argument("--store-prefix", default="text_mean", help="store file prefix inside --stores")
     p.add_argument("--runs", required=True, help="output folder for the per-run JSON / ranks files")
@@ -37,7 +37,7 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each uses --threads torch threads)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--no-summary", action="store_true", help="skip the summary at the end (several calls fill one folder)")
-    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further flags passed to examples.train")
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further flags passed to llm4sbr_adapter.experiments.train")
     args = p.parse_args()
 
     runs = Path(args.runs)
@@ -47,7 +47,7 @@ def main() -> int:
         for variant in args.variants:
             for seed in args.seeds:
                 out = runs / f"{model}{'_enh' if variant == 'enh' else ''}_s{seed}.json"
-                cmd = [sys.executable, "-m", "examples.train", "--data", args.data, "--model", model,
+                cmd = [sys.executable, "-m", "llm4sbr_adapter.experiments.train", "--data", args.data, "--model", model,
                        "--epochs", str(args.epochs), "--seed", str(seed), "--threads", str(args.threads),
                        "--out", str(out), "--quiet"]
                 if variant == "enh":
@@ -74,7 +74,7 @@ def main() -> int:
             print(line, flush=True)
     if args.no_summary:
         return 0
-    subprocess.run([sys.executable, "-m", "examples.summarize", "--runs", str(runs),
+    subprocess.run([sys.executable, "-m", "llm4sbr_adapter.experiments.summarize", "--runs", str(runs),
                     "--json", str(runs / "summary.json"), "--data", args.data], cwd=REPO, check=False)
     return 0
 

@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-from .build.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
-from .build.prompts import DEFAULT_MAX_ITEMS
-from .build.sessions import PICKLE_WARNING, read_catalogue, read_sessions
+from .offline.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
+from .offline.prompts import DEFAULT_MAX_ITEMS
+from .offline.sessions import PICKLE_WARNING, read_catalogue, read_sessions
 from .errors import CliParser, add_log_level, run_cli
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
@@ -232,7 +232,7 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace, demo
 
 def _build(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
     """Read the inputs, build (or dry-run) the store and print the summary."""
-    from .build.llm.base import GenerationConfig
+    from .offline.llm.base import GenerationConfig
 
     start = time.perf_counter()
     sessions = read_sessions(args.sessions, args.sessions_format, on_empty=args.on_empty_session,

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .build.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+from .offline.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
 from .errors import CliParser, add_log_level, run_cli
 from .store import IntentStore
 

@@ -1,4 +1,4 @@
-"""Tests of examples.baselines on hand-made data: sessions, model scores, tie-breaking, selection, CLI."""
+"""Tests of llm4sbr_adapter.experiments.baselines on hand-made data: sessions, model scores, tie-breaking, selection, CLI."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from examples import baselines as bl
-from examples.metrics import target_ranks
-from examples.session_data import SplitData
-from examples.summarize import load_named_runs, load_runs
+from llm4sbr_adapter.experiments import baselines as bl
+from llm4sbr_adapter.experiments.metrics import target_ranks
+from llm4sbr_adapter.experiments.session_data import SplitData
+from llm4sbr_adapter.experiments.summarize import load_named_runs, load_runs
 
 
 def arrays(*seqs: list[int]) -> list[np.ndarray]:
@@ -182,7 +182,7 @@ def test_bad_rows_file_is_a_one_line_error(selection_dir: Path, tmp_path: Path, 
 
 
 def test_missing_data_folder_exits_2_without_traceback(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "examples.baselines", "--data", str(tmp_path / "nope"),
+    proc = subprocess.run([sys.executable, "-m", "llm4sbr_adapter.experiments.baselines", "--data", str(tmp_path / "nope"),
                            "--runs", str(tmp_path / "runs")], check=False, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.build import build_intent_store, clean_answer, read_catalogue, read_sessions
-from llm4sbr_adapter.build.llm.base import LLMBackend
-from llm4sbr_adapter.build.llm.cache import AnswerCache
-from llm4sbr_adapter.build.prompts import DEFAULT_PERSPECTIVES, prompt_sha256
+from llm4sbr_adapter.offline import build_intent_store, clean_answer, read_catalogue, read_sessions
+from llm4sbr_adapter.offline.llm.base import LLMBackend
+from llm4sbr_adapter.offline.llm.cache import AnswerCache
+from llm4sbr_adapter.offline.prompts import DEFAULT_PERSPECTIVES, prompt_sha256
 from llm4sbr_adapter.build_store import build_parser, demo_paths, main as build_main
 from llm4sbr_adapter.inspect_store import format_report, inspect_store, main as inspect_main
 from llm4sbr_adapter.store import IntentStore, merge_stores, sha256_file
@@ -36,7 +36,7 @@ LINE = re.compile(r"^\d+\. (.*)_(\d+)$")
 FAKE_MODULE = textwrap.dedent(
     '''
     import json, os, re, time
-    from llm4sbr_adapter.build.llm.base import LLMBackend
+    from llm4sbr_adapter.offline.llm.base import LLMBackend
 
     LINE = re.compile(r"^\\d+\\. (.*)_(\\d+)$")
 
@@ -86,7 +86,7 @@ class ExplodingLLM(LLMBackend):
 
 @pytest.fixture(scope="module")
 def encoder():
-    from llm4sbr_adapter.build.encode import TextEncoder
+    from llm4sbr_adapter.offline.encode import TextEncoder
 
     return TextEncoder()
 
@@ -397,8 +397,8 @@ def _tiny_causal_lm(folder: Path) -> Path:
 
 
 def test_build_with_a_tiny_local_causal_lm_through_the_hf_spec(tmp_path, encoder):
-    from llm4sbr_adapter.build import SessionSet
-    from llm4sbr_adapter.build.llm.base import GenerationConfig
+    from llm4sbr_adapter.offline import SessionSet
+    from llm4sbr_adapter.offline.llm.base import GenerationConfig
 
     model_dir = _tiny_causal_lm(tmp_path / "tiny-lm")
     sessions = read_sessions(demo_paths()[0])
@@ -490,7 +490,7 @@ def test_clis_refuse_a_pickle_named_tsv_and_run_no_code(tmp_path, capsys):
 @pytest.fixture()
 def no_models(monkeypatch):
     """Make loading the LLM or the text encoder fail the test."""
-    from llm4sbr_adapter.build import pipeline
+    from llm4sbr_adapter.offline import pipeline
 
     def boom(*args, **kwargs):
         raise AssertionError("a model was loaded")

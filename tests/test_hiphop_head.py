@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from llm4sbr_adapter.losses import InfoNCELoss
-from llm4sbr_adapter.models import (BackboneBatch, HiphopConfig, HiphopHead, SessionNeighbourBank,
+from llm4sbr_adapter.hiphop import (BackboneBatch, HiphopConfig, HiphopHead, SessionNeighbourBank,
                                     bank_hard_negatives, in_batch_hard_negatives)
 
 NUM_ITEMS, D, L = 30, 16, 6
@@ -108,7 +108,7 @@ def test_composes_with_intent_enhancer():
     backbone, head, (items, _, _) = _setup()
     enh = enhancer_mod.IntentEnhancer(enhancer_mod.IntentEnhancerConfig(hidden_size=D, text_dim=12))
     states, mask, session = backbone(items[:8])
-    from llm4sbr_adapter.models import last_item_state
+    from llm4sbr_adapter.hiphop import last_item_state
     e = enh(last_item_state(states, mask), session, intents={"long": torch.randn(8, 12), "short": torch.randn(8, 12)})
     out = head(states, mask, session, intent=e.session)
     (out.session.sum() + out.aux_loss + e.aux_loss).backward()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from llm4sbr_adapter.models.multi_intent import MultiIntentCapture, intent_diversity_loss, last_item_state
+from llm4sbr_adapter.hiphop.multi_intent import MultiIntentCapture, intent_diversity_loss, last_item_state
 
 B, L, D = 4, 6, 8
 

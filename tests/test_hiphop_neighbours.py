@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from llm4sbr_adapter.models.neighbours import (BankRows, IntentGuidedNeighbourAggregator, SessionNeighbourBank,
+from llm4sbr_adapter.hiphop.neighbours import (BankRows, IntentGuidedNeighbourAggregator, SessionNeighbourBank,
                                                last_items_mean)
 
 D, N = 16, 200

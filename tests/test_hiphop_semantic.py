@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from llm4sbr_adapter.models.semantic_items import (SemanticInitError, SemanticItemEmbedding, align_text_to_rows,
+from llm4sbr_adapter.hiphop.semantic_items import (SemanticInitError, SemanticItemEmbedding, align_text_to_rows,
                                                    fit_text_projection)
 
 NUM_ROWS, TEXT_DIM, D = 12, 16, 8

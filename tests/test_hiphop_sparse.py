@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from llm4sbr_adapter.models.sparse_attention import entmax15, sparse_normalise, sparsemax, topk_softmax
+from llm4sbr_adapter.hiphop.sparse_attention import entmax15, sparse_normalise, sparsemax, topk_softmax
 
 
 def _bisection(z: torch.Tensor, p_of_tau) -> torch.Tensor:

@@ -7,8 +7,8 @@ import importlib.util
 
 import pytest
 
-from llm4sbr_adapter.build.llm import GenerationConfig, LLMError, make_backend
-from llm4sbr_adapter.build.llm import default_model as dm
+from llm4sbr_adapter.offline.llm import GenerationConfig, LLMError, make_backend
+from llm4sbr_adapter.offline.llm import default_model as dm
 
 HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 

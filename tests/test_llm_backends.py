@@ -19,11 +19,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from llm4sbr_adapter.build.llm import default_model as dm  # noqa: E402
-from llm4sbr_adapter.build.llm.base import GenerationConfig  # noqa: E402
-from llm4sbr_adapter.build.llm.default_model import make_backend  # noqa: E402
-from llm4sbr_adapter.build.llm.openai_http import HTTPStatusError, OpenAIChatBackend  # noqa: E402
-from llm4sbr_adapter.build.llm.replay import (  # noqa: E402
+from llm4sbr_adapter.offline.llm import default_model as dm  # noqa: E402
+from llm4sbr_adapter.offline.llm.base import GenerationConfig  # noqa: E402
+from llm4sbr_adapter.offline.llm.default_model import make_backend  # noqa: E402
+from llm4sbr_adapter.offline.llm.openai_http import HTTPStatusError, OpenAIChatBackend  # noqa: E402
+from llm4sbr_adapter.offline.llm.replay import (  # noqa: E402
     ReplayBackend,
     ReplayFormatError,
     export_prompts,
@@ -75,7 +75,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_backend(tiny_model_dir):
-    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+    from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
 
     return TransformersBackend(tiny_model_dir, batch_size=3)
 
@@ -143,7 +143,7 @@ def test_rows_ending_at_different_steps_match_one_at_a_time(tiny_backend, monkey
 
 
 def test_chat_template_is_applied(tiny_backend, tiny_model_dir, tmp_path):
-    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+    from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
 
     assert tiny_backend.format_prompt("hello") == "<|user|>hello<|assistant|>"
     raw = TransformersBackend(_write_tiny_model(tmp_path / "raw", chat_template=False))
@@ -170,7 +170,7 @@ def test_make_backend_hf_spec(tiny_model_dir):
 
 
 def test_lazy_backend_loads_only_when_used(tiny_model_dir, tiny_backend, monkeypatch):
-    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+    from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
 
     loads = []
     real = TransformersBackend._load
@@ -185,7 +185,7 @@ def test_lazy_backend_loads_only_when_used(tiny_model_dir, tiny_backend, monkeyp
 
 
 def test_builds_create_local_backends_lazily(tiny_model_dir):
-    from llm4sbr_adapter.build.pipeline import _resolve_llm
+    from llm4sbr_adapter.offline.pipeline import _resolve_llm
 
     backend, owned = _resolve_llm(f"hf:{tiny_model_dir}", "cpu", 2)
     assert owned and "model" not in backend.__dict__
@@ -353,7 +353,7 @@ def test_http_connection_refused_retries_then_fails(monkeypatch, caplog):
 
 def _no_sleep(monkeypatch) -> list[float]:
     """Record the backend's retry waits instead of sleeping (the attribute is new in issue 15)."""
-    from llm4sbr_adapter.build.llm import openai_http
+    from llm4sbr_adapter.offline.llm import openai_http
 
     waits: list[float] = []
     monkeypatch.setattr(openai_http, "_sleep", waits.append, raising=False)
@@ -407,7 +407,7 @@ def _tsv_inputs(tmp_path: Path, n: int = 20) -> tuple[Path, Path]:
 
 
 def test_http_retry_errors_name_session_and_perspective(chat_server, tmp_path, monkeypatch, caplog):
-    from llm4sbr_adapter.build import build_intent_store
+    from llm4sbr_adapter.offline import build_intent_store
 
     _no_sleep(monkeypatch)
     chat_server.fail_if = lambda prompt: 500 if "Zebra lamp" in prompt else None
@@ -421,7 +421,7 @@ def test_http_retry_errors_name_session_and_perspective(chat_server, tmp_path, m
 
 
 def test_request_timeout_flag_is_validated_and_reaches_the_http_backend(chat_server, tmp_path, monkeypatch):
-    from llm4sbr_adapter.build import build_intent_store
+    from llm4sbr_adapter.offline import build_intent_store
     from llm4sbr_adapter.build_store import build_parser
 
     for bad in ("0", "-2", "soon"):
@@ -440,8 +440,8 @@ def test_request_timeout_flag_is_validated_and_reaches_the_http_backend(chat_ser
 
 
 def test_http_build_commits_every_batch_size_prompts_and_keeps_the_server_busy(chat_server, tmp_path, monkeypatch):
-    from llm4sbr_adapter.build import build_intent_store, pipeline
-    from llm4sbr_adapter.build.llm.cache import AnswerCache
+    from llm4sbr_adapter.offline import build_intent_store, pipeline
+    from llm4sbr_adapter.offline.llm.cache import AnswerCache
 
     commits: list[int] = []
     put_many = AnswerCache.put_many
@@ -614,7 +614,7 @@ def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, mo
     saves an HF folder beside the file, and later loads read that folder instead."""
     import transformers
 
-    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+    from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
 
     gguf = tmp_path / "tiny.gguf"
     gguf.write_bytes(b"GGUF fake weights")
@@ -664,8 +664,8 @@ def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, mo
 
 def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_files(tmp_path, monkeypatch):
     monkeypatch.setenv("LLM4SBR_CACHE", str(tmp_path / "cache"))  # the GGUF's sha256 stamp goes there
-    from llm4sbr_adapter.build.llm.base import LLMError
-    from llm4sbr_adapter.build.llm.transformers_backend import _CONVERTED_STAMP, dequantised_gguf_folder
+    from llm4sbr_adapter.offline.llm.base import LLMError
+    from llm4sbr_adapter.offline.llm.transformers_backend import _CONVERTED_STAMP, dequantised_gguf_folder
 
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF not a real model")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from llm4sbr_adapter.build.llm.base import GenerationConfig, LLMBackend
-from llm4sbr_adapter.build.llm.cache import AnswerCache, AnswerResult, answer_prompts, cache_key
+from llm4sbr_adapter.offline.llm.base import GenerationConfig, LLMBackend
+from llm4sbr_adapter.offline.llm.cache import AnswerCache, AnswerResult, answer_prompts, cache_key
 
 
 class CountingBackend(LLMBackend):
@@ -126,8 +126,8 @@ def test_failed_batch_keeps_earlier_batches(tmp_path):
 
 _WORKER = textwrap.dedent("""
     import sys, time
-    from llm4sbr_adapter.build.llm.base import GenerationConfig, LLMBackend
-    from llm4sbr_adapter.build.llm.cache import AnswerCache, answer_prompts
+    from llm4sbr_adapter.offline.llm.base import GenerationConfig, LLMBackend
+    from llm4sbr_adapter.offline.llm.cache import AnswerCache, answer_prompts
 
     class Slow(LLMBackend):
         model_id = "slow-fake"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm4sbr_adapter.build.localize import ItemLocalizer
+from llm4sbr_adapter.offline.localize import ItemLocalizer
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-from llm4sbr_adapter.build.llm import default_model as dm
+from llm4sbr_adapter.offline.llm import default_model as dm
 
 
 def _touch_later(path: Path) -> None:
@@ -31,7 +31,7 @@ def _fake_hf_folder(folder: Path, weights: bytes) -> Path:
 
 
 def test_stamped_sha256_hashes_once_and_again_when_the_file_changes(tmp_path, monkeypatch):
-    from llm4sbr_adapter.build import model_hash
+    from llm4sbr_adapter.offline import model_hash
 
     calls: list[Path] = []
     real = model_hash.sha256_file
@@ -52,7 +52,7 @@ def test_stamped_sha256_hashes_once_and_again_when_the_file_changes(tmp_path, mo
 
 def test_transformers_model_id_follows_the_weights_not_their_size(tmp_path, monkeypatch):
     monkeypatch.setenv("LLM4SBR_CACHE", str(tmp_path / "cache"))  # the stamps go there
-    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+    from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
 
     a = _fake_hf_folder(tmp_path / "a" / "my-model", b"\x01" * 64)
     b = _fake_hf_folder(tmp_path / "b" / "my-model", b"\x02" * 64)  # fine-tuned: same name, same size
@@ -68,7 +68,7 @@ def test_transformers_model_id_follows_the_weights_not_their_size(tmp_path, monk
 
 
 def test_llamacpp_model_id_follows_the_weights(tmp_path, monkeypatch):
-    from llm4sbr_adapter.build.llm.llamacpp_backend import LlamaCppBackend
+    from llm4sbr_adapter.offline.llm.llamacpp_backend import LlamaCppBackend
 
     class FakeLlama:
         def __init__(self, **kwargs):
@@ -111,7 +111,7 @@ def _fake_gguf_conversion(monkeypatch) -> list[Path]:
     only record conversions and write the converted folder's stamp (no model is built)."""
     import transformers
 
-    from llm4sbr_adapter.build.llm import transformers_backend as tb
+    from llm4sbr_adapter.offline.llm import transformers_backend as tb
 
     conversions: list[Path] = []
 
@@ -139,7 +139,7 @@ def test_gguf_conversion_is_redone_for_a_same_name_same_size_gguf_with_other_byt
     """The converted folder is stamped by the GGUF's content sha256, not by its name, size and mtime."""
     import shutil
 
-    from llm4sbr_adapter.build.llm.transformers_backend import TransformersBackend
+    from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
 
     monkeypatch.setenv("LLM4SBR_CACHE", str(tmp_path / "cache"))
     conversions = _fake_gguf_conversion(monkeypatch)

@@ -1,4 +1,4 @@
-"""The authors' protocol (examples.paper_protocol) and its command line (examples.prepare_data --protocol paper)."""
+"""The authors' protocol (llm4sbr_adapter.experiments.paper_protocol) and its command line (llm4sbr_adapter.experiments.prepare_data --protocol paper)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.paper_protocol import (  # noqa: E402
+from llm4sbr_adapter.experiments.paper_protocol import (  # noqa: E402
     clock_windows,
     drop_sessions_with_rare_items,
     prepare_beauty_paper,
     prepare_movielens_paper,
     user_split,
 )
-from examples.prepare_data import main as prepare_main  # noqa: E402
-from examples.raw_data import Session  # noqa: E402
+from llm4sbr_adapter.experiments.prepare_data import main as prepare_main  # noqa: E402
+from llm4sbr_adapter.experiments.raw_data import Session  # noqa: E402
 
 
 def test_windows_floor_the_clock_not_gaps():

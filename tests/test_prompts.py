@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llm4sbr_adapter.build.prompts import (
+from llm4sbr_adapter.offline.prompts import (
     DEFAULT_PERSPECTIVES,
     DEFAULT_TEMPLATE,
     SHORT_TERM_ITEMS,
@@ -18,7 +18,7 @@ from llm4sbr_adapter.build.prompts import (
     prompt_sha256,
     render_prompt,
 )
-from llm4sbr_adapter.build.sessions import Catalogue, InputFormatError
+from llm4sbr_adapter.offline.sessions import Catalogue, InputFormatError
 
 CAT = Catalogue.from_pairs([(i, f"Item number {i}") for i in range(1, 101)])
 

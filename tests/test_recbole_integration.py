@@ -1,4 +1,4 @@
-"""examples/recbole_srgnn.py against the real RecBole package (skipped when it is not installed).
+"""llm4sbr_adapter/experiments/recbole_srgnn.py against the real RecBole package (skipped when it is not installed).
 
 A tiny atomic-file dataset (sessions of 4-6 interactions, an ``event_id`` per interaction) is
 written to a temporary folder; per-split intent stores hold one vector per *row* (target event),
@@ -24,7 +24,7 @@ try:
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    from examples.recbole_srgnn import IntentSRGNN, export_prefix_sessions, load_recbole_checkpoint, main, srgnn_config
+    from llm4sbr_adapter.experiments.recbole_srgnn import IntentSRGNN, export_prefix_sessions, load_recbole_checkpoint, main, srgnn_config
 except ImportError as err:  # recbole or one of its light dependencies is missing
     pytest.skip(
         f"RecBole is not importable ({err}); install it with "
@@ -237,7 +237,7 @@ def test_each_split_store_is_checked_against_the_splits_rows(world, tmp_path, ca
         model.check_split(partial, world["test"], "test")
     model.enhancer.config.missing = "zeros"
     try:
-        with caplog.at_level("WARNING", logger="examples.recbole_srgnn"):
+        with caplog.at_level("WARNING", logger="llm4sbr_adapter.experiments.recbole_srgnn"):
             assert model.check_split(partial, world["test"], "test") == {"rows": n_test, "found": len(half)}
         assert "intent_missing='zeros' substitutes them" in caplog.text
         with pytest.raises(StoreMismatchError, match="test rows are not in this store"):

@@ -1,4 +1,4 @@
-"""examples.table2 and examples.bootstrap: seeds paired, users as clusters, the best baseline chosen on validation."""
+"""llm4sbr_adapter.experiments.table2 and llm4sbr_adapter.experiments.bootstrap: seeds paired, users as clusters, the best baseline chosen on validation."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from examples.bootstrap import paired_difference, user_clusters  # noqa: E402
-from examples.metrics import summarize_ranks  # noqa: E402
-from examples.table2 import best_baseline, table2  # noqa: E402
+from llm4sbr_adapter.experiments.bootstrap import paired_difference, user_clusters  # noqa: E402
+from llm4sbr_adapter.experiments.metrics import summarize_ranks  # noqa: E402
+from llm4sbr_adapter.experiments.table2 import best_baseline, table2  # noqa: E402
 
 
 def _data(folder: Path, users: list[str]) -> Path:

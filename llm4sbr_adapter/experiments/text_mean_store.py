@@ -6,7 +6,7 @@ For every row of ``train.txt`` / ``valid.txt`` / ``test.txt`` (inputs only; the 
 * ``short`` = mean of the title embeddings of the last ``--short-window`` (3) input items;
 
 each L2-normalised (a session none of whose items has a title gets a zero vector). Titles are embedded
-with :class:`llm4sbr_adapter.build.encode.TextEncoder` (all-MiniLM-L6-v2 by default, 384-d), or with
+with :class:`llm4sbr_adapter.offline.encode.TextEncoder` (all-MiniLM-L6-v2 by default, 384-d), or with
 sentence-transformers on the same local model when that class is unavailable. One store per split,
 ``<out>/text_mean_<split>.safetensors``, tied to its pickle by ``sessions_sha256``.
 
@@ -34,7 +34,7 @@ def encode_titles(titles: Sequence[str], model_path: str | None = None) -> tuple
     keep = [k for k, t in enumerate(titles) if t.strip()]
     texts = [titles[k] for k in keep]
     try:
-        from llm4sbr_adapter.build.encode import TextEncoder
+        from llm4sbr_adapter.offline.encode import TextEncoder
 
         encoder = TextEncoder(model_path)
         vectors, name = encoder.encode(texts, batch_size=64, normalize_embeddings=True), encoder.name
@@ -128,7 +128,7 @@ def build_text_mean_stores(data_dir: str | Path, out_dir: str | Path, *, short_w
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Build the no-LLM control intent stores (mean of item-title embeddings) "
-                                "for train/valid/test of a folder written by examples.prepare_data.")
+                                "for train/valid/test of a folder written by llm4sbr_adapter.experiments.prepare_data.")
     p.add_argument("--data", required=True, help="folder with items.tsv and train.txt/valid.txt/test.txt")
     p.add_argument("--out", required=True, help="folder for text_mean_<split>.safetensors")
     p.add_argument("--short-window", type=int, default=3, help="number of last input items averaged for 'short'")

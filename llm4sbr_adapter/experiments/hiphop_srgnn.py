@@ -1,8 +1,8 @@
-"""SR-GNN with the HIPHOP parts from :mod:`llm4sbr_adapter.models`, on the harness's data and protocol.
+"""SR-GNN with the HIPHOP parts from :mod:`llm4sbr_adapter.hiphop`, on the harness's data and protocol.
 
-Same protocol as ``examples/train.py``: train on ``train.txt``, evaluate ``valid.txt`` after every
+Same protocol as ``llm4sbr_adapter/experiments/train.py``: train on ``train.txt``, evaluate ``valid.txt`` after every
 epoch, keep the state of the best validation ``--select-metric`` epoch, evaluate ``test.txt`` once with
-it. Metrics are averaged over all test sessions (``examples/metrics.py``).
+it. Metrics are averaged over all test sessions (``llm4sbr_adapter/experiments/metrics.py``).
 
 Parts (each can be switched on alone):
 
@@ -22,8 +22,8 @@ Parts (each can be switched on alone):
 
 Example::
 
-    python -m examples.prepare_data movielens --protocol temporal --src ../shared/data/ml-100k --out /tmp/ml100k
-    python -m examples.hiphop_srgnn --data /tmp/ml100k --semantic add --intents --neighbours \\
+    python -m llm4sbr_adapter.experiments.prepare_data movielens --protocol temporal --src ../shared/data/ml-100k --out /tmp/ml100k
+    python -m llm4sbr_adapter.experiments.hiphop_srgnn --data /tmp/ml100k --semantic add --intents --neighbours \\
         --contrastive --out /tmp/runs/hiphop_all_s0.json
 """
 
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llm4sbr_adapter.models import (BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding,
+from llm4sbr_adapter.hiphop import (BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding,
                                     align_text_to_rows)
 
 from .backbones.srgnn import SRGNN
@@ -51,7 +51,7 @@ from .session_data import Batch, SplitData, batch_to_device, iterate_batches
 from .train import (RecommenderModules, add_evaluation_flags, add_store_flags, add_training_flags, fit_and_evaluate,
                     load_run_data)
 
-logger = logging.getLogger("examples.hiphop_srgnn")
+logger = logging.getLogger("llm4sbr_adapter.experiments.hiphop_srgnn")
 
 
 def title_encoder_path(spec: str | None) -> Path | None:
@@ -62,8 +62,8 @@ def title_encoder_path(spec: str | None) -> Path | None:
     that file; any other path: a local model folder (an encoder or a decoder LLM; either way its last
     hidden states are mean-pooled over the title's tokens and L2-normalised).
     """
-    from llm4sbr_adapter.build.llm.default_model import default_llm_path
-    from llm4sbr_adapter.build.llm.transformers_backend import dequantised_gguf_folder
+    from llm4sbr_adapter.offline.llm.default_model import default_llm_path
+    from llm4sbr_adapter.offline.llm.transformers_backend import dequantised_gguf_folder
 
     if spec is None or spec == "default":
         return None
@@ -80,7 +80,7 @@ def title_encoder_path(spec: str | None) -> Path | None:
 def title_matrix(data_dir: Path, num_items: int, cache: Path | None, encoder_spec: str | None = None,
                  batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Text vectors in embedding-row order ``[num_items + 1, text_dim]`` and the has-title mask."""
-    from llm4sbr_adapter.build.encode import TextEncoder, catalogue_embeddings
+    from llm4sbr_adapter.offline.encode import TextEncoder, catalogue_embeddings
 
     ids, titles = read_items_tsv(data_dir / "items.tsv", dense_ids=False)
     titles = [t.strip() for t in titles]
@@ -110,7 +110,7 @@ def user_groups(data_dir: Path) -> np.ndarray:
 class HiphopRecommender(RecommenderModules):
     """Backbone + optional semantic items + HiphopHead + optional IntentEnhancer, with one forward.
 
-    A :class:`examples.train.Recommender`; the neighbour bank is not part of ``state()``: rebuild it with
+    A :class:`llm4sbr_adapter.experiments.train.Recommender`; the neighbour bank is not part of ``state()``: rebuild it with
     :meth:`refresh_bank` (at every epoch start and after the best state is restored).
     """
 
@@ -229,7 +229,7 @@ class HiphopRecommender(RecommenderModules):
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SR-GNN + HIPHOP parts (semantic items, multi-intent, intent-guided "
                                 "neighbours, contrastive); epoch picked on validation, test evaluated once.")
-    p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt, items.tsv (examples.prepare_data)")
+    p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt, items.tsv (llm4sbr_adapter.experiments.prepare_data)")
     add_training_flags(p)
     p.add_argument("--semantic", choices=("none", "init", "add"), default="none",
                    help="item-title semantics: initialise the item table from the titles, or add a projected title vector")
@@ -275,7 +275,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Build the model from the flags and hand it to :func:`examples.train.fit_and_evaluate`; returns the result."""
+    """Build the model from the flags and hand it to :func:`llm4sbr_adapter.experiments.train.fit_and_evaluate`; returns the result."""
     data_dir, data, num_items = load_run_data(args)
     model = HiphopRecommender(args, num_items, data, data_dir)
     fields = {

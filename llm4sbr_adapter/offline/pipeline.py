@@ -516,7 +516,7 @@ def run_build(
             sessions_sha256=sess.sha256,
             shard=report.shard,
             extra={
-                "builder": "llm4sbr_adapter.build",
+                "builder": "llm4sbr_adapter.offline",
                 "qualifiers": {p.name: p.qualifier for p in persp},
                 "last_n": {p.name: p.last_n for p in persp},
                 "max_items": int(cfg.max_items),
@@ -551,7 +551,7 @@ def _require_sessions(sess: SessionSet) -> None:
 
 def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts: dict[str, list[str]]) -> Path:
     """Write every prompt as one JSON line (``session_id``, ``perspective``, ``prompt``, ``prompt_sha256``),
-    the format :class:`~llm4sbr_adapter.build.llm.replay.ReplayBackend` answers files refer to."""
+    the format :class:`~llm4sbr_adapter.offline.llm.replay.ReplayBackend` answers files refer to."""
     from .llm.replay import export_prompts
 
     records = ({"session_id": sid, "perspective": p.name, "prompt": prompt}

@@ -3,9 +3,9 @@
 Two protocols (``--protocol``):
 
 * ``paper`` (the default): the authors' own rules, a split **by user** (train and test users cover the
-  same period); see :mod:`examples.paper_protocol`. Use it to set numbers beside the paper's Table 2.
+  same period); see :mod:`llm4sbr_adapter.experiments.paper_protocol`. Use it to set numbers beside the paper's Table 2.
 * ``temporal``: a split **by time** (every test target after every training target); see
-  :mod:`examples.temporal_protocol`. Stricter and closer to deployment; the earlier tables of
+  :mod:`llm4sbr_adapter.experiments.temporal_protocol`. Stricter and closer to deployment; the earlier tables of
   docs/results.md use it.
 
 Outputs in ``--out``: ``train.txt`` / ``valid.txt`` / ``test.txt`` (each ``pickle.dump((sequences, targets))``,

@@ -65,7 +65,7 @@ class LLMBackend(abc.ABC):
     """A text generator answering user messages.
 
     Subclasses set ``model_id``: a stable identity of model and weights (for a local model the sha256
-    of its weight files, never their name or size, see :mod:`~llm4sbr_adapter.build.model_hash`; for an
+    of its weight files, never their name or size, see :mod:`~llm4sbr_adapter.offline.model_hash`; for an
     HTTP server its base URL + model name). It is part of the answer-cache key, so two different models
     never share cached answers.
     """
@@ -73,13 +73,13 @@ class LLMBackend(abc.ABC):
     model_id: str
 
     #: True for a backend that keeps the previous prompt's key/value cache and re-reads only the tokens
-    #: after the longest shared prefix (llama.cpp). :func:`~llm4sbr_adapter.build.llm.cache.answer_prompts`
+    #: after the longest shared prefix (llama.cpp). :func:`~llm4sbr_adapter.offline.llm.cache.answer_prompts`
     #: then asks the uncached prompts in sorted order, so prompts that share an opening (the
     #: prefix-augmented rows of one user list the same first items) follow one another.
     reuses_prompt_prefix: bool = False
 
     #: Batches the backend can answer at once from separate threads. A server backend sets its number
-    #: of connections; :func:`~llm4sbr_adapter.build.llm.cache.answer_prompts` then keeps
+    #: of connections; :func:`~llm4sbr_adapter.offline.llm.cache.answer_prompts` then keeps
     #: ``concurrency // batch_size`` batches in flight, each committed to the cache on its own.
     concurrency: int = 1
 

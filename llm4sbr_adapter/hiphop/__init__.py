@@ -6,13 +6,13 @@ item embeddings, item states ``[B, L, d]`` + mask ``[B, L]`` and a session embed
 * :mod:`.neighbours` -- FAISS bank of training sessions + intent-guided sparse neighbour attention.
 * :mod:`.sparse_attention` -- sparsemax, 1.5-entmax, top-k softmax.
 * :mod:`.contrastive` -- InfoNCE between a session and its neighbour view, hard negatives.
-* :mod:`.hiphop` -- :class:`HiphopHead`, all of the above in one thin module.
+* :mod:`.head` -- :class:`HiphopHead`, all of the above in one thin module.
 
 See ``docs/hiphop.md``.
 """
 
 from .contrastive import NeighbourContrastiveLoss, bank_hard_negatives, in_batch_hard_negatives
-from .hiphop import BackboneBatch, HiphopConfig, HiphopHead, HiphopOutput
+from .head import BackboneBatch, HiphopConfig, HiphopHead, HiphopOutput
 from .multi_intent import MultiIntentCapture, MultiIntentOutput, intent_diversity_loss, last_item_state
 from .neighbours import (BankRows, IntentGuidedNeighbourAggregator, NeighbourHits, NeighbourView,
                          SessionNeighbourBank, last_items_mean)

@@ -1,8 +1,8 @@
 """Stage one of LLM4SBR: turn sessions and item titles into an intent store.
 
-``build_intent_store`` runs the whole pipeline (see :mod:`llm4sbr_adapter.build.pipeline`); the
+``build_intent_store`` runs the whole pipeline (see :mod:`llm4sbr_adapter.offline.pipeline`); the
 readers, prompt rendering and answer cleaning are importable on their own. The LLM backends live in
-:mod:`llm4sbr_adapter.build.llm`, the text encoder and localizer in ``build.encode`` / ``build.localize``.
+:mod:`llm4sbr_adapter.offline.llm`, the text encoder and localizer in ``build.encode`` / ``build.localize``.
 """
 
 from .pipeline import BuildConfig, BuildReport, DEFAULT_TOP_F, build_intent_store, default_cache_path, parse_shard, run_build

@@ -85,7 +85,7 @@ def _stamp_state(gguf: Path) -> str:
 def dequantised_gguf_folder(gguf: str | os.PathLike, trust_remote_code: bool = False) -> Path:
     """The float32 Hugging Face folder made of a GGUF file (``<name>.gguf.hf-float32/``), converting once.
 
-    Lets code that wants a plain model folder, such as :class:`~llm4sbr_adapter.build.encode.TextEncoder`
+    Lets code that wants a plain model folder, such as :class:`~llm4sbr_adapter.offline.encode.TextEncoder`
     embedding item titles with an LLM's hidden states, use the same cached conversion as generation.
     """
     gguf = Path(gguf).expanduser()

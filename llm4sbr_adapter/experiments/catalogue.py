@@ -1,4 +1,4 @@
-"""The item catalogue ``items.tsv`` written by :mod:`examples.prepare_data` (``item_id<TAB>title``, one header line)."""
+"""The item catalogue ``items.tsv`` written by :mod:`llm4sbr_adapter.experiments.prepare_data` (``item_id<TAB>title``, one header line)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .session_data import SplitData
 def read_items_tsv(path: str | Path, *, dense_ids: bool = True) -> tuple[list[int], list[str]]:
     """Item ids and titles of ``items.tsv``, in file order; a missing title is ``""`` (titles are not stripped).
 
-    With ``dense_ids`` (the default) the ids must be ``1..N`` in order, as ``examples.prepare_data`` writes them.
+    With ``dense_ids`` (the default) the ids must be ``1..N`` in order, as ``llm4sbr_adapter.experiments.prepare_data`` writes them.
     Raises ``ValueError`` naming the file and line of a bad header or a non-integer id.
     """
     path = Path(path)
@@ -31,7 +31,7 @@ def read_items_tsv(path: str | Path, *, dense_ids: bool = True) -> tuple[list[in
                 raise ValueError(f"{path}: line {lineno}: item id {row[0]!r} is not an integer") from None
             titles.append(row[1] if len(row) > 1 else "")
     if dense_ids and ids != list(range(1, len(ids) + 1)):
-        raise ValueError(f"{path}: item ids must be 1..N in order (as written by examples.prepare_data)")
+        raise ValueError(f"{path}: item ids must be 1..N in order (as written by llm4sbr_adapter.experiments.prepare_data)")
     return ids, titles
 
 

@@ -1,4 +1,4 @@
-"""Simple session-based baselines (Ludewig & Jannach's comparisons), scored like the neural models of ``examples.train``.
+"""Simple session-based baselines (Ludewig & Jannach's comparisons), scored like the neural models of ``llm4sbr_adapter.experiments.train``.
 
 Every model is fitted on the **training sessions** only (:func:`training_sessions`: each row of
 ``train.txt`` is ``inputs + [target]``; with ``rows_train.tsv`` a row whose sequence is a proper prefix
@@ -17,7 +17,7 @@ once). For a prefix ``q = (q_1 .. q_L)`` each model gives a score per item ``i``
   session, i.e. the higher row of train.txt); ``score(i) = sum_{s in N_k(q), i in s} sim(q, s)``.
   Candidates: all sessions sharing an item with ``q``; with ``sample > 0`` only the ``sample`` latest of
   them, where "latest" means the highest row of ``train.txt`` (SplitData has no timestamps, but both
-  protocols of ``examples.prepare_data`` write training rows in time order). Grid: ``k`` in
+  protocols of ``llm4sbr_adapter.experiments.prepare_data`` write training rows in time order). Grid: ``k`` in
   {20, 50, 100, 200, 500}, ``sample = 0``.
 * ``vsknn`` (:class:`VSKNN`, V-SKNN): the prefix's items are weighted by their distance ``d`` from the
   end (``d = 0`` for the last click; an item clicked twice keeps its latest, largest weight):
@@ -32,7 +32,7 @@ STAN is not implemented (skipped for time; V-SKNN covers the sequence-aware kNN 
 
 **Ties and unseen scores.** Every model ranks by its score and then by training popularity
 (:func:`popularity_tie_break`, exact, no epsilon): items with score 0 are ordered by popularity instead
-of all sharing the last rank under the pessimistic tie rule of ``examples.metrics``. A target never seen
+of all sharing the last rank under the pessimistic tie rule of ``llm4sbr_adapter.experiments.metrics``. A target never seen
 in training has popularity 0 and score 0, so it ranks (pessimistically) last.
 
 **exclude_seen.** Every grid point is also tried with ``exclude_seen=True``: the prefix's own items get
@@ -41,15 +41,15 @@ hyperparameter. It matters for the kNN models, whose nearest neighbour is often 
 history: on Beauty (temporal protocol) no valid target occurs in its prefix, and excluding the prefix
 raised SKNN's valid MRR@20 from 0.010 to 0.025.
 
-**Protocol** (as ``examples.train``): each grid point is fitted on train and evaluated on ``valid.txt``;
+**Protocol** (as ``llm4sbr_adapter.experiments.train``): each grid point is fitted on train and evaluated on ``valid.txt``;
 the point with the best ``--select-metric`` (first in grid order on ties, exclude_seen False before True) is evaluated on ``test.txt``
-once. Ranks come from :func:`examples.metrics.target_ranks` on the scores, in batches of 256 rows (a
+once. Ranks come from :func:`llm4sbr_adapter.experiments.metrics.target_ranks` on the scores, in batches of 256 rows (a
 ``[256, N]`` float64 block is small enough for the allocator to reuse; 1000-row blocks were 3x slower),
 so they are computed by the same code as the neural models'. Per model the CLI writes ``<runs>/<model><suffix>.json``
-and ``<same stem>.ranks.npz`` in the shape of ``examples.train``'s results (readable by
-``examples.summarize``)::
+and ``<same stem>.ranks.npz`` in the shape of ``llm4sbr_adapter.experiments.train``'s results (readable by
+``llm4sbr_adapter.experiments.summarize``)::
 
-    python -m examples.baselines --data DIR --runs OUTDIR [--models pop markov sr sknn vsknn]
+    python -m llm4sbr_adapter.experiments.baselines --data DIR --runs OUTDIR [--models pop markov sr sknn vsknn]
 """
 
 from __future__ import annotations
@@ -393,7 +393,7 @@ def batches(data: SplitData, batch_size: int) -> Iterator[tuple[slice, list[np.n
 
 
 def ranks_of(scores: np.ndarray, targets: torch.Tensor) -> np.ndarray:
-    """``examples.metrics.target_ranks`` of numpy scores: the neural models' rank code."""
+    """``llm4sbr_adapter.experiments.metrics.target_ranks`` of numpy scores: the neural models' rank code."""
     return target_ranks(torch.from_numpy(scores), targets).numpy()
 
 
@@ -505,12 +505,12 @@ def load_data(data_dir: Path) -> tuple[dict[str, SplitData], list[np.ndarray], i
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Popularity, Markov, SR, SKNN and V-SKNN baselines: hyperparameters "
-                                "chosen on valid, test once, results in examples.train's format.")
+                                "chosen on valid, test once, results in llm4sbr_adapter.experiments.train's format.")
     p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt (items.tsv, rows_train.tsv)")
     p.add_argument("--runs", required=True, help="output folder for <model><suffix>.json and .ranks.npz")
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS), help="models to run")
     p.add_argument("--seed", type=int, default=0, help="recorded in the results (the baselines are deterministic)")
-    p.add_argument("--name-suffix", help="file name suffix (default _s<seed>, as examples.summarize --by-name expects)")
+    p.add_argument("--name-suffix", help="file name suffix (default _s<seed>, as llm4sbr_adapter.experiments.summarize --by-name expects)")
     p.add_argument("--topk", type=int, nargs="+", default=[5, 10, 20], help="cut-offs K for HR/MRR/NDCG")
     p.add_argument("--select-metric", default="MRR@20", help="validation metric that picks the hyperparameters")
     p.add_argument("--batch-size", type=int, default=256, help="prefixes scored at once (256: the [B, N] blocks stay small enough to be reused)")

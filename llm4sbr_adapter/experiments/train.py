@@ -2,7 +2,7 @@
 
 Protocol: train on ``train.txt``; after every epoch evaluate on ``valid.txt``; keep the model state of
 the epoch with the best validation ``--select-metric`` (MRR@20 by default); evaluate ``test.txt`` once,
-with that state, at the end. Metrics are averaged over all test sessions (see ``examples/metrics.py``).
+with that state, at the end. Metrics are averaged over all test sessions (see ``llm4sbr_adapter/experiments/metrics.py``).
 
 With ``--enhancer`` the backbone's ``(h_local, h_global)`` go through
 :class:`llm4sbr_adapter.enhancer.IntentEnhancer`; each split has its own intent store (row ids of that
@@ -10,9 +10,9 @@ split's pickle, tied to it by ``sessions_sha256``) and the loss is ``CE + out.au
 
 Writes ``--out`` (JSON: config, per-epoch log, best epoch, test metrics, seconds per epoch, peak memory)
 and, beside it, ``<out stem>.ranks.npz`` with the per-session test and validation ranks (for paired
-bootstrap comparisons in ``examples/summarize.py``).
+bootstrap comparisons in ``llm4sbr_adapter/experiments/summarize.py``).
 
-The loop itself is :func:`fit_and_evaluate`, shared with ``examples/hiphop_srgnn.py``: any model that
+The loop itself is :func:`fit_and_evaluate`, shared with ``llm4sbr_adapter/experiments/hiphop_srgnn.py``: any model that
 follows the small :class:`Recommender` protocol can be trained and evaluated by it.
 """
 
@@ -42,7 +42,7 @@ from .intent_stores import open_stores
 from .metrics import summarize_ranks, target_ranks
 from .session_data import Batch, SplitData, batch_to_device, iterate_batches, load_split
 
-logger = logging.getLogger("examples.train")
+logger = logging.getLogger("llm4sbr_adapter.experiments.train")
 
 
 def peak_rss_mb() -> float:
@@ -322,7 +322,7 @@ def add_training_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_store_flags(p: argparse.ArgumentParser) -> None:
-    """``--store-train/valid/test``: one intent store per split (see :func:`examples.intent_stores.open_stores`)."""
+    """``--store-train/valid/test``: one intent store per split (see :func:`llm4sbr_adapter.experiments.intent_stores.open_stores`)."""
     p.add_argument("--store-train", help="intent store whose ids are the rows of train.txt")
     p.add_argument("--store-valid", help="intent store whose ids are the rows of valid.txt")
     p.add_argument("--store-test", help="intent store whose ids are the rows of test.txt")
@@ -341,7 +341,7 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Train a session-based recommender (SR-GNN / NARM / STAMP), "
                                 "optionally with the LLM4SBR intent enhancer; epoch picked on validation, test once.")
-    p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt (and items.tsv) from examples.prepare_data")
+    p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt (and items.tsv) from llm4sbr_adapter.experiments.prepare_data")
     p.add_argument("--model", choices=sorted(BACKBONES), default="srgnn", help="backbone")
     add_training_flags(p)
     p.add_argument("--enhancer", action=argparse.BooleanOptionalAction, default=False,

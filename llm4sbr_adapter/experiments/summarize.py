@@ -1,12 +1,12 @@
-"""Summarise runs of ``examples.train`` and ``examples.baselines``: mean ± std over seeds and paired
-differences with intervals from a bootstrap over users (:mod:`examples.bootstrap`).
+"""Summarise runs of ``llm4sbr_adapter.experiments.train`` and ``llm4sbr_adapter.experiments.baselines``: mean ± std over seeds and paired
+differences with intervals from a bootstrap over users (:mod:`llm4sbr_adapter.experiments.bootstrap`).
 
 * Default: per (model, enhancer) the mean and sample standard deviation over seeds of every test
   metric, the chosen epochs, seconds per training epoch and peak RSS; then, for each model run both
   alone and with the enhancer, the difference (enhancer - alone) with its 95 % interval.
 * ``--versus OTHER``: the same difference between two folders (e.g. real vs shuffled intents).
 * ``--by-name BASELINE``: groups named by file (``all_llm_s2.json`` -> ``all_llm``) against one of them.
-* ``--table2``: the paper-protocol Table 2 (:mod:`examples.table2`).
+* ``--table2``: the paper-protocol Table 2 (:mod:`llm4sbr_adapter.experiments.table2`).
 
 An interval that excludes 0 (marked ``*``) supports a difference on this test data for these seeds;
 one that contains 0 means "not resolved", never "the same". Per-seed differences sit beside it.
@@ -223,7 +223,7 @@ def parse_metrics(spec: str, parser: argparse.ArgumentParser) -> tuple[str, ...]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Summarise examples.train result JSONs: mean ± std over seeds, "
+    p = argparse.ArgumentParser(description="Summarise llm4sbr_adapter.experiments.train result JSONs: mean ± std over seeds, "
                                 "paired bootstrap CIs for enhancer - alone.")
     p.add_argument("--runs", required=True, help="folder with the result JSON and .ranks.npz files")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
