@@ -20,9 +20,38 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-_SYNTH_WORDS = ["Red", "Wool", "Trail", "Coffee", "Desk", "Lamp", "Garden", "Travel", "Steel", "Linen", "Pocket",
-                "Bamboo", "Cotton", "Vintage", "Compact", "Running", "Shoes", "Mug", "Notebook", "Scarf", "Kettle",
-                "Backpack", "Jacket", "Headphones", "Novel", "Blender", "Pillow", "Candle", "Gloves", "Charger"]
+_SYNTH_WORDS = [
+    "Red",
+    "Wool",
+    "Trail",
+    "Coffee",
+    "Desk",
+    "Lamp",
+    "Garden",
+    "Travel",
+    "Steel",
+    "Linen",
+    "Pocket",
+    "Bamboo",
+    "Cotton",
+    "Vintage",
+    "Compact",
+    "Running",
+    "Shoes",
+    "Mug",
+    "Notebook",
+    "Scarf",
+    "Kettle",
+    "Backpack",
+    "Jacket",
+    "Headphones",
+    "Novel",
+    "Blender",
+    "Pillow",
+    "Candle",
+    "Gloves",
+    "Charger",
+]
 
 _FALLBACK_TEMPLATE = (
     "A user clicked the following items in this order (each line is Title_ItemID):\n{items}\n"
@@ -59,8 +88,10 @@ def make_prompts(n: int, min_items: int, max_items: int, seed: int) -> tuple[lis
         def render(lines):
             return render_prompt(DEFAULT_PERSPECTIVES[0], lines)
     except ImportError:
+
         def render(lines):
             return _FALLBACK_TEMPLATE.format(items="\n".join(f"{i}. {x}" for i, x in enumerate(lines, 1)))
+
     rng = random.Random(seed)
     prompts = []
     for _ in range(n):
@@ -88,14 +119,19 @@ def matmul_flops(m: int, k: int, n: int, repeats: int = 5) -> float:
 def padded_tokens(lengths: list[int], batch_size: int) -> int:
     """Prompt positions processed by batched prefill (length-sorted batches padded to their longest)."""
     order = sorted(lengths, reverse=True)
-    return sum(max(order[i:i + batch_size]) * len(order[i:i + batch_size]) for i in range(0, len(order), batch_size))
+    return sum(
+        max(order[i : i + batch_size]) * len(order[i : i + batch_size]) for i in range(0, len(order), batch_size)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="default",
-                        help='LLM spec for make_backend: "default" (embedded Qwen2.5-Coder-0.5B GGUF) or '
-                             '"hf:<folder or .gguf>" (default: %(default)s)')
+    parser.add_argument(
+        "--model",
+        default="default",
+        help='LLM spec for make_backend: "default" (embedded Qwen2.5-Coder-0.5B GGUF) or '
+        '"hf:<folder or .gguf>" (default: %(default)s)',
+    )
     parser.add_argument("--n-prompts", type=int, default=16, help="number of prompts answered by each method")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch in the batched run")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="generated tokens per prompt at most")
@@ -114,22 +150,28 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     prompts, source = make_prompts(args.n_prompts, args.min_items, args.max_items, args.seed)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs "
-          f"(load average {load:.1f}), device {args.device}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs "
+        f"(load average {load:.1f}), device {args.device}"
+    )
     print(f"prompts: {len(prompts)} from {source}, {args.min_items}-{args.max_items} items each")
 
     t0 = time.perf_counter()
     backend = make_backend(args.model, device=args.device, batch_size=args.batch_size)
-    print(f"model: {backend.model_id}\n  load {time.perf_counter() - t0:.1f} s, "
-          f"{backend.num_parameters / 1e6:.0f} M parameters")
+    print(
+        f"model: {backend.model_id}\n  load {time.perf_counter() - t0:.1f} s, "
+        f"{backend.num_parameters / 1e6:.0f} M parameters"
+    )
 
     cfg = GenerationConfig(max_new_tokens=args.max_new_tokens)
     lengths = [len(x) for x in backend.encode_prompts(prompts)]
     n_prompt_tokens = sum(lengths)
     n_padded = padded_tokens(lengths, args.batch_size)
-    print(f"prompt tokens: total {n_prompt_tokens}, mean {statistics.mean(lengths):.0f}, "
-          f"min {min(lengths)}, max {max(lengths)}; batched prefill positions incl. padding {n_padded} "
-          f"(+{100 * (n_padded / n_prompt_tokens - 1):.1f} %)")
+    print(
+        f"prompt tokens: total {n_prompt_tokens}, mean {statistics.mean(lengths):.0f}, "
+        f"min {min(lengths)}, max {max(lengths)}; batched prefill positions incl. padding {n_padded} "
+        f"(+{100 * (n_padded / n_prompt_tokens - 1):.1f} %)"
+    )
 
     backend.generate_naive(prompts[:1], GenerationConfig(max_new_tokens=2))  # warm-up
     cfg_model = backend.model.config
@@ -152,16 +194,20 @@ def main(argv: list[str] | None = None) -> int:
         return backend.generate(chunk, cfg)
 
     for b, start in enumerate(range(0, len(order), args.batch_size)):
-        idx = order[start:start + args.batch_size]
+        idx = order[start : start + args.batch_size]
         chunk = [prompts[i] for i in idx]
-        for method in (methods if b % 2 == 0 else methods[::-1]):
+        for method in methods if b % 2 == 0 else methods[::-1]:
             t0 = time.perf_counter()
             got = run(method, chunk)
             seconds[method] += time.perf_counter() - t0
-            for i, a in zip(idx, got):
+            for i, a in zip(idx, got, strict=True):
                 answers[method][i] = a
-        print(f"  batch {b + 1}: {len(chunk)} prompts done ("
-              + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods) + " so far)", flush=True)
+        print(
+            f"  batch {b + 1}: {len(chunk)} prompts done ("
+            + ", ".join(f"{m} {seconds[m]:.1f} s" for m in methods)
+            + " so far)",
+            flush=True,
+        )
     naive = answers["naive"]
     t_naive, t_batched = seconds["naive"], seconds["batched"]
 
@@ -173,24 +219,30 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     for m in methods[1:]:
-        mism = [i for i, (a, b) in enumerate(zip(naive, answers[m])) if a != b]
+        mism = [i for i, (a, b) in enumerate(zip(naive, answers[m], strict=True)) if a != b]
         print(f"answers identical, naive vs {m}: {len(prompts) - len(mism)}/{len(prompts)}")
         for i in mism[:5]:
             print(f"  mismatch #{i}: naive={naive[i]!r}\n  {'':13}{m}={answers[m][i]!r}")
     print(f"example answer: {naive[0]!r}")
     print(f"generated tokens (naive answers): {new_tokens} ({new_tokens / len(prompts):.1f} per prompt)")
 
-    print(f"\nfloat32 matmul [512,{hidden}]x[{hidden},{inter}]: {peak / 1e9:.1f} GFLOP/s (best of before "
-          f"{peak_before / 1e9:.1f} / after {peak_after / 1e9:.1f}) "
-          f"(model FLOPs/token ~ 2 x {(backend.num_parameters - embed) / 1e6:.0f} M non-embedding params)")
-    print(f"{'method':<26}{'seconds':>9}{'prompts/s':>11}{'prompt tok/s':>14}{'all tok/s':>11}"
-          f"{'% matmul (prompt)':>19}{'% matmul (all)':>16}")
+    print(
+        f"\nfloat32 matmul [512,{hidden}]x[{hidden},{inter}]: {peak / 1e9:.1f} GFLOP/s (best of before "
+        f"{peak_before / 1e9:.1f} / after {peak_after / 1e9:.1f}) "
+        f"(model FLOPs/token ~ 2 x {(backend.num_parameters - embed) / 1e6:.0f} M non-embedding params)"
+    )
+    print(
+        f"{'method':<26}{'seconds':>9}{'prompts/s':>11}{'prompt tok/s':>14}{'all tok/s':>11}"
+        f"{'% matmul (prompt)':>19}{'% matmul (all)':>16}"
+    )
     labels = {"naive": "naive (1 at a time)", "batched": f"batched (bs={args.batch_size}, sorted)"}
     for name, t in ((labels[m], seconds[m]) for m in methods):
         ptok = n_prompt_tokens / t
         atok = (n_prompt_tokens + new_tokens) / t
-        print(f"{name:<26}{t:9.1f}{len(prompts) / t:11.3f}{ptok:14.0f}{atok:11.0f}"
-              f"{100 * ptok * flops_per_token / peak:18.1f}%{100 * atok * flops_per_token / peak:15.1f}%")
+        print(
+            f"{name:<26}{t:9.1f}{len(prompts) / t:11.3f}{ptok:14.0f}{atok:11.0f}"
+            f"{100 * ptok * flops_per_token / peak:18.1f}%{100 * atok * flops_per_token / peak:15.1f}%"
+        )
     print(f"\nspeed-up batched / naive: {t_naive / t_batched:.2f}x")
     return 0
 

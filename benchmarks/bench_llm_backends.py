@@ -32,8 +32,8 @@ def load_prompts(path: str | None, n: int, seed: int) -> tuple[list[str], str]:
     if path is None:
         import tempfile
 
-        from llm4sbr_adapter.offline.pipeline import build_intent_store
         from llm4sbr_adapter.build_store import demo_paths
+        from llm4sbr_adapter.offline.pipeline import build_intent_store
 
         path = os.path.join(tempfile.mkdtemp(), "demo_prompts.jsonl")
         build_intent_store(*demo_paths(), None, dry_run=True, export_prompts=path, progress=False)
@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(prompts)} prompts from {source}; {threads} threads; load average {os.getloadavg()[0]:.1f}")
 
     backends = {}
-    for name, spec, kw in (("transformers", "default", {"batch_size": args.chunk}),
-                           ("llama.cpp", "llamacpp:default", {"n_threads": threads})):
+    for name, spec, kw in (
+        ("transformers", "default", {"batch_size": args.chunk}),
+        ("llama.cpp", "llamacpp:default", {"n_threads": threads}),
+    ):
         t0 = time.perf_counter()
         backends[name] = make_backend(spec, **kw)
         print(f"{name}: {backends[name].model_id}, loaded in {time.perf_counter() - t0:.1f} s")
@@ -78,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = {name: 0.0 for name in backends}
     names = list(backends)
     for k, start in enumerate(range(0, len(prompts), args.chunk)):
-        chunk = prompts[start:start + args.chunk]
-        for name in (names if k % 2 == 0 else names[::-1]):
+        chunk = prompts[start : start + args.chunk]
+        for name in names if k % 2 == 0 else names[::-1]:
             t0 = time.perf_counter()
             answers[name].extend(backends[name].generate(chunk, cfg))
             seconds[name] += time.perf_counter() - t0
@@ -88,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"{name:>12}: {seconds[name]:7.1f} s, {n / seconds[name]:.3f} prompts/s")
     ratio = seconds["transformers"] / seconds["llama.cpp"]
-    same = sum(a.strip() == b.strip() for a, b in zip(answers["transformers"], answers["llama.cpp"]))
+    same = sum(a.strip() == b.strip() for a, b in zip(answers["transformers"], answers["llama.cpp"], strict=True))
     print(f"speed-up of llama.cpp over transformers: {ratio:.2f}x; identical answers {same}/{n}")
-    for a, b in list(zip(answers["transformers"], answers["llama.cpp"]))[:6]:
+    for a, b in list(zip(answers["transformers"], answers["llama.cpp"], strict=True))[:6]:
         print(f"  transformers: {a.strip()[:70]!r}\n  llama.cpp:    {b.strip()[:70]!r}")
     return 0
 

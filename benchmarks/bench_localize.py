@@ -31,7 +31,7 @@ def unit_rows(rng: np.random.Generator, n: int, dim: int, chunk: int = 100_000) 
     for start in range(0, n, chunk):
         block = rng.standard_normal((min(chunk, n - start), dim), dtype=np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start:start + len(block)] = block
+        out[start : start + len(block)] = block
     return out
 
 
@@ -39,7 +39,7 @@ def torch_topk(items: torch.Tensor, queries: torch.Tensor, k: int, chunk: int) -
     """Exact top-k by inner product with one ``[chunk, M]`` score matrix at a time."""
     sims, idx = [], []
     for start in range(0, len(queries), chunk):
-        scores = queries[start:start + chunk] @ items.T  # [chunk, M]
+        scores = queries[start : start + chunk] @ items.T  # [chunk, M]
         s, i = torch.topk(scores, k, dim=1)
         sims.append(s)
         idx.append(i)
@@ -64,7 +64,7 @@ def set_agreement(a: np.ndarray, b: np.ndarray) -> float:
 
 def overlap(approx: np.ndarray, exact: np.ndarray) -> float:
     """recall@f: share of exact top-f items that the approximate search returned."""
-    hits = sum(len(set(x) & set(y)) for x, y in zip(approx.tolist(), exact.tolist()))
+    hits = sum(len(set(x) & set(y)) for x, y in zip(approx.tolist(), exact.tolist(), strict=True))
     return hits / exact.size
 
 
@@ -74,9 +74,15 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384, help="embedding size D (all-MiniLM-L6-v2: 384)")
     parser.add_argument("--queries", type=int, default=10_000, help="number of query vectors Q")
     parser.add_argument("--top-f", type=int, default=5, help="items per query f")
-    parser.add_argument("--torch-chunk", type=int, default=2048, help="queries per torch matmul (bounds the [chunk, M] score matrix)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for both FAISS and torch (0 = leave defaults, but equal)")
-    parser.add_argument("--device", default="cpu", help="torch device for the matmul side (cpu or cuda); FAISS runs on CPU")
+    parser.add_argument(
+        "--torch-chunk", type=int, default=2048, help="queries per torch matmul (bounds the [chunk, M] score matrix)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for both FAISS and torch (0 = leave defaults, but equal)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for the matmul side (cpu or cuda); FAISS runs on CPU"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions; the best is reported")
     parser.add_argument("--no-hnsw", action="store_true", help="skip the HNSW build and search")
     parser.add_argument("--hnsw-m", type=int, default=32, help="HNSW graph degree")
@@ -91,8 +97,10 @@ def main() -> None:
     items = unit_rows(rng, args.items, args.dim)
     queries = unit_rows(rng, args.queries, args.dim)
     f = args.top_f
-    print(f"catalogue {args.items:,} x {args.dim}, {args.queries:,} queries, top-f {f}, {threads} threads, "
-          f"torch {torch.__version__} on {args.device}, faiss {faiss.__version__}, cpus visible {os.cpu_count()}")
+    print(
+        f"catalogue {args.items:,} x {args.dim}, {args.queries:,} queries, top-f {f}, {threads} threads, "
+        f"torch {torch.__version__} on {args.device}, faiss {faiss.__version__}, cpus visible {os.cpu_count()}"
+    )
 
     t0 = time.perf_counter()
     flat = faiss.IndexFlatIP(args.dim)
@@ -119,15 +127,21 @@ def main() -> None:
         hnsw = ItemLocalizer(items, index="hnsw", hnsw_m=args.hnsw_m, ef_search=args.ef_search)
         hnsw_build = time.perf_counter() - t0
         hnsw_time, (_, h_idx) = best_of(lambda: hnsw.search(queries, f), args.repeat)
-        print(f"{'faiss HNSW (M=%d, ef=%d)' % (args.hnsw_m, args.ef_search):<34}{hnsw_build:>10.3f}{hnsw_time:>11.3f}"
-              f"{hnsw_time / args.queries * 1e6:>11.1f}")
-        print(f"HNSW recall@{f} vs exact: {overlap(h_idx, f_idx):.4f}; "
-              f"ratio flat / HNSW search time: {flat_time / hnsw_time:.2f}x")
+        print(
+            f"{'faiss HNSW (M=%d, ef=%d)' % (args.hnsw_m, args.ef_search):<34}{hnsw_build:>10.3f}{hnsw_time:>11.3f}"
+            f"{hnsw_time / args.queries * 1e6:>11.1f}"
+        )
+        print(
+            f"HNSW recall@{f} vs exact: {overlap(h_idx, f_idx):.4f}; "
+            f"ratio flat / HNSW search time: {flat_time / hnsw_time:.2f}x"
+        )
 
     localizer = ItemLocalizer(items)
     loc_time, (vecs, idx, w) = best_of(lambda: localizer.localize(queries, f), args.repeat)
-    print(f"\nItemLocalizer.localize (flat search + softmax + weighted sum): {loc_time:.3f} s "
-          f"({loc_time / args.queries * 1e6:.1f} us/query); same top-{f} as faiss: {set_agreement(idx, f_idx):.4%}")
+    print(
+        f"\nItemLocalizer.localize (flat search + softmax + weighted sum): {loc_time:.3f} s "
+        f"({loc_time / args.queries * 1e6:.1f} us/query); same top-{f} as faiss: {set_agreement(idx, f_idx):.4%}"
+    )
 
 
 if __name__ == "__main__":

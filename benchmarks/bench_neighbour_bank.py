@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import faiss
 import numpy as np
 import torch
-
 
 from llm4sbr_adapter import IntentStore  # noqa: E402
 from llm4sbr_adapter.hiphop.neighbours import SessionNeighbourBank  # noqa: E402
@@ -51,8 +49,9 @@ def main() -> int:
     n, d = bank_vecs.shape
     ids = np.arange(n)
     banks = {"flat": SessionNeighbourBank(d, levels=("global",))}
-    banks.update({f"ivf nprobe={k}": SessionNeighbourBank(d, levels=("global",), index="ivf", nprobe=k)
-                  for k in args.nprobe})
+    banks.update(
+        {f"ivf nprobe={k}": SessionNeighbourBank(d, levels=("global",), index="ivf", nprobe=k) for k in args.nprobe}
+    )
     build = {}
     for name, bank in banks.items():
         t0 = time.perf_counter()
@@ -61,21 +60,25 @@ def main() -> int:
     seconds = {name: 0.0 for name in banks}
     found = {name: [] for name in banks}
     for b, start in enumerate(range(0, len(queries), args.batch_size)):
-        q = queries[start:start + args.batch_size]
-        for name in (list(banks) if b % 2 == 0 else list(banks)[::-1]):
+        q = queries[start : start + args.batch_size]
+        for name in list(banks) if b % 2 == 0 else list(banks)[::-1]:
             t0 = time.perf_counter()
             hits = banks[name].search("global", q, args.top_m)
             seconds[name] += time.perf_counter() - t0
             found[name].append(hits.ids.numpy())
     truth = np.concatenate(found["flat"])
-    print(f"bank {n} x {d} ({args.bank}, {args.perspective}), {len(queries)} queries in batches of "
-          f"{args.batch_size}, top-{args.top_m}, {args.threads} thread(s)")
+    print(
+        f"bank {n} x {d} ({args.bank}, {args.perspective}), {len(queries)} queries in batches of "
+        f"{args.batch_size}, top-{args.top_m}, {args.threads} thread(s)"
+    )
     for name in banks:
         got = np.concatenate(found[name])
-        recall = np.mean([len(set(a) & set(t)) / args.top_m for a, t in zip(got, truth)])
+        recall = np.mean([len(set(a) & set(t)) / args.top_m for a, t in zip(got, truth, strict=True)])
         ms = seconds[name] / args.batches * 1e3
-        print(f"{name:>15}: build {build[name]:6.2f} s, search {ms:7.2f} ms/batch, "
-              f"flat/this {seconds['flat'] / seconds[name]:5.1f}x, recall@{args.top_m} vs flat {recall:.3f}")
+        print(
+            f"{name:>15}: build {build[name]:6.2f} s, search {ms:7.2f} ms/batch, "
+            f"flat/this {seconds['flat'] / seconds[name]:5.1f}x, recall@{args.top_m} vs flat {recall:.3f}"
+        )
     return 0
 
 

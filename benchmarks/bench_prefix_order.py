@@ -53,13 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", required=True, help="JSONL written by build_store --export-prompts")
     parser.add_argument("--perspective", default="long", help="which perspective's prompts (default long)")
-    parser.add_argument("--model", default="default",
-                        help="GGUF file, or 'default' for the embedded default model (default)")
+    parser.add_argument(
+        "--model", default="default", help="GGUF file, or 'default' for the embedded default model (default)"
+    )
     parser.add_argument("--n-prompts", type=int, default=48, help="prompts in the timed block (default 48)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the two orders (default 2)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="generated tokens per prompt at most")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all CPUs)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the block's offset in sorted order and of its shuffle")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the block's offset in sorted order and of its shuffle"
+    )
     args = parser.parse_args(argv)
 
     from llm4sbr_adapter.offline.llm import GenerationConfig, make_backend
@@ -73,13 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     order = sorted(range(len(prompts)), key=prompts.__getitem__)  # by text, as answer_prompts sorts
     in_file, in_sorted = tokens_to_read(toks), tokens_to_read([toks[i] for i in order])
     print(f"{len(prompts)} distinct {args.perspective!r} prompts in {args.prompts}; {backend.n_threads} threads")
-    print(f"tokens per prompt (user message, without the chat template): {avg_len:.1f}; left to read after "
-          f"the previous prompt's prefix: file order {in_file:.1f}, sorted {in_sorted:.1f} "
-          f"({in_file / in_sorted:.2f}x fewer)")
+    print(
+        f"tokens per prompt (user message, without the chat template): {avg_len:.1f}; left to read after "
+        f"the previous prompt's prefix: file order {in_file:.1f}, sorted {in_sorted:.1f} "
+        f"({in_file / in_sorted:.2f}x fewer)"
+    )
 
     n = min(args.n_prompts, len(prompts))
     start = random.Random(args.seed).randrange(0, len(prompts) - n + 1)
-    chosen = order[start:start + n]
+    chosen = order[start : start + n]
     shuffled = list(chosen)
     random.Random(args.seed + 1).shuffle(shuffled)
     orders = {"shuffled": [prompts[i] for i in shuffled], "sorted": [prompts[i] for i in chosen]}
@@ -90,20 +95,24 @@ def main(argv: list[str] | None = None) -> int:
     answers: dict[str, dict[str, str]] = {name: {} for name in orders}
     names = list(orders)
     for r in range(args.rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
+        for name in names if r % 2 == 0 else names[::-1]:
             backend.generate(["an unrelated prompt to clear the shared prefix"], GenerationConfig(max_new_tokens=1))
             t0 = time.perf_counter()
             got = backend.generate(orders[name], cfg)
             seconds[name] += time.perf_counter() - t0
-            answers[name].update(zip(orders[name], got))
-    print(f"timed block: sorted positions {start}..{start + n - 1}, {args.rounds} rounds; load average "
-          f"{os.getloadavg()[0]:.1f}; tokens left to read per prompt: shuffled "
-          f"{tokens_to_read([toks[i] for i in shuffled]):.1f}, sorted {tokens_to_read([toks[i] for i in chosen]):.1f}")
+            answers[name].update(zip(orders[name], got, strict=True))
+    print(
+        f"timed block: sorted positions {start}..{start + n - 1}, {args.rounds} rounds; load average "
+        f"{os.getloadavg()[0]:.1f}; tokens left to read per prompt: shuffled "
+        f"{tokens_to_read([toks[i] for i in shuffled]):.1f}, sorted {tokens_to_read([toks[i] for i in chosen]):.1f}"
+    )
     for name in names:
         print(f"{name:>11}: {seconds[name]:7.1f} s, {n * args.rounds / seconds[name]:.3f} prompts/s")
     same = sum(answers["shuffled"][p].strip() == answers["sorted"][p].strip() for p in block)
-    print(f"speed-up of sorted over shuffled: {seconds['shuffled'] / seconds['sorted']:.2f}x; "
-          f"identical answers {same}/{n}")
+    print(
+        f"speed-up of sorted over shuffled: {seconds['shuffled'] / seconds['sorted']:.2f}x; "
+        f"identical answers {same}/{n}"
+    )
     backend.close()
     return 0
 

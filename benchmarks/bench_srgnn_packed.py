@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-
 from llm4sbr_adapter.experiments.backbones.srgnn import SRGNN, dense_reference_embeddings  # noqa: E402
 from llm4sbr_adapter.experiments.catalogue import count_items  # noqa: E402
 from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split  # noqa: E402
@@ -33,7 +32,11 @@ from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split
 
 def main() -> int:
     p = argparse.ArgumentParser(description="Dense vs packed SR-GNN and Adam vs fused Adam, ms per training step.")
-    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.prepare_data) with train.txt, items.tsv")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="prepared data folder (llm4sbr_adapter.experiments.prepare_data) with train.txt, items.tsv",
+    )
     p.add_argument("--batches", type=int, default=60, help="training batches per variant per round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median per variant is reported")
     p.add_argument("--batch-size", type=int, default=100, help="sessions per batch")
@@ -62,12 +65,12 @@ def main() -> int:
     with torch.no_grad():
         ref = dense_reference_embeddings(variants["packed"][0], batches[0])
         got = variants["packed"][0].session_embeddings(batches[0])
-        err = max(float((a - b).abs().max()) for a, b in zip(ref, got))
+        err = max(float((a - b).abs().max()) for a, b in zip(ref, got, strict=True))
     print(f"max |dense - packed| on one batch: {err:.2e}")
 
     times: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(args.rounds):
-        share = batches[r * args.batches:(r + 1) * args.batches]
+        share = batches[r * args.batches : (r + 1) * args.batches]
         for name, (model, opt, embed) in variants.items():
             t0 = time.perf_counter()
             for b in share:
@@ -78,13 +81,17 @@ def main() -> int:
                 opt.step()
             times[name].append((time.perf_counter() - t0) / len(share) * 1e3)
     lengths = data.lengths
-    print(f"{args.data}: {len(data)} train rows, mean input length {lengths.mean():.2f}, {num_items} items; "
-          f"{args.rounds} rounds x {args.batches} batches of {args.batch_size}, {args.threads} thread(s)")
+    print(
+        f"{args.data}: {len(data)} train rows, mean input length {lengths.mean():.2f}, {num_items} items; "
+        f"{args.rounds} rounds x {args.batches} batches of {args.batch_size}, {args.threads} thread(s)"
+    )
     base = statistics.median(times["dense"])
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:>13}: {med:7.1f} ms/step (rounds: {', '.join(f'{t:.1f}' for t in ts)})  "
-              f"dense/this = {base / med:.2f}x  -> {med * len(data) / args.batch_size / 1e3:.0f} s per epoch of steps")
+        print(
+            f"{name:>13}: {med:7.1f} ms/step (rounds: {', '.join(f'{t:.1f}' for t in ts)})  "
+            f"dense/this = {base / med:.2f}x  -> {med * len(data) / args.batch_size / 1e3:.0f} s per epoch of steps"
+        )
     return 0
 
 

@@ -52,8 +52,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384, help="intent vector size D")
     parser.add_argument("--batch", type=int, default=100, help="session ids per lookup batch")
     parser.add_argument("--batches", type=int, default=300, help="timed batches for IntentStore")
-    parser.add_argument("--string-batches", type=int, default=20,
-                        help="timed batches for the str(list) + literal_eval table (slow: keep small)")
+    parser.add_argument(
+        "--string-batches",
+        type=int,
+        default=20,
+        help="timed batches for the str(list) + literal_eval table (slow: keep small)",
+    )
     parser.add_argument("--dir", default=None, help="folder for the temporary store (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     args = parser.parse_args()
@@ -74,7 +78,7 @@ def main() -> None:
         loaded = IntentStore.open(path, mmap=False)
 
         t0 = time.perf_counter()
-        table = {int(i): str(row) for i, row in zip(session_ids, intents.tolist())}
+        table = {int(i): str(row) for i, row in zip(session_ids, intents.tolist(), strict=True)}
         table_s = time.perf_counter() - t0
         table_mb = sum(len(v) for v in table.values()) / 1e6
 
@@ -87,7 +91,11 @@ def main() -> None:
         # same numbers from every path
         check = batches[0]
         ref = torch.from_numpy(intents[check])
-        for name, fn in (("mmap", store_lookup(mapped)), ("in-memory", store_lookup(loaded)), ("str(list)", string_lookup)):
+        for name, fn in (
+            ("mmap", store_lookup(mapped)),
+            ("in-memory", store_lookup(loaded)),
+            ("str(list)", string_lookup),
+        ):
             got = fn(check)
             if not torch.equal(got, ref):
                 raise SystemExit(f"{name} lookup returned different values")
@@ -98,17 +106,23 @@ def main() -> None:
         mem_t = time_batches(store_lookup(loaded), batches)
         str_t = time_batches(string_lookup, batches[: args.string_batches])
 
-    print(f"{args.sessions:,} sessions x {args.dim} float32, batches of {args.batch} random ids, torch {torch.__version__}")
-    print(f"store: written in {write_s:.2f} s ({path.name}, {args.sessions * args.dim * 4 / 1e6:.0f} MB of vectors), "
-          f"opened (mmap) in {open_s * 1e3:.1f} ms")
+    print(
+        f"{args.sessions:,} sessions x {args.dim} float32, batches of {args.batch} random ids, torch {torch.__version__}"
+    )
+    print(
+        f"store: written in {write_s:.2f} s ({path.name}, {args.sessions * args.dim * 4 / 1e6:.0f} MB of vectors), "
+        f"opened (mmap) in {open_s * 1e3:.1f} ms"
+    )
     print(f"str(list) table: built in {table_s:.2f} s, {table_mb:.0f} MB of text")
     print(f"\nper batch ({args.batches} batches; str(list): {len(str_t)} batches)")
     print(f"  IntentStore.lookup, mmap=True   {summary(mmap_t)}")
     print(f"  IntentStore.lookup, mmap=False  {summary(mem_t)}")
     print(f"  dict str(list) + literal_eval   {summary(str_t)}")
     ratio = statistics.median(str_t) / statistics.median(mmap_t)
-    print(f"\nratio (median per batch) str(list)+literal_eval / IntentStore mmap: {ratio:.0f}x; "
-          f"/ in-memory: {statistics.median(str_t) / statistics.median(mem_t):.0f}x")
+    print(
+        f"\nratio (median per batch) str(list)+literal_eval / IntentStore mmap: {ratio:.0f}x; "
+        f"/ in-memory: {statistics.median(str_t) / statistics.median(mem_t):.0f}x"
+    )
 
 
 if __name__ == "__main__":

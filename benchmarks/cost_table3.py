@@ -25,8 +25,26 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_once(args: argparse.Namespace, model: str, enhancer: bool, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "llm4sbr_adapter.experiments.train", "--data", args.data, "--model", model, "--epochs", "1",
-           "--patience", "0", "--seed", "0", "--threads", str(args.threads), "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llm4sbr_adapter.experiments.train",
+        "--data",
+        args.data,
+        "--model",
+        model,
+        "--epochs",
+        "1",
+        "--patience",
+        "0",
+        "--seed",
+        "0",
+        "--threads",
+        str(args.threads),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     if enhancer:
         cmd.append("--enhancer")
         for split in ("train", "valid", "test"):
@@ -50,25 +68,37 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models:
             got: dict[bool, list[dict]] = {False: [], True: []}
             for r in range(args.rounds):
-                for enh in ((False, True) if r % 2 == 0 else (True, False)):
+                for enh in (False, True) if r % 2 == 0 else (True, False):
                     got[enh].append(run_once(args, model, enh, Path(tmp) / f"{model}_{int(enh)}_{r}.json"))
-            med = {enh: {k: statistics.median(x[k] for x in got[enh])
-                         for k in ("seconds_per_epoch_train", "peak_rss_mb", "parameters")} for enh in got}
+            med = {
+                enh: {
+                    k: statistics.median(x[k] for x in got[enh])
+                    for k in ("seconds_per_epoch_train", "peak_rss_mb", "parameters")
+                }
+                for enh in got
+            }
             rows.append((model, med))
-            print(f"{model}: alone {med[False]['seconds_per_epoch_train']:.1f} s/epoch, "
-                  f"{med[False]['peak_rss_mb']:.0f} MiB; enhancer {med[True]['seconds_per_epoch_train']:.1f} s/epoch, "
-                  f"{med[True]['peak_rss_mb']:.0f} MiB", flush=True)
+            print(
+                f"{model}: alone {med[False]['seconds_per_epoch_train']:.1f} s/epoch, "
+                f"{med[False]['peak_rss_mb']:.0f} MiB; enhancer {med[True]['seconds_per_epoch_train']:.1f} s/epoch, "
+                f"{med[True]['peak_rss_mb']:.0f} MiB",
+                flush=True,
+            )
 
     print(f"\nmedians over {args.rounds} alternating rounds, {args.threads} thread(s), data {args.data}\n")
-    print("| backbone | s/epoch alone | s/epoch + enhancer | time ratio | peak RSS MiB alone | + enhancer | "
-          "memory ratio | parameters alone | + enhancer |")
+    print(
+        "| backbone | s/epoch alone | s/epoch + enhancer | time ratio | peak RSS MiB alone | + enhancer | "
+        "memory ratio | parameters alone | + enhancer |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for model, med in rows:
         a, e = med[False], med[True]
-        print(f"| {model} | {a['seconds_per_epoch_train']:.1f} | {e['seconds_per_epoch_train']:.1f} | "
-              f"{e['seconds_per_epoch_train'] / a['seconds_per_epoch_train']:.2f}x | {a['peak_rss_mb']:.0f} | "
-              f"{e['peak_rss_mb']:.0f} | {e['peak_rss_mb'] / a['peak_rss_mb']:.2f}x | {int(a['parameters']):,} | "
-              f"{int(e['parameters']):,} |")
+        print(
+            f"| {model} | {a['seconds_per_epoch_train']:.1f} | {e['seconds_per_epoch_train']:.1f} | "
+            f"{e['seconds_per_epoch_train'] / a['seconds_per_epoch_train']:.2f}x | {a['peak_rss_mb']:.0f} | "
+            f"{e['peak_rss_mb']:.0f} | {e['peak_rss_mb'] / a['peak_rss_mb']:.2f}x | {int(a['parameters']):,} | "
+            f"{int(e['parameters']):,} |"
+        )
     return 0
 
 

@@ -50,10 +50,34 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-_WORDS_A = ["red", "blue", "quiet", "rapid", "golden", "tiny", "vintage", "electric", "wooden", "silver",
-            "bright", "soft"]
-_WORDS_B = ["lamp", "kettle", "guitar", "novel", "sneaker", "backpack", "camera", "teapot", "scarf", "drone",
-            "candle", "clock"]
+_WORDS_A = [
+    "red",
+    "blue",
+    "quiet",
+    "rapid",
+    "golden",
+    "tiny",
+    "vintage",
+    "electric",
+    "wooden",
+    "silver",
+    "bright",
+    "soft",
+]
+_WORDS_B = [
+    "lamp",
+    "kettle",
+    "guitar",
+    "novel",
+    "sneaker",
+    "backpack",
+    "camera",
+    "teapot",
+    "scarf",
+    "drone",
+    "candle",
+    "clock",
+]
 
 
 # --------------------------------------------------------------------------- fake server
@@ -82,8 +106,9 @@ class FakeChatServer:
                     with parent.lock:
                         parent.requests.append((parent.phase, prompt))
                     time.sleep(parent.delay)
-                    data = json.dumps({"choices": [{"index": 0, "message": {
-                        "role": "assistant", "content": parent.answer(prompt)}}]}).encode()
+                    data = json.dumps(
+                        {"choices": [{"index": 0, "message": {"role": "assistant", "content": parent.answer(prompt)}}]}
+                    ).encode()
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -130,8 +155,9 @@ def write_inputs(folder: Path, sessions: int, items: int, seed: int) -> tuple[Pa
     rng.shuffle(pairs)
     titles = [f"{pairs[i % len(pairs)]} {i // len(pairs) + 1}".strip() for i in range(items)]
     items_path = folder / "items.tsv"
-    items_path.write_text("item_id\ttitle\n" + "".join(f"{i + 1}\t{t}\n" for i, t in enumerate(titles)),
-                          encoding="utf-8")
+    items_path.write_text(
+        "item_id\ttitle\n" + "".join(f"{i + 1}\t{t}\n" for i, t in enumerate(titles)), encoding="utf-8"
+    )
     rows = []
     for s in range(sessions):
         seq = [rng.randint(1, items) for _ in range(rng.randint(2, 7))]
@@ -151,12 +177,30 @@ class BuildSpec:
     threads: int
 
     def command(self, folder: Path, output_name: str = "intents.safetensors") -> list[str]:
-        return [sys.executable, "-m", "llm4sbr_adapter.build_store",
-                "--sessions", str(self.sessions), "--items", str(self.items),
-                "--output", str(folder / output_name), "--cache", str(folder / "answers.sqlite3"),
-                "--item-cache-dir", str(folder / "item_cache"), "--llm", self.llm,
-                "--batch-size", str(self.batch_size), "--threads", str(self.threads),
-                "--no-progress", "--log-level", "INFO"]
+        return [
+            sys.executable,
+            "-m",
+            "llm4sbr_adapter.build_store",
+            "--sessions",
+            str(self.sessions),
+            "--items",
+            str(self.items),
+            "--output",
+            str(folder / output_name),
+            "--cache",
+            str(folder / "answers.sqlite3"),
+            "--item-cache-dir",
+            str(folder / "item_cache"),
+            "--llm",
+            self.llm,
+            "--batch-size",
+            str(self.batch_size),
+            "--threads",
+            str(self.threads),
+            "--no-progress",
+            "--log-level",
+            "INFO",
+        ]
 
 
 def _env() -> dict[str, str]:
@@ -173,8 +217,9 @@ def start_build(cmd: list[str], log: Path) -> subprocess.Popen:
     """Start a build in its own process group (so one SIGKILL takes all of it), output to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, env=_env(), cwd=str(REPO_ROOT),
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, stdout=handle, stderr=subprocess.STDOUT, env=_env(), cwd=str(REPO_ROOT), start_new_session=True
+        )
 
 
 def run_build(cmd: list[str], log: Path, timeout: float) -> float:
@@ -198,11 +243,13 @@ def _safetensors_parts(path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     """``(metadata of the store, {tensor name: dtype/shape/bytes})`` read straight from the file."""
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     meta = json.loads(header.pop("__metadata__", {}).get("llm4sbr", "{}"))
-    data = raw[8 + n:]
-    tensors = {name: (info["dtype"], tuple(info["shape"]), data[info["data_offsets"][0]:info["data_offsets"][1]])
-               for name, info in header.items()}
+    data = raw[8 + n :]
+    tensors = {
+        name: (info["dtype"], tuple(info["shape"]), data[info["data_offsets"][0] : info["data_offsets"][1]])
+        for name, info in header.items()
+    }
     return meta, tensors
 
 
@@ -219,7 +266,8 @@ def compare_stores(a: Path, b: Path) -> dict[str, Any]:
     raw_a, raw_b = a.read_bytes(), b.read_bytes()
     return {
         "byte_identical": raw_a == raw_b,
-        "byte_identical_but_created_at": _CREATED_AT.sub(rb"\1", raw_a, count=1) == _CREATED_AT.sub(rb"\1", raw_b, count=1),
+        "byte_identical_but_created_at": _CREATED_AT.sub(rb"\1", raw_a, count=1)
+        == _CREATED_AT.sub(rb"\1", raw_b, count=1),
         "tensor_identical": not differing_tensors,
         "tensors": len(ten_a),
         "differing_tensors": differing_tensors,
@@ -243,8 +291,11 @@ def stage_at_kill(log: Path) -> str:
 def leftover_temp_files(folder: Path, sqlite: bool = True) -> list[str]:
     """Temporary files under ``folder``: atomic writes' ``.<name>.XXXXXXXX.tmp`` and, with ``sqlite``, the
     answer cache's journal / WAL files (a killed build leaves those by design; a finished one must not)."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                  if p.is_file() and (_TEMP.search(p.name) or (sqlite and _SQLITE_SIDE.search(p.name))))
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and (_TEMP.search(p.name) or (sqlite and _SQLITE_SIDE.search(p.name)))
+    )
 
 
 # --------------------------------------------------------------------------- the drill
@@ -272,14 +323,17 @@ class DrillResult:
     @property
     def ok(self) -> bool:
         """Every check of the drill passes."""
-        return (self.kills > 0 and self.missing_prompts == 0
-                and self.extra_requests <= self.kills * self.batch_size
-                and self.most_reasked_by_one_restart <= self.batch_size
-                and self.comparison.get("tensor_identical", False)
-                and self.comparison.get("byte_identical_but_created_at", False)
-                and self.rebuild_comparison.get("tensor_identical", False)
-                and set(self.comparison.get("differing_metadata", [])) <= {"created_at"}
-                and not self.temp_files)
+        return (
+            self.kills > 0
+            and self.missing_prompts == 0
+            and self.extra_requests <= self.kills * self.batch_size
+            and self.most_reasked_by_one_restart <= self.batch_size
+            and self.comparison.get("tensor_identical", False)
+            and self.comparison.get("byte_identical_but_created_at", False)
+            and self.rebuild_comparison.get("tensor_identical", False)
+            and set(self.comparison.get("differing_metadata", [])) <= {"created_at"}
+            and not self.temp_files
+        )
 
     def report(self) -> str:
         c, r = self.comparison, self.rebuild_comparison
@@ -289,28 +343,62 @@ class DrillResult:
             return "yes" if flag else "no"
 
         rows = [
-            ("kills done", (f"{self.kills} (attempts {self.attempts}, {self.finished_before_kill} finished before "
-                            "their kill and were started again)")),
+            (
+                "kills done",
+                (
+                    f"{self.kills} (attempts {self.attempts}, {self.finished_before_kill} finished before "
+                    "their kill and were started again)"
+                ),
+            ),
             ("kill delays (s)", f"min {delays[0]:.2f}, median {delays[len(delays) // 2]:.2f}, max {delays[-1]:.2f}"),
             ("stage at each kill", ", ".join(f"{k} {v}" for k, v in Counter(self.kill_stages).most_common())),
-            ("distinct prompts", (f"{self.distinct_prompts} (the reference build sent {self.reference_requests} "
-                                  "requests)")),
+            (
+                "distinct prompts",
+                (f"{self.distinct_prompts} (the reference build sent {self.reference_requests} requests)"),
+            ),
             ("requests during the drill", f"{self.drill_requests}"),
-            ("prompts asked more than once", (f"{self.prompts_asked_more_than_once} ({self.extra_requests} extra "
-                                              f"requests; bound: kills x batch = {self.kills} x {self.batch_size} "
-                                              f"= {self.kills * self.batch_size})")),
-            ("most re-asked by one restart", (f"{self.most_reasked_by_one_restart} (bound: one batch = "
-                                              f"{self.batch_size})")),
+            (
+                "prompts asked more than once",
+                (
+                    f"{self.prompts_asked_more_than_once} ({self.extra_requests} extra "
+                    f"requests; bound: kills x batch = {self.kills} x {self.batch_size} "
+                    f"= {self.kills * self.batch_size})"
+                ),
+            ),
+            (
+                "most re-asked by one restart",
+                (f"{self.most_reasked_by_one_restart} (bound: one batch = {self.batch_size})"),
+            ),
             ("prompts never asked", f"{self.missing_prompts}"),
-            ("final store byte-identical", (f"{yes(c.get('byte_identical'))}; with the created_at timestamp blanked "
-                                            f"in both: {yes(c.get('byte_identical_but_created_at'))}")),
-            ("final store tensor-identical", (f"{yes(c.get('tensor_identical'))} ({c.get('tensors', 0)} tensors; "
-                                              f"differing: {c.get('differing_tensors') or 'none'})")),
+            (
+                "final store byte-identical",
+                (
+                    f"{yes(c.get('byte_identical'))}; with the created_at timestamp blanked "
+                    f"in both: {yes(c.get('byte_identical_but_created_at'))}"
+                ),
+            ),
+            (
+                "final store tensor-identical",
+                (
+                    f"{yes(c.get('tensor_identical'))} ({c.get('tensors', 0)} tensors; "
+                    f"differing: {c.get('differing_tensors') or 'none'})"
+                ),
+            ),
             ("metadata fields that differ", ", ".join(c.get("differing_metadata", [])) or "none"),
-            ("rebuild from full cache", (f"tensors identical {yes(r.get('tensor_identical'))}, metadata differing: "
-                                         f"{', '.join(r.get('differing_metadata', [])) or 'none'}")),
-            ("temp files left by the kills", (f"{len(self.temp_files_after_kills)} (atomic-write temps seen right "
-                                              f"after a kill) {sorted(set(self.temp_files_after_kills)) or ''}")),
+            (
+                "rebuild from full cache",
+                (
+                    f"tensors identical {yes(r.get('tensor_identical'))}, metadata differing: "
+                    f"{', '.join(r.get('differing_metadata', [])) or 'none'}"
+                ),
+            ),
+            (
+                "temp files left by the kills",
+                (
+                    f"{len(self.temp_files_after_kills)} (atomic-write temps seen right "
+                    f"after a kill) {sorted(set(self.temp_files_after_kills)) or ''}"
+                ),
+            ),
             ("temp files left at the end", f"{len(self.temp_files)} {self.temp_files or ''}"),
             ("seconds", ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())),
             ("verdict", "PASS" if self.ok else "FAIL"),
@@ -318,9 +406,19 @@ class DrillResult:
         return "\n".join(f"{label + ':':<31} {value}".rstrip() for label, value in rows)
 
 
-def run_drill(workdir: Path, *, kills: int = 20, seed: int = 0, sessions: int = 40, items: int = 60,
-              batch_size: int = 10, server_delay: float = 0.8, threads: int = 1,
-              build_timeout: float = 300.0, log=print) -> DrillResult:
+def run_drill(
+    workdir: Path,
+    *,
+    kills: int = 20,
+    seed: int = 0,
+    sessions: int = 40,
+    items: int = 60,
+    batch_size: int = 10,
+    server_delay: float = 0.8,
+    threads: int = 1,
+    build_timeout: float = 300.0,
+    log=print,
+) -> DrillResult:
     """Run the drill in ``workdir`` (created; left in place for inspection) and return its figures.
 
     ``batch_size`` must exceed half the HTTP backend's 16 connections, so that exactly one batch is
@@ -342,15 +440,18 @@ def run_drill(workdir: Path, *, kills: int = 20, seed: int = 0, sessions: int = 
         server.phase = "reference"
         res.seconds["reference"] = run_build(spec.command(ref_dir), logs / "reference.log", build_timeout)
         server.phase = "rebuild"
-        res.seconds["rebuild_from_cache"] = run_build(spec.command(ref_dir, "rebuilt.safetensors"),
-                                                      logs / "rebuild.log", build_timeout)
+        res.seconds["rebuild_from_cache"] = run_build(
+            spec.command(ref_dir, "rebuilt.safetensors"), logs / "rebuild.log", build_timeout
+        )
         res.rebuild_comparison = compare_stores(ref_dir / "intents.safetensors", ref_dir / "rebuilt.safetensors")
         reference_prompts = server.prompts("reference")
         res.reference_requests = len(reference_prompts)
         res.distinct_prompts = len(set(reference_prompts))
         window = res.seconds["rebuild_from_cache"]  # every start takes at least about this long
-        log(f"reference build {res.seconds['reference']:.1f} s ({res.reference_requests} requests), "
-            f"rebuild from cache {window:.1f} s: kills drawn in [0, {window:.1f}) s")
+        log(
+            f"reference build {res.seconds['reference']:.1f} s ({res.reference_requests} requests), "
+            f"rebuild from cache {window:.1f} s: kills drawn in [0, {window:.1f}) s"
+        )
 
         t0 = time.perf_counter()
         attempt = 0
@@ -376,10 +477,13 @@ def run_drill(workdir: Path, *, kills: int = 20, seed: int = 0, sessions: int = 
                 res.kills += 1
                 res.kill_delays.append(delay)
                 res.kill_stages.append(stage_at_kill(logs / f"drill_{attempt:04d}.log"))
-                res.temp_files_after_kills += [f for f in leftover_temp_files(drill_dir, sqlite=False)
-                                               if f not in res.temp_files_after_kills]
-                log(f"attempt {attempt}: killed at {delay:.2f} s in stage {res.kill_stages[-1]} "
-                    f"({len(server.prompts(f'drill:{attempt:04d}'))} requests this attempt)")
+                res.temp_files_after_kills += [
+                    f for f in leftover_temp_files(drill_dir, sqlite=False) if f not in res.temp_files_after_kills
+                ]
+                log(
+                    f"attempt {attempt}: killed at {delay:.2f} s in stage {res.kill_stages[-1]} "
+                    f"({len(server.prompts(f'drill:{attempt:04d}'))} requests this attempt)"
+                )
         res.attempts = attempt
         res.seconds["drill"] = time.perf_counter() - t0
     finally:
@@ -404,8 +508,10 @@ def run_drill(workdir: Path, *, kills: int = 20, seed: int = 0, sessions: int = 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="SIGKILL a store build at random moments, resume it, compare with an "
-                                "uninterrupted build (fake local OpenAI-compatible server).")
+    p = argparse.ArgumentParser(
+        description="SIGKILL a store build at random moments, resume it, compare with an "
+        "uninterrupted build (fake local OpenAI-compatible server)."
+    )
     p.add_argument("--kills", type=int, default=20, help="number of SIGKILLs (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs and the kill delays (default 0)")
     p.add_argument("--sessions", type=int, default=40, help="synthetic sessions (default 40; 2 prompts each)")
@@ -413,8 +519,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=10, help="builder --batch-size (>= 9; default 10)")
     p.add_argument("--server-delay", type=float, default=0.8, help="seconds the fake server takes per request")
     p.add_argument("--threads", type=int, default=1, help="builder --threads (default 1)")
-    p.add_argument("--workdir", default=None, help="folder for inputs, builds and logs (default: a new temp folder, "
-                   "removed at the end unless --keep)")
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="folder for inputs, builds and logs (default: a new temp folder, removed at the end unless --keep)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     return p.parse_args(argv)
 
@@ -423,12 +532,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     own = args.workdir is None
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="llm4sbr_fault_drill_"))
-    print(f"fault drill: {args.kills} kills, seed {args.seed}, {args.sessions} sessions, batch {args.batch_size}, "
-          f"work folder {workdir}", flush=True)
+    print(
+        f"fault drill: {args.kills} kills, seed {args.seed}, {args.sessions} sessions, batch {args.batch_size}, "
+        f"work folder {workdir}",
+        flush=True,
+    )
     try:
-        res = run_drill(workdir, kills=args.kills, seed=args.seed, sessions=args.sessions, items=args.items,
-                        batch_size=args.batch_size, server_delay=args.server_delay, threads=args.threads,
-                        log=lambda msg: print(msg, flush=True))
+        res = run_drill(
+            workdir,
+            kills=args.kills,
+            seed=args.seed,
+            sessions=args.sessions,
+            items=args.items,
+            batch_size=args.batch_size,
+            server_delay=args.server_delay,
+            threads=args.threads,
+            log=lambda msg: print(msg, flush=True),
+        )
     finally:
         if own and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

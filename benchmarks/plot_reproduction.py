@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Table 2: alone vs text-mean control vs LLM intents, per backbone
     fig, axes = plt.subplots(1, len(args.metrics), figsize=(5 * len(args.metrics), 3.6))
-    for ax, metric in zip(np.atleast_1d(axes), args.metrics):
+    for ax, metric in zip(np.atleast_1d(axes), args.metrics, strict=True):
         series = {
             "alone": [stat(data / "results", m, False, metric) for m in MODELS],
             "+ enhancer, text-mean intents (no LLM)": [stat(data / "results", m, True, metric) for m in MODELS],
@@ -80,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     written.append(path)
 
     # Figure 4: perspectives (SR-GNN)
-    folders = {"none (alone)": ("results", False), "short only": ("results_llm_short_only", True),
-               "long only": ("results_llm_long_only", True), "long + short": ("results_llm", True)}
+    folders = {
+        "none (alone)": ("results", False),
+        "short only": ("results_llm_short_only", True),
+        "long only": ("results_llm_long_only", True),
+        "long + short": ("results_llm", True),
+    }
     if any((data / f).is_dir() for f, _ in folders.values() if f != "results"):
         fig, axes = plt.subplots(1, len(args.metrics), figsize=(4.5 * len(args.metrics), 3.4))
-        for ax, metric in zip(np.atleast_1d(axes), args.metrics):
+        for ax, metric in zip(np.atleast_1d(axes), args.metrics, strict=True):
             vals = [stat(data / f, "srgnn", enh, metric) for f, enh in folders.values()]
             bars(ax, list(folders), {"SR-GNN": vals}, f"{args.name}: perspectives, test {metric}", f"{metric} (%)")
         fig.tight_layout()
@@ -96,12 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     tops = {0: "results_llm_f0", 1: "results_llm_f1", 3: "results_llm_f3", 5: "results_llm"}
     if any((data / f).is_dir() for f in tops.values()):
         fig, axes = plt.subplots(1, len(args.metrics), figsize=(4.5 * len(args.metrics), 3.4))
-        for ax, metric in zip(np.atleast_1d(axes), args.metrics):
+        for ax, metric in zip(np.atleast_1d(axes), args.metrics, strict=True):
             pts = [(f, stat(data / folder, "srgnn", True, metric)) for f, folder in tops.items()]
             pts = [(f, v) for f, v in pts if v]
             if pts:
-                ax.errorbar([f for f, _ in pts], [v[0] for _, v in pts], yerr=[v[1] for _, v in pts],
-                            marker="o", capsize=3, label="SR-GNN + LLM intents")
+                ax.errorbar(
+                    [f for f, _ in pts],
+                    [v[0] for _, v in pts],
+                    yerr=[v[1] for _, v in pts],
+                    marker="o",
+                    capsize=3,
+                    label="SR-GNN + LLM intents",
+                )
             alone = stat(data / "results", "srgnn", False, metric)
             if alone:
                 ax.axhline(alone[0], color="grey", linestyle="--", label="SR-GNN alone")

@@ -31,8 +31,12 @@ def panel(ax, data: dict, metric: str, title: str) -> None:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description="Plot Table 2 (paper protocol) from llm4sbr_adapter.experiments.table2 JSON files.")
-    p.add_argument("--json", nargs="+", required=True, help="llm4sbr_adapter.experiments.table2 --json outputs, one per panel")
+    p = argparse.ArgumentParser(
+        description="Plot Table 2 (paper protocol) from llm4sbr_adapter.experiments.table2 JSON files."
+    )
+    p.add_argument(
+        "--json", nargs="+", required=True, help="llm4sbr_adapter.experiments.table2 --json outputs, one per panel"
+    )
     p.add_argument("--titles", nargs="+", help="panel titles (default: the JSON file names)")
     p.add_argument("--metric", default="HR@20", help="metric to plot (one of the table's difference metrics)")
     p.add_argument("--out", required=True, help="PNG path")
@@ -46,8 +50,11 @@ def main() -> int:
     fig, axes = plt.subplots(1, len(args.json), figsize=(6.5 * len(args.json), 5.5), squeeze=False)
     for ax, path, title in zip(axes[0], args.json, titles, strict=True):
         panel(ax, json.loads(Path(path).read_text(encoding="utf-8")), args.metric, title)
-    fig.suptitle(f"{args.metric} under the authors' protocol: mean over seeds (bars), each seed (dots), "
-                 "95% user-bootstrap interval", fontsize=9)
+    fig.suptitle(
+        f"{args.metric} under the authors' protocol: mean over seeds (bars), each seed (dots), "
+        "95% user-bootstrap interval",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")

@@ -12,13 +12,11 @@ request, outside the timing); the ratio is measured in one run.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
 
 from llm4sbr_adapter.experiments.session_data import load_split, make_batch  # noqa: E402
 
@@ -26,19 +24,19 @@ from llm4sbr_adapter.experiments.session_data import load_split, make_batch  # n
 def loop_graph(items: np.ndarray, lengths: np.ndarray):
     """The per-session construction (as in the original SR-GNN data loader, without a padding node)."""
     bsz = len(lengths)
-    n = max(len(set(items[b, :lengths[b]].tolist())) for b in range(bsz))
+    n = max(len(set(items[b, : lengths[b]].tolist())) for b in range(bsz))
     nodes = np.zeros((bsz, n), np.int64)
     alias = np.zeros(items.shape, np.int64)
     adj_in = np.zeros((bsz, n, n), np.float32)
     adj_out = np.zeros((bsz, n, n), np.float32)
     for b in range(bsz):
-        seq = items[b, :lengths[b]].tolist()
+        seq = items[b, : lengths[b]].tolist()
         uniq = sorted(set(seq))
         index = {item: k for k, item in enumerate(uniq)}
-        nodes[b, :len(uniq)] = uniq
-        alias[b, :len(seq)] = [index[x] for x in seq]
+        nodes[b, : len(uniq)] = uniq
+        alias[b, : len(seq)] = [index[x] for x in seq]
         a = np.zeros((n, n), np.float32)
-        for u, v in zip(seq[:-1], seq[1:]):
+        for u, v in zip(seq[:-1], seq[1:], strict=True):
             a[index[u], index[v]] = 1.0
         adj_out[b] = a / np.maximum(a.sum(1, keepdims=True), 1)
         adj_in[b] = a.T / np.maximum(a.sum(0)[:, None], 1)
@@ -60,10 +58,16 @@ def main() -> int:
     t0 = time.perf_counter()
     ref = [loop_graph(b.items.numpy(), b.lengths.numpy()) for b in graphs]
     loop = time.perf_counter() - t0
-    same = all(np.allclose(g.graph.adj_in.numpy(), r[2]) and np.allclose(g.graph.adj_out.numpy(), r[3])
-               and np.array_equal(g.graph.nodes.numpy(), r[0]) for g, r in zip(graphs, ref))
-    print(f"{len(data)} sessions, {len(batches)} batches: vectorised {vec:.2f} s (incl. padding), "
-          f"loop {loop:.2f} s, loop/vectorised = {loop / vec:.1f}x, identical graphs: {same}")
+    same = all(
+        np.allclose(g.graph.adj_in.numpy(), r[2])
+        and np.allclose(g.graph.adj_out.numpy(), r[3])
+        and np.array_equal(g.graph.nodes.numpy(), r[0])
+        for g, r in zip(graphs, ref, strict=True)
+    )
+    print(
+        f"{len(data)} sessions, {len(batches)} batches: vectorised {vec:.2f} s (incl. padding), "
+        f"loop {loop:.2f} s, loop/vectorised = {loop / vec:.1f}x, identical graphs: {same}"
+    )
     return 0 if same else 1
 
 

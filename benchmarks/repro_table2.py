@@ -24,20 +24,34 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description="Run backbones with and without the intent enhancer over seeds, then summarise.")
+    p = argparse.ArgumentParser(
+        description="Run backbones with and without the intent enhancer over seeds, then summarise."
+    )
     p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.prepare_data)")
     p.add_argument("--stores", help="folder with <prefix>_{train,valid,test}.safetensors (needed for enhancer runs)")
     p.add_argument("--store-prefix", default="text_mean", help="store file prefix inside --stores")
     p.add_argument("--runs", required=True, help="output folder for the per-run JSON / ranks files")
     p.add_argument("--models", nargs="+", default=["srgnn", "narm", "stamp"], help="backbones to run")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds")
-    p.add_argument("--variants", nargs="+", choices=("alone", "enh"), default=["alone", "enh"],
-                   help="alone = backbone's own fusion, enh = with IntentEnhancer and the stores")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=("alone", "enh"),
+        default=["alone", "enh"],
+        help="alone = backbone's own fusion, enh = with IntentEnhancer and the stores",
+    )
     p.add_argument("--epochs", type=int, default=10, help="max epochs per run")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each uses --threads torch threads)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    p.add_argument("--no-summary", action="store_true", help="skip the summary at the end (several calls fill one folder)")
-    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further flags passed to llm4sbr_adapter.experiments.train")
+    p.add_argument(
+        "--no-summary", action="store_true", help="skip the summary at the end (several calls fill one folder)"
+    )
+    p.add_argument(
+        "--extra",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="further flags passed to llm4sbr_adapter.experiments.train",
+    )
     args = p.parse_args()
 
     runs = Path(args.runs)
@@ -47,15 +61,34 @@ def main() -> int:
         for variant in args.variants:
             for seed in args.seeds:
                 out = runs / f"{model}{'_enh' if variant == 'enh' else ''}_s{seed}.json"
-                cmd = [sys.executable, "-m", "llm4sbr_adapter.experiments.train", "--data", args.data, "--model", model,
-                       "--epochs", str(args.epochs), "--seed", str(seed), "--threads", str(args.threads),
-                       "--out", str(out), "--quiet"]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "llm4sbr_adapter.experiments.train",
+                    "--data",
+                    args.data,
+                    "--model",
+                    model,
+                    "--epochs",
+                    str(args.epochs),
+                    "--seed",
+                    str(seed),
+                    "--threads",
+                    str(args.threads),
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
                 if variant == "enh":
                     if not args.stores:
                         raise SystemExit("enhancer runs need --stores")
                     cmd += ["--enhancer"] + [
-                        x for split in ("train", "valid", "test")
-                        for x in (f"--store-{split}", str(Path(args.stores) / f"{args.store_prefix}_{split}.safetensors"))
+                        x
+                        for split in ("train", "valid", "test")
+                        for x in (
+                            f"--store-{split}",
+                            str(Path(args.stores) / f"{args.store_prefix}_{split}.safetensors"),
+                        )
                     ]
                 jobs.append((out, cmd + list(args.extra)))
 
@@ -74,8 +107,21 @@ def main() -> int:
             print(line, flush=True)
     if args.no_summary:
         return 0
-    subprocess.run([sys.executable, "-m", "llm4sbr_adapter.experiments.summarize", "--runs", str(runs),
-                    "--json", str(runs / "summary.json"), "--data", args.data], cwd=REPO, check=False)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llm4sbr_adapter.experiments.summarize",
+            "--runs",
+            str(runs),
+            "--json",
+            str(runs / "summary.json"),
+            "--data",
+            args.data,
+        ],
+        cwd=REPO,
+        check=False,
+    )
     return 0
 
 

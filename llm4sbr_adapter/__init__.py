@@ -6,9 +6,9 @@ turns sessions and item titles into an intent store. Stage two (training): open 
 :class:`IntentEnhancer`, adding :class:`AlignUniformLoss` to the recommendation loss.
 """
 
-from .offline import BuildConfig, BuildReport, build_intent_store
 from .enhancer import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig
 from .losses import AlignUniformLoss, InfoNCELoss
+from .offline import BuildConfig, BuildReport, build_intent_store
 from .store import IntentStore, StoreError, StoreMetadata, StoreMismatchError, merge_stores, write_store
 
 __all__ = [

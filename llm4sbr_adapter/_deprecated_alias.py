@@ -18,11 +18,12 @@ from types import ModuleType
 
 def install_alias(old: str, new: str) -> ModuleType:
     """Point ``old`` and each ``old.<sub>`` at ``new`` and ``new.<sub>``; warn once per import."""
-    warnings.warn(f"{old} was renamed {new}; the old name goes away in the next release",
-                  DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"{old} was renamed {new}; the old name goes away in the next release", DeprecationWarning, stacklevel=3
+    )
     package = importlib.import_module(new)
     for info in pkgutil.walk_packages(package.__path__, prefix=new + "."):
         module = importlib.import_module(info.name)
-        sys.modules[old + info.name[len(new):]] = module
+        sys.modules[old + info.name[len(new) :]] = module
     sys.modules[old] = package
     return package

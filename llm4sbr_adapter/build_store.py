@@ -10,14 +10,14 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
+from .errors import CliParser, add_log_level, run_cli
 from .offline.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
 from .offline.prompts import DEFAULT_MAX_ITEMS
 from .offline.sessions import PICKLE_WARNING, read_catalogue, read_sessions
-from .errors import CliParser, add_log_level, run_cli
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
 
@@ -80,92 +80,191 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     io = p.add_argument_group("inputs and output")
-    io.add_argument("--sessions", metavar="PATH",
-                    help="sessions file: SR-GNN pickle (train.txt/test.txt, session id = row index; only from a "
-                         "trusted source), TSV/CSV 'session_id<TAB>space-separated item ids' (header optional), "
-                         'or JSONL {"session_id":..., "items":[...]}.')
-    io.add_argument("--sessions-format", default="auto", choices=["auto", "pickle", "tsv", "csv", "jsonl"],
-                    help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
-                         ".pkl/.pickle/.txt files, other pickles need --sessions-format pickle).")
-    io.add_argument("--sessions-encoding", default="utf-8", metavar="ENCODING",
-                    help="text encoding of a TSV/CSV/JSONL --sessions file (default utf-8).")
-    io.add_argument("--items", metavar="PATH",
-                    help="item catalogue: TSV/CSV/'|'-separated 'item_id<sep>title[<sep>...]' (extra columns "
-                         "ignored, header detected) or JSONL {\"item_id\":..., \"title\":...}.")
-    io.add_argument("--items-encoding", default="utf-8",
-                    help="text encoding of --items (default utf-8; latin-1 for MovieLens u.item).")
-    io.add_argument("--output", metavar="PATH",
-                    help="intent store to write (.safetensors); required unless --dry-run or --demo.")
-    io.add_argument("--demo", action="store_true",
-                    help=f"use the embedded demo sessions and items; output defaults to ./{DEMO_OUTPUT}.")
+    io.add_argument(
+        "--sessions",
+        metavar="PATH",
+        help="sessions file: SR-GNN pickle (train.txt/test.txt, session id = row index; only from a "
+        "trusted source), TSV/CSV 'session_id<TAB>space-separated item ids' (header optional), "
+        'or JSONL {"session_id":..., "items":[...]}.',
+    )
+    io.add_argument(
+        "--sessions-format",
+        default="auto",
+        choices=["auto", "pickle", "tsv", "csv", "jsonl"],
+        help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
+        ".pkl/.pickle/.txt files, other pickles need --sessions-format pickle).",
+    )
+    io.add_argument(
+        "--sessions-encoding",
+        default="utf-8",
+        metavar="ENCODING",
+        help="text encoding of a TSV/CSV/JSONL --sessions file (default utf-8).",
+    )
+    io.add_argument(
+        "--items",
+        metavar="PATH",
+        help="item catalogue: TSV/CSV/'|'-separated 'item_id<sep>title[<sep>...]' (extra columns "
+        'ignored, header detected) or JSONL {"item_id":..., "title":...}.',
+    )
+    io.add_argument(
+        "--items-encoding",
+        default="utf-8",
+        help="text encoding of --items (default utf-8; latin-1 for MovieLens u.item).",
+    )
+    io.add_argument(
+        "--output", metavar="PATH", help="intent store to write (.safetensors); required unless --dry-run or --demo."
+    )
+    io.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"use the embedded demo sessions and items; output defaults to ./{DEMO_OUTPUT}.",
+    )
 
     m = p.add_argument_group("models")
-    m.add_argument("--llm", default="default", metavar="SPEC",
-                   help="LLM backend: 'default' (embedded Qwen2.5-Coder-0.5B-Instruct GGUF, CPU), 'hf:PATH' "
-                        "(a Hugging Face folder or a .gguf file, run by transformers in float32), 'llamacpp:PATH.gguf' or "
-                        "'llamacpp:default' (the GGUF run quantised by llama.cpp, several times faster on a CPU; "
-                        "needs pip install llama-cpp-python), 'openai:URL#MODEL' (an OpenAI-compatible "
-                        "server such as vLLM, e.g. openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct), "
-                        "'replay:JSONL' (answers produced elsewhere), or 'py:MODULE:FACTORY' (a function "
-                        "returning an LLMBackend). Default: default.")
-    m.add_argument("--encoder", metavar="PATH", default=None,
-                   help="text encoder: a local Hugging Face folder (mean pooling); default all-MiniLM-L6-v2 (384-d).")
-    m.add_argument("--device", default="cpu",
-                   help="torch device for the local LLM and the encoder, e.g. cpu or cuda:0 (default cpu).")
-    m.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for a local LLM (llama.cpp or transformers) and the encoder; 0 = all cores "
-                        "(default). Lower it to leave cores to other jobs.")
-    m.add_argument("--max-new-tokens", type=int, default=32,
-                   help="upper bound on generated tokens per answer (default 32; answers are one item name).")
-    m.add_argument("--temperature", type=float, default=0.0,
-                   help="sampling temperature; 0 = greedy, deterministic (default 0).")
-    m.add_argument("--batch-size", type=int, default=8,
-                   help="prompts per LLM call and per answer-cache commit (default 8; 32-128 for a GPU server).")
-    m.add_argument("--request-timeout", type=_positive_seconds, default=None, metavar="SECONDS",
-                   help="seconds each HTTP request to an openai: server may take before it is retried "
-                        "(default 60; must be > 0).")
+    m.add_argument(
+        "--llm",
+        default="default",
+        metavar="SPEC",
+        help="LLM backend: 'default' (embedded Qwen2.5-Coder-0.5B-Instruct GGUF, CPU), 'hf:PATH' "
+        "(a Hugging Face folder or a .gguf file, run by transformers in float32), 'llamacpp:PATH.gguf' or "
+        "'llamacpp:default' (the GGUF run quantised by llama.cpp, several times faster on a CPU; "
+        "needs pip install llama-cpp-python), 'openai:URL#MODEL' (an OpenAI-compatible "
+        "server such as vLLM, e.g. openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct), "
+        "'replay:JSONL' (answers produced elsewhere), or 'py:MODULE:FACTORY' (a function "
+        "returning an LLMBackend). Default: default.",
+    )
+    m.add_argument(
+        "--encoder",
+        metavar="PATH",
+        default=None,
+        help="text encoder: a local Hugging Face folder (mean pooling); default all-MiniLM-L6-v2 (384-d).",
+    )
+    m.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device for the local LLM and the encoder, e.g. cpu or cuda:0 (default cpu).",
+    )
+    m.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for a local LLM (llama.cpp or transformers) and the encoder; 0 = all cores "
+        "(default). Lower it to leave cores to other jobs.",
+    )
+    m.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=32,
+        help="upper bound on generated tokens per answer (default 32; answers are one item name).",
+    )
+    m.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy, deterministic (default 0)."
+    )
+    m.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="prompts per LLM call and per answer-cache commit (default 8; 32-128 for a GPU server).",
+    )
+    m.add_argument(
+        "--request-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds each HTTP request to an openai: server may take before it is retried (default 60; must be > 0).",
+    )
 
     pr = p.add_argument_group("prompts")
-    pr.add_argument("--perspectives-file", metavar="JSON",
-                    help="JSON list of {name, qualifier, template, last_n} replacing the default long/short "
-                         "perspectives; templates use {items} and {qualifier}.")
-    pr.add_argument("--max-items", type=int, default=DEFAULT_MAX_ITEMS,
-                    help=f"keep only a session's most recent N items in prompts (default {DEFAULT_MAX_ITEMS}).")
-    pr.add_argument("--on-missing-title", default="error", choices=["error", "skip_item", "id_only"],
-                    help="a session item without a catalogue title: stop with an error naming it (default), "
-                         "leave it out of the prompt, or show its bare id.")
-    pr.add_argument("--on-empty-session", default="error", choices=["error", "skip"],
-                    help="a session with no items: stop with an error (default) or skip it.")
-    pr.add_argument("--export-prompts", metavar="JSONL",
-                    help="also write every prompt (session_id, perspective, prompt, prompt_sha256) as JSONL, "
-                         "to answer with an LLM elsewhere and come back with --llm replay:ANSWERS.jsonl.")
-    pr.add_argument("--dry-run", action="store_true",
-                    help="render prompts, print a few and the counts, and stop: no LLM is loaded, no store written.")
+    pr.add_argument(
+        "--perspectives-file",
+        metavar="JSON",
+        help="JSON list of {name, qualifier, template, last_n} replacing the default long/short "
+        "perspectives; templates use {items} and {qualifier}.",
+    )
+    pr.add_argument(
+        "--max-items",
+        type=int,
+        default=DEFAULT_MAX_ITEMS,
+        help=f"keep only a session's most recent N items in prompts (default {DEFAULT_MAX_ITEMS}).",
+    )
+    pr.add_argument(
+        "--on-missing-title",
+        default="error",
+        choices=["error", "skip_item", "id_only"],
+        help="a session item without a catalogue title: stop with an error naming it (default), "
+        "leave it out of the prompt, or show its bare id.",
+    )
+    pr.add_argument(
+        "--on-empty-session",
+        default="error",
+        choices=["error", "skip"],
+        help="a session with no items: stop with an error (default) or skip it.",
+    )
+    pr.add_argument(
+        "--export-prompts",
+        metavar="JSONL",
+        help="also write every prompt (session_id, perspective, prompt, prompt_sha256) as JSONL, "
+        "to answer with an LLM elsewhere and come back with --llm replay:ANSWERS.jsonl.",
+    )
+    pr.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render prompts, print a few and the counts, and stop: no LLM is loaded, no store written.",
+    )
 
     loc = p.add_argument_group("localization and store")
-    loc.add_argument("--top-f", type=int, default=DEFAULT_TOP_F,
-                     help=f"snap each answer to its f most similar catalogue titles (default {DEFAULT_TOP_F}; "
-                          "0 stores the raw answer embedding).")
-    loc.add_argument("--softmax-temperature", type=float, default=1.0,
-                     help="temperature of the softmax over the top-f cosines (default 1.0).")
-    loc.add_argument("--index", default="flat", choices=["flat", "hnsw", "ivf"],
-                     help="FAISS index over the catalogue: exact 'flat' (default) or approximate hnsw / ivf for "
-                          "very large catalogues.")
-    loc.add_argument("--on-empty-answer", default="session_mean", choices=list(EMPTY_POLICIES),
-                     help="an answer that is empty after cleaning: use the mean title embedding of the items "
-                          "the prompt showed (session_mean, default), embed the raw completion (raw), or stop (error).")
-    loc.add_argument("--dtype", default="float32", choices=["float32", "float16"],
-                     help="dtype of the stored intent vectors (default float32).")
+    loc.add_argument(
+        "--top-f",
+        type=int,
+        default=DEFAULT_TOP_F,
+        help=f"snap each answer to its f most similar catalogue titles (default {DEFAULT_TOP_F}; "
+        "0 stores the raw answer embedding).",
+    )
+    loc.add_argument(
+        "--softmax-temperature",
+        type=float,
+        default=1.0,
+        help="temperature of the softmax over the top-f cosines (default 1.0).",
+    )
+    loc.add_argument(
+        "--index",
+        default="flat",
+        choices=["flat", "hnsw", "ivf"],
+        help="FAISS index over the catalogue: exact 'flat' (default) or approximate hnsw / ivf for "
+        "very large catalogues.",
+    )
+    loc.add_argument(
+        "--on-empty-answer",
+        default="session_mean",
+        choices=list(EMPTY_POLICIES),
+        help="an answer that is empty after cleaning: use the mean title embedding of the items "
+        "the prompt showed (session_mean, default), embed the raw completion (raw), or stop (error).",
+    )
+    loc.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="dtype of the stored intent vectors (default float32).",
+    )
 
     run = p.add_argument_group("caching, sharding, logging")
-    run.add_argument("--cache", metavar="SQLITE",
-                     help="answer cache (SQLite); default <output>.answers.sqlite3. Re-running a killed build "
-                          "with the same cache asks only the prompts not answered yet.")
-    run.add_argument("--item-cache-dir", metavar="DIR",
-                     help="folder caching catalogue embeddings (default: llm4sbr_item_cache beside --output).")
-    run.add_argument("--shard", metavar="K/N",
-                     help="build only shard K of N (contiguous blocks of sessions, K from 0); join the N "
-                          "outputs with the merge subcommand.")
+    run.add_argument(
+        "--cache",
+        metavar="SQLITE",
+        help="answer cache (SQLite); default <output>.answers.sqlite3. Re-running a killed build "
+        "with the same cache asks only the prompts not answered yet.",
+    )
+    run.add_argument(
+        "--item-cache-dir",
+        metavar="DIR",
+        help="folder caching catalogue embeddings (default: llm4sbr_item_cache beside --output).",
+    )
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="build only shard K of N (contiguous blocks of sessions, K from 0); join the N "
+        "outputs with the merge subcommand.",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars.")
     add_log_level(run, "INFO")
     return p
@@ -175,7 +274,7 @@ def build_merge_parser() -> argparse.ArgumentParser:
     p = CliParser(
         prog="python -m llm4sbr_adapter.build_store merge",
         description="Join shard stores (built with --shard K/N and identical settings) into one store. "
-                    "Fails when settings differ or a session id occurs in two shards.",
+        "Fails when settings differ or a session id occurs in two shards.",
     )
     p.add_argument("--output", required=True, metavar="PATH", help="merged store to write.")
     p.add_argument("shards", nargs="+", metavar="SHARD", help="shard stores, in shard order (0/N first).")
@@ -196,7 +295,9 @@ def _merge_shards(args: argparse.Namespace) -> int:
 
     out = merge_stores(args.shards, args.output)
     store = IntentStore.open(out)
-    print(f"merged {len(args.shards)} shards -> {out} ({store.num_sessions} sessions, perspectives {store.perspectives})")
+    print(
+        f"merged {len(args.shards)} shards -> {out} ({store.num_sessions} sessions, perspectives {store.perspectives})"
+    )
     return 0
 
 
@@ -235,8 +336,9 @@ def _build(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
     from .offline.llm.base import GenerationConfig
 
     start = time.perf_counter()
-    sessions = read_sessions(args.sessions, args.sessions_format, on_empty=args.on_empty_session,
-                             encoding=args.sessions_encoding)
+    sessions = read_sessions(
+        args.sessions, args.sessions_format, on_empty=args.on_empty_session, encoding=args.sessions_encoding
+    )
     catalogue = read_catalogue(args.items, encoding=args.items_encoding)
     read_seconds = time.perf_counter() - start
     report = build_intent_store(

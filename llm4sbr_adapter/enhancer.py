@@ -23,9 +23,10 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -170,7 +171,7 @@ class IntentEnhancerConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> "IntentEnhancerConfig":
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> IntentEnhancerConfig:
         """Inverse of :meth:`to_dict`; the file-format keys ``format``/``format_version`` are accepted."""
         data = dict(data)
         fmt = data.pop("format", CONFIG_FORMAT)
@@ -202,7 +203,7 @@ class IntentEnhancerConfig:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "IntentEnhancerConfig":
+    def load(cls, path: str | os.PathLike) -> IntentEnhancerConfig:
         """Read a config written by :meth:`save`."""
         path = Path(path)
         try:
@@ -247,7 +248,7 @@ class _SharedRef:
     def __init__(self, obj: Any = None) -> None:
         self.obj = obj
 
-    def __deepcopy__(self, memo: dict) -> "_SharedRef":
+    def __deepcopy__(self, memo: dict) -> _SharedRef:
         return _SharedRef(self.obj)  # a new holder, the same store
 
     def __reduce__(self):
@@ -309,7 +310,7 @@ class IntentEnhancer(nn.Module):
         """
         return self._store_ref.obj
 
-    def bind_store(self, store: IntentStore) -> "IntentEnhancer":
+    def bind_store(self, store: IntentStore) -> IntentEnhancer:
         """Attach a store for ``forward(session_ids=...)``; returns ``self``.
 
         Raises :class:`~llm4sbr_adapter.store.StoreMismatchError` (a ``ValueError``) when the
@@ -323,19 +324,29 @@ class IntentEnhancer(nn.Module):
         if not isinstance(store, IntentStore):
             raise TypeError(f"store must be an IntentStore, got {type(store).__name__}")
         meta = store.metadata
-        identity = {"path": str(store.path), "text_encoder": meta.text_encoder, "catalogue_sha256": meta.catalogue_sha256}
+        identity = {
+            "path": str(store.path),
+            "text_encoder": meta.text_encoder,
+            "catalogue_sha256": meta.catalogue_sha256,
+        }
         first = getattr(self, "_first_store", None)  # absent in enhancers pickled before it existed
         if first is not None:
             differ = [k for k in ("text_encoder", "catalogue_sha256") if identity[k] != first[k]]
             if differ:
+
                 def shown(ident: dict[str, str]) -> str:
                     return ", ".join(f"{k} {ident[k]!r}" for k in differ)
 
                 raise StoreMismatchError(
                     f"{identity['path']} ({shown(identity)}) does not match the store this enhancer was first "
                     f"bound to, {first['path']} ({shown(first)}): its intents come from another "
-                    + ("text encoder" if differ == ["text_encoder"] else
-                       "catalogue" if differ == ["catalogue_sha256"] else "text encoder and catalogue")
+                    + (
+                        "text encoder"
+                        if differ == ["text_encoder"]
+                        else "catalogue"
+                        if differ == ["catalogue_sha256"]
+                        else "text encoder and catalogue"
+                    )
                 )
         store.validate(
             perspectives=list(self.config.perspectives),
@@ -367,8 +378,11 @@ class IntentEnhancer(nn.Module):
             return
         batch_file = f"{sessions_source} " if sessions_source is not None else ""
         store_file = store.metadata.sessions_source or "a sessions file"
-        built_for = (f"was built for {store_file} (sessions_sha256 {have[:12]})" if have
-                     else "records no sessions_sha256, so it cannot be matched to any sessions file")
+        built_for = (
+            f"was built for {store_file} (sessions_sha256 {have[:12]})"
+            if have
+            else "records no sessions_sha256, so it cannot be matched to any sessions file"
+        )
         raise StoreMismatchError(
             f"session ids refer to {batch_file}(sessions_sha256 {sessions_sha256[:12]}) but the bound store "
             f"{store.path} {built_for}: bind that file's store first (bind_store / use_split)"
@@ -479,12 +493,15 @@ class IntentEnhancer(nn.Module):
         if (intents is None) == (session_ids is None):
             raise ValueError("give exactly one of intents= or session_ids=")
         if session_ids is None and (sessions_sha256 is not None or sessions_source is not None):
-            raise ValueError("sessions_sha256= / sessions_source= describe session_ids=; they make no sense with intents=")
+            raise ValueError(
+                "sessions_sha256= / sessions_source= describe session_ids=; they make no sense with intents="
+            )
         self._check_behaviours(h_local, h_global)
         found = None
         if session_ids is not None:
-            intents, found = self.lookup(session_ids, h_local, sessions_sha256=sessions_sha256,
-                                         sessions_source=sessions_source)
+            intents, found = self.lookup(
+                session_ids, h_local, sessions_sha256=sessions_sha256, sessions_source=sessions_source
+            )
         self._check_intents(intents, h_local)
 
         cfg = self.config
@@ -550,7 +567,7 @@ class IntentEnhancer(nn.Module):
         directory: str | os.PathLike,
         store: IntentStore | None = None,
         map_location: str | torch.device = "cpu",
-    ) -> "IntentEnhancer":
+    ) -> IntentEnhancer:
         """Rebuild an enhancer saved with :meth:`save_pretrained` (optionally binding ``store``).
 
         Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the tensors when
@@ -575,7 +592,9 @@ class IntentEnhancer(nn.Module):
             problems.append(f"unexpected tensors {unexpected}")
         for k in sorted(set(expected) & set(state)):
             if tuple(expected[k].shape) != tuple(state[k].shape):
-                problems.append(f"{k}: weights have shape {tuple(state[k].shape)}, config needs {tuple(expected[k].shape)}")
+                problems.append(
+                    f"{k}: weights have shape {tuple(state[k].shape)}, config needs {tuple(expected[k].shape)}"
+                )
         if problems:
             raise ValueError(
                 f"{weights_path} does not match {directory / CONFIG_NAME} "

@@ -63,9 +63,13 @@ class CliParser(argparse.ArgumentParser):
 
 def add_log_level(parser: argparse._ActionsContainer, default: str) -> None:
     """Add ``--log-level`` (a :mod:`logging` level name, any case) to a parser or argument group."""
-    parser.add_argument("--log-level", default=default, type=str.upper, choices=LOG_LEVELS,
-                        help=f"logging level, any case (default {default.lower()}); debug also prints the "
-                             "traceback of an error.")
+    parser.add_argument(
+        "--log-level",
+        default=default,
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help=f"logging level, any case (default {default.lower()}); debug also prints the traceback of an error.",
+    )
 
 
 def run_cli(work: Callable[[], int], log_level: str) -> int:

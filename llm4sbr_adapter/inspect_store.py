@@ -15,12 +15,13 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from .offline.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
 from .errors import CliParser, add_log_level, run_cli
+from .offline.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
 from .store import IntentStore
 
 __all__ = ["inspect_store", "answer_statistics", "format_report", "main"]
@@ -79,8 +80,11 @@ def inspect_store(
         info["intent_norms"][name] = float(np.linalg.norm(vecs, axis=1).mean()) if len(vecs) else 0.0
     sess = None
     if sessions is not None:
-        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(
-            sessions, sessions_format, on_empty="skip", encoding=sessions_encoding)
+        sess = (
+            sessions
+            if isinstance(sessions, SessionSet)
+            else read_sessions(sessions, sessions_format, on_empty="skip", encoding=sessions_encoding)
+        )
         info["answer_stats"] = answer_statistics(store, sess, arrays)
     if session_id is None:
         return info
@@ -97,9 +101,13 @@ def inspect_store(
     for name, ex in explained.items():
         tops = [
             {"item_id": it, "title": cat.lookup(it) if cat else None, "weight": float(w)}
-            for it, w in zip(ex.get("top_items", []), ex.get("top_weights", [None] * len(ex.get("top_items", []))))
+            for it, w in zip(ex.get("top_items", []), ex.get("top_weights", [None] * len(ex.get("top_items", []))), strict=True)
         ]
-        entry["perspectives"][name] = {"answer": ex.get("answer"), "raw_answer": ex.get("raw_answer"), "top_items": tops}
+        entry["perspectives"][name] = {
+            "answer": ex.get("answer"),
+            "raw_answer": ex.get("raw_answer"),
+            "top_items": tops,
+        }
     info["session"] = entry
     return info
 
@@ -130,12 +138,12 @@ def answer_statistics(store: IntentStore, sessions: SessionSet, arrays: dict[str
         top1[name] = [keys[i] if i >= 0 else None for i in idx]
         n = max(1, len(rows))
         out["perspectives"][name] = {
-            "in_session": sum(t in sq for t, sq in zip(top1[name], seqs)) / n,
-            "last_item": sum(t is not None and t == lt for t, lt in zip(top1[name], last)) / n,
+            "in_session": sum(t in sq for t, sq in zip(top1[name], seqs, strict=True)) / n,
+            "last_item": sum(t is not None and t == lt for t, lt in zip(top1[name], last, strict=True)) / n,
             "distinct_top1": len({t for t in top1[name] if t is not None}),
         }
     if len(top1) > 1:
-        per_session = list(zip(*top1.values()))
+        per_session = list(zip(*top1.values(), strict=True))
         out["same_top1_all_perspectives"] = sum(len(set(ts)) == 1 for ts in per_session) / max(1, len(per_session))
     return out
 
@@ -162,8 +170,10 @@ def format_report(info: dict[str, Any]) -> str:
     if stats:
         lines.append(f"answers vs the {stats['sessions']} sessions (top-1 snapped item):")
         for name, st in stats["perspectives"].items():
-            lines.append(f"  {name}: one of the session's items {100 * st['in_session']:.1f} %, its last item "
-                         f"{100 * st['last_item']:.1f} %, {st['distinct_top1']} distinct items")
+            lines.append(
+                f"  {name}: one of the session's items {100 * st['in_session']:.1f} %, its last item "
+                f"{100 * st['last_item']:.1f} %, {st['distinct_top1']} distinct items"
+            )
         if "same_top1_all_perspectives" in stats:
             lines.append(f"  same top-1 item in every perspective: {100 * stats['same_top1_all_perspectives']:.1f} %")
     extra = meta.get("extra") or {}
@@ -194,18 +204,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = CliParser(
         prog="python -m llm4sbr_adapter.inspect_store",
         description="Show an intent store's counts and build metadata, and for one session its answers "
-                    "and the top-f catalogue items its intents were snapped to.",
+        "and the top-f catalogue items its intents were snapped to.",
         epilog=f"Security: {PICKLE_WARNING}. --sessions unpickles only a .pkl/.pickle file, a .txt file that "
-               "starts with a pickle header (SR-GNN's train.txt/test.txt) or a file given with --sessions-format "
-               "pickle. Errors are one line, 'error: <message>' on stderr (exit status 2 for usage, 1 for a failure).",
+        "starts with a pickle header (SR-GNN's train.txt/test.txt) or a file given with --sessions-format "
+        "pickle. Errors are one line, 'error: <message>' on stderr (exit status 2 for usage, 1 for a failure).",
     )
     p.add_argument("store", help="intent store (.safetensors) to inspect.")
     p.add_argument("--session", metavar="ID", help="a session id to explain (row index for SR-GNN pickles).")
-    p.add_argument("--sessions", metavar="PATH", help="the sessions file the store was built from (shows the session's items).")
-    p.add_argument("--sessions-format", default="auto", choices=["auto", "pickle", "tsv", "csv", "jsonl"],
-                   help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
-                        ".pkl/.pickle/.txt files).")
-    p.add_argument("--sessions-encoding", default="utf-8", metavar="ENCODING", help="text encoding of a TSV/CSV/JSONL --sessions file.")
+    p.add_argument(
+        "--sessions", metavar="PATH", help="the sessions file the store was built from (shows the session's items)."
+    )
+    p.add_argument(
+        "--sessions-format",
+        default="auto",
+        choices=["auto", "pickle", "tsv", "csv", "jsonl"],
+        help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
+        ".pkl/.pickle/.txt files).",
+    )
+    p.add_argument(
+        "--sessions-encoding",
+        default="utf-8",
+        metavar="ENCODING",
+        help="text encoding of a TSV/CSV/JSONL --sessions file.",
+    )
     p.add_argument("--items", metavar="PATH", help="the item catalogue (shows titles next to item ids).")
     p.add_argument("--items-encoding", default="utf-8", help="text encoding of --items (default utf-8).")
     p.add_argument("--json", action="store_true", help="print the information as JSON instead of text.")
@@ -222,9 +243,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     """Print the report (or JSON) for the store and session of ``args``."""
-    info = inspect_store(args.store, args.session, sessions=args.sessions, items=args.items,
-                         items_encoding=args.items_encoding, sessions_format=args.sessions_format,
-                         sessions_encoding=args.sessions_encoding)
+    info = inspect_store(
+        args.store,
+        args.session,
+        sessions=args.sessions,
+        items=args.items,
+        items_encoding=args.items_encoding,
+        sessions_format=args.sessions_format,
+        sessions_encoding=args.sessions_encoding,
+    )
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
     else:

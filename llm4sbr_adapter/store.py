@@ -26,10 +26,11 @@ import math
 import os
 import re
 import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,15 +54,33 @@ UTF8_SUFFIX = ".utf8"
 OFFSETS_SUFFIX = ".offsets"
 
 _NP_DTYPES = {
-    "F32": np.float32, "F16": np.float16, "F64": np.float64,
-    "I64": np.int64, "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_,
+    "F32": np.float32,
+    "F16": np.float16,
+    "F64": np.float64,
+    "I64": np.int64,
+    "I32": np.int32,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
 }
 _ST_DTYPES = {np.dtype(v).str: k for k, v in _NP_DTYPES.items()}
 # Every dtype code safetensors defines, with its item size: a tensor of any of them may sit in a store
 # (readers ignore tensors they do not know), but the header must describe it consistently.
 _ST_ITEMSIZE = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
 }
 _VALUE_DTYPES = {"float32": np.float32, "float16": np.float16}
 
@@ -108,7 +127,7 @@ class StoreMetadata:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str, *, source: str = "<store>") -> "StoreMetadata":
+    def from_json(cls, text: str, *, source: str = "<store>") -> StoreMetadata:
         """Parse and check the metadata JSON: a one-line :class:`StoreError` naming ``source`` and the
         field for anything ``docs/store-format.md`` does not allow."""
         try:
@@ -155,8 +174,12 @@ def _is_str_map(value: Any) -> bool:
 
 def _is_names(value: Any) -> bool:
     """A non-empty list of unique, non-empty strings."""
-    return (isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
-            and len(set(value)) == len(value))
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, str) and v for v in value)
+        and len(set(value)) == len(value)
+    )
 
 
 _REQUIRED_FIELDS = ("format_version", "perspectives", "text_dim", "num_sessions", "dtype", "id_kind")
@@ -171,9 +194,18 @@ _FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "prompts": (_is_str_map, "an object of strings"),
     "extra": (lambda v: isinstance(v, dict), "an object"),
     "shard": (_valid_shard, '"" or "k/n" with 0 <= k < n'),
-    **{name: (lambda v: isinstance(v, str), "a string") for name in (
-        "text_encoder", "llm", "prompt_sha256", "catalogue_sha256", "sessions_source", "sessions_sha256",
-        "created_at")},
+    **{
+        name: (lambda v: isinstance(v, str), "a string")
+        for name in (
+            "text_encoder",
+            "llm",
+            "prompt_sha256",
+            "catalogue_sha256",
+            "sessions_source",
+            "sessions_sha256",
+            "created_at",
+        )
+    },
 }
 
 
@@ -215,7 +247,7 @@ def decode_strings(data: np.ndarray, offsets: np.ndarray) -> list[str]:
     """Inverse of :func:`encode_strings`."""
     raw = bytes(np.asarray(data, dtype=np.uint8))
     bounds = np.asarray(offsets, dtype=np.int64).tolist()
-    return [raw[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:])]
+    return [raw[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _normalise_ids(session_ids: Sequence[int] | Sequence[str] | np.ndarray, what: str) -> np.ndarray:
@@ -252,7 +284,7 @@ def _first_invalid_row(arr: np.ndarray, valid: Callable[[np.ndarray], np.ndarray
         return None
     step = max(1, _SCAN_ELEMENTS // max(1, math.prod(arr.shape[1:])))
     for start in range(0, len(arr), step):
-        ok = valid(np.asarray(arr[start:start + step]))
+        ok = valid(np.asarray(arr[start : start + step]))
         if not ok.all():
             return start + int(np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))[0])
     return None
@@ -355,9 +387,7 @@ def _check_entry(path: Path, name: str, info: Any) -> tuple[int, int]:
     begin, end = offsets
     need = math.prod(shape) * _ST_ITEMSIZE[dtype]
     if begin > end or end - begin != need:
-        raise StoreError(
-            f"{where}: data_offsets {offsets} hold {end - begin} bytes, but {dtype} {shape} needs {need}"
-        )
+        raise StoreError(f"{where}: data_offsets {offsets} hold {end - begin} bytes, but {dtype} {shape} needs {need}")
     return begin, end
 
 
@@ -367,11 +397,13 @@ def _check_coverage(path: Path, spans: Mapping[str, tuple[int, int]], data_len: 
     for name, (begin, end) in sorted(spans.items(), key=lambda kv: kv[1]):
         after = f"the end of tensor {prev!r}" if prev else "the start of the data buffer"
         if begin > pos:
-            raise StoreError(f"{path}: tensor {name!r} starts at byte {begin}, leaving a gap after {after} "
-                             f"(byte {pos})")
+            raise StoreError(
+                f"{path}: tensor {name!r} starts at byte {begin}, leaving a gap after {after} (byte {pos})"
+            )
         if begin < pos:
-            raise StoreError(f"{path}: tensor {name!r} (bytes {begin}..{end}) overlaps tensor {prev!r} "
-                             f"(ends at byte {pos})")
+            raise StoreError(
+                f"{path}: tensor {name!r} (bytes {begin}..{end}) overlaps tensor {prev!r} (ends at byte {pos})"
+            )
         pos, prev = end, name
     if pos > data_len:
         raise StoreError(
@@ -380,8 +412,7 @@ def _check_coverage(path: Path, spans: Mapping[str, tuple[int, int]], data_len: 
         )
     if pos < data_len:
         last = f"tensor {prev!r}" if prev else "the header"
-        raise StoreError(f"{path}: the data buffer holds {data_len - pos} bytes after {last} that belong to "
-                         "no tensor")
+        raise StoreError(f"{path}: the data buffer holds {data_len - pos} bytes after {last} that belong to no tensor")
 
 
 def _is_int(value: Any) -> bool:
@@ -465,9 +496,7 @@ def write_store(
     for name in perspectives:
         vec = np.asarray(intents[name].detach().cpu() if isinstance(intents[name], torch.Tensor) else intents[name])
         if vec.shape != (n, metadata.text_dim):
-            raise StoreError(
-                f"intent {name!r} has shape {tuple(vec.shape)}, expected ({n}, {metadata.text_dim})"
-            )
+            raise StoreError(f"intent {name!r} has shape {tuple(vec.shape)}, expected ({n}, {metadata.text_dim})")
         with np.errstate(over="ignore"):  # float16 overflow becomes inf, refused just below
             tensors[INTENT_PREFIX + name] = vec.astype(_VALUE_DTYPES[dtype], copy=False)
         _refuse_non_finite(f"intent {name!r}", tensors[INTENT_PREFIX + name], ids, dtype)
@@ -591,20 +620,25 @@ class IntentStore:
         name, meta = INTENT_PREFIX + perspective, self.metadata
         if name not in self._header:
             raise StoreError(f"{self.path}: metadata lists perspective {perspective!r} but tensor {name!r} is missing")
-        self._expect(name, ("F32", "F16"), [meta.num_sessions, meta.text_dim],
-                     "num_sessions x text_dim from the metadata")
+        self._expect(
+            name, ("F32", "F16"), [meta.num_sessions, meta.text_dim], "num_sessions x text_dim from the metadata"
+        )
         code = _ST_DTYPES[np.dtype(_VALUE_DTYPES[meta.dtype]).str]
         if self._header[name]["dtype"] != code:
-            raise StoreError(f"{self.path}: tensor {name!r} is {self._header[name]['dtype']}, "
-                             f"but metadata field 'dtype' says {meta.dtype!r} ({code})")
+            raise StoreError(
+                f"{self.path}: tensor {name!r} is {self._header[name]['dtype']}, "
+                f"but metadata field 'dtype' says {meta.dtype!r} ({code})"
+            )
 
     def _check_item_layout(self) -> int | None:
         """``item_ids`` as ``I64 [M]`` or as a string column (not both); returns ``M``."""
         has_int = ITEM_IDS in self._header
         has_str = any(ITEM_IDS + s in self._header for s in (UTF8_SUFFIX, OFFSETS_SUFFIX))
         if has_int and has_str:
-            raise StoreError(f"{self.path}: tensor {ITEM_IDS!r} and string column {ITEM_IDS + UTF8_SUFFIX!r} "
-                             "both present (one catalogue, one form)")
+            raise StoreError(
+                f"{self.path}: tensor {ITEM_IDS!r} and string column {ITEM_IDS + UTF8_SUFFIX!r} "
+                "both present (one catalogue, one form)"
+            )
         if has_int:
             self._expect(ITEM_IDS, ("I64",), [None])
             return int(self._header[ITEM_IDS]["shape"][0])
@@ -616,8 +650,10 @@ class IntentStore:
         top, weights = TOP_ITEMS_PREFIX + name, TOP_WEIGHTS_PREFIX + name
         if top in self._header:
             if num_items is None:
-                raise StoreError(f"{self.path}: tensor {top!r} needs the catalogue ids (tensor {ITEM_IDS!r} or string "
-                                 f"column {ITEM_IDS + UTF8_SUFFIX!r}), which are missing")
+                raise StoreError(
+                    f"{self.path}: tensor {top!r} needs the catalogue ids (tensor {ITEM_IDS!r} or string "
+                    f"column {ITEM_IDS + UTF8_SUFFIX!r}), which are missing"
+                )
             self._expect(top, ("I64",), [self.metadata.num_sessions, None])
         if weights in self._header:
             if top not in self._header:
@@ -632,11 +668,13 @@ class IntentStore:
         info = self._header.get(name)
         if info is None:
             raise StoreError(f"{self.path}: tensor {name!r} is missing")
-        fits = len(info["shape"]) == len(shape) and all(w is None or w == d for w, d in zip(shape, info["shape"]))
+        fits = len(info["shape"]) == len(shape) and all(w is None or w == d for w, d in zip(shape, info["shape"], strict=True))
         if info["dtype"] not in dtypes or not fits:
             wanted = "[" + ", ".join("*" if w is None else str(w) for w in shape) + "]"
-            raise StoreError(f"{self.path}: tensor {name!r} is {info['dtype']} {info['shape']}, expected "
-                             f"{' or '.join(dtypes)} {wanted}" + (f" ({why})" if why else ""))
+            raise StoreError(
+                f"{self.path}: tensor {name!r} is {info['dtype']} {info['shape']}, expected "
+                f"{' or '.join(dtypes)} {wanted}" + (f" ({why})" if why else "")
+            )
 
     def _expect_strings(self, base: str, count: int | None) -> int:
         """A string column ``base``: ``U8 [bytes]`` + ``I64 [count + 1]`` offsets; returns its length."""
@@ -666,39 +704,46 @@ class IntentStore:
                 self._check_rows(TOP_WEIGHTS_PREFIX + name, weights, np.isfinite, "holds NaN or inf")
             if TOP_ITEMS_PREFIX + name in self._header:
                 m = self._num_items
-                self._check_rows(TOP_ITEMS_PREFIX + name, self._tensor(TOP_ITEMS_PREFIX + name),
-                                 lambda b: (b >= -1) & (b < m),
-                                 f"holds an item index outside the catalogue of {m} items (0..{m - 1}, or -1 for none)")
+                self._check_rows(
+                    TOP_ITEMS_PREFIX + name,
+                    self._tensor(TOP_ITEMS_PREFIX + name),
+                    lambda b: (b >= -1) & (b < m),
+                    f"holds an item index outside the catalogue of {m} items (0..{m - 1}, or -1 for none)",
+                )
             for prefix in (ANSWER_PREFIX, RAW_ANSWER_PREFIX):
                 if prefix + name + UTF8_SUFFIX in self._header:
                     self._check_offsets(prefix + name)
 
-    def _check_rows(self, name: str, arr: np.ndarray, valid: Callable[[np.ndarray], np.ndarray],
-                    problem: str) -> None:
+    def _check_rows(self, name: str, arr: np.ndarray, valid: Callable[[np.ndarray], np.ndarray], problem: str) -> None:
         """Raise naming the first row of tensor ``name`` (``arr``) where ``valid`` is not all true."""
         row = _first_invalid_row(arr, valid)
         if row is not None:
             values = np.asarray(arr[row])
             bad = values[~valid(values)][0].item()
-            raise StoreError(f"{self.path}: tensor {name!r} row {row} (session id {self._ids[row].item()!r}) "
-                             f"{problem}: {bad!r}")
+            raise StoreError(
+                f"{self.path}: tensor {name!r} row {row} (session id {self._ids[row].item()!r}) {problem}: {bad!r}"
+            )
 
     def _check_offsets(self, base: str) -> None:
         """Offsets of a string column start at 0, never decrease and end at the byte count."""
         offsets = np.asarray(self._tensor(base + OFFSETS_SUFFIX))
         total = self._header[base + UTF8_SUFFIX]["shape"][0]
         if offsets[0] != 0 or offsets[-1] != total or (np.diff(offsets) < 0).any():
-            raise StoreError(f"{self.path}: tensor {base + OFFSETS_SUFFIX!r} is not a valid string column: "
-                             f"offsets must start at 0, never decrease, and end at {total} "
-                             f"(the bytes of {base + UTF8_SUFFIX!r})")
+            raise StoreError(
+                f"{self.path}: tensor {base + OFFSETS_SUFFIX!r} is not a valid string column: "
+                f"offsets must start at 0, never decrease, and end at {total} "
+                f"(the bytes of {base + UTF8_SUFFIX!r})"
+            )
 
     def _check_unique_ids(self) -> None:
         """Session ids are unique (a second row with the same id could never be looked up)."""
         same = np.flatnonzero(self._sorted_ids[1:] == self._sorted_ids[:-1])
         if same.size:
             name = SESSION_IDS if self.metadata.id_kind == "int" else SESSION_IDS + UTF8_SUFFIX
-            raise StoreError(f"{self.path}: tensor {name!r} holds session id {self._sorted_ids[same[0]].item()!r} "
-                             "more than once (session ids must be unique)")
+            raise StoreError(
+                f"{self.path}: tensor {name!r} holds session id {self._sorted_ids[same[0]].item()!r} "
+                "more than once (session ids must be unique)"
+            )
 
     # ---- construction ---------------------------------------------------------------
     @classmethod
@@ -713,7 +758,7 @@ class IntentStore:
         sessions_sha256: str | None = None,
         text_encoder: str | None = None,
         mmap: bool = True,
-    ) -> "IntentStore":
+    ) -> IntentStore:
         """Open a store and check it against what the caller declares.
 
         Each keyword left as ``None`` is not checked. ``perspectives`` must be a subset of the
@@ -742,7 +787,9 @@ class IntentStore:
         if want is not None:
             missing = [p for p in want if p not in meta.perspectives]
             if missing:
-                problems.append(f"perspectives: expected {list(want)}, store has {meta.perspectives} (missing {missing})")
+                problems.append(
+                    f"perspectives: expected {list(want)}, store has {meta.perspectives} (missing {missing})"
+                )
         for name in ("text_dim", "num_sessions", "catalogue_sha256", "sessions_sha256", "text_encoder"):
             value = expected.get(name)
             if value is not None and getattr(meta, name) != value:
@@ -762,8 +809,9 @@ class IntentStore:
         try:
             return np.asarray(decode_strings(self._tensor(base + UTF8_SUFFIX), self._tensor(base + OFFSETS_SUFFIX)))
         except UnicodeDecodeError as err:
-            raise StoreError(f"{self.path}: tensor {base + UTF8_SUFFIX!r} is not valid UTF-8 ({err.reason} at byte "
-                             f"{err.start})") from None
+            raise StoreError(
+                f"{self.path}: tensor {base + UTF8_SUFFIX!r} is not valid UTF-8 ({err.reason} at byte {err.start})"
+            ) from None
 
     def _strings(self, base: str) -> list[str] | None:
         if base + UTF8_SUFFIX not in self._header:
@@ -902,7 +950,7 @@ class IntentStore:
                 if base + UTF8_SUFFIX in self._header:
                     offs = self._tensor(base + OFFSETS_SUFFIX)
                     data = self._tensor(base + UTF8_SUFFIX)
-                    entry[key] = bytes(np.asarray(data[offs[row]:offs[row + 1]])).decode("utf-8")
+                    entry[key] = bytes(np.asarray(data[offs[row] : offs[row + 1]])).decode("utf-8")
             if TOP_ITEMS_PREFIX + name in self._header and items is not None:
                 idx = np.asarray(self._tensor(TOP_ITEMS_PREFIX + name)[row])
                 keep = idx >= 0
@@ -918,7 +966,10 @@ class IntentStore:
             "session_ids": np.array(self._ids),
             "intents": {p: np.array(v) for p, v in self._intents.items()},
             "item_ids": self.item_ids,
-            "top_items": {}, "top_weights": {}, "answers": {}, "raw_answers": {},
+            "top_items": {},
+            "top_weights": {},
+            "answers": {},
+            "raw_answers": {},
         }
         for name in self.metadata.perspectives:
             for key, prefix in (("top_items", TOP_ITEMS_PREFIX), ("top_weights", TOP_WEIGHTS_PREFIX)):
@@ -932,8 +983,19 @@ class IntentStore:
 
 
 # --------------------------------------------------------------------------- merging
-_MUST_AGREE = ("perspectives", "text_dim", "text_encoder", "llm", "top_f", "prompt_sha256",
-               "catalogue_sha256", "sessions_source", "sessions_sha256", "id_kind", "dtype")
+_MUST_AGREE = (
+    "perspectives",
+    "text_dim",
+    "text_encoder",
+    "llm",
+    "top_f",
+    "prompt_sha256",
+    "catalogue_sha256",
+    "sessions_source",
+    "sessions_sha256",
+    "id_kind",
+    "dtype",
+)
 
 
 def _check_shard_set(stores: Sequence[IntentStore]) -> None:
@@ -941,12 +1003,11 @@ def _check_shard_set(stores: Sequence[IntentStore]) -> None:
     every ``k`` in ``0..n-1`` exactly once; otherwise :class:`StoreError` naming what is missing or doubled."""
     shards = [_parse_shard_text(s.metadata.shard) for s in stores]
     listing = ", ".join(f"{s.path.name}={s.metadata.shard or '-'}" for s in stores)
-    whole = [s.path.name for s, ks in zip(stores, shards) if ks is None]
+    whole = [s.path.name for s, ks in zip(stores, shards, strict=True) if ks is None]
     if len(whole) == len(stores):
         return
     if whole:
-        raise StoreError(f"cannot merge: {', '.join(whole)} is not a shard (metadata shard ''), "
-                         f"others are ({listing})")
+        raise StoreError(f"cannot merge: {', '.join(whole)} is not a shard (metadata shard ''), others are ({listing})")
     counts = {n for _, n in shards}
     if len(counts) > 1:
         raise StoreError(f"cannot merge: shard counts differ ({listing})")
@@ -975,11 +1036,11 @@ def merge_stores(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike
         for name in _MUST_AGREE:
             a, b = getattr(first.metadata, name), getattr(other.metadata, name)
             if a != b:
-                raise StoreMismatchError(f"cannot merge {other.path} into {first.path}: {name} differs ({b!r} vs {a!r})")
+                raise StoreMismatchError(
+                    f"cannot merge {other.path} into {first.path}: {name} differs ({b!r} vs {a!r})"
+                )
         items_a, items_b = first.item_ids, other.item_ids
-        if (items_a is None) != (items_b is None) or (
-            items_a is not None and not np.array_equal(items_a, items_b)
-        ):
+        if (items_a is None) != (items_b is None) or (items_a is not None and not np.array_equal(items_a, items_b)):
             raise StoreMismatchError(f"cannot merge {other.path} into {first.path}: item_ids differ")
 
     parts = [s.to_arrays() for s in stores]

@@ -14,10 +14,9 @@ from llm4sbr_adapter.atomic_files import atomic_open, atomic_path, atomic_write_
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "result.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_open(target, "w") as handle:
-            handle.write("half of the new")
-            raise RuntimeError("crash in the middle")
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as handle:
+        handle.write("half of the new")
+        raise RuntimeError("crash in the middle")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
 
@@ -43,9 +42,8 @@ def test_atomic_path_suffix_for_writers_that_add_an_extension(tmp_path):
 
 
 def test_atomic_open_rejects_append_and_read_modes(tmp_path):
-    with pytest.raises(ValueError, match="mode"):
-        with atomic_open(tmp_path / "x", "a"):
-            pass
+    with pytest.raises(ValueError, match="mode"), atomic_open(tmp_path / "x", "a"):
+        pass
 
 
 def _age(path, seconds: float = 3600.0) -> None:

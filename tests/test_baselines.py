@@ -57,8 +57,7 @@ def test_read_row_users_follows_row_column_and_rejects_bad_header(tmp_path: Path
 def test_markov_and_sequential_rules_weights() -> None:
     sessions = arrays([1, 2, 3, 2], [1, 3])
     markov = bl.ItemTransitions().fit(sessions, 4)
-    np.testing.assert_array_equal(markov.raw_scores(arrays([1], [2])).toarray(),
-                                  [[0, 1, 1, 0], [0, 0, 1, 0]])
+    np.testing.assert_array_equal(markov.raw_scores(arrays([1], [2])).toarray(), [[0, 1, 1, 0], [0, 0, 1, 0]])
     sr = bl.SequentialRules(steps=2).fit(sessions, 4)
     # from 1: (1,2) d=1 -> 1, (1,3) d=2 -> 1/2 and (1,3) d=1 in the second session -> 1: item 3 gets 1.5
     # from 2: (2,3) d=1 -> 1, (2,2) d=2 -> 1/2
@@ -157,7 +156,19 @@ def selection_dir(tmp_path: Path) -> Path:
 def test_cli_writes_results_summarize_reads(selection_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     write_rows_tsv(selection_dir, "train", ["u1", "u1", "u2", "u3", "u4", "u5", "u6"])
     runs = tmp_path / "runs"
-    argv = ["--data", str(selection_dir), "--runs", str(runs), "--models", "pop", "sknn", "vsknn", "markov", "--seed", "3"]
+    argv = [
+        "--data",
+        str(selection_dir),
+        "--runs",
+        str(runs),
+        "--models",
+        "pop",
+        "sknn",
+        "vsknn",
+        "markov",
+        "--seed",
+        "3",
+    ]
     assert bl.main(argv) == 0
     groups = load_runs(runs)
     assert sorted(groups) == [("markov", False), ("pop", False), ("sknn", False), ("vsknn", False)]
@@ -182,9 +193,21 @@ def test_bad_rows_file_is_a_one_line_error(selection_dir: Path, tmp_path: Path, 
 
 
 def test_missing_data_folder_exits_2_without_traceback(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "llm4sbr_adapter.experiments.baselines", "--data", str(tmp_path / "nope"),
-                           "--runs", str(tmp_path / "runs")], check=False, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llm4sbr_adapter.experiments.baselines",
+            "--data",
+            str(tmp_path / "nope"),
+            "--runs",
+            str(tmp_path / "runs"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "train.txt" in lines[0]
@@ -193,7 +216,8 @@ def test_missing_data_folder_exits_2_without_traceback(tmp_path: Path) -> None:
 
 def test_knn_ties_and_sample_prefer_later_sessions() -> None:
     sessions = arrays([1, 2], [1, 3], [1, 4])  # equal similarity to the query [1]
-    np.testing.assert_allclose(bl.SessionKNN(k=1).fit(sessions, 4).raw_scores(arrays([1])).toarray(),
-                               [[2 ** -0.5, 0, 0, 2 ** -0.5]])
+    np.testing.assert_allclose(
+        bl.SessionKNN(k=1).fit(sessions, 4).raw_scores(arrays([1])).toarray(), [[2**-0.5, 0, 0, 2**-0.5]]
+    )
     sampled = bl.SessionKNN(k=5, sample=2).fit(sessions, 4).neighbours(arrays([1])).toarray()
-    np.testing.assert_allclose(sampled, [[0, 2 ** -0.5, 2 ** -0.5]])
+    np.testing.assert_allclose(sampled, [[0, 2**-0.5, 2**-0.5]])

@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llm4sbr_adapter.build_store import build_parser, demo_paths
+from llm4sbr_adapter.build_store import main as build_main
+from llm4sbr_adapter.inspect_store import format_report, inspect_store
+from llm4sbr_adapter.inspect_store import main as inspect_main
 from llm4sbr_adapter.offline import build_intent_store, clean_answer, read_catalogue, read_sessions
 from llm4sbr_adapter.offline.llm.base import LLMBackend
 from llm4sbr_adapter.offline.llm.cache import AnswerCache
 from llm4sbr_adapter.offline.prompts import DEFAULT_PERSPECTIVES, prompt_sha256
-from llm4sbr_adapter.build_store import build_parser, demo_paths, main as build_main
-from llm4sbr_adapter.inspect_store import format_report, inspect_store, main as inspect_main
 from llm4sbr_adapter.store import IntentStore, merge_stores, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +36,7 @@ LINE = re.compile(r"^\d+\. (.*)_(\d+)$")
 # A fake backend module for the CLI (``--llm py:fakellm:make``): answers with the title of the last
 # item the prompt lists; FAKE_DELAY slows each batch; every answered batch is appended to FAKE_LOG.
 FAKE_MODULE = textwrap.dedent(
-    '''
+    """
     import json, os, re, time
     from llm4sbr_adapter.offline.llm.base import LLMBackend
 
@@ -55,7 +57,7 @@ FAKE_MODULE = textwrap.dedent(
 
     def make():
         return Fake()
-    '''
+    """
 )
 
 
@@ -113,8 +115,9 @@ def test_targets_never_appear_in_prompts(srgnn, tmp_path, encoder):
     path, items, seqs, targets, titles = srgnn
     llm = CountingLLM()
     export = tmp_path / "prompts.jsonl"
-    build_intent_store(path, items, tmp_path / "s.safetensors", llm=llm, encoder=encoder, export_prompts=export,
-                       progress=False)
+    build_intent_store(
+        path, items, tmp_path / "s.safetensors", llm=llm, encoder=encoder, export_prompts=export, progress=False
+    )
     rows = [json.loads(line) for line in export.read_text().splitlines()]
     assert sorted(r["prompt"] for r in rows) == sorted(llm.prompts)  # exactly what the LLM was asked
     assert len(rows) == 2 * len(seqs)
@@ -122,7 +125,7 @@ def test_targets_never_appear_in_prompts(srgnn, tmp_path, encoder):
         sid, prompt = r["session_id"], r["prompt"]
         pairs = [(m.group(1), int(m.group(2))) for m in map(LINE.match, prompt.splitlines()) if m]
         listed = [i for _, i in pairs]
-        assert listed and listed == seqs[sid][-len(listed):]
+        assert listed and listed == seqs[sid][-len(listed) :]
         assert targets[sid] not in listed and titles[targets[sid]] not in [t for t, _ in pairs]
         assert re.search(rf"\b{re.escape(titles[targets[sid]])}\b", prompt) is None
 
@@ -137,9 +140,15 @@ def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encod
     assert set(report.seconds) >= {"read", "render", "answer", "encode", "catalogue", "localize", "write"}
 
     cat = read_catalogue(items)
-    store = IntentStore.open(out, perspectives=["long", "short"], text_dim=384, num_sessions=12,
-                             catalogue_sha256=cat.sha256, sessions_sha256=sha256_file(path),
-                             text_encoder=encoder.name)
+    store = IntentStore.open(
+        out,
+        perspectives=["long", "short"],
+        text_dim=384,
+        num_sessions=12,
+        catalogue_sha256=cat.sha256,
+        sessions_sha256=sha256_file(path),
+        text_encoder=encoder.name,
+    )
     meta = store.metadata
     assert meta.llm == "counting-fake-v1" and meta.top_f == 3 and meta.sessions_source == "train.txt"
     assert meta.prompt_sha256 == prompt_sha256(DEFAULT_PERSPECTIVES, 50)
@@ -150,7 +159,9 @@ def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encod
         ex = store.explain(sid)
         seq_titles = [titles[i] for i in seqs[sid]]
         assert ex["long"]["answer"] == seq_titles[0]  # the fake names the first listed title
-        assert ex["long"]["raw_answer"].startswith('"') and clean_answer(ex["long"]["raw_answer"]) == ex["long"]["answer"]
+        assert (
+            ex["long"]["raw_answer"].startswith('"') and clean_answer(ex["long"]["raw_answer"]) == ex["long"]["answer"]
+        )
         assert len(ex["long"]["top_items"]) == 3 and abs(sum(ex["long"]["top_weights"]) - 1) < 1e-5
         assert ex["long"]["top_items"][0] == seqs[sid][0]  # an exact title is its own nearest item
         assert ex["short"]["answer"] == seq_titles[-5:][0]
@@ -169,7 +180,9 @@ def test_dry_run_calls_no_llm_and_writes_nothing(srgnn, tmp_path):
     path, items, *_ = srgnn
     out = tmp_path / "never.safetensors"
     export = tmp_path / "prompts.jsonl"
-    report = build_intent_store(path, items, out, llm=ExplodingLLM(), dry_run=True, export_prompts=export, progress=False)
+    report = build_intent_store(
+        path, items, out, llm=ExplodingLLM(), dry_run=True, export_prompts=export, progress=False
+    )
     assert report.dry_run and report.output is None and not out.exists()
     assert not Path(str(out) + ".answers.sqlite3").exists()
     rows = [json.loads(line) for line in export.read_text().splitlines()]
@@ -191,20 +204,29 @@ def test_empty_answers_fall_back_to_the_session_mean_and_are_counted(srgnn, tmp_
     assert ex["long"]["answer"] == "" and len(ex["long"]["top_items"]) == 5
     assert np.linalg.norm(store.lookup([0])["long"][0].numpy()) > 0.5
     with pytest.raises(ValueError, match=r"session 0, perspective 'long'.*empty after cleaning"):
-        build_intent_store(path, items, tmp_path / "e2.safetensors", llm=CountingLLM(empty_for=(hit,)),
-                           encoder=encoder, on_empty_answer="error", progress=False)
+        build_intent_store(
+            path,
+            items,
+            tmp_path / "e2.safetensors",
+            llm=CountingLLM(empty_for=(hit,)),
+            encoder=encoder,
+            on_empty_answer="error",
+            progress=False,
+        )
 
 
 def test_shards_merged_equal_a_full_build(srgnn, tmp_path, encoder):
     path, items, *_ = srgnn
     cache = tmp_path / "shared.sqlite3"
-    full = build_intent_store(path, items, tmp_path / "full.safetensors", llm=CountingLLM(), encoder=encoder,
-                              cache_path=cache, progress=False).output
+    full = build_intent_store(
+        path, items, tmp_path / "full.safetensors", llm=CountingLLM(), encoder=encoder, cache_path=cache, progress=False
+    ).output
     parts = []
     for k in range(2):
         llm = CountingLLM()
-        rep = build_intent_store(path, items, tmp_path / f"part{k}.safetensors", llm=llm, encoder=encoder,
-                                 shard=f"{k}/2", progress=False)
+        rep = build_intent_store(
+            path, items, tmp_path / f"part{k}.safetensors", llm=llm, encoder=encoder, shard=f"{k}/2", progress=False
+        )
         assert rep.sessions == 6 and len(llm.prompts) == 12
         assert IntentStore.open(rep.output).metadata.shard == f"{k}/2"
         parts.append(rep.output)
@@ -220,9 +242,25 @@ def test_shards_merged_equal_a_full_build(srgnn, tmp_path, encoder):
 
 # --------------------------------------------------------------------------- CLI
 REQUIRED_FLAGS = [
-    "--sessions", "--items", "--output", "--llm", "--encoder", "--perspectives-file", "--top-f", "--max-items",
-    "--max-new-tokens", "--batch-size", "--cache", "--shard", "--dtype", "--index", "--device", "--dry-run",
-    "--export-prompts", "--on-missing-title", "--demo",
+    "--sessions",
+    "--items",
+    "--output",
+    "--llm",
+    "--encoder",
+    "--perspectives-file",
+    "--top-f",
+    "--max-items",
+    "--max-new-tokens",
+    "--batch-size",
+    "--cache",
+    "--shard",
+    "--dtype",
+    "--index",
+    "--device",
+    "--dry-run",
+    "--export-prompts",
+    "--on-missing-title",
+    "--demo",
 ]
 
 
@@ -239,15 +277,33 @@ def test_help_mentions_every_flag_and_explains_each(capsys):
 
 def _fake_env(tmp_path, delay="0"):
     (tmp_path / "fakellm.py").write_text(FAKE_MODULE)
-    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               FAKE_LOG=str(tmp_path / "fake.log"), FAKE_DELAY=delay, HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        FAKE_LOG=str(tmp_path / "fake.log"),
+        FAKE_DELAY=delay,
+        HF_HUB_OFFLINE="1",
+    )
     return env
 
 
 def test_cli_dry_run_prints_prompts_and_loads_no_llm(capsys, tmp_path):
     sessions, items = demo_paths()
-    assert build_main(["--sessions", str(sessions), "--items", str(items), "--dry-run", "--llm", "py:nonexistent:x",
-                       "--no-progress"]) == 0
+    assert (
+        build_main(
+            [
+                "--sessions",
+                str(sessions),
+                "--items",
+                str(items),
+                "--dry-run",
+                "--llm",
+                "py:nonexistent:x",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "dry run" in out and "Title_ItemID" in out and "prompts:         44" in out
     assert "not called" in out
@@ -257,9 +313,24 @@ def test_cli_resumes_after_sigkill_and_asks_only_unfinished_prompts(tmp_path, sr
     path, items, seqs, *_ = srgnn
     env = _fake_env(tmp_path, delay="0.4")
     out = tmp_path / "cli.safetensors"
-    cmd = [sys.executable, "-m", "llm4sbr_adapter.build_store", "--sessions", str(path), "--items", str(items),
-           "--output", str(out), "--llm", "py:fakellm:make", "--batch-size", "2", "--no-progress",
-           "--log-level", "WARNING"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llm4sbr_adapter.build_store",
+        "--sessions",
+        str(path),
+        "--items",
+        str(items),
+        "--output",
+        str(out),
+        "--llm",
+        "py:fakellm:make",
+        "--batch-size",
+        "2",
+        "--no-progress",
+        "--log-level",
+        "WARNING",
+    ]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log = tmp_path / "fake.log"
     deadline = time.time() + 120
@@ -292,12 +363,35 @@ def test_cli_shards_and_merge_subcommand_and_inspect(tmp_path, srgnn, capsys, mo
     env = _fake_env(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("FAKE_LOG", env["FAKE_LOG"])
-    common = ["--sessions", str(path), "--items", str(items), "--llm", "py:fakellm:make", "--no-progress",
-              "--top-f", "2", "--item-cache-dir", str(tmp_path / "items_cache"), "--log-level", "WARNING"]
+    common = [
+        "--sessions",
+        str(path),
+        "--items",
+        str(items),
+        "--llm",
+        "py:fakellm:make",
+        "--no-progress",
+        "--top-f",
+        "2",
+        "--item-cache-dir",
+        str(tmp_path / "items_cache"),
+        "--log-level",
+        "WARNING",
+    ]
     for k in range(2):
         assert build_main(common + ["--output", str(tmp_path / f"p{k}.safetensors"), "--shard", f"{k}/2"]) == 0
-    assert build_main(["merge", "--output", str(tmp_path / "m.safetensors"),
-                       str(tmp_path / "p0.safetensors"), str(tmp_path / "p1.safetensors")]) == 0
+    assert (
+        build_main(
+            [
+                "merge",
+                "--output",
+                str(tmp_path / "m.safetensors"),
+                str(tmp_path / "p0.safetensors"),
+                str(tmp_path / "p1.safetensors"),
+            ]
+        )
+        == 0
+    )
     merged = IntentStore.open(tmp_path / "m.safetensors")
     assert merged.session_ids.tolist() == list(range(12)) and merged.metadata.top_f == 2
     capsys.readouterr()
@@ -331,12 +425,15 @@ def _cli_shard(path: Path, ids: list[int], shard: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("shards,needle", [
-    ([("0/3", [0, 1]), ("2/3", [4, 5])], "missing shard(s) [1]"),
-    ([("0/2", [0, 1])], "missing shard(s) [1]"),
-    ([("0/2", [0, 1]), ("0/2", [2, 3]), ("1/2", [4, 5])], "shard 0 given 2 times"),
-    ([("0/2", [0, 1]), ("1/2", [2, 3]), ("1/2", [2, 3])], "shard 1 given 2 times"),
-])
+@pytest.mark.parametrize(
+    "shards,needle",
+    [
+        ([("0/3", [0, 1]), ("2/3", [4, 5])], "missing shard(s) [1]"),
+        ([("0/2", [0, 1])], "missing shard(s) [1]"),
+        ([("0/2", [0, 1]), ("0/2", [2, 3]), ("1/2", [4, 5])], "shard 0 given 2 times"),
+        ([("0/2", [0, 1]), ("1/2", [2, 3]), ("1/2", [2, 3])], "shard 1 given 2 times"),
+    ],
+)
 def test_cli_merge_refuses_an_incomplete_shard_set(tmp_path, capsys, shards, needle):
     paths = [_cli_shard(tmp_path / f"p{i}.safetensors", ids, s) for i, (s, ids) in enumerate(shards)]
     if len(shards) > 1 and shards[-1] == shards[-2]:
@@ -350,12 +447,19 @@ def test_cli_merge_refuses_an_incomplete_shard_set(tmp_path, capsys, shards, nee
 @pytest.mark.slow
 def test_default_cli_on_the_demo(tmp_path):
     """The real thing: no arguments = demo data + default GGUF LLM + default encoder (minutes on CPU)."""
-    res = subprocess.run([sys.executable, "-m", "llm4sbr_adapter.build_store"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=1800,
-                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    res = subprocess.run(
+        [sys.executable, "-m", "llm4sbr_adapter.build_store"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "=== summary ===" in res.stdout and "44 asked" in res.stdout
-    store = IntentStore.open(tmp_path / "llm4sbr_demo_intents.safetensors", perspectives=["long", "short"], text_dim=384)
+    store = IntentStore.open(
+        tmp_path / "llm4sbr_demo_intents.safetensors", perspectives=["long", "short"], text_dim=384
+    )
     assert store.num_sessions == 22
     answers = [store.explain(sid)["long"]["answer"] for sid in store.session_ids.tolist()]
     assert sum(1 for a in answers if a) >= 11  # most answers survive cleaning
@@ -367,10 +471,14 @@ def test_missing_title_policies_in_a_build(srgnn, tmp_path, encoder):
     lines = [ln for ln in items.read_text().splitlines() if not ln.startswith(f"{missing}\t")]
     partial = tmp_path / "partial.tsv"
     partial.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=rf"train.txt: row 0: session 0: item '{missing}' has no title in catalogue partial.tsv"):
+    with pytest.raises(
+        ValueError, match=rf"train.txt: row 0: session 0: item '{missing}' has no title in catalogue partial.tsv"
+    ):
         build_intent_store(path, partial, tmp_path / "x.safetensors", llm=ExplodingLLM(), dry_run=True, progress=False)
     export = tmp_path / "p.jsonl"
-    build_intent_store(path, partial, None, dry_run=True, on_missing_title="id_only", export_prompts=export, progress=False)
+    build_intent_store(
+        path, partial, None, dry_run=True, on_missing_title="id_only", export_prompts=export, progress=False
+    )
     first = next(json.loads(line) for line in export.read_text().splitlines() if json.loads(line)["session_id"] == 0)
     assert f"1. {missing}\n" in first["prompt"]
 
@@ -385,12 +493,22 @@ def _tiny_causal_lm(folder: Path) -> Path:
     words.pre_tokenizer = pre_tokenizers.Whitespace()
     corpus = demo_paths()[1].read_text().splitlines() + ["a user clicked the following items"]
     words.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
-    tok = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="<unk>", pad_token="<pad>",
-                                  bos_token="<s>", eos_token="</s>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=words, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     LlamaForCausalLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -404,9 +522,16 @@ def test_build_with_a_tiny_local_causal_lm_through_the_hf_spec(tmp_path, encoder
     sessions = read_sessions(demo_paths()[0])
     few = sessions.subset([0, 1, 2])
     assert isinstance(few, SessionSet)
-    report = build_intent_store(few, demo_paths()[1], tmp_path / "tiny.safetensors", llm=f"hf:{model_dir}",
-                                encoder=encoder, generation=GenerationConfig(max_new_tokens=4), batch_size=2,
-                                progress=False)
+    report = build_intent_store(
+        few,
+        demo_paths()[1],
+        tmp_path / "tiny.safetensors",
+        llm=f"hf:{model_dir}",
+        encoder=encoder,
+        generation=GenerationConfig(max_new_tokens=4),
+        batch_size=2,
+        progress=False,
+    )
     assert report.asked == 6 and report.sessions == 3
     store = IntentStore.open(report.output, num_sessions=3)
     assert store.metadata.llm == report.llm and store.metadata.llm
@@ -419,11 +544,15 @@ def test_build_with_a_tiny_local_causal_lm_through_the_hf_spec(tmp_path, encoder
 def test_custom_perspectives_file_and_raw_empty_policy(srgnn, tmp_path, encoder):
     path, items, seqs, targets, titles = srgnn
     pfile = tmp_path / "persp.json"
-    pfile.write_text(json.dumps([
-        {"name": "long", "qualifier": "long term"},
-        {"name": "last", "qualifier": "immediate", "last_n": 1},
-        {"name": "gift", "qualifier": "gift", "template": "Bought:\n{items}\nA {qualifier} idea? Name only."},
-    ]))
+    pfile.write_text(
+        json.dumps(
+            [
+                {"name": "long", "qualifier": "long term"},
+                {"name": "last", "qualifier": "immediate", "last_n": 1},
+                {"name": "gift", "qualifier": "gift", "template": "Bought:\n{items}\nA {qualifier} idea? Name only."},
+            ]
+        )
+    )
 
     class QuotesOnly(LLMBackend):
         model_id = "quotes-only"
@@ -431,8 +560,16 @@ def test_custom_perspectives_file_and_raw_empty_policy(srgnn, tmp_path, encoder)
         def generate(self, prompts, config):
             return ['""' if "immediate" in p else "Answer: " + LINE.match(p.splitlines()[1]).group(1) for p in prompts]
 
-    report = build_intent_store(path, items, tmp_path / "c.safetensors", llm=QuotesOnly(), encoder=encoder,
-                                perspectives=pfile, on_empty_answer="raw", progress=False)
+    report = build_intent_store(
+        path,
+        items,
+        tmp_path / "c.safetensors",
+        llm=QuotesOnly(),
+        encoder=encoder,
+        perspectives=pfile,
+        on_empty_answer="raw",
+        progress=False,
+    )
     assert report.prompts_total == 36 and report.empty_answers == {"long": 0, "last": 12, "gift": 0}
     store = IntentStore.open(report.output, perspectives=["long", "last", "gift"])
     assert store.metadata.prompts["gift"].startswith("Bought:")
@@ -504,7 +641,7 @@ def test_a_build_without_sessions_fails_before_any_model_is_loaded(tmp_path, srg
     empty = tmp_path / "empty.tsv"
     empty.write_text(text)
     sessions = read_sessions(empty, on_empty="skip")
-    for source in ([sessions] if "s1" in text else [empty, sessions]):  # a path with empty rows: "has no items"
+    for source in [sessions] if "s1" in text else [empty, sessions]:  # a path with empty rows: "has no items"
         with pytest.raises(ValueError, match=r"empty.tsv: no sessions to build from"):
             build_intent_store(source, srgnn[1], tmp_path / "x.safetensors", progress=False)
     assert not (tmp_path / "x.safetensors").exists()
@@ -520,11 +657,21 @@ def test_an_empty_shard_fails_before_any_model_is_loaded(tmp_path, srgnn, no_mod
 def test_cli_empty_sessions_is_a_one_line_error_naming_the_file(tmp_path, srgnn, capsys):
     empty = tmp_path / "empty.tsv"
     empty.write_text("s1\t\n")
-    args = ["--sessions", str(empty), "--items", str(srgnn[1]), "--output", str(tmp_path / "x.safetensors"),
-            "--llm", "py:nonexistent:x", "--no-progress"]
+    args = [
+        "--sessions",
+        str(empty),
+        "--items",
+        str(srgnn[1]),
+        "--output",
+        str(tmp_path / "x.safetensors"),
+        "--llm",
+        "py:nonexistent:x",
+        "--no-progress",
+    ]
     assert build_main(args) == 1
-    assert "empty.tsv: line 1: session 's1' has no items (pass --on-empty-session skip" in \
-        _stderr_error_line(capsys.readouterr().err)
+    assert "empty.tsv: line 1: session 's1' has no items (pass --on-empty-session skip" in _stderr_error_line(
+        capsys.readouterr().err
+    )
     assert build_main(args + ["--on-empty-session", "skip"]) == 1
     assert "empty.tsv: no sessions to build from" in _stderr_error_line(capsys.readouterr().err)
 
@@ -532,8 +679,9 @@ def test_cli_empty_sessions_is_a_one_line_error_naming_the_file(tmp_path, srgnn,
 def test_cli_hints_use_flag_spelling_and_the_library_python_spelling(srgnn, tmp_path, capsys):
     path, items, seqs, *_ = srgnn
     partial = tmp_path / "partial.tsv"
-    partial.write_text("".join(ln + "\n" for ln in items.read_text().splitlines()
-                               if not ln.startswith(f"{seqs[0][0]}\t")))
+    partial.write_text(
+        "".join(ln + "\n" for ln in items.read_text().splitlines() if not ln.startswith(f"{seqs[0][0]}\t"))
+    )
     assert build_main(["--sessions", str(path), "--items", str(partial), "--dry-run", "--no-progress"]) == 1
     line = _stderr_error_line(capsys.readouterr().err)
     assert "has no title in catalogue partial.tsv" in line
@@ -548,8 +696,23 @@ def test_cli_non_utf8_sessions_hint_names_the_sessions_encoding_flag(tmp_path, s
     assert build_main(["--sessions", str(bad), "--items", str(srgnn[1]), "--dry-run", "--no-progress"]) == 1
     line = _stderr_error_line(capsys.readouterr().err)
     assert "s.tsv: line 2: not UTF-8 (byte 0xe9 at column 6)" in line and "--sessions-encoding latin-1" in line
-    assert build_main(["--sessions", str(bad), "--items", str(srgnn[1]), "--dry-run", "--no-progress",
-                       "--sessions-encoding", "latin-1", "--on-missing-title", "id_only"]) == 0
+    assert (
+        build_main(
+            [
+                "--sessions",
+                str(bad),
+                "--items",
+                str(srgnn[1]),
+                "--dry-run",
+                "--no-progress",
+                "--sessions-encoding",
+                "latin-1",
+                "--on-missing-title",
+                "id_only",
+            ]
+        )
+        == 0
+    )
 
 
 def test_cli_failures_exit_1_with_the_traceback_only_at_debug(tmp_path, capsys):
@@ -560,19 +723,37 @@ def test_cli_failures_exit_1_with_the_traceback_only_at_debug(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
     sessions, items = demo_paths()
-    assert build_main(["--sessions", str(sessions), "--items", str(items), "--dry-run", "--no-progress",
-                       "--perspectives-file", str(tmp_path / "none.json"), "--log-level", "debug"]) == 1
+    assert (
+        build_main(
+            [
+                "--sessions",
+                str(sessions),
+                "--items",
+                str(items),
+                "--dry-run",
+                "--no-progress",
+                "--perspectives-file",
+                str(tmp_path / "none.json"),
+                "--log-level",
+                "debug",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
 
 
-@pytest.mark.parametrize("cli,argv", [
-    (build_main, ["--sessions", "s.tsv"]),
-    (build_main, ["--shard", "x", "--demo"]),
-    (build_main, ["--top-f", "many"]),
-    (build_main, ["merge", "--output", "m.safetensors"]),
-    (inspect_main, []),
-])
+@pytest.mark.parametrize(
+    "cli,argv",
+    [
+        (build_main, ["--sessions", "s.tsv"]),
+        (build_main, ["--shard", "x", "--demo"]),
+        (build_main, ["--top-f", "many"]),
+        (build_main, ["merge", "--output", "m.safetensors"]),
+        (inspect_main, []),
+    ],
+)
 def test_cli_usage_errors_exit_2_with_one_line(cli, argv, capsys):
     with pytest.raises(SystemExit) as exc:
         cli(argv)
@@ -581,7 +762,12 @@ def test_cli_usage_errors_exit_2_with_one_line(cli, argv, capsys):
 
 
 def test_cli_error_in_a_real_process_is_one_line_on_stderr(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "llm4sbr_adapter.inspect_store", str(tmp_path / "nope.safetensors")],
-                         capture_output=True, text=True, timeout=300, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "llm4sbr_adapter.inspect_store", str(tmp_path / "nope.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert res.returncode == 1
     assert _stderr_error_line(res.stderr).startswith("error: ")

@@ -6,11 +6,14 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize(("old", "new", "sub"), [
-    ("llm4sbr_adapter.build", "llm4sbr_adapter.offline", "pipeline"),
-    ("llm4sbr_adapter.build", "llm4sbr_adapter.offline", "llm.cache"),
-    ("llm4sbr_adapter.models", "llm4sbr_adapter.hiphop", "neighbours"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "sub"),
+    [
+        ("llm4sbr_adapter.build", "llm4sbr_adapter.offline", "pipeline"),
+        ("llm4sbr_adapter.build", "llm4sbr_adapter.offline", "llm.cache"),
+        ("llm4sbr_adapter.models", "llm4sbr_adapter.hiphop", "neighbours"),
+    ],
+)
 def test_old_path_is_the_new_module(old, new, sub):
     for name in [m for m in sys.modules if m == old or m.startswith(old + ".")]:
         del sys.modules[name]
@@ -24,4 +27,5 @@ def test_old_package_reexports_public_names():
     with pytest.warns(DeprecationWarning):
         old = importlib.import_module("llm4sbr_adapter.models")
     from llm4sbr_adapter.hiphop import HiphopHead
+
     assert old.HiphopHead is HiphopHead

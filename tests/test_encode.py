@@ -193,8 +193,8 @@ def test_texts_with_no_tokens_get_zero_rows_even_in_a_batch_of_their_own():
             ids = torch.zeros(len(rows), width, dtype=torch.long)
             mask = torch.zeros_like(ids)
             for i, r in enumerate(rows):
-                ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-                mask[i, :len(r)] = 1
+                ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+                mask[i, : len(r)] = 1
             return BatchEncoding({"input_ids": ids, "attention_mask": mask})
 
     class Model(torch.nn.Module):
@@ -208,7 +208,13 @@ def test_texts_with_no_tokens_get_zero_rows_even_in_a_batch_of_their_own():
             return type("Out", (), {"last_hidden_state": self.emb(input_ids)})()
 
     enc = object.__new__(TextEncoder)
-    enc.tokenizer, enc.model, enc.device, enc.max_length, enc._dim = NoSpecialTokens(), Model(), torch.device("cpu"), 8, 4
+    enc.tokenizer, enc.model, enc.device, enc.max_length, enc._dim = (
+        NoSpecialTokens(),
+        Model(),
+        torch.device("cpu"),
+        8,
+        4,
+    )
     texts = ["red lip gloss", "", "soap", ""]
     out = enc.encode(texts, batch_size=2)  # longest first: the second batch holds only the two empty texts
     assert out.shape == (4, 4)

@@ -24,7 +24,9 @@ H, T = 8, 6  # hidden size, text dim
 
 def make(fusion="concat", perspectives=("long", "short"), **kw) -> IntentEnhancer:
     torch.manual_seed(0)
-    return IntentEnhancer(IntentEnhancerConfig(hidden_size=H, text_dim=T, perspectives=perspectives, fusion=fusion, **kw))
+    return IntentEnhancer(
+        IntentEnhancerConfig(hidden_size=H, text_dim=T, perspectives=perspectives, fusion=fusion, **kw)
+    )
 
 
 def batch(b=5, perspectives=("long", "short"), seed=1):
@@ -52,8 +54,9 @@ def test_config_defaults_and_pairing_completion():
     assert cfg.perspectives == ("long", "short")
     assert cfg.pairing == {"long": "global", "short": "local"}
     assert cfg.loss_weight == 0.1 and cfg.uniformity_t == 2.0 and cfg.intent_norm is True
-    cfg3 = IntentEnhancerConfig(hidden_size=H, text_dim=T, perspectives=["short", "style", "long"],
-                                pairing={"style": "local"})
+    cfg3 = IntentEnhancerConfig(
+        hidden_size=H, text_dim=T, perspectives=["short", "style", "long"], pairing={"style": "local"}
+    )
     assert cfg3.perspectives == ("short", "style", "long")
     assert cfg3.pairing == {"short": "local", "style": "local", "long": "global"}
     assert IntentEnhancerConfig(hidden_size=H, text_dim=T, perspectives=("x",)).pairing == {"x": "global"}
@@ -83,8 +86,16 @@ def test_config_validation(kw, message):
 
 
 def test_config_dict_and_json_round_trip(tmp_path):
-    cfg = IntentEnhancerConfig(hidden_size=H, text_dim=T, perspectives=("a", "b", "c"), pairing={"b": "local"},
-                               fusion="gate", dropout=0.25, missing="learned", intent_norm=False)
+    cfg = IntentEnhancerConfig(
+        hidden_size=H,
+        text_dim=T,
+        perspectives=("a", "b", "c"),
+        pairing={"b": "local"},
+        fusion="gate",
+        dropout=0.25,
+        missing="learned",
+        intent_norm=False,
+    )
     assert IntentEnhancerConfig.from_dict(cfg.to_dict()) == cfg
     path = cfg.save(tmp_path / "cfg.json")
     assert IntentEnhancerConfig.load(path) == cfg
@@ -247,8 +258,9 @@ def test_bad_inputs_raise_clear_errors():
         enh(h_local, h_global, session_ids=[1, 2, 3, 4])
     # extra perspectives in the dict are ignored
     extra = dict(intents, other=torch.randn(4, 99))
-    torch.testing.assert_close(enh(h_local, h_global, intents=extra).session,
-                               enh(h_local, h_global, intents=intents).session)
+    torch.testing.assert_close(
+        enh(h_local, h_global, intents=extra).session, enh(h_local, h_global, intents=intents).session
+    )
 
 
 # --------------------------------------------------------------------------- save / load
@@ -323,13 +335,17 @@ def test_missing_zeros_uses_zero_vectors_and_skips_them_in_aux_loss(store_path):
     h_local, h_global, _ = batch(4)
     out = enh(h_local, h_global, session_ids=[11, 99, 12, 98])
     assert out.found.tolist() == [True, False, True, False]
-    explicit = {p: torch.from_numpy(np.stack([v[1], np.zeros(T, np.float32), v[2], np.zeros(T, np.float32)]))
-                for p, v in vecs.items()}
+    explicit = {
+        p: torch.from_numpy(np.stack([v[1], np.zeros(T, np.float32), v[2], np.zeros(T, np.float32)]))
+        for p, v in vecs.items()
+    }
     torch.testing.assert_close(out.session, enh(h_local, h_global, intents=explicit).session)
     # aux loss only over the two found rows
     keep = torch.tensor([0, 2])
-    ref = AlignUniformLoss()(out.projected["long"][keep], h_global[keep])["loss"] + \
-        AlignUniformLoss()(out.projected["short"][keep], h_local[keep])["loss"]
+    ref = (
+        AlignUniformLoss()(out.projected["long"][keep], h_global[keep])["loss"]
+        + AlignUniformLoss()(out.projected["short"][keep], h_local[keep])["loss"]
+    )
     torch.testing.assert_close(out.aux_loss, ref)
     # a batch where nothing is found: aux loss is 0, not NaN
     none = enh(h_local[:2], h_global[:2], session_ids=[97, 98])
@@ -352,8 +368,9 @@ def test_missing_learned_vector_is_used_and_trained(store_path):
     # all ids found: the learned vectors are not touched
     enh.zero_grad()
     enh(h_local[:2], h_global[:2], session_ids=[10, 11]).session.sum().backward()
-    assert all(enh.missing_intent[p].grad is None or enh.missing_intent[p].grad.abs().sum() == 0
-               for p in ("long", "short"))
+    assert all(
+        enh.missing_intent[p].grad is None or enh.missing_intent[p].grad.abs().sum() == 0 for p in ("long", "short")
+    )
 
 
 def test_store_with_other_text_dim_or_perspectives_or_encoder_is_refused(tmp_path, store_path):
@@ -370,8 +387,9 @@ def test_store_with_other_text_dim_or_perspectives_or_encoder_is_refused(tmp_pat
     with pytest.raises(StoreMismatchError, match="text_encoder"):
         other_enc.bind_store(IntentStore.open(path))
     # a subset of the store's perspectives is fine
-    IntentEnhancer(IntentEnhancerConfig(hidden_size=H, text_dim=T, perspectives=("short",)),
-                   store=IntentStore.open(path))
+    IntentEnhancer(
+        IntentEnhancerConfig(hidden_size=H, text_dim=T, perspectives=("short",)), store=IntentStore.open(path)
+    )
 
 
 def test_from_pretrained_binds_store_and_checks_it(tmp_path, store_path):
@@ -382,7 +400,9 @@ def test_from_pretrained_binds_store_and_checks_it(tmp_path, store_path):
     back = IntentEnhancer.from_pretrained(tmp_path / "enh", store=IntentStore.open(path))
     assert back.store is not None and back.config.text_encoder == "enc-a"
     meta = StoreMetadata(perspectives=["long", "short"], text_dim=T, text_encoder="enc-b")
-    other = write_store(tmp_path / "b.safetensors", [1], {p: np.zeros((1, T), np.float32) for p in ("long", "short")}, meta)
+    other = write_store(
+        tmp_path / "b.safetensors", [1], {p: np.zeros((1, T), np.float32) for p in ("long", "short")}, meta
+    )
     with pytest.raises(StoreMismatchError, match="text_encoder"):
         IntentEnhancer.from_pretrained(tmp_path / "enh", store=IntentStore.open(other))
 
@@ -405,8 +425,9 @@ def test_deepcopy_shares_store_and_pickling_drops_it(tmp_path, store_path):
     loaded = torch.load(buf, weights_only=False)
     assert loaded.store is None
     h_local, h_global, intents = batch(2)
-    torch.testing.assert_close(loaded(h_local, h_global, intents=intents).session,
-                               enh(h_local, h_global, intents=intents).session)
+    torch.testing.assert_close(
+        loaded(h_local, h_global, intents=intents).session, enh(h_local, h_global, intents=intents).session
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -429,8 +450,14 @@ def test_session_ids_on_cuda(tmp_path, store_path, missing):
 def _store(path, ids, *, encoder="enc-a", catalogue="c" * 64, source="train.txt", sessions="a" * 64, seed=0):
     rng = np.random.default_rng(seed)
     intents = {p: rng.standard_normal((len(ids), T)).astype(np.float32) for p in ("long", "short")}
-    meta = StoreMetadata(perspectives=["long", "short"], text_dim=T, text_encoder=encoder, catalogue_sha256=catalogue,
-                         sessions_source=source, sessions_sha256=sessions)
+    meta = StoreMetadata(
+        perspectives=["long", "short"],
+        text_dim=T,
+        text_encoder=encoder,
+        catalogue_sha256=catalogue,
+        sessions_source=source,
+        sessions_sha256=sessions,
+    )
     return IntentStore.open(write_store(path, ids, intents, meta))
 
 
@@ -462,12 +489,15 @@ def test_session_ids_of_another_file_than_the_bound_store_raise(tmp_path):
         enh(h_local, h_global, intents=batch(3)[2], sessions_sha256="b" * 64)
 
 
-@pytest.mark.parametrize("field, first, second", [
-    ("text_encoder", "", "enc-b"),  # the default config accepts any encoder: the first store decides
-    ("text_encoder", "enc-a", ""),
-    ("catalogue_sha256", "c" * 64, "d" * 64),
-    ("catalogue_sha256", "", "d" * 64),
-])
+@pytest.mark.parametrize(
+    "field, first, second",
+    [
+        ("text_encoder", "", "enc-b"),  # the default config accepts any encoder: the first store decides
+        ("text_encoder", "enc-a", ""),
+        ("catalogue_sha256", "c" * 64, "d" * 64),
+        ("catalogue_sha256", "", "d" * 64),
+    ],
+)
 def test_second_store_of_another_encoder_or_catalogue_is_refused(tmp_path, field, first, second):
     kw_first = {"encoder" if field == "text_encoder" else "catalogue": first}
     kw_second = {"encoder" if field == "text_encoder" else "catalogue": second}

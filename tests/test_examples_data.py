@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 
 from llm4sbr_adapter.experiments.prepare_data import (  # noqa: E402
     Session,
@@ -56,7 +54,9 @@ def test_filtering_repeats_until_stable():
 
 
 def test_chronological_split_by_end_time():
-    sessions = [Session(str(k), [1, 2], [t0, t1]) for k, (t0, t1) in enumerate([(0, 50), (10, 20), (30, 40), (5, 60), (1, 2)])]
+    sessions = [
+        Session(str(k), [1, 2], [t0, t1]) for k, (t0, t1) in enumerate([(0, 50), (10, 20), (30, 40), (5, 60), (1, 2)])
+    ]
     train, valid, test = chronological_split(sessions, (0.6, 0.2, 0.2), key="end")
     ends = [s.end for s in train + valid + test]
     assert ends == sorted(ends)
@@ -88,7 +88,9 @@ def _write_ml100k(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "u.data").write_text("\n".join(lines) + "\n", encoding="latin-1")
     titles = ["Toy Story (1995)", "GoldenEye (1995)", "Four Rooms (1995)", "Café (1996)", "Rare (1990)"]
-    (folder / "u.item").write_bytes("\n".join(f"{k}|{t}|01-Jan-1995||url|0" for k, t in enumerate(titles, 1)).encode("latin-1"))
+    (folder / "u.item").write_bytes(
+        "\n".join(f"{k}|{t}|01-Jan-1995||url|0" for k, t in enumerate(titles, 1)).encode("latin-1")
+    )
 
 
 def test_prepare_movielens_end_to_end(tmp_path):
@@ -99,7 +101,7 @@ def test_prepare_movielens_end_to_end(tmp_path):
     for split in ("train", "valid", "test"):
         seqs, targets = pickle.load(open(tmp_path / "out" / f"{split}.txt", "rb"))
         assert len(seqs) == len(targets) == stats["splits"][split]["rows"]
-        for seq, target in zip(seqs, targets):
+        for seq, target in zip(seqs, targets, strict=True):
             assert seq == [1, 2, 3] and target == 4  # input = all but last, target = last (never in the input here)
             assert target not in seq
         seen += len(seqs)
@@ -159,7 +161,7 @@ def reference_graph(seq: list[int]):
     index = {item: k for k, item in enumerate(nodes)}
     n = len(nodes)
     a = np.zeros((n, n))
-    for u, v in zip(seq[:-1], seq[1:]):
+    for u, v in zip(seq[:-1], seq[1:], strict=True):
         a[index[u], index[v]] = 1
     outdeg = a.sum(1)
     indeg = a.sum(0)
@@ -182,7 +184,7 @@ def test_vectorised_graph_matches_reference():
         nodes, alias, adj_in, adj_out = reference_graph(seq)
         n = len(nodes)
         assert g.nodes[b, :n].tolist() == nodes and (g.nodes[b, n:] == 0).all()
-        assert g.alias[b, :len(seq)].tolist() == alias
+        assert g.alias[b, : len(seq)].tolist() == alias
         np.testing.assert_allclose(g.adj_in[b, :n, :n].numpy(), adj_in, atol=1e-7)
         np.testing.assert_allclose(g.adj_out[b, :n, :n].numpy(), adj_out, atol=1e-7)
         assert g.adj_in[b, n:].abs().sum() == 0 and g.adj_out[b, :, n:].abs().sum() == 0

@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import math
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-
 from llm4sbr_adapter.experiments.backbones import BACKBONES  # noqa: E402
 from llm4sbr_adapter.experiments.backbones.srgnn import dense_reference_embeddings  # noqa: E402
+from llm4sbr_adapter.experiments.bootstrap import cluster_bootstrap  # noqa: E402
 from llm4sbr_adapter.experiments.metrics import per_session_metrics, summarize_ranks, target_ranks  # noqa: E402
 from llm4sbr_adapter.experiments.session_data import SplitData, iterate_batches, make_batch  # noqa: E402
-from llm4sbr_adapter.experiments.bootstrap import cluster_bootstrap  # noqa: E402
 from llm4sbr_adapter.experiments.summarize import summarize  # noqa: E402
 
 torch.set_num_threads(1)
@@ -137,9 +135,9 @@ def test_srgnn_packed_nodes_match_dense_update(steps):
     grads = torch.autograd.grad(sum(t.square().sum() for t in packed), params)
     dense = dense_reference_embeddings(model, batch)
     grads_ref = torch.autograd.grad(sum(t.square().sum() for t in dense), params)
-    for a, b in zip(packed, dense):
+    for a, b in zip(packed, dense, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    for a, b in zip(grads, grads_ref):
+    for a, b in zip(grads, grads_ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -188,8 +186,21 @@ def test_train_cli_with_and_without_enhancer(tmp_path, name):
 
     _write_dataset(tmp_path / "data")
     paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
-    common = ["--data", str(tmp_path / "data"), "--model", name, "--epochs", "3", "--hidden-size", "16",
-              "--batch-size", "16", "--lr", "0.01", "--quiet"]
+    common = [
+        "--data",
+        str(tmp_path / "data"),
+        "--model",
+        name,
+        "--epochs",
+        "3",
+        "--hidden-size",
+        "16",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.01",
+        "--quiet",
+    ]
     assert main(common + ["--out", str(tmp_path / "runs" / "alone_s0.json")]) == 0
     store_args = [x for s in ("train", "valid", "test") for x in (f"--store-{s}", str(paths[s]))]
     assert main(common + ["--enhancer", *store_args, "--out", str(tmp_path / "runs" / "enh_s0.json")]) == 0
@@ -216,14 +227,46 @@ def test_enhancer_needs_every_store(tmp_path):
     _write_dataset(tmp_path / "data")
     paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
     with pytest.raises(ValueError, match="--store-test"):
-        main(["--data", str(tmp_path / "data"), "--model", "stamp", "--epochs", "1", "--enhancer", "--quiet",
-              "--store-train", str(paths["train"]), "--store-valid", str(paths["valid"]),
-              "--out", str(tmp_path / "x.json")])
+        main(
+            [
+                "--data",
+                str(tmp_path / "data"),
+                "--model",
+                "stamp",
+                "--epochs",
+                "1",
+                "--enhancer",
+                "--quiet",
+                "--store-train",
+                str(paths["train"]),
+                "--store-valid",
+                str(paths["valid"]),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
     # Swapping the valid and test stores is caught by the sha256 of the pickle each store names.
     with pytest.raises(ValueError, match="sessions_sha256"):
-        main(["--data", str(tmp_path / "data"), "--model", "stamp", "--epochs", "1", "--enhancer", "--quiet",
-              "--store-train", str(paths["train"]), "--store-valid", str(paths["test"]),
-              "--store-test", str(paths["valid"]), "--out", str(tmp_path / "x.json")])
+        main(
+            [
+                "--data",
+                str(tmp_path / "data"),
+                "--model",
+                "stamp",
+                "--epochs",
+                "1",
+                "--enhancer",
+                "--quiet",
+                "--store-train",
+                str(paths["train"]),
+                "--store-valid",
+                str(paths["test"]),
+                "--store-test",
+                str(paths["valid"]),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
 
 
 def test_shuffled_control_store_permutes_rows(tmp_path):
@@ -232,8 +275,14 @@ def test_shuffled_control_store_permutes_rows(tmp_path):
 
     _write_dataset(tmp_path / "data")
     real = build_text_mean_stores(tmp_path / "data", tmp_path / "s", item_vectors=_vectors(), encoder_name="toy")
-    shuf = build_text_mean_stores(tmp_path / "data", tmp_path / "s", item_vectors=_vectors(), encoder_name="toy",
-                                  shuffle_seed=0, prefix="shuffled")
+    shuf = build_text_mean_stores(
+        tmp_path / "data",
+        tmp_path / "s",
+        item_vectors=_vectors(),
+        encoder_name="toy",
+        shuffle_seed=0,
+        prefix="shuffled",
+    )
     a = IntentStore.open(real["train"]).vectors("long")
     b = IntentStore.open(shuf["train"]).vectors("long")
     perm = np.random.default_rng(0).permutation(len(a))
@@ -249,15 +298,19 @@ def test_named_summary_pairs_shared_seeds_only(tmp_path):
         for seed in seeds:
             ranks = rng.integers(best, best + 30, size=40)  # "better" ranks everything in its top 31
             np.savez(tmp_path / f"{name}_s{seed}.ranks.npz", test_ranks=ranks)
-            res = {"seed": seed, "test": summarize_ranks(ranks, (10, 20)), "seconds_per_epoch_train": 1.0,
-                   "ranks_file": f"{name}_s{seed}.ranks.npz"}
+            res = {
+                "seed": seed,
+                "test": summarize_ranks(ranks, (10, 20)),
+                "seconds_per_epoch_train": 1.0,
+                "ranks_file": f"{name}_s{seed}.ranks.npz",
+            }
             (tmp_path / f"{name}_s{seed}.json").write_text(json.dumps(res))
     groups = load_named_runs(tmp_path)
     assert {k: [r["seed"] for r in v] for k, v in groups.items()} == {"plain": [0, 1, 2], "better": [0, 1]}
     table = named_markdown(tmp_path, "plain", metrics=("HR@20",), resamples=200)
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     row = next(line for line in table.splitlines() if line.startswith("| better | 0,1 |"))
-    cells = dict(zip(header, (c.strip() for c in row.strip("|").split("|"))))
+    cells = dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))
     assert cells["ΔHR@20 vs plain [95% CI]"].endswith("*")  # a clear gain over the baseline on the shared seeds
     plain = {sd: json.loads((tmp_path / f"plain_s{sd}.json").read_text())["test"]["HR@20"] for sd in (0, 1)}
     better = {sd: json.loads((tmp_path / f"better_s{sd}.json").read_text())["test"]["HR@20"] for sd in (0, 1)}
@@ -289,13 +342,13 @@ def test_seen_mask_marks_targets_absent_from_training(tmp_path):
 
 def test_forgetting_to_switch_the_split_store_raises(tmp_path):
     """Row ids are 0..N-1 in every split: a pass over test rows with the training store bound must fail."""
+    from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
     from llm4sbr_adapter.experiments.hiphop_srgnn import HiphopRecommender
     from llm4sbr_adapter.experiments.hiphop_srgnn import parse_args as hiphop_args
     from llm4sbr_adapter.experiments.intent_stores import open_stores
     from llm4sbr_adapter.experiments.session_data import load_split
     from llm4sbr_adapter.experiments.text_mean_store import build_text_mean_stores
     from llm4sbr_adapter.experiments.train import Session
-    from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
     from llm4sbr_adapter.store import StoreMismatchError
 
     _write_dataset(tmp_path / "data")
@@ -305,9 +358,23 @@ def test_forgetting_to_switch_the_split_store_raises(tmp_path):
     torch.manual_seed(0)
     enhancer = IntentEnhancer(IntentEnhancerConfig(hidden_size=16, text_dim=8), store=stores["train"])
     plain = Session(BACKBONES["narm"](12, 16), enhancer, stores)
-    hiphop = HiphopRecommender(hiphop_args(["--data", str(tmp_path / "data"), "--hidden-size", "16", "--enhancer",
-                                            *[x for s in data for x in (f"--store-{s}", str(paths[s]))],
-                                            "--out", str(tmp_path / "x.json")]), 12, data, tmp_path / "data")
+    hiphop = HiphopRecommender(
+        hiphop_args(
+            [
+                "--data",
+                str(tmp_path / "data"),
+                "--hidden-size",
+                "16",
+                "--enhancer",
+                *[x for s in data for x in (f"--store-{s}", str(paths[s]))],
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        ),
+        12,
+        data,
+        tmp_path / "data",
+    )
     for model in (plain, hiphop):
         test_batch = next(iterate_batches(data["test"], 8, graph=model.needs_graph))
         model.use_split("train")

@@ -17,14 +17,43 @@ def _write_split(path, rows, num_items, seed):
         pickle.dump((seqs, targets), handle)
 
 
-@pytest.mark.parametrize("parts", [[], ["--intents", "--neighbours", "--contrastive", "--hard-negatives", "batch",
-                                        "--num-hard-negatives", "2", "--top-m", "4"]])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [],
+        [
+            "--intents",
+            "--neighbours",
+            "--contrastive",
+            "--hard-negatives",
+            "batch",
+            "--num-hard-negatives",
+            "2",
+            "--top-m",
+            "4",
+        ],
+    ],
+)
 def test_runs_and_writes_results(tmp_path, parts):
     for i, (split, rows) in enumerate((("train", 60), ("valid", 20), ("test", 20))):
         _write_split(tmp_path / f"{split}.txt", rows, 25, seed=i)
     out = tmp_path / "run.json"
-    hiphop_srgnn.main(["--data", str(tmp_path), "--epochs", "2", "--batch-size", "16", "--hidden-size", "8",
-                       "--out", str(out), "--quiet", *parts])
+    hiphop_srgnn.main(
+        [
+            "--data",
+            str(tmp_path),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--hidden-size",
+            "8",
+            "--out",
+            str(out),
+            "--quiet",
+            *parts,
+        ]
+    )
     result = json.loads(out.read_text())
     assert result["rows"] == {"train": 60, "valid": 20, "test": 20}
     assert 0.0 <= result["test"]["HR@20"] <= 1.0 and result["epochs_run"] >= 1
@@ -44,7 +73,8 @@ def test_title_encoder_spec_resolves_to_a_model_folder(tmp_path, monkeypatch):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     seen = []
-    monkeypatch.setattr(transformers_backend, "dequantised_gguf_folder",
-                        lambda path: seen.append(path) or tmp_path / "converted")
+    monkeypatch.setattr(
+        transformers_backend, "dequantised_gguf_folder", lambda path: seen.append(path) or tmp_path / "converted"
+    )
     assert hiphop_srgnn.title_encoder_path(str(gguf)) == tmp_path / "converted"  # a GGUF goes through the conversion
     assert seen == [gguf]

@@ -6,9 +6,15 @@ import pytest
 import torch
 from torch import nn
 
+from llm4sbr_adapter.hiphop import (
+    BackboneBatch,
+    HiphopConfig,
+    HiphopHead,
+    SessionNeighbourBank,
+    bank_hard_negatives,
+    in_batch_hard_negatives,
+)
 from llm4sbr_adapter.losses import InfoNCELoss
-from llm4sbr_adapter.hiphop import (BackboneBatch, HiphopConfig, HiphopHead, SessionNeighbourBank,
-                                    bank_hard_negatives, in_batch_hard_negatives)
 
 NUM_ITEMS, D, L = 30, 16, 6
 
@@ -49,7 +55,7 @@ def _setup(cfg_kwargs=None, n_train=120):
         states, mask, session = backbone(items)
         return BackboneBatch(states, mask, session, ids=ids, groups=ids // 4, targets=targets)
 
-    batches = [tuple(t[i:i + 32] for t in train) for i in range(0, n_train, 32)]
+    batches = [tuple(t[i : i + 32] for t in train) for i in range(0, n_train, 32)]
     if head.bank is not None:
         head.refresh_bank(batches, run, model=nn.ModuleList([backbone, head]), progress=False)
     return backbone, head, train
@@ -63,8 +69,9 @@ def test_forward_shapes_losses_and_gradients():
     assert out.session.shape == (16, D)
     assert set(out.losses) == {"diversity", "contrastive"}
     assert torch.isfinite(out.aux_loss)
-    assert out.aux_loss.item() == pytest.approx(0.1 * out.losses["diversity"].item()
-                                                 + 0.1 * out.losses["contrastive"].item(), rel=1e-5)
+    assert out.aux_loss.item() == pytest.approx(
+        0.1 * out.losses["diversity"].item() + 0.1 * out.losses["contrastive"].item(), rel=1e-5
+    )
     assert out.intents.intents.shape == (16, 3, D)
     scores = out.session @ backbone.embedding.weight[1:].T
     (nn.functional.cross_entropy(scores, targets[:16] - 1) + out.aux_loss).backward()
@@ -109,6 +116,7 @@ def test_composes_with_intent_enhancer():
     enh = enhancer_mod.IntentEnhancer(enhancer_mod.IntentEnhancerConfig(hidden_size=D, text_dim=12))
     states, mask, session = backbone(items[:8])
     from llm4sbr_adapter.hiphop import last_item_state
+
     e = enh(last_item_state(states, mask), session, intents={"long": torch.randn(8, 12), "short": torch.randn(8, 12)})
     out = head(states, mask, session, intent=e.session)
     (out.session.sum() + out.aux_loss + e.aux_loss).backward()

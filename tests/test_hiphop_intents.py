@@ -65,9 +65,9 @@ def test_gradients_flow_and_query_matters():
 
 
 def test_diversity_loss():
-    eye = torch.eye(D)[:3].unsqueeze(0)                 # orthogonal intents
+    eye = torch.eye(D)[:3].unsqueeze(0)  # orthogonal intents
     assert intent_diversity_loss(eye).item() == pytest.approx(0.0)
-    same = torch.ones(2, 3, D)                          # collapsed intents
+    same = torch.ones(2, 3, D)  # collapsed intents
     assert intent_diversity_loss(same).item() == pytest.approx(1.0)
     assert intent_diversity_loss(torch.randn(2, 1, D)).item() == 0.0
 

@@ -5,8 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from llm4sbr_adapter.hiphop.neighbours import (BankRows, IntentGuidedNeighbourAggregator, SessionNeighbourBank,
-                                               last_items_mean)
+from llm4sbr_adapter.hiphop.neighbours import (
+    BankRows,
+    IntentGuidedNeighbourAggregator,
+    SessionNeighbourBank,
+    last_items_mean,
+)
 
 D, N = 16, 200
 
@@ -16,8 +20,9 @@ def _bank(groups=False, targets=False, seed=0):
     vecs = {"global": torch.randn(N, D, generator=g), "local": torch.randn(N, D, generator=g)}
     ids = np.arange(1000, 1000 + N)  # ids are not row numbers
     bank = SessionNeighbourBank(D)
-    bank.build(ids, vecs, groups=(np.arange(N) // 5) if groups else None,
-               targets=(np.arange(N) % 7) if targets else None)
+    bank.build(
+        ids, vecs, groups=(np.arange(N) // 5) if groups else None, targets=(np.arange(N) % 7) if targets else None
+    )
     return bank, ids, vecs
 
 
@@ -106,7 +111,7 @@ def test_refresh_from_batches_under_no_grad_restores_mode():
     bank.refresh(data, encode, model=enc, progress=False)
     assert len(bank) == 50 and bank.version == 1 and not any(seen_grad) and enc.training
     assert np.array_equal(bank.ids, np.arange(50)) and np.array_equal(bank.targets, np.arange(50) % 3)
-    bank.refresh(data[:2], encode, model=enc, progress=False)   # a refresh replaces, never appends
+    bank.refresh(data[:2], encode, model=enc, progress=False)  # a refresh replaces, never appends
     assert len(bank) == 20 and bank.version == 2
 
 
@@ -128,7 +133,7 @@ def test_aggregator_sparse_weights_masks_and_grads(normaliser):
     neigh = {"global": torch.randn(b, m, D), "local": torch.randn(b, m, D)}
     valid = {"global": torch.ones(b, m, dtype=torch.bool), "local": torch.ones(b, m, dtype=torch.bool)}
     valid["local"][:, 7:] = False
-    valid["local"][5] = False                      # a session without local neighbours
+    valid["local"][5] = False  # a session without local neighbours
     out = agg(intent, neigh, valid)
     assert out.view.shape == (b, D) and out.gate.shape == (b, 2)
     w_g, w_l = out.weights["global"], out.weights["local"]
@@ -136,8 +141,9 @@ def test_aggregator_sparse_weights_masks_and_grads(normaliser):
     assert (w_g == 0).any(), "sparse normaliser should give exact zeros"
     assert (w_l[:, 7:] == 0).all() and (w_l[5] == 0).all() and not torch.isnan(out.view).any()
     assert torch.allclose(w_l[:5].sum(-1), torch.ones(5), atol=1e-6)
-    expected = out.gate[:, :1] * (w_g.unsqueeze(-1) * neigh["global"]).sum(1) + \
-        out.gate[:, 1:] * (w_l.unsqueeze(-1) * neigh["local"]).sum(1)
+    expected = out.gate[:, :1] * (w_g.unsqueeze(-1) * neigh["global"]).sum(1) + out.gate[:, 1:] * (
+        w_l.unsqueeze(-1) * neigh["local"]
+    ).sum(1)
     assert torch.allclose(out.view, expected, atol=1e-5)
     out.view.sum().backward()
     assert intent.grad.abs().sum() > 0
@@ -175,7 +181,7 @@ def test_ivf_bank_is_approximate_flat_with_the_same_exclusion_rules():
     approx = probed.search("global", q, 10, exclude_ids=own, exclude_groups=grp)
     assert (approx.ids != own.unsqueeze(1)).all()
     assert (torch.from_numpy(probed.groups)[approx.rows.clamp(min=0)] != grp.unsqueeze(1))[approx.valid].all()
-    recall = np.mean([len(set(a) & set(w)) / 10 for a, w in zip(approx.ids.tolist(), want.ids.tolist())])
+    recall = np.mean([len(set(a) & set(w)) / 10 for a, w in zip(approx.ids.tolist(), want.ids.tolist(), strict=True)])
     assert recall > 0.5  # clustered data: a few probed cells hold most true neighbours
     small = SessionNeighbourBank(D, index="ivf")  # below ivf_min_rows: exact
     small.build(ids[:500], {lv: v[:500] for lv, v in vecs.items()})

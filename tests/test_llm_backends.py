@@ -9,10 +9,10 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import pytest
 
@@ -50,18 +50,38 @@ def _write_tiny_model(folder: Path, chat_template: bool = True) -> Path:
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        vocab_size=320,
+        special_tokens=["<unk>", "<pad>", "<s>", "</s>", "<|user|>", "<|assistant|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tk.train_from_iterator(_TRAIN_TEXTS, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", bos_token="<s>",
-                                  eos_token="</s>", additional_special_tokens=["<|user|>", "<|assistant|>"])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        additional_special_tokens=["<|user|>", "<|assistant|>"],
+    )
     if chat_template:
-        tok.chat_template = ("{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}"
-                             "{% if add_generation_prompt %}<|assistant|>{% endif %}")
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                      tie_word_embeddings=False, initializer_range=0.3)
+        tok.chat_template = (
+            "{% for m in messages %}<|user|>{{ m['content'] }}{% endfor %}"
+            "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+        )
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+        initializer_range=0.3,
+    )
     torch.manual_seed(0)
     Qwen2ForCausalLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
@@ -123,7 +143,7 @@ def test_batches_are_length_sorted_and_left_padded(tiny_backend, monkeypatch):
         width = ids.shape[1]
         for row in range(ids.shape[0]):
             n = int(mask[row].sum())
-            assert mask[row, width - n:].all() and not mask[row, : width - n].any(), "padding is not on the left"
+            assert mask[row, width - n :].all() and not mask[row, : width - n].any(), "padding is not on the left"
             assert (ids[row, : width - n] == pad).all()
         assert int(mask.sum(dim=1).max()) == width  # padded only up to the longest prompt of the batch
 
@@ -165,8 +185,9 @@ def test_stop_strings_and_model_id(tiny_backend):
 def test_make_backend_hf_spec(tiny_model_dir):
     b = make_backend(f"hf:{tiny_model_dir}", batch_size=2)
     assert b.batch_size == 2
-    assert b.generate(["what"], GenerationConfig(max_new_tokens=3)) == \
-        b.generate_naive(["what"], GenerationConfig(max_new_tokens=3))
+    assert b.generate(["what"], GenerationConfig(max_new_tokens=3)) == b.generate_naive(
+        ["what"], GenerationConfig(max_new_tokens=3)
+    )
 
 
 def test_lazy_backend_loads_only_when_used(tiny_model_dir, tiny_backend, monkeypatch):
@@ -177,8 +198,9 @@ def test_lazy_backend_loads_only_when_used(tiny_model_dir, tiny_backend, monkeyp
     monkeypatch.setattr(TransformersBackend, "_load", lambda self: (loads.append(1), real(self))[1])
     lazy = TransformersBackend(tiny_model_dir, batch_size=3, lazy=True)
     assert loads == [] and lazy.model_id == tiny_backend.model_id  # identity known without the weights
-    assert lazy.generate(_PROMPTS[:2], GenerationConfig(max_new_tokens=4)) == \
-        tiny_backend.generate(_PROMPTS[:2], GenerationConfig(max_new_tokens=4))
+    assert lazy.generate(_PROMPTS[:2], GenerationConfig(max_new_tokens=4)) == tiny_backend.generate(
+        _PROMPTS[:2], GenerationConfig(max_new_tokens=4)
+    )
     assert loads == [1] and lazy.num_parameters == tiny_backend.num_parameters
     lazy.generate(["x"], GenerationConfig(max_new_tokens=2))
     assert loads == [1]
@@ -229,8 +251,7 @@ class _FakeChatServer:
                 with parent.lock:
                     parent.in_flight += 1
                     parent.max_in_flight = max(parent.max_in_flight, parent.in_flight)
-                    parent.requests.append({"path": self.path, "body": body,
-                                            "auth": self.headers.get("Authorization")})
+                    parent.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
                     prompt = body["messages"][0]["content"]
                     plan = parent.fail_plan.get(prompt)
                     status = plan.pop(0) if plan else (parent.fail_if and parent.fail_if(prompt)) or 200
@@ -242,8 +263,16 @@ class _FakeChatServer:
                     # a careless server that echoes the credentials back in its error body
                     payload = json.dumps({"error": f"injected {status}", "auth": self.headers.get("Authorization")})
                 else:
-                    payload = json.dumps({"choices": [{"index": 0, "message": {
-                        "role": "assistant", "content": f"answer to: {prompt} | stop here"}}]})
+                    payload = json.dumps(
+                        {
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": f"answer to: {prompt} | stop here"},
+                                }
+                            ]
+                        }
+                    )
                 data = payload.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -343,8 +372,9 @@ def test_http_connection_refused_retries_then_fails(monkeypatch, caplog):
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     monkeypatch.setenv("MY_KEY", SECRET)
-    backend = OpenAIChatBackend(f"http://127.0.0.1:{port}", "m", api_key_env="MY_KEY", backoff=0.01,
-                                max_retries=1, timeout=2)
+    backend = OpenAIChatBackend(
+        f"http://127.0.0.1:{port}", "m", api_key_env="MY_KEY", backoff=0.01, max_retries=1, timeout=2
+    )
     with caplog.at_level(logging.DEBUG), pytest.raises(HTTPStatusError) as err:
         backend.generate(["x"], GenerationConfig())
     assert "connection error" in str(err.value) and "2 attempts" in str(err.value)
@@ -369,7 +399,9 @@ def test_http_honours_retry_after_seconds_and_http_date(chat_server, monkeypatch
     chat_server.fail_plan = {"busy": [(429, {"Retry-After": "7"})], "later": [(503, {"Retry-After": later})]}
     backend = OpenAIChatBackend(chat_server.url, "m", backoff=0.01, max_retries=3, concurrency=1)
     assert backend.generate(["busy", "later"], GenerationConfig()) == [
-        "answer to: busy | stop here", "answer to: later | stop here"]
+        "answer to: busy | stop here",
+        "answer to: later | stop here",
+    ]
     assert len(chat_server.requests) == 4  # one retry each
     assert waits[0] == 7.0
     assert 28.0 <= waits[1] <= 30.5  # the HTTP date, to the second
@@ -421,8 +453,8 @@ def test_http_retry_errors_name_session_and_perspective(chat_server, tmp_path, m
 
 
 def test_request_timeout_flag_is_validated_and_reaches_the_http_backend(chat_server, tmp_path, monkeypatch):
-    from llm4sbr_adapter.offline import build_intent_store
     from llm4sbr_adapter.build_store import build_parser
+    from llm4sbr_adapter.offline import build_intent_store
 
     for bad in ("0", "-2", "soon"):
         with pytest.raises(SystemExit):
@@ -434,8 +466,14 @@ def test_request_timeout_flag_is_validated_and_reaches_the_http_backend(chat_ser
     sessions, items = _tsv_inputs(tmp_path, n=5)
     start = time.monotonic()
     with pytest.raises(HTTPStatusError, match="timed out"):
-        build_intent_store(sessions, items, tmp_path / "o.safetensors", llm=f"openai:{chat_server.url}#m",
-                           request_timeout=0.2, progress=False)
+        build_intent_store(
+            sessions,
+            items,
+            tmp_path / "o.safetensors",
+            llm=f"openai:{chat_server.url}#m",
+            request_timeout=0.2,
+            progress=False,
+        )
     assert time.monotonic() - start < 6 * 1.0  # six attempts of 0.2 s, not of the 60 s default
 
 
@@ -469,10 +507,15 @@ def test_http_build_commits_every_batch_size_prompts_and_keeps_the_server_busy(c
 
 # ------------------------------------------------------------------------------------ replay
 
+
 def test_replay_by_prompt_and_by_sha(tmp_path):
     path = tmp_path / "answers.jsonl"
-    path.write_text(json.dumps({"prompt": "p one", "answer": "A1"}) + "\n\n"
-                    + json.dumps({"prompt_sha256": prompt_text_sha256("p two"), "answer": "A2\nmore"}) + "\n")
+    path.write_text(
+        json.dumps({"prompt": "p one", "answer": "A1"})
+        + "\n\n"
+        + json.dumps({"prompt_sha256": prompt_text_sha256("p two"), "answer": "A2\nmore"})
+        + "\n"
+    )
     b = make_backend(f"replay:{path}")
     assert isinstance(b, ReplayBackend) and len(b) == 2
     assert b.generate(["p two", "p one"], GenerationConfig()) == ["A2\nmore", "A1"]
@@ -483,14 +526,17 @@ def test_replay_by_prompt_and_by_sha(tmp_path):
     assert b.model_id.startswith("replay:answers.jsonl:sha256=")
 
 
-@pytest.mark.parametrize("line,needle", [
-    ("{not json", "not valid JSON"),
-    ('["a"]', "expected a JSON object"),
-    ('{"prompt": "x"}', "'answer'"),
-    ('{"answer": "x"}', "'prompt' or 'prompt_sha256'"),
-    ('{"prompt_sha256": "abc", "answer": "x"}', "64-digit"),
-    ('{"prompt": "x", "prompt_sha256": "' + "0" * 64 + '", "answer": "y"}', "does not match"),
-])
+@pytest.mark.parametrize(
+    "line,needle",
+    [
+        ("{not json", "not valid JSON"),
+        ('["a"]', "expected a JSON object"),
+        ('{"prompt": "x"}', "'answer'"),
+        ('{"answer": "x"}', "'prompt' or 'prompt_sha256'"),
+        ('{"prompt_sha256": "abc", "answer": "x"}', "64-digit"),
+        ('{"prompt": "x", "prompt_sha256": "' + "0" * 64 + '", "answer": "y"}', "does not match"),
+    ],
+)
 def test_replay_malformed_line_names_file_and_line(tmp_path, line, needle):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"prompt": "ok", "answer": "fine"}) + "\n" + line + "\n")
@@ -503,18 +549,27 @@ def test_export_prompts_round_trip(tmp_path):
     import numpy as np
 
     out = tmp_path / "sub" / "prompts.jsonl"
-    recs = [{"session_id": np.int64(7), "perspective": "long", "prompt": "P\nwith newline"},
-            {"session_id": "s-2", "perspective": "short", "prompt": "Q ünïcode"}]
+    recs = [
+        {"session_id": np.int64(7), "perspective": "long", "prompt": "P\nwith newline"},
+        {"session_id": "s-2", "perspective": "short", "prompt": "Q ünïcode"},
+    ]
     export_prompts(out, recs)
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    assert lines[0] == {"session_id": 7, "perspective": "long", "prompt": "P\nwith newline",
-                        "prompt_sha256": hashlib.sha256("P\nwith newline".encode()).hexdigest()}
+    assert lines[0] == {
+        "session_id": 7,
+        "perspective": "long",
+        "prompt": "P\nwith newline",
+        "prompt_sha256": hashlib.sha256(b"P\nwith newline").hexdigest(),
+    }
     assert lines[1]["session_id"] == "s-2" and lines[1]["prompt"] == "Q ünïcode"
     assert [p.name for p in out.parent.iterdir()] == ["prompts.jsonl"]  # no temp file left
     # answers written "elsewhere" with only the sha come back through the replay backend
     answers = tmp_path / "answers.jsonl"
-    answers.write_text("".join(json.dumps({"prompt_sha256": r["prompt_sha256"], "answer": f"ans {i}"}) + "\n"
-                               for i, r in enumerate(lines)))
+    answers.write_text(
+        "".join(
+            json.dumps({"prompt_sha256": r["prompt_sha256"], "answer": f"ans {i}"}) + "\n" for i, r in enumerate(lines)
+        )
+    )
     assert ReplayBackend(answers).generate([r["prompt"] for r in recs], GenerationConfig()) == ["ans 0", "ans 1"]
     # a bad record leaves the previous file untouched
     with pytest.raises(ValueError, match="record #1 lacks perspective"):
@@ -530,6 +585,7 @@ def test_make_backend_rejects_bad_specs():
 
 
 # ------------------------------------------------------------------------------------ default model
+
 
 def _fake_chunks(tmp_path: Path, monkeypatch, parts: list[bytes]) -> list[tuple[str, str, str]]:
     pkg_root = tmp_path / "site"
@@ -602,11 +658,15 @@ def test_real_default_model_loads_and_answers():
     assert path.stat().st_size == dm.DEFAULT_LLM_SIZE
     backend = make_backend("default", batch_size=2)
     assert backend.model_id.startswith(f"gguf-sha256:{dm.DEFAULT_LLM_SHA256}")
-    out = backend.generate(["Name one fruit. Answer with one word.", "What colour is the sky? One word."],
-                           GenerationConfig(max_new_tokens=8))
+    out = backend.generate(
+        ["Name one fruit. Answer with one word.", "What colour is the sky? One word."],
+        GenerationConfig(max_new_tokens=8),
+    )
     assert len(out) == 2 and all(isinstance(a, str) and a.strip() for a in out)
-    assert out == backend.generate_naive(["Name one fruit. Answer with one word.",
-                                          "What colour is the sky? One word."], GenerationConfig(max_new_tokens=8))
+    assert out == backend.generate_naive(
+        ["Name one fruit. Answer with one word.", "What colour is the sky? One word."],
+        GenerationConfig(max_new_tokens=8),
+    )
 
 
 def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, monkeypatch):
@@ -632,8 +692,11 @@ def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, mo
             conversions.append(("model", Path(path) / gguf_file))
             m = real_model(tiny_model_dir)
             # transformers leaves a GGUF quantizer marker on the model, which makes save_pretrained refuse
-            m.hf_quantizer = SimpleNamespace(is_compileable=False, is_serializable=lambda *a, **k: False,
-                                             quantization_config=SimpleNamespace(quant_method="gguf"))
+            m.hf_quantizer = SimpleNamespace(
+                is_compileable=False,
+                is_serializable=lambda *a, **k: False,
+                quantization_config=SimpleNamespace(quant_method="gguf"),
+            )
             return m
         return real_model(path, *a, **kw)
 
@@ -671,8 +734,11 @@ def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_fil
     gguf.write_bytes(b"GGUF not a real model")
     converted = tmp_path / "m.gguf.hf-float32"
     converted.mkdir()
-    (converted / _CONVERTED_STAMP).write_text(json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size,
-                                                         "sha256": hashlib.sha256(gguf.read_bytes()).hexdigest()}))
+    (converted / _CONVERTED_STAMP).write_text(
+        json.dumps(
+            {"gguf": gguf.name, "size": gguf.stat().st_size, "sha256": hashlib.sha256(gguf.read_bytes()).hexdigest()}
+        )
+    )
     assert dequantised_gguf_folder(gguf) == converted  # stamp matches: no model is loaded (the file is fake)
     with pytest.raises(LLMError, match="not a .gguf file"):
         dequantised_gguf_folder(tmp_path / "weights.bin")

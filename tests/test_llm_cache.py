@@ -181,7 +181,7 @@ def test_sigkill_mid_run_loses_at_most_one_batch(tmp_path):
 
     prompts = [f"prompt {i}" for i in range(n)]
     backend = CountingBackend("slow-fake")
-    backend.generate = lambda ps, cfg: (backend.calls.append(list(ps)) or ["ans:" + p for p in ps])
+    backend.generate = lambda ps, cfg: backend.calls.append(list(ps)) or ["ans:" + p for p in ps]
     with AnswerCache(db) as cache:
         res = answer_prompts(backend, prompts, GenerationConfig(), cache, batch_size=2, progress=False)
     asked = set(backend.asked)
@@ -209,6 +209,7 @@ def test_prefix_reusing_backend_is_asked_in_sorted_order_and_answers_keep_input_
 
 
 # ------------------------------------------------------------------------------------ claims (issue 15)
+
 
 class SharedCounter(LLMBackend):
     """Slow fake whose every instance records into one list (two builds, one LLM bill)."""
@@ -241,8 +242,9 @@ def test_two_builds_sharing_a_cache_ask_each_prompt_once(tmp_path):
             opening.wait(timeout=30)
             with AnswerCache(db) as cache:  # both create the new file at once
                 answering.wait(timeout=30)
-                results[slot] = answer_prompts(SharedCounter(calls, lock), prompts, GenerationConfig(), cache,
-                                               batch_size=4, progress=False)
+                results[slot] = answer_prompts(
+                    SharedCounter(calls, lock), prompts, GenerationConfig(), cache, batch_size=4, progress=False
+                )
         except BaseException as err:  # surfaced below
             errors.append(err)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -165,7 +164,7 @@ def test_minus_one_results_are_masked_out(data, monkeypatch):
 
 
 def _recall(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
-    hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx_idx, exact_idx))
+    hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx_idx, exact_idx, strict=True))
     return hits / exact_idx.size
 
 
@@ -179,12 +178,15 @@ def random_catalogue():
     return items, queries, exact_idx
 
 
-@pytest.mark.parametrize("kind,kwargs,min_recall", [
-    ("hnsw", dict(), 0.95),  # defaults: M=32, efSearch=128
-    ("hnsw", dict(hnsw_m=8, ef_search=16), 0.2),
-    ("ivf", dict(nlist=32, nprobe=8), 0.6),
-    ("ivf", dict(nlist=32, nprobe=32), 1.0),  # visiting every list is exhaustive
-])
+@pytest.mark.parametrize(
+    "kind,kwargs,min_recall",
+    [
+        ("hnsw", dict(), 0.95),  # defaults: M=32, efSearch=128
+        ("hnsw", dict(hnsw_m=8, ef_search=16), 0.2),
+        ("ivf", dict(nlist=32, nprobe=8), 0.6),
+        ("ivf", dict(nlist=32, nprobe=32), 1.0),  # visiting every list is exhaustive
+    ],
+)
 def test_approximate_index_recall(random_catalogue, kind, kwargs, min_recall):
     items, queries, exact_idx = random_catalogue
     f = exact_idx.shape[1]

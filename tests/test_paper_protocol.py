@@ -5,11 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import pytest
-
 
 from llm4sbr_adapter.experiments.paper_protocol import (  # noqa: E402
     clock_windows,
@@ -102,7 +100,7 @@ def test_beauty_every_prefix_of_every_split_is_a_row(tmp_path):
             full = max(rows, key=lambda r: len(r[0]))
             whole = full[0] + [full[1]]
             assert sorted(len(s) for s, _ in rows) == list(range(1, len(whole)))
-            assert all(s == whole[:len(s)] and t == whole[len(s)] for s, t in rows)
+            assert all(s == whole[: len(s)] and t == whole[len(s)] for s, t in rows)
         total += len(seqs)
     assert all(len(splits) == 1 for splits in users.values())
     assert total == stats["rows"] == sum(2 + u % 4 - 1 for u in range(30))

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(folder: Path, model: str, enhancer: bool, seed: int, hr: float) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{model}{'_enh' if enhancer else ''}_s{seed}.json"
-    (folder / name).write_text(json.dumps({"model": model, "enhancer": enhancer, "seed": seed,
-                                           "test": {"HR@20": hr, "MRR@20": hr / 4}}))
+    (folder / name).write_text(
+        json.dumps({"model": model, "enhancer": enhancer, "seed": seed, "test": {"HR@20": hr, "MRR@20": hr / 4}})
+    )
 
 
 def test_figures_from_available_folders(tmp_path):

@@ -73,19 +73,33 @@ def test_template_validation():
 
 def test_load_perspectives_file_and_its_errors(tmp_path):
     good = tmp_path / "p.json"
-    good.write_text(json.dumps([
-        {"name": "long", "qualifier": "long term"},
-        {"name": "recent", "qualifier": "very short term", "last_n": 2, "template": "Seen:\n{items}\n{qualifier}?"},
-    ]))
+    good.write_text(
+        json.dumps(
+            [
+                {"name": "long", "qualifier": "long term"},
+                {
+                    "name": "recent",
+                    "qualifier": "very short term",
+                    "last_n": 2,
+                    "template": "Seen:\n{items}\n{qualifier}?",
+                },
+            ]
+        )
+    )
     ps = load_perspectives(good)
     assert [p.name for p in ps] == ["long", "recent"] and ps[0].template == DEFAULT_TEMPLATE and ps[1].last_n == 2
     assert render_prompt(ps[1], ["a_1", "b_2", "c_3"]) == "Seen:\n1. b_2\n2. c_3\nvery short term?"
 
     cases = {
-        "unknown.json": ([{"name": "a", "qualifier": "q", "template": "{items} {history}"}],
-                         r"unknown.json: entry 0 \('a'\).*unknown placeholder.*\{history\}"),
+        "unknown.json": (
+            [{"name": "a", "qualifier": "q", "template": "{items} {history}"}],
+            r"unknown.json: entry 0 \('a'\).*unknown placeholder.*\{history\}",
+        ),
         "key.json": ([{"name": "a", "qualifier": "q", "lastn": 3}], r"key.json: entry 0 \('a'\): unknown key.*lastn"),
-        "dup.json": ([{"name": "a", "qualifier": "q"}, {"name": "a", "qualifier": "r"}], r"dup.json: duplicate perspective"),
+        "dup.json": (
+            [{"name": "a", "qualifier": "q"}, {"name": "a", "qualifier": "r"}],
+            r"dup.json: duplicate perspective",
+        ),
         "noq.json": ([{"name": "a"}], r"noq.json: entry 0 \('a'\): 'name' and 'qualifier' are required"),
         "empty.json": ([], r"empty.json: expected a non-empty JSON list"),
     }

@@ -24,7 +24,13 @@ try:
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    from llm4sbr_adapter.experiments.recbole_srgnn import IntentSRGNN, export_prefix_sessions, load_recbole_checkpoint, main, srgnn_config
+    from llm4sbr_adapter.experiments.recbole_srgnn import (
+        IntentSRGNN,
+        export_prefix_sessions,
+        load_recbole_checkpoint,
+        main,
+        srgnn_config,
+    )
 except ImportError as err:  # recbole or one of its light dependencies is missing
     pytest.skip(
         f"RecBole is not importable ({err}); install it with "
@@ -45,7 +51,9 @@ def _make_events(rng: np.random.Generator) -> list[dict]:
     events, eid, t = [], 1000, 0
     for s in range(24):
         for pos in range(int(rng.integers(4, 7))):
-            events.append({"eid": eid, "session": f"s{s}", "item": int(rng.integers(1, NUM_ITEMS + 1)), "pos": pos, "t": t})
+            events.append(
+                {"eid": eid, "session": f"s{s}", "item": int(rng.integers(1, NUM_ITEMS + 1)), "pos": pos, "t": t}
+            )
             eid += 1
             t += 1
     return events
@@ -85,8 +93,12 @@ def world(tmp_path_factory):
     stores = {}
     for split in ("train", "valid", "test"):
         ids = sorted(k for k, v in intents.items() if v[2] == split)
-        meta = StoreMetadata(perspectives=["long", "short"], text_dim=TEXT_DIM, text_encoder="random-item-means",
-                             sessions_source=f"tiny.inter:{split}")
+        meta = StoreMetadata(
+            perspectives=["long", "short"],
+            text_dim=TEXT_DIM,
+            text_encoder="random-item-means",
+            sessions_source=f"tiny.inter:{split}",
+        )
         vecs = {"long": np.stack([intents[k][0] for k in ids]), "short": np.stack([intents[k][1] for k in ids])}
         stores[split] = IntentStore.open(write_store(root / f"{split}.safetensors", ids, vecs, meta))
 
@@ -113,8 +125,14 @@ def world(tmp_path_factory):
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     return {
-        "root": root, "events": {e["eid"]: e for e in events}, "intents": intents, "stores": stores,
-        "config": config, "train": train_data, "valid": valid_data, "test": test_data,
+        "root": root,
+        "events": {e["eid"]: e for e in events},
+        "intents": intents,
+        "stores": stores,
+        "config": config,
+        "train": train_data,
+        "valid": valid_data,
+        "test": test_data,
     }
 
 
@@ -144,7 +162,9 @@ def test_row_id_names_the_rows_target_and_session_id_does_not(world):
                 assert e["session"] == sessions[k] and e["item"] == targets[k] and e["pos"] == lengths[k]
                 assert world["intents"][eid][2] == split, f"row {eid} landed in {split}"
                 history = tok("item_id", batch["item_id_list"][k, : lengths[k]]).astype(int).tolist()
-                before = [x["item"] for x in world["events"].values() if x["session"] == e["session"] and x["pos"] < e["pos"]]
+                before = [
+                    x["item"] for x in world["events"].values() if x["session"] == e["session"] and x["pos"] < e["pos"]
+                ]
                 assert history == before
                 seen_rows_per_session[sessions[k]] = seen_rows_per_session.get(sessions[k], 0) + 1
     # every session contributes several rows that share its session_id: it cannot key per-row intents
@@ -175,7 +195,10 @@ def test_loss_is_rec_plus_aux_and_aux_reaches_the_enhancer(world):
 
     ids = model.intent_ids(batch)
     h_local, h_global = model.session_behaviours(batch["item_id_list"], batch["item_length"])
-    want = {p: torch.from_numpy(np.stack([world["intents"][int(i)][k] for i in ids])) for k, p in enumerate(["long", "short"])}
+    want = {
+        p: torch.from_numpy(np.stack([world["intents"][int(i)][k] for i in ids]))
+        for k, p in enumerate(["long", "short"])
+    }
     ref = model.enhancer(h_local, h_global, intents=want)
     torch.testing.assert_close(aux, ref.aux_loss)
     logits = ref.session @ model.item_embedding.weight.T
@@ -223,8 +246,11 @@ def test_each_split_store_is_checked_against_the_splits_rows(world, tmp_path, ca
         assert model.check_split(stores[split], world[split], split) == {"rows": rows, "found": rows}
         assert model.check_split(stores[split], world[split].dataset, split)["rows"] == rows
     n_test = sum(1 for v in world["intents"].values() if v[2] == "test")
-    with pytest.raises(StoreMismatchError, match=rf"{n_test} of the {n_test} test rows are not in this store"
-                       r".*test rows have ids \d+\.\.\d+, the store \d+\.\.\d+"):
+    with pytest.raises(
+        StoreMismatchError,
+        match=rf"{n_test} of the {n_test} test rows are not in this store"
+        r".*test rows have ids \d+\.\.\d+, the store \d+\.\.\d+",
+    ):
         model.check_split(stores["valid"], world["test"], "test")
 
     # a store holding only some of the test rows: refused with intent_missing="raise", a warning otherwise
@@ -255,10 +281,30 @@ def test_cli_refuses_a_wrong_split_store_before_training(world, tmp_path, monkey
     monkeypatch.setattr(Trainer, "fit", no_training)
     root = world["root"]
     with pytest.raises(StoreMismatchError, match="of the .* test rows are not in this store"):
-        main(["--data-path", str(root), "--dataset", "tiny", "--store", str(root / "train.safetensors"),
-              "--valid-store", str(root / "valid.safetensors"), "--test-store", str(root / "valid.safetensors"),
-              "--epochs", "1", "--embedding-size", "16", "--batch-size", "16", "--topk", "5",
-              "--checkpoint-dir", str(tmp_path / "saved")])
+        main(
+            [
+                "--data-path",
+                str(root),
+                "--dataset",
+                "tiny",
+                "--store",
+                str(root / "train.safetensors"),
+                "--valid-store",
+                str(root / "valid.safetensors"),
+                "--test-store",
+                str(root / "valid.safetensors"),
+                "--epochs",
+                "1",
+                "--embedding-size",
+                "16",
+                "--batch-size",
+                "16",
+                "--topk",
+                "5",
+                "--checkpoint-dir",
+                str(tmp_path / "saved"),
+            ]
+        )
 
 
 def test_missing_id_field_is_named(world):
@@ -290,7 +336,26 @@ def test_export_then_cli_with_one_store_for_all_rows(world, tmp_path, monkeypatc
     meta = StoreMetadata(perspectives=["long", "short"], text_dim=TEXT_DIM, sessions_source="rows.jsonl")
     store = write_store(tmp_path / "all.safetensors", ids, vecs, meta)
     monkeypatch.chdir(tmp_path)
-    result = main(["--data-path", str(world["root"]), "--dataset", "tiny", "--store", str(store), "--epochs", "1",
-                   "--embedding-size", "16", "--batch-size", "16", "--topk", "5", "10", "--checkpoint-dir", str(tmp_path / "saved")])
+    result = main(
+        [
+            "--data-path",
+            str(world["root"]),
+            "--dataset",
+            "tiny",
+            "--store",
+            str(store),
+            "--epochs",
+            "1",
+            "--embedding-size",
+            "16",
+            "--batch-size",
+            "16",
+            "--topk",
+            "5",
+            "10",
+            "--checkpoint-dir",
+            str(tmp_path / "saved"),
+        ]
+    )
     assert {"hit@5", "mrr@10", "ndcg@10"} <= set(result)
     assert all(0.0 <= v <= 1.0 for v in result.values())

@@ -113,16 +113,22 @@ def test_tsv_errors_name_file_line_and_id(tmp_path):
         read_sessions(dup)
 
 
-@pytest.mark.parametrize("name,text", [
-    ("s.tsv", b"s1\t1 2\ns2\t3 caf\xe9\n"),
-    ("s.jsonl", b'{"session_id": 1, "items": [1]}\n{"session_id": 2, "items": ["caf\xe9"]}\n'),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("s.tsv", b"s1\t1 2\ns2\t3 caf\xe9\n"),
+        ("s.jsonl", b'{"session_id": 1, "items": [1]}\n{"session_id": 2, "items": ["caf\xe9"]}\n'),
+    ],
+)
 def test_sessions_not_utf8_names_line_byte_and_column(tmp_path, name, text):
     path = tmp_path / name
     path.write_bytes(text)
     col = text.split(b"\n")[1].index(b"\xe9") + 1
-    with pytest.raises(InputFormatError, match=rf"{name}: line 2: not UTF-8 \(byte 0xe9 at column {col}\); "
-                                               r".*encoding='latin-1'"):
+    with pytest.raises(
+        InputFormatError,
+        match=rf"{name}: line 2: not UTF-8 \(byte 0xe9 at column {col}\); "
+        r".*encoding='latin-1'",
+    ):
         read_sessions(path)
     assert read_sessions(path, encoding="latin-1").ids.tolist() == (["s1", "s2"] if name == "s.tsv" else [1, 2])
 
@@ -135,14 +141,18 @@ def test_csv_sessions(tmp_path):
 
 # --------------------------------------------------------------------------- sessions: JSONL
 def test_jsonl_sessions_and_errors(tmp_path):
-    path = write(tmp_path / "s.jsonl", '{"session_id": 3, "items": [1, "x"], "target": 4}\n\n{"session_id": 9, "items": [2]}\n')
+    path = write(
+        tmp_path / "s.jsonl", '{"session_id": 3, "items": [1, "x"], "target": 4}\n\n{"session_id": 9, "items": [2]}\n'
+    )
     s = read_sessions(path)
     assert s.ids.tolist() == [3, 9] and s.sequences == [[1, "x"], [2]] and s.targets == [4, None]
     bad = write(tmp_path / "bad.jsonl", '{"session_id": 1, "items": [1]}\n{"session_id": 2, "items": [1\n')
     with pytest.raises(InputFormatError, match=r"bad.jsonl: line 2: not valid JSON"):
         read_sessions(bad)
     nokey = write(tmp_path / "nokey.jsonl", '{"id": 1, "items": [1]}\n')
-    with pytest.raises(InputFormatError, match=r"nokey.jsonl: line 1: expected an object with 'session_id' and 'items'"):
+    with pytest.raises(
+        InputFormatError, match=r"nokey.jsonl: line 1: expected an object with 'session_id' and 'items'"
+    ):
         read_sessions(nokey)
     badi = write(tmp_path / "badi.jsonl", '{"session_id": "q", "items": "1 2"}\n')
     with pytest.raises(InputFormatError, match=r"badi.jsonl: line 1: session 'q': 'items' must be a list"):
@@ -179,10 +189,14 @@ def test_catalogue_tsv_with_header_and_extra_columns(tmp_path):
 
 def test_catalogue_headerless_pipe_latin1_like_movielens(tmp_path):
     path = tmp_path / "u.item"
-    path.write_bytes("1|Toy Story (1995)|01-Jan-1995||http://x\n2|Cité des enfants perdus, La (1995)|x||y\n"
-                     .encode("latin-1"))
-    with pytest.raises(InputFormatError, match=r"u.item: line 2: not UTF-8 \(byte 0xe9 at column 6\); "
-                                               r"try encoding='latin-1'"):
+    path.write_bytes(
+        "1|Toy Story (1995)|01-Jan-1995||http://x\n2|Cité des enfants perdus, La (1995)|x||y\n".encode("latin-1")
+    )
+    with pytest.raises(
+        InputFormatError,
+        match=r"u.item: line 2: not UTF-8 \(byte 0xe9 at column 6\); "
+        r"try encoding='latin-1'",
+    ):
         read_catalogue(path)
     c = read_catalogue(path, encoding="latin-1")
     assert c.titles[1] == "Cité des enfants perdus, La (1995)"
@@ -197,13 +211,16 @@ def test_catalogue_duplicate_id_and_short_row_name_line(tmp_path):
         read_catalogue(short)
 
 
-@pytest.mark.parametrize("name,text,line,got,first", [
-    ("header.tsv", "item_id\ttitle\n1\tA\n2\tPart\tTwo\n", 3, 3, 2),  # a tab inside a title
-    ("headerless.tsv", "1\tA\tx\n2\tB\tx\n3\tC\tD\tx\n", 3, 4, 3),
-    ("fewer.tsv", "item_id\ttitle\tgenre\n1\tA\tx\n2\tB\n", 3, 2, 3),
-    ("pipes.item", "1|A|x\n2|B|C|x\n", 2, 4, 3),
-    ("unquoted.csv", "item_id,title\n1,Heat, the movie\n", 2, 3, 2),
-])
+@pytest.mark.parametrize(
+    "name,text,line,got,first",
+    [
+        ("header.tsv", "item_id\ttitle\n1\tA\n2\tPart\tTwo\n", 3, 3, 2),  # a tab inside a title
+        ("headerless.tsv", "1\tA\tx\n2\tB\tx\n3\tC\tD\tx\n", 3, 4, 3),
+        ("fewer.tsv", "item_id\ttitle\tgenre\n1\tA\tx\n2\tB\n", 3, 2, 3),
+        ("pipes.item", "1|A|x\n2|B|C|x\n", 2, 4, 3),
+        ("unquoted.csv", "item_id,title\n1,Heat, the movie\n", 2, 3, 2),
+    ],
+)
 def test_catalogue_row_whose_field_count_differs_from_the_first_row_is_an_error(tmp_path, name, text, line, got, first):
     path = write(tmp_path / name, text)
     with pytest.raises(InputFormatError, match=rf"{name}: line {line}: {got} fields, but line 1 has {first}"):
@@ -228,7 +245,10 @@ def test_catalogue_empty_titles_are_left_out(tmp_path):
 
 def test_catalogue_hash_ignores_layout_but_not_content(tmp_path):
     tsv = write(tmp_path / "a.tsv", "item_id\ttitle\textra\n1\tA  b\tz\nx2\tC\tz\n")
-    jsonl = write(tmp_path / "b.jsonl", json.dumps({"item_id": 1, "title": "A b"}) + "\n" + json.dumps({"id": "x2", "title": "C"}) + "\n")
+    jsonl = write(
+        tmp_path / "b.jsonl",
+        json.dumps({"item_id": 1, "title": "A b"}) + "\n" + json.dumps({"id": "x2", "title": "C"}) + "\n",
+    )
     a, b = read_catalogue(tsv), read_catalogue(jsonl)
     assert a.item_ids.dtype.kind == "U"  # mixed ids -> strings
     assert a.sha256 == b.sha256

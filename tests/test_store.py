@@ -125,8 +125,11 @@ def test_float16_store(tmp_path):
 
 
 def test_mmap_reads_through_memmap_and_matches_in_memory(tmp_path):
-    path, ids, _ = _write_int_store(tmp_path / "s.safetensors", **dict(zip(
-        ("top_items", "top_weights", "answers", "raw_answers"), _explanations(40))), item_ids=np.arange(50) + 1000)
+    path, ids, _ = _write_int_store(
+        tmp_path / "s.safetensors",
+        **dict(zip(("top_items", "top_weights", "answers", "raw_answers"), _explanations(40), strict=True)),
+        item_ids=np.arange(50) + 1000,
+    )
     mapped = IntentStore.open(path, mmap=True)
     loaded = IntentStore.open(path, mmap=False)
     for p in PERSPECTIVES:
@@ -144,13 +147,22 @@ def test_tensors_are_aligned_to_their_item_size(tmp_path):
     """String columns (uint8, any length) must not push float/int tensors off alignment."""
     top, weights, answers, raw = _explanations(7)
     answers["long"][3] = "odd"  # byte counts that are not multiples of 4 or 8
-    write_store(tmp_path / "s.safetensors", [f"id{i}" for i in range(7)], _intents(7), _meta(), dtype="float16",
-                top_items=top, top_weights=weights, item_ids=[f"item{i}" for i in range(50)],
-                answers=answers, raw_answers=raw)
+    write_store(
+        tmp_path / "s.safetensors",
+        [f"id{i}" for i in range(7)],
+        _intents(7),
+        _meta(),
+        dtype="float16",
+        top_items=top,
+        top_weights=weights,
+        item_ids=[f"item{i}" for i in range(50)],
+        answers=answers,
+        raw_answers=raw,
+    )
     raw_bytes = (tmp_path / "s.safetensors").read_bytes()
     (header_len,) = struct.unpack("<Q", raw_bytes[:8])
     assert header_len % 8 == 0
-    header = json.loads(raw_bytes[8:8 + header_len])
+    header = json.loads(raw_bytes[8 : 8 + header_len])
     sizes = {"F32": 4, "F16": 2, "I64": 8, "U8": 1}
     for name, info in header.items():
         if name != "__metadata__":
@@ -178,9 +190,18 @@ def test_safetensors_library_reads_every_tensor_as_written(tmp_path, kind):
     else:
         ids, items, dtype = [f"s-{i}-ü" for i in range(n)], [f"item-{j}-✓" for j in range(50)], "float16"
     intents = _intents(n)
-    path = write_store(tmp_path / "s.safetensors", ids, intents, _meta(prompts={"long": "Was will er? ✓"}),
-                       dtype=dtype, top_items=top, top_weights=weights, item_ids=items, answers=answers,
-                       raw_answers=raw)
+    path = write_store(
+        tmp_path / "s.safetensors",
+        ids,
+        intents,
+        _meta(prompts={"long": "Was will er? ✓"}),
+        dtype=dtype,
+        top_items=top,
+        top_weights=weights,
+        item_ids=items,
+        answers=answers,
+        raw_answers=raw,
+    )
 
     expected: dict[str, np.ndarray] = {}
     if kind == "int":
@@ -221,16 +242,25 @@ def test_store_file_is_the_safetensors_librarys_own_serialisation(tmp_path):
     for extra in range(8):  # one more metadata byte each time: every padding length once
         path = tmp_path / f"s{extra}.safetensors"
         meta = _meta(sessions_source="x" * extra + "-✓.txt", created_at="2024-01-01T00:00:00+00:00")
-        write_store(path, [f"id{i}" for i in range(7)], _intents(7), meta, dtype="float16", top_items=top,
-                    top_weights=weights, item_ids=[f"item{i}" for i in range(50)], answers=answers,
-                    raw_answers=raw)
+        write_store(
+            path,
+            [f"id{i}" for i in range(7)],
+            _intents(7),
+            meta,
+            dtype="float16",
+            top_items=top,
+            top_weights=weights,
+            item_ids=[f"item{i}" for i in range(50)],
+            answers=answers,
+            raw_answers=raw,
+        )
         data = path.read_bytes()
         with safe_open(str(path), framework="numpy") as handle:
             library = save({k: handle.get_tensor(k) for k in handle.keys()}, metadata=handle.metadata())
         assert data == library, f"{path.name} differs from safetensors' own serialisation"
         (header_len,) = struct.unpack("<Q", data[:8])
         assert header_len % 8 == 0
-        paddings.add(header_len - len(data[8:8 + header_len].rstrip(b" ")))
+        paddings.add(header_len - len(data[8 : 8 + header_len].rstrip(b" ")))
         store = IntentStore.open(path)
         assert store.metadata.sessions_source == "x" * extra + "-✓.txt" and store.vectors("long").flags.aligned
     assert paddings == set(range(8))
@@ -296,14 +326,17 @@ def test_missing_zeros_and_found_mask(tmp_path):
 
 
 # --------------------------------------------------------------------------- validation
-@pytest.mark.parametrize("field,value", [
-    ("text_dim", 384),
-    ("perspectives", ["long", "medium"]),
-    ("num_sessions", 41),
-    ("catalogue_sha256", "d" * 64),
-    ("sessions_sha256", "t" * 64),
-    ("text_encoder", "other-encoder"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("text_dim", 384),
+        ("perspectives", ["long", "medium"]),
+        ("num_sessions", 41),
+        ("catalogue_sha256", "d" * 64),
+        ("sessions_sha256", "t" * 64),
+        ("text_encoder", "other-encoder"),
+    ],
+)
 def test_mismatch_names_field(tmp_path, field, value):
     path, _, _ = _write_int_store(tmp_path / "s.safetensors")
     with pytest.raises(StoreMismatchError, match=rf"{field}: expected"):
@@ -312,8 +345,15 @@ def test_mismatch_names_field(tmp_path, field, value):
 
 def test_matching_expectations_pass(tmp_path):
     path, _, _ = _write_int_store(tmp_path / "s.safetensors")
-    store = IntentStore.open(path, text_dim=D, perspectives=["long"], num_sessions=40,
-                             catalogue_sha256="c" * 64, sessions_sha256="s" * 64, text_encoder="enc")
+    store = IntentStore.open(
+        path,
+        text_dim=D,
+        perspectives=["long"],
+        num_sessions=40,
+        catalogue_sha256="c" * 64,
+        sessions_sha256="s" * 64,
+        text_encoder="enc",
+    )
     assert store.text_dim == D
 
 
@@ -366,9 +406,15 @@ def test_newer_format_version_refused(tmp_path):
     meta = _meta()
     raw = json.loads(meta.to_json())
     raw.update(format_version=2, num_sessions=1, id_kind="int")
-    save_file({"intent.long": np.zeros((1, D), np.float32), "intent.short": np.zeros((1, D), np.float32),
-               "session_ids": np.array([1], np.int64)}, str(tmp_path / "v2.safetensors"),
-              metadata={"llm4sbr": json.dumps(raw)})
+    save_file(
+        {
+            "intent.long": np.zeros((1, D), np.float32),
+            "intent.short": np.zeros((1, D), np.float32),
+            "session_ids": np.array([1], np.int64),
+        },
+        str(tmp_path / "v2.safetensors"),
+        metadata={"llm4sbr": json.dumps(raw)},
+    )
     with pytest.raises(StoreError, match="format_version 2 is newer"):
         IntentStore.open(tmp_path / "v2.safetensors")
 
@@ -377,8 +423,11 @@ def test_intent_shape_must_match_metadata(tmp_path):
     """A store written by another tool with a wrong intent shape is refused on open, not at lookup."""
     raw = json.loads(_meta(perspectives=["long"]).to_json())
     raw.update(num_sessions=3, id_kind="int")
-    save_file({"intent.long": np.zeros((3, D + 1), np.float32), "session_ids": np.array([1, 2, 3], np.int64)},
-              str(tmp_path / "bad.safetensors"), metadata={"llm4sbr": json.dumps(raw)})
+    save_file(
+        {"intent.long": np.zeros((3, D + 1), np.float32), "session_ids": np.array([1, 2, 3], np.int64)},
+        str(tmp_path / "bad.safetensors"),
+        metadata={"llm4sbr": json.dumps(raw)},
+    )
     with pytest.raises(StoreError, match=r"'intent.long' is F32 \[3, 17\], expected F32 or F16 \[3, 16\]"):
         IntentStore.open(tmp_path / "bad.safetensors")
 
@@ -396,8 +445,14 @@ def test_write_validation_errors(tmp_path):
     with pytest.raises(StoreError, match="top_items needs item_ids"):
         write_store(tmp_path / "a.safetensors", [1, 2, 3], intents, _meta(), top_items={"long": np.zeros((3, 2))})
     with pytest.raises(StoreError, match="indexes outside item_ids"):
-        write_store(tmp_path / "a.safetensors", [1, 2, 3], intents, _meta(),
-                    top_items={"long": np.full((3, 2), 5)}, item_ids=[1, 2])
+        write_store(
+            tmp_path / "a.safetensors",
+            [1, 2, 3],
+            intents,
+            _meta(),
+            top_items={"long": np.full((3, 2), 5)},
+            item_ids=[1, 2],
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -426,8 +481,14 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
 def test_explain_returns_answers_and_top_items(tmp_path):
     top, weights, answers, raw = _explanations(40)
     item_ids = [f"B00{i:03d}" for i in range(50)]
-    path, ids, _ = _write_int_store(tmp_path / "s.safetensors", top_items=top, top_weights=weights,
-                                    item_ids=item_ids, answers=answers, raw_answers=raw)
+    path, ids, _ = _write_int_store(
+        tmp_path / "s.safetensors",
+        top_items=top,
+        top_weights=weights,
+        item_ids=item_ids,
+        answers=answers,
+        raw_answers=raw,
+    )
     store = IntentStore.open(path)
     assert store.item_ids.tolist() == item_ids
     info = store.explain(100)
@@ -449,8 +510,17 @@ def _shard(tmp_path: Path, name: str, ids, seed: int, **meta_kw):
     top, weights, answers, raw = _explanations(n, seed=seed)
     intents = _intents(n, seed)
     path = tmp_path / name
-    write_store(path, ids, intents, _meta(shard=meta_kw.pop("shard", ""), **meta_kw), top_items=top,
-                top_weights=weights, item_ids=np.arange(50), answers=answers, raw_answers=raw)
+    write_store(
+        path,
+        ids,
+        intents,
+        _meta(shard=meta_kw.pop("shard", ""), **meta_kw),
+        top_items=top,
+        top_weights=weights,
+        item_ids=np.arange(50),
+        answers=answers,
+        raw_answers=raw,
+    )
     return path, dict(ids=list(ids), intents=intents, top=top, weights=weights, answers=answers, raw=raw)
 
 
@@ -462,7 +532,9 @@ def test_merge_shards_is_the_union(tmp_path):
     assert merged.metadata.shard == "" and merged.metadata.extra["merged_from"] == ["a.safetensors", "b.safetensors"]
     assert merged.session_ids.tolist() == da["ids"] + db["ids"]
     for p in PERSPECTIVES:
-        np.testing.assert_array_equal(np.asarray(merged.vectors(p)), np.concatenate([da["intents"][p], db["intents"][p]]))
+        np.testing.assert_array_equal(
+            np.asarray(merged.vectors(p)), np.concatenate([da["intents"][p], db["intents"][p]])
+        )
     for data, k in ((da, 3), (db, 4)):
         sid = data["ids"][k]
         info = merged.explain(sid)
@@ -483,10 +555,17 @@ def test_merge_duplicate_id_names_it(tmp_path):
     assert not (tmp_path / "m.safetensors").exists()
 
 
-@pytest.mark.parametrize("field,value", [
-    ("text_dim", None), ("text_encoder", "other"), ("catalogue_sha256", "e" * 64),
-    ("sessions_sha256", "f" * 64), ("top_f", 5), ("llm", "other-llm"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("text_dim", None),
+        ("text_encoder", "other"),
+        ("catalogue_sha256", "e" * 64),
+        ("sessions_sha256", "f" * 64),
+        ("top_f", 5),
+        ("llm", "other-llm"),
+    ],
+)
 def test_merge_different_settings_is_mismatch(tmp_path, field, value):
     a, _ = _shard(tmp_path, "a.safetensors", [1, 2, 3], seed=1)
     if field == "text_dim":
@@ -501,8 +580,15 @@ def test_merge_different_settings_is_mismatch(tmp_path, field, value):
 def test_merge_different_catalogue_ids_is_mismatch(tmp_path):
     a, _ = _shard(tmp_path, "a.safetensors", [1, 2], seed=1)
     top, weights, _, _ = _explanations(2, seed=3)
-    b = write_store(tmp_path / "b.safetensors", [3, 4], _intents(2), _meta(), top_items=top,
-                    top_weights=weights, item_ids=np.arange(50) + 1)
+    b = write_store(
+        tmp_path / "b.safetensors",
+        [3, 4],
+        _intents(2),
+        _meta(),
+        top_items=top,
+        top_weights=weights,
+        item_ids=np.arange(50) + 1,
+    )
     with pytest.raises(StoreMismatchError, match="item_ids differ"):
         merge_stores([a, b], tmp_path / "m.safetensors")
 
@@ -512,8 +598,11 @@ def _doc_example() -> str:
     doc = Path(__file__).resolve().parents[1] / "docs" / "store-format.md"
     if not doc.is_file():
         pytest.fail(f"{doc} is missing")
-    match = re.search(r"<!-- store-example: begin.*?-->\s*```python\n(.*?)```\s*<!-- store-example: end -->",
-                      doc.read_text(encoding="utf-8"), re.S)
+    match = re.search(
+        r"<!-- store-example: begin.*?-->\s*```python\n(.*?)```\s*<!-- store-example: end -->",
+        doc.read_text(encoding="utf-8"),
+        re.S,
+    )
     assert match, "docs/store-format.md has no store-example block"
     return match.group(1)
 
@@ -525,8 +614,13 @@ def test_documented_example_writes_a_valid_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "docs/store-format.md", "exec"), namespace)
-    store = IntentStore.open(tmp_path / "example_store.safetensors", perspectives=["long", "short"], text_dim=8,
-                             num_sessions=3, text_encoder="my-encoder")
+    store = IntentStore.open(
+        tmp_path / "example_store.safetensors",
+        perspectives=["long", "short"],
+        text_dim=8,
+        num_sessions=3,
+        text_encoder="my-encoder",
+    )
     assert store.session_ids.tolist() == ["s-001", "s-002", "s-003"]
     assert store.metadata.top_f == 2 and store.metadata.sessions_source == "sessions.tsv"
     out = store.lookup(["s-003", "s-001"])
@@ -540,9 +634,12 @@ def test_documented_example_writes_a_valid_store(tmp_path, monkeypatch):
     for p in ("long", "short"):
         assert store.vectors(p).flags.aligned
     # the reference writer produces the same readable content
-    write_store(tmp_path / "ref.safetensors", ["s-001", "s-002", "s-003"],
-                {p: np.asarray(store.vectors(p)) for p in ("long", "short")},
-                StoreMetadata(perspectives=["long", "short"], text_dim=8, top_f=2))
+    write_store(
+        tmp_path / "ref.safetensors",
+        ["s-001", "s-002", "s-003"],
+        {p: np.asarray(store.vectors(p)) for p in ("long", "short")},
+        StoreMetadata(perspectives=["long", "short"], text_dim=8, top_f=2),
+    )
     ref = IntentStore.open(tmp_path / "ref.safetensors")
     torch.testing.assert_close(ref.lookup(["s-002"])["short"], store.lookup(["s-002"])["short"])
 
@@ -551,15 +648,22 @@ def test_documented_example_writes_a_valid_store(tmp_path, monkeypatch):
 def _full_store(path: Path, dtype: str = "float32") -> Path:
     """A store with every optional column: int ids 100..139, 50 catalogue items."""
     top, weights, answers, raw = _explanations(40)
-    _write_int_store(path, dtype=dtype, top_items=top, top_weights=weights, item_ids=np.arange(50) + 1000,
-                     answers=answers, raw_answers=raw)
+    _write_int_store(
+        path,
+        dtype=dtype,
+        top_items=top,
+        top_weights=weights,
+        item_ids=np.arange(50) + 1000,
+        answers=answers,
+        raw_answers=raw,
+    )
     return path
 
 
 def _split(path: Path) -> tuple[dict, bytes]:
     raw = path.read_bytes()
     (header_len,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8:8 + header_len]), raw[8 + header_len:]
+    return json.loads(raw[8 : 8 + header_len]), raw[8 + header_len :]
 
 
 def _join(path: Path, header: dict, data: bytes) -> None:
@@ -693,12 +797,28 @@ def _damage_duplicate_ids(header, data):
     return "session_ids", header, data[:begin] + ids.tobytes() + data[end:]
 
 
-@pytest.mark.parametrize("damage", [
-    _damage_dtype, _damage_weights_dtype, _damage_unknown_dtype, _damage_shifted, _damage_overlap, _damage_gap,
-    _damage_trailing, _damage_past_end, _damage_longer_than_shape, _damage_shorter_than_shape, _damage_reversed,
-    _damage_float_offset, _damage_wrong_intent_dtype, _damage_string_offsets, _damage_weights_without_items,
-    _damage_duplicate_ids,
-], ids=lambda f: f.__name__[len("_damage_"):])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _damage_dtype,
+        _damage_weights_dtype,
+        _damage_unknown_dtype,
+        _damage_shifted,
+        _damage_overlap,
+        _damage_gap,
+        _damage_trailing,
+        _damage_past_end,
+        _damage_longer_than_shape,
+        _damage_shorter_than_shape,
+        _damage_reversed,
+        _damage_float_offset,
+        _damage_wrong_intent_dtype,
+        _damage_string_offsets,
+        _damage_weights_without_items,
+        _damage_duplicate_ids,
+    ],
+    ids=lambda f: f.__name__[len("_damage_") :],
+)
 @pytest.mark.parametrize("mmap", [True, False])
 def test_untrusted_header_is_refused_naming_file_and_tensor(tmp_path, damage, mmap):
     path = _full_store(tmp_path / "s.safetensors")
@@ -769,13 +889,31 @@ def test_top_items_without_item_ids_are_refused(tmp_path):
     _refused(path, "item_ids")
 
 
-@pytest.mark.parametrize("field,value", [
-    ("text_dim", "16"), ("text_dim", 16.0), ("text_dim", True), ("perspectives", "long"),
-    ("perspectives", ["long", 7]), ("perspectives", ["long", "long"]), ("num_sessions", None),
-    ("top_f", "3"), ("prompts", ["x"]), ("prompts", {"long": 1}), ("extra", []), ("llm", 3),
-    ("dtype", "bfloat16"), ("dtype", ["float32"]), ("id_kind", "uuid"), ("shard", "2/2"), ("shard", 3),
-    ("format_version", "1"), ("format_version", 0), ("sessions_sha256", {"a": 1}),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("text_dim", "16"),
+        ("text_dim", 16.0),
+        ("text_dim", True),
+        ("perspectives", "long"),
+        ("perspectives", ["long", 7]),
+        ("perspectives", ["long", "long"]),
+        ("num_sessions", None),
+        ("top_f", "3"),
+        ("prompts", ["x"]),
+        ("prompts", {"long": 1}),
+        ("extra", []),
+        ("llm", 3),
+        ("dtype", "bfloat16"),
+        ("dtype", ["float32"]),
+        ("id_kind", "uuid"),
+        ("shard", "2/2"),
+        ("shard", 3),
+        ("format_version", "1"),
+        ("format_version", 0),
+        ("sessions_sha256", {"a": 1}),
+    ],
+)
 def test_metadata_field_of_the_wrong_type_is_one_line_error(tmp_path, field, value):
     path, _, _ = _write_int_store(tmp_path / "s.safetensors")
     _edit_meta(path, **{field: value})
@@ -793,9 +931,17 @@ def test_metadata_without_a_required_field_is_refused(tmp_path, field):
     _refused(path, field, "required")
 
 
-@pytest.mark.parametrize("metadata", [
-    [1, 2], {"llm4sbr": ["not", "a", "string"]}, {"llm4sbr": "[1, 2]"}, {"llm4sbr": '"text"'}, "llm4sbr",
-], ids=["list", "value-list", "json-list", "json-string", "string"])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        [1, 2],
+        {"llm4sbr": ["not", "a", "string"]},
+        {"llm4sbr": "[1, 2]"},
+        {"llm4sbr": '"text"'},
+        "llm4sbr",
+    ],
+    ids=["list", "value-list", "json-list", "json-string", "string"],
+)
 def test_metadata_that_is_not_an_object_is_refused(tmp_path, metadata):
     path, _, _ = _write_int_store(tmp_path / "s.safetensors")
     header, data = _split(path)
@@ -812,17 +958,22 @@ def test_write_refuses_metadata_it_could_not_read_back(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("shards,needle", [
-    (["0/3", "2/3"], "missing shard(s) [1]"),
-    (["1/2"], "missing shard(s) [0]"),
-    (["0/2", "0/2"], "shard 0 given 2 times"),
-    (["0/2", "1/2", "1/2"], "shard 1 given 2 times"),
-    (["0/2", "1/3", "2/3"], "shard counts differ"),
-    (["0/2", ""], "not a shard"),
-])
+@pytest.mark.parametrize(
+    "shards,needle",
+    [
+        (["0/3", "2/3"], "missing shard(s) [1]"),
+        (["1/2"], "missing shard(s) [0]"),
+        (["0/2", "0/2"], "shard 0 given 2 times"),
+        (["0/2", "1/2", "1/2"], "shard 1 given 2 times"),
+        (["0/2", "1/3", "2/3"], "shard counts differ"),
+        (["0/2", ""], "not a shard"),
+    ],
+)
 def test_merge_refuses_an_incomplete_shard_set(tmp_path, shards, needle):
-    paths = [_shard(tmp_path, f"p{i}.safetensors", [f"s{i}-{j}" for j in range(3)], seed=i, shard=s)[0]
-             for i, s in enumerate(shards)]
+    paths = [
+        _shard(tmp_path, f"p{i}.safetensors", [f"s{i}-{j}" for j in range(3)], seed=i, shard=s)[0]
+        for i, s in enumerate(shards)
+    ]
     with pytest.raises(StoreError) as info:
         merge_stores(paths, tmp_path / "m.safetensors")
     assert needle in str(info.value) and "\n" not in str(info.value)
@@ -830,8 +981,10 @@ def test_merge_refuses_an_incomplete_shard_set(tmp_path, shards, needle):
 
 
 def test_merge_of_complete_shards_in_any_order_and_of_whole_stores(tmp_path):
-    paths = [_shard(tmp_path, f"p{k}.safetensors", [f"s{k}-{j}" for j in range(3)], seed=k, shard=f"{k}/3")[0]
-             for k in range(3)]
+    paths = [
+        _shard(tmp_path, f"p{k}.safetensors", [f"s{k}-{j}" for j in range(3)], seed=k, shard=f"{k}/3")[0]
+        for k in range(3)
+    ]
     merged = IntentStore.open(merge_stores([paths[2], paths[0], paths[1]], tmp_path / "m.safetensors"))
     assert len(merged) == 9 and merged.metadata.shard == ""
     whole = [_shard(tmp_path, f"w{k}.safetensors", [f"w{k}-{j}" for j in range(2)], seed=k)[0] for k in range(2)]

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 
 from llm4sbr_adapter.experiments.bootstrap import paired_difference, user_clusters  # noqa: E402
 from llm4sbr_adapter.experiments.metrics import summarize_ranks  # noqa: E402
@@ -25,9 +23,16 @@ def _data(folder: Path, users: list[str]) -> Path:
 def _run(folder: Path, name: str, seed: int, ranks: np.ndarray, data: Path, valid_mrr: float = 0.1) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(folder / f"{name}_s{seed}.ranks.npz", test_ranks=ranks)
-    res = {"seed": seed, "data": str(data), "test": summarize_ranks(ranks, (5, 10, 20)), "best_epoch": 1,
-           "select_metric": "MRR@20", "valid_at_best": {"MRR@20": valid_mrr}, "seconds_per_epoch_train": 1.0,
-           "ranks_file": f"{name}_s{seed}.ranks.npz"}
+    res = {
+        "seed": seed,
+        "data": str(data),
+        "test": summarize_ranks(ranks, (5, 10, 20)),
+        "best_epoch": 1,
+        "select_metric": "MRR@20",
+        "valid_at_best": {"MRR@20": valid_mrr},
+        "seconds_per_epoch_train": 1.0,
+        "ranks_file": f"{name}_s{seed}.ranks.npz",
+    }
     (folder / f"{name}_s{seed}.json").write_text(json.dumps(res))
     return {**res, "_path": folder / f"{name}_s{seed}.json"}
 
@@ -71,8 +76,12 @@ def test_table2_best_baseline_is_chosen_on_validation(tmp_path):
     text, out = table2(tmp_path / "res", tmp_path / "shuf", resamples=200)
     assert out["best_baseline"] == "sknn"
     titles = [row["comparison"] for row in out["differences"]]
-    assert titles == ["SR-GNN + text-mean − SR-GNN", "SR-GNN + text-mean − SR-GNN + shuffled text-mean",
-                      "SR-GNN − SKNN (best baseline)", "SR-GNN + text-mean − SKNN (best baseline)"]
+    assert titles == [
+        "SR-GNN + text-mean − SR-GNN",
+        "SR-GNN + text-mean − SR-GNN + shuffled text-mean",
+        "SR-GNN − SKNN (best baseline)",
+        "SR-GNN + text-mean − SKNN (best baseline)",
+    ]
     assert "not resolved" in text  # same-distribution ranks: no difference is resolved
     assert best_baseline({"srgnn": []}) is None
 

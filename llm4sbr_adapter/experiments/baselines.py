@@ -101,7 +101,9 @@ def read_row_users(data_dir: str | Path, split: str) -> np.ndarray | None:
                 rows.append(int(fields[ri]))
                 names.append(fields[ui])
             except (ValueError, IndexError):
-                raise ValueError(f"{path}: line {lineno}: expected an integer 'row' and a 'user_id', got {fields!r}") from None
+                raise ValueError(
+                    f"{path}: line {lineno}: expected an integer 'row' and a 'user_id', got {fields!r}"
+                ) from None
     order = np.asarray(rows, dtype=np.int64)
     if not np.array_equal(np.sort(order), np.arange(len(order))):
         raise ValueError(f"{path}: the 'row' column must list 0..{len(order) - 1} once each")
@@ -119,7 +121,7 @@ def training_sessions(data: SplitData, users: np.ndarray | None = None) -> list[
     users are all kept. Sorting ``(user, sequence)`` puts any sequence right before its extensions, so
     comparing neighbours in that order finds every prefix.
     """
-    full = [np.append(data.flat[a:b], t) for a, b, t in zip(data.offsets[:-1], data.offsets[1:], data.targets)]
+    full = [np.append(data.flat[a:b], t) for a, b, t in zip(data.offsets[:-1], data.offsets[1:], data.targets, strict=True)]
     if users is None:
         return full
     if len(users) != len(full):
@@ -129,9 +131,9 @@ def training_sessions(data: SplitData, users: np.ndarray | None = None) -> list[
     order = sorted(range(len(full)), key=lambda r: (owner[r], keys[r]))
     drop = np.zeros(len(full), dtype=bool)
     for a, b in itertools.pairwise(order):
-        if owner[a] == owner[b] and keys[b][:len(keys[a])] == keys[a]:
+        if owner[a] == owner[b] and keys[b][: len(keys[a])] == keys[a]:
             drop[a] = True  # a is a prefix of b (or equal to it: one copy is kept)
-    return [s for s, d in zip(full, drop) if not d]
+    return [s for s, d in zip(full, drop, strict=True) if not d]
 
 
 def flatten(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -224,8 +226,9 @@ class Popularity(Baseline):
         return sp.csr_matrix((len(prefixes), self.num_items), dtype=np.float64)
 
 
-def transition_matrix(items: np.ndarray, owner: np.ndarray, num_items: int, steps: int,
-                      weight: Callable[[int], float]) -> sp.csr_matrix:
+def transition_matrix(
+    items: np.ndarray, owner: np.ndarray, num_items: int, steps: int, weight: Callable[[int], float]
+) -> sp.csr_matrix:
     """``csr [N, N]``: ``T[a-1, b-1] = sum weight(d)`` over pairs ``a`` then ``b`` ``d <= steps`` clicks later in one session."""
     src, dst, w = [], [], []
     for d in range(1, steps + 1):  # one vectorised pass per distance
@@ -331,8 +334,9 @@ class VSKNN(SessionKNN):
 
     WEIGHTINGS = ("div", "linear")
 
-    def __init__(self, k: int = 100, weighting: str = "div", idf: bool = False, sample: int = 0,
-                 exclude_seen: bool = False) -> None:
+    def __init__(
+        self, k: int = 100, weighting: str = "div", idf: bool = False, sample: int = 0, exclude_seen: bool = False
+    ) -> None:
         super().__init__(k, sample, exclude_seen)
         if weighting not in self.WEIGHTINGS:
             raise ValueError(f"weighting must be one of {self.WEIGHTINGS}, got {weighting!r}")
@@ -370,7 +374,11 @@ class VSKNN(SessionKNN):
 
 
 MODELS: dict[str, Callable[..., Baseline]] = {
-    "pop": Popularity, "markov": ItemTransitions, "sr": SequentialRules, "sknn": SessionKNN, "vsknn": VSKNN,
+    "pop": Popularity,
+    "markov": ItemTransitions,
+    "sr": SequentialRules,
+    "sknn": SessionKNN,
+    "vsknn": VSKNN,
 }
 
 GRIDS: dict[str, list[dict]] = {
@@ -378,8 +386,10 @@ GRIDS: dict[str, list[dict]] = {
     "markov": [{}],
     "sr": [{"steps": s} for s in (1, 2, 3, 5, 10, 20)],
     "sknn": [{"k": k} for k in (20, 50, 100, 200, 500)],
-    "vsknn": [{"k": k, "weighting": w, "idf": i}
-              for w, i, k in itertools.product(("div", "linear"), (False, True), (20, 50, 100, 200, 500))],
+    "vsknn": [
+        {"k": k, "weighting": w, "idf": i}
+        for w, i, k in itertools.product(("div", "linear"), (False, True), (20, 50, 100, 200, 500))
+    ],
 }
 
 
@@ -388,7 +398,7 @@ def batches(data: SplitData, batch_size: int) -> Iterator[tuple[slice, list[np.n
     """``(rows, prefixes, target columns int64 [B])`` for consecutive rows of ``data`` (a loop per row only to slice)."""
     for start in range(0, len(data), batch_size):
         stop = min(start + batch_size, len(data))
-        prefixes = [data.flat[data.offsets[r]:data.offsets[r + 1]] for r in range(start, stop)]
+        prefixes = [data.flat[data.offsets[r] : data.offsets[r + 1]] for r in range(start, stop)]
         yield slice(start, stop), prefixes, torch.from_numpy(data.targets[start:stop] - 1)
 
 
@@ -425,9 +435,17 @@ def evaluate_exclusions(model: Baseline, data: SplitData, batch_size: int = 256)
     return out
 
 
-def select_on_valid(name: str, grid: Sequence[dict], sessions: list[np.ndarray], valid: SplitData, num_items: int,
-                    ks: Sequence[int], metric: str, batch_size: int = 256,
-                    exclusions: Sequence[bool] = (False, True)) -> tuple[Baseline, np.ndarray, list[dict], int]:
+def select_on_valid(
+    name: str,
+    grid: Sequence[dict],
+    sessions: list[np.ndarray],
+    valid: SplitData,
+    num_items: int,
+    ks: Sequence[int],
+    metric: str,
+    batch_size: int = 256,
+    exclusions: Sequence[bool] = (False, True),
+) -> tuple[Baseline, np.ndarray, list[dict], int]:
     """Fit each grid point on ``sessions`` and score ``valid``: ``(best model, its valid ranks, grid log, best index)``.
 
     Every grid point is tried with each ``exclude_seen`` value in ``exclusions`` (one scoring pass for both). The best
@@ -445,8 +463,14 @@ def select_on_valid(name: str, grid: Sequence[dict], sessions: list[np.ndarray],
             if flag not in exclusions:
                 continue
             value = summarize_ranks(ranks, ks)[metric]
-            log.append({"params": {**params, "exclude_seen": flag}, metric: value, "fit_seconds": t1 - t0,
-                        "valid_seconds_both": seconds})
+            log.append(
+                {
+                    "params": {**params, "exclude_seen": flag},
+                    metric: value,
+                    "fit_seconds": t1 - t0,
+                    "valid_seconds_both": seconds,
+                }
+            )
             if best is None or value > best[0]:
                 best = (value, model, flag, ranks, len(log) - 1)
     _, model, flag, ranks, index = best
@@ -454,33 +478,56 @@ def select_on_valid(name: str, grid: Sequence[dict], sessions: list[np.ndarray],
     return model, ranks, log, index
 
 
-def run_model(name: str, data: dict[str, SplitData], sessions: list[np.ndarray], num_items: int,
-              args: argparse.Namespace) -> tuple[dict, dict[str, np.ndarray]]:
+def run_model(
+    name: str, data: dict[str, SplitData], sessions: list[np.ndarray], num_items: int, args: argparse.Namespace
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Select ``name``'s hyperparameters on valid, test once: ``(result dict, arrays for the .ranks.npz)``."""
     ks = sorted(set(args.topk))
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     exclusions = (False, True) if args.exclude_seen == "choose" else (False,)
-    model, valid_ranks, grid_log, best = select_on_valid(name, GRIDS[name], sessions, data["valid"], num_items, ks,
-                                                         args.select_metric, args.batch_size, exclusions)
+    model, valid_ranks, grid_log, best = select_on_valid(
+        name, GRIDS[name], sessions, data["valid"], num_items, ks, args.select_metric, args.batch_size, exclusions
+    )
     grid_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     test_ranks = evaluate_ranks(model, data["test"], args.batch_size)
     result = {
-        "model": name, "enhancer": False, "seed": args.seed, "data": str(Path(args.data).resolve()),
-        "rows": {split: len(d) for split, d in data.items()}, "num_items": num_items,
-        "config": {"params": model.settings(), "grid": GRIDS[name], "exclude_seen": list(exclusions),
-                   "training_sessions": len(sessions), "topk": ks, "select_metric": args.select_metric,
-                   "batch_size": args.batch_size},
-        "best_epoch": 0, "select_metric": args.select_metric,
-        "valid_at_best": summarize_ranks(valid_ranks, ks), "test": summarize_ranks(test_ranks, ks),
-        "epochs_run": 0, "seconds_per_epoch_train": grid_log[best]["fit_seconds"],
-        "seconds_per_epoch_valid": grid_log[best]["valid_seconds_both"], "seconds_test": time.perf_counter() - t1,
-        "seconds_grid": grid_seconds, "peak_rss_mb_before_training": rss_before, "peak_rss_mb": peak_rss_mb(),
-        "valid_grid": grid_log, "log": [], "ranks_file": None,
+        "model": name,
+        "enhancer": False,
+        "seed": args.seed,
+        "data": str(Path(args.data).resolve()),
+        "rows": {split: len(d) for split, d in data.items()},
+        "num_items": num_items,
+        "config": {
+            "params": model.settings(),
+            "grid": GRIDS[name],
+            "exclude_seen": list(exclusions),
+            "training_sessions": len(sessions),
+            "topk": ks,
+            "select_metric": args.select_metric,
+            "batch_size": args.batch_size,
+        },
+        "best_epoch": 0,
+        "select_metric": args.select_metric,
+        "valid_at_best": summarize_ranks(valid_ranks, ks),
+        "test": summarize_ranks(test_ranks, ks),
+        "epochs_run": 0,
+        "seconds_per_epoch_train": grid_log[best]["fit_seconds"],
+        "seconds_per_epoch_valid": grid_log[best]["valid_seconds_both"],
+        "seconds_test": time.perf_counter() - t1,
+        "seconds_grid": grid_seconds,
+        "peak_rss_mb_before_training": rss_before,
+        "peak_rss_mb": peak_rss_mb(),
+        "valid_grid": grid_log,
+        "log": [],
+        "ranks_file": None,
     }
-    arrays = {"test_ranks": test_ranks.astype(np.int64), "valid_ranks": valid_ranks.astype(np.int64),
-              "test_targets": data["test"].targets}
+    arrays = {
+        "test_ranks": test_ranks.astype(np.int64),
+        "valid_ranks": valid_ranks.astype(np.int64),
+        "test_targets": data["test"].targets,
+    }
     return result, arrays
 
 
@@ -504,20 +551,36 @@ def load_data(data_dir: Path) -> tuple[dict[str, SplitData], list[np.ndarray], i
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Popularity, Markov, SR, SKNN and V-SKNN baselines: hyperparameters "
-                                "chosen on valid, test once, results in llm4sbr_adapter.experiments.train's format.")
-    p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt (items.tsv, rows_train.tsv)")
+    p = argparse.ArgumentParser(
+        description="Popularity, Markov, SR, SKNN and V-SKNN baselines: hyperparameters "
+        "chosen on valid, test once, results in llm4sbr_adapter.experiments.train's format."
+    )
+    p.add_argument(
+        "--data", required=True, help="folder with train.txt, valid.txt, test.txt (items.tsv, rows_train.tsv)"
+    )
     p.add_argument("--runs", required=True, help="output folder for <model><suffix>.json and .ranks.npz")
     p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS), help="models to run")
     p.add_argument("--seed", type=int, default=0, help="recorded in the results (the baselines are deterministic)")
-    p.add_argument("--name-suffix", help="file name suffix (default _s<seed>, as llm4sbr_adapter.experiments.summarize --by-name expects)")
+    p.add_argument(
+        "--name-suffix",
+        help="file name suffix (default _s<seed>, as llm4sbr_adapter.experiments.summarize --by-name expects)",
+    )
     p.add_argument("--topk", type=int, nargs="+", default=[5, 10, 20], help="cut-offs K for HR/MRR/NDCG")
     p.add_argument("--select-metric", default="MRR@20", help="validation metric that picks the hyperparameters")
-    p.add_argument("--batch-size", type=int, default=256, help="prefixes scored at once (256: the [B, N] blocks stay small enough to be reused)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="prefixes scored at once (256: the [B, N] blocks stay small enough to be reused)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (for the rank computation)")
-    p.add_argument("--exclude-seen", choices=("choose", "never"), default="choose",
-                   help="choose: try ranking the prefix's own items last at every grid point, validation decides; "
-                        "never: keep them, like the neural models (for a like-for-like comparison)")
+    p.add_argument(
+        "--exclude-seen",
+        choices=("choose", "never"),
+        default="choose",
+        help="choose: try ranking the prefix's own items last at every grid point, validation decides; "
+        "never: keep them, like the neural models (for a like-for-like comparison)",
+    )
     p.add_argument("--force", action="store_true", help="recompute models whose result JSON already exists")
     args = p.parse_args(argv)
     try:
@@ -543,9 +606,11 @@ def run(args: argparse.Namespace) -> list[dict]:
         result, arrays = run_model(name, data, sessions, num_items, args)
         write_result(result, arrays, out)
         test = result["test"]
-        print(f"{name} {result['config']['params']}: valid {args.select_metric} "
-              f"{result['valid_at_best'][args.select_metric]:.4f}; test HR@20 {test.get('HR@20', float('nan')):.4f} "
-              f"MRR@20 {test.get('MRR@20', float('nan')):.4f}; grid {result['seconds_grid']:.1f}s -> {out}")
+        print(
+            f"{name} {result['config']['params']}: valid {args.select_metric} "
+            f"{result['valid_at_best'][args.select_metric]:.4f}; test HR@20 {test.get('HR@20', float('nan')):.4f} "
+            f"MRR@20 {test.get('MRR@20', float('nan')):.4f}; grid {result['seconds_grid']:.1f}s -> {out}"
+        )
         done.append(result)
     return done
 

@@ -73,8 +73,12 @@ def test_set_key(data: str | None) -> str | None:
     return hashlib.sha256((Path(data) / "test.txt").read_bytes()).hexdigest()
 
 
-def cluster_bootstrap(strata: Sequence[tuple[np.ndarray, np.ndarray]], resamples: int = 10_000,
-                      seed: int = 0, weights: Sequence[float] | None = None) -> tuple[float, float, float]:
+def cluster_bootstrap(
+    strata: Sequence[tuple[np.ndarray, np.ndarray]],
+    resamples: int = 10_000,
+    seed: int = 0,
+    weights: Sequence[float] | None = None,
+) -> tuple[float, float, float]:
     """Weighted mean over strata of each stratum's mean ``values``, and its 95 % percentile interval.
 
     Each stratum is ``(values [rows], clusters [rows])``; a resample draws, in every stratum independently,
@@ -93,7 +97,7 @@ def cluster_bootstrap(strata: Sequence[tuple[np.ndarray, np.ndarray]], resamples
         for start in range(0, resamples, 500):  # chunks bound memory at 500 x clusters
             n = min(500, resamples - start)
             idx = rng.integers(0, len(sums), size=(n, len(sums)))
-            total[start:start + n] += wk * sums[idx].sum(1) / counts[idx].sum(1)
+            total[start : start + n] += wk * sums[idx].sum(1) / counts[idx].sum(1)
     lo, hi = np.percentile(total, [2.5, 97.5])
     return point, float(lo), float(hi)
 
@@ -104,8 +108,9 @@ def run_metrics(run: dict, ks: Sequence[int]) -> dict[str, np.ndarray]:
     return per_session_metrics(ranks, ks)
 
 
-def paired_difference(a_runs: Sequence[dict], b_runs: Sequence[dict], metric: str, resamples: int = 10_000,
-                      seed: int = 0) -> Difference:
+def paired_difference(
+    a_runs: Sequence[dict], b_runs: Sequence[dict], metric: str, resamples: int = 10_000, seed: int = 0
+) -> Difference:
     """``b - a`` for ``metric`` over the seeds both sets have; a pair must share its test set (``data``)."""
     ks = [int(metric.split("@")[1])]
     a_by, b_by = {r["seed"]: r for r in a_runs}, {r["seed"]: r for r in b_runs}
@@ -125,8 +130,9 @@ def paired_difference(a_runs: Sequence[dict], b_runs: Sequence[dict], metric: st
     return Difference(point, lo, hi, per_seed, clustered)
 
 
-def bootstrap_by_test_set(by_data: dict[str | None, list[np.ndarray]], resamples: int = 10_000,
-                          seed: int = 0) -> tuple[float, float, float, bool]:
+def bootstrap_by_test_set(
+    by_data: dict[str | None, list[np.ndarray]], resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float, bool]:
     """Mean over seeds and 95 % interval of per-row values grouped by test set (``data`` folder -> one
     array per seed); the last item says whether every test set had users to resample."""
     merged: dict[str | None, tuple[str | None, list[np.ndarray]]] = {}
@@ -144,8 +150,9 @@ def bootstrap_by_test_set(by_data: dict[str | None, list[np.ndarray]], resamples
     return point, lo, hi, clustered
 
 
-def metric_interval(runs: Sequence[dict], metric: str, resamples: int = 10_000,
-                    seed: int = 0) -> tuple[float, float, float]:
+def metric_interval(
+    runs: Sequence[dict], metric: str, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean test ``metric`` over the runs' seeds and its 95 % interval from a bootstrap over test users."""
     ks = [int(metric.split("@")[1])]
     by_data: dict[str | None, list[np.ndarray]] = {}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .session_data import SplitData
 
@@ -31,7 +31,9 @@ def read_items_tsv(path: str | Path, *, dense_ids: bool = True) -> tuple[list[in
                 raise ValueError(f"{path}: line {lineno}: item id {row[0]!r} is not an integer") from None
             titles.append(row[1] if len(row) > 1 else "")
     if dense_ids and ids != list(range(1, len(ids) + 1)):
-        raise ValueError(f"{path}: item ids must be 1..N in order (as written by llm4sbr_adapter.experiments.prepare_data)")
+        raise ValueError(
+            f"{path}: item ids must be 1..N in order (as written by llm4sbr_adapter.experiments.prepare_data)"
+        )
     return ids, titles
 
 

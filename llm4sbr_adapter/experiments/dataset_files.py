@@ -73,5 +73,3 @@ def write_dataset(
     write_tsv(out / "items.tsv", ["item_id", "title"], [(new, titles.get(orig, "")) for orig, new in inverse])
     write_tsv(out / "item_map.tsv", ["item_id", "original_id"], [(new, orig) for orig, new in inverse])
     atomic_write_text(out / "stats.json", json.dumps(stats, indent=2) + "\n")
-
-

@@ -34,22 +34,27 @@ import copy
 import csv
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llm4sbr_adapter.hiphop import (BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding,
-                                    align_text_to_rows)
+from llm4sbr_adapter.hiphop import BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding, align_text_to_rows
 
 from .backbones.srgnn import SRGNN
 from .catalogue import read_items_tsv
 from .intent_stores import open_stores
 from .session_data import Batch, SplitData, batch_to_device, iterate_batches
-from .train import (RecommenderModules, add_evaluation_flags, add_store_flags, add_training_flags, fit_and_evaluate,
-                    load_run_data)
+from .train import (
+    RecommenderModules,
+    add_evaluation_flags,
+    add_store_flags,
+    add_training_flags,
+    fit_and_evaluate,
+    load_run_data,
+)
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.hiphop_srgnn")
 
@@ -77,8 +82,9 @@ def title_encoder_path(spec: str | None) -> Path | None:
     return path
 
 
-def title_matrix(data_dir: Path, num_items: int, cache: Path | None, encoder_spec: str | None = None,
-                 batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def title_matrix(
+    data_dir: Path, num_items: int, cache: Path | None, encoder_spec: str | None = None, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Text vectors in embedding-row order ``[num_items + 1, text_dim]`` and the has-title mask."""
     from llm4sbr_adapter.offline.encode import TextEncoder, catalogue_embeddings
 
@@ -122,37 +128,65 @@ class HiphopRecommender(RecommenderModules):
         self.backbone = SRGNN(num_items, args.hidden_size, steps=args.gnn_steps)
         self.semantic = None
         if args.semantic != "none":
-            text, has_text = title_matrix(data_dir, num_items, Path(args.encoder_cache) if args.encoder_cache else None,
-                                          args.title_encoder, args.title_batch_size)
+            text, has_text = title_matrix(
+                data_dir,
+                num_items,
+                Path(args.encoder_cache) if args.encoder_cache else None,
+                args.title_encoder,
+                args.title_batch_size,
+            )
             if args.semantic == "init":
-                self.semantic = SemanticItemEmbedding(text, args.hidden_size, mode="init", has_text=has_text,
-                                                      init_method=args.init_method)
+                self.semantic = SemanticItemEmbedding(
+                    text, args.hidden_size, mode="init", has_text=has_text, init_method=args.init_method
+                )
                 self.semantic.attach(self.backbone.embedding)  # after SRGNN's reset_uniform(); verified on first use
             else:
-                self.semantic = SemanticItemEmbedding(text, args.hidden_size, mode="add", has_text=has_text,
-                                                      projection=args.projection, id_embedding=self.backbone.embedding)
+                self.semantic = SemanticItemEmbedding(
+                    text,
+                    args.hidden_size,
+                    mode="add",
+                    has_text=has_text,
+                    projection=args.projection,
+                    id_embedding=self.backbone.embedding,
+                )
                 self.backbone.embedding = self.semantic
         self.backbone.to(self.device)
         if self.semantic is not None:
             self.semantic.to(self.device)
-        cfg = HiphopConfig(hidden_size=args.hidden_size, use_intents=args.intents, num_intents=args.num_intents,
-                           num_heads=args.num_heads, diversity_weight=args.diversity_weight,
-                           use_neighbours=args.neighbours, top_m=args.top_m, local_last_n=args.local_last_n,
-                           bank_index=args.bank_index, bank_nprobe=args.bank_nprobe,
-                           normaliser=args.normaliser, topk=args.topk_attention,
-                           attention_scale=args.attention_scale,
-                           use_contrastive=args.contrastive, contrastive_weight=args.contrastive_weight,
-                           temperature=args.temperature, hard_negatives=args.hard_negatives,
-                           num_hard_negatives=args.num_hard_negatives)
+        cfg = HiphopConfig(
+            hidden_size=args.hidden_size,
+            use_intents=args.intents,
+            num_intents=args.num_intents,
+            num_heads=args.num_heads,
+            diversity_weight=args.diversity_weight,
+            use_neighbours=args.neighbours,
+            top_m=args.top_m,
+            local_last_n=args.local_last_n,
+            bank_index=args.bank_index,
+            bank_nprobe=args.bank_nprobe,
+            normaliser=args.normaliser,
+            topk=args.topk_attention,
+            attention_scale=args.attention_scale,
+            use_contrastive=args.contrastive,
+            contrastive_weight=args.contrastive_weight,
+            temperature=args.temperature,
+            hard_negatives=args.hard_negatives,
+            num_hard_negatives=args.num_hard_negatives,
+        )
         self.head = HiphopHead(cfg).to(self.device)
         self.enhancer, self.stores = None, {}
         if args.enhancer:
             from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
 
-            self.stores = open_stores({"train": args.store_train, "valid": args.store_valid, "test": args.store_test}, data)
-            ecfg = IntentEnhancerConfig(hidden_size=args.hidden_size, text_dim=self.stores["train"].text_dim,
-                                        perspectives=tuple(self.stores["train"].perspectives),
-                                        loss_weight=args.aux_weight)
+            self.stores = open_stores(
+                {"train": args.store_train, "valid": args.store_valid, "test": args.store_test}, data
+            )
+            ecfg = IntentEnhancerConfig(
+                hidden_size=args.hidden_size,
+                text_dim=self.stores["train"].text_dim,
+                perspectives=tuple(self.stores["train"].perspectives),
+                loss_weight=args.aux_weight,
+            )
             self.enhancer = IntentEnhancer(ecfg, store=self.stores["train"]).to(self.device)
         self.groups = torch.from_numpy(user_groups(data_dir)) if args.group_by_user else None
         self.nonzero_sum: dict[str, float] = {}  # per neighbour level, since the last use_split()
@@ -176,8 +210,13 @@ class HiphopRecommender(RecommenderModules):
         mask = batch.mask
         if self.enhancer is None:
             return seq, mask, self.backbone.fuse(last, glob), None, last.new_zeros(())
-        out = self.enhancer(last, glob, session_ids=batch.row_ids.cpu(),
-                            sessions_sha256=batch.sessions_sha256, sessions_source=batch.sessions_source)
+        out = self.enhancer(
+            last,
+            glob,
+            session_ids=batch.row_ids.cpu(),
+            sessions_sha256=batch.sessions_sha256,
+            sessions_source=batch.sessions_source,
+        )
         return seq, mask, out.session, out.session, out.aux_loss
 
     def refresh_bank(self, train: SplitData) -> None:
@@ -190,9 +229,14 @@ class HiphopRecommender(RecommenderModules):
             batch = batch_to_device(batch, self.device)
             seq, mask, session, _, _ = self.encode(batch)
             rows = batch.row_ids.cpu()
-            return BackboneBatch(seq, mask, session, ids=rows,
-                                 groups=self.groups[rows] if self.groups is not None else None,
-                                 targets=batch.targets.cpu())
+            return BackboneBatch(
+                seq,
+                mask,
+                session,
+                ids=rows,
+                groups=self.groups[rows] if self.groups is not None else None,
+                targets=batch.targets.cpu(),
+            )
 
         batches = iterate_batches(train, self.args.batch_size, max_len=self.args.max_len, graph=True)
         was = self.backbone.training
@@ -205,9 +249,15 @@ class HiphopRecommender(RecommenderModules):
         seq, mask, session, intent, aux = self.encode(batch)
         if training:  # training rows are in the bank: exclude themselves (and their user's other rows)
             rows = batch.row_ids.cpu()
-            out = self.head(seq, mask, session, intent=intent, session_ids=rows,
-                            groups=self.groups[rows] if self.groups is not None else None,
-                            targets=batch.targets)
+            out = self.head(
+                seq,
+                mask,
+                session,
+                intent=intent,
+                session_ids=rows,
+                groups=self.groups[rows] if self.groups is not None else None,
+                targets=batch.targets,
+            )
         else:  # validation/test: nothing but the session itself
             out = self.head(seq, mask, session, intent=intent)
         scores = self.backbone.scores(out.session)
@@ -227,47 +277,96 @@ class HiphopRecommender(RecommenderModules):
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="SR-GNN + HIPHOP parts (semantic items, multi-intent, intent-guided "
-                                "neighbours, contrastive); epoch picked on validation, test evaluated once.")
-    p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt, items.tsv (llm4sbr_adapter.experiments.prepare_data)")
+    p = argparse.ArgumentParser(
+        description="SR-GNN + HIPHOP parts (semantic items, multi-intent, intent-guided "
+        "neighbours, contrastive); epoch picked on validation, test evaluated once."
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder with train.txt, valid.txt, test.txt, items.tsv (llm4sbr_adapter.experiments.prepare_data)",
+    )
     add_training_flags(p)
-    p.add_argument("--semantic", choices=("none", "init", "add"), default="none",
-                   help="item-title semantics: initialise the item table from the titles, or add a projected title vector")
-    p.add_argument("--init-method", choices=("pca", "random"), default="pca", help="fixed projection for --semantic init")
-    p.add_argument("--projection", choices=("linear", "mlp"), default="linear", help="trainable projection for --semantic add")
-    p.add_argument("--title-encoder", default="default", metavar="SPEC",
-                   help="what embeds the titles for --semantic: 'default' (the builder's all-MiniLM-L6-v2), "
-                        "'llm:default' (the embedded default LLM, its GGUF dequantised to float32 once; last hidden "
-                        "states mean-pooled), a .gguf file (the same), or a local Hugging Face model folder")
+    p.add_argument(
+        "--semantic",
+        choices=("none", "init", "add"),
+        default="none",
+        help="item-title semantics: initialise the item table from the titles, or add a projected title vector",
+    )
+    p.add_argument(
+        "--init-method", choices=("pca", "random"), default="pca", help="fixed projection for --semantic init"
+    )
+    p.add_argument(
+        "--projection", choices=("linear", "mlp"), default="linear", help="trainable projection for --semantic add"
+    )
+    p.add_argument(
+        "--title-encoder",
+        default="default",
+        metavar="SPEC",
+        help="what embeds the titles for --semantic: 'default' (the builder's all-MiniLM-L6-v2), "
+        "'llm:default' (the embedded default LLM, its GGUF dequantised to float32 once; last hidden "
+        "states mean-pooled), a .gguf file (the same), or a local Hugging Face model folder",
+    )
     p.add_argument("--title-batch-size", type=int, default=64, help="titles per encoder batch (default 64)")
-    p.add_argument("--encoder-cache", default=None, help="folder to cache the title embeddings in (outside the checkout)")
+    p.add_argument(
+        "--encoder-cache", default=None, help="folder to cache the title embeddings in (outside the checkout)"
+    )
     p.add_argument("--intents", action=argparse.BooleanOptionalAction, default=False, help="multi-intent capture")
     p.add_argument("--num-intents", type=int, default=4, help="K intent queries")
     p.add_argument("--num-heads", type=int, default=1, help="heads of the intent-over-clicks attention")
     p.add_argument("--diversity-weight", type=float, default=0.0, help="weight of the intent diversity regulariser")
-    p.add_argument("--neighbours", action=argparse.BooleanOptionalAction, default=False, help="intent-guided training neighbours")
+    p.add_argument(
+        "--neighbours", action=argparse.BooleanOptionalAction, default=False, help="intent-guided training neighbours"
+    )
     p.add_argument("--top-m", type=int, default=10, help="neighbours per level")
     p.add_argument("--local-last-n", type=int, default=3, help="clicks averaged for the local level")
-    p.add_argument("--bank-index", choices=("flat", "ivf"), default="flat",
-                   help="FAISS index of the neighbour bank: flat = exact; ivf = approximate inverted file, "
-                        "faster on large banks (Beauty: see docs/hiphop.md)")
+    p.add_argument(
+        "--bank-index",
+        choices=("flat", "ivf"),
+        default="flat",
+        help="FAISS index of the neighbour bank: flat = exact; ivf = approximate inverted file, "
+        "faster on large banks (Beauty: see docs/hiphop.md)",
+    )
     p.add_argument("--bank-nprobe", type=int, default=16, help="IVF cells searched per query (--bank-index ivf)")
-    p.add_argument("--normaliser", choices=("entmax15", "sparsemax", "topk", "softmax"), default="entmax15",
-                   help="neighbour attention normaliser (softmax = dense baseline)")
-    p.add_argument("--attention-scale", type=float, default=1.0,
-                   help="initial (learned) score scale of the neighbour attention; larger starts sparser")
+    p.add_argument(
+        "--normaliser",
+        choices=("entmax15", "sparsemax", "topk", "softmax"),
+        default="entmax15",
+        help="neighbour attention normaliser (softmax = dense baseline)",
+    )
+    p.add_argument(
+        "--attention-scale",
+        type=float,
+        default=1.0,
+        help="initial (learned) score scale of the neighbour attention; larger starts sparser",
+    )
     p.add_argument("--topk-attention", type=int, default=None, help="k for --normaliser topk")
-    p.add_argument("--group-by-user", action="store_true",
-                   help="during training also exclude neighbours of the same user (rows_train.tsv): for prefix-augmented data")
-    p.add_argument("--contrastive", action=argparse.BooleanOptionalAction, default=False,
-                   help="InfoNCE between SR-GNN's session vector and the neighbour view (needs --neighbours)")
+    p.add_argument(
+        "--group-by-user",
+        action="store_true",
+        help="during training also exclude neighbours of the same user (rows_train.tsv): for prefix-augmented data",
+    )
+    p.add_argument(
+        "--contrastive",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="InfoNCE between SR-GNN's session vector and the neighbour view (needs --neighbours)",
+    )
     p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of the contrastive loss")
     p.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature")
     p.add_argument("--hard-negatives", choices=("none", "bank", "batch"), default="none", help="hard-negative source")
-    p.add_argument("--num-hard-negatives", type=int, default=8,
-                   help="hard negatives per row (used only with --hard-negatives bank|batch; must be >= 1 then)")
-    p.add_argument("--enhancer", action=argparse.BooleanOptionalAction, default=False,
-                   help="LLM4SBR IntentEnhancer with the --store-* intent stores replaces SR-GNN's fusion")
+    p.add_argument(
+        "--num-hard-negatives",
+        type=int,
+        default=8,
+        help="hard negatives per row (used only with --hard-negatives bank|batch; must be >= 1 then)",
+    )
+    p.add_argument(
+        "--enhancer",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="LLM4SBR IntentEnhancer with the --store-* intent stores replaces SR-GNN's fusion",
+    )
     add_store_flags(p)
     p.add_argument("--aux-weight", type=float, default=0.1, help="enhancer loss_weight")
     add_evaluation_flags(p)
@@ -280,12 +379,20 @@ def run(args: argparse.Namespace) -> dict:
     model = HiphopRecommender(args, num_items, data, data_dir)
     fields = {
         "model": "srgnn+hiphop",
-        "parts": {"semantic": args.semantic, "intents": args.intents, "neighbours": args.neighbours,
-                  "contrastive": args.contrastive, "enhancer": args.enhancer},
+        "parts": {
+            "semantic": args.semantic,
+            "intents": args.intents,
+            "neighbours": args.neighbours,
+            "contrastive": args.contrastive,
+            "enhancer": args.enhancer,
+        },
         "num_items": num_items,
     }
     return fit_and_evaluate(
-        model, data, args, fields=fields,
+        model,
+        data,
+        args,
+        fields=fields,
         on_epoch_start=lambda epoch: model.refresh_bank(data["train"]),
         on_restore=lambda: model.refresh_bank(data["train"]),  # the bank is not part of the state
         extra_results=lambda: {"test_mean_nonzero_neighbours": model.mean_nonzero_neighbours()},
@@ -294,14 +401,17 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
+    )
     result = run(args)
     parts = "+".join(k for k, v in result["parts"].items() if v not in (False, "none")) or "plain"
-    print(f"srgnn[{parts}] seed {args.seed}: best epoch {result['best_epoch']} (valid {args.select_metric} "
-          f"{result['valid_at_best'][args.select_metric]:.4f}); test "
-          + " ".join(f"{k} {v:.4f}" for k, v in result["test"].items())
-          + f"; {result['seconds_per_epoch_train']:.1f} s/epoch")
+    print(
+        f"srgnn[{parts}] seed {args.seed}: best epoch {result['best_epoch']} (valid {args.select_metric} "
+        f"{result['valid_at_best'][args.select_metric]:.4f}); test "
+        + " ".join(f"{k} {v:.4f}" for k, v in result["test"].items())
+        + f"; {result['seconds_per_epoch_train']:.1f} s/epoch"
+    )
     return 0
 
 

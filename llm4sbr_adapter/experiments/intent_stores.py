@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -24,7 +24,9 @@ def open_stores(paths: Mapping[str, str | None], data: Mapping[str, SplitData]) 
         if path is None:
             raise ValueError(f"--enhancer needs --store-{split}")
         if data[split].sha256 is None:
-            raise ValueError(f"--store-{split}: the {split} split was not read from a file, so {path} cannot be tied to it")
+            raise ValueError(
+                f"--store-{split}: the {split} split was not read from a file, so {path} cannot be tied to it"
+            )
         store = IntentStore.open(path, sessions_sha256=data[split].sha256)
         _, found = store.rows(np.arange(len(data[split])))
         if not found.all():
@@ -33,6 +35,8 @@ def open_stores(paths: Mapping[str, str | None], data: Mapping[str, SplitData]) 
     first = stores["train"]
     for split, store in stores.items():
         if store.perspectives != first.perspectives or store.text_dim != first.text_dim:
-            raise ValueError(f"{store.path} has perspectives {store.perspectives} / dim {store.text_dim}, "
-                             f"but {first.path} has {first.perspectives} / {first.text_dim}")
+            raise ValueError(
+                f"{store.path} has perspectives {store.perspectives} / dim {store.text_dim}, "
+                f"but {first.path} has {first.perspectives} / {first.text_dim}"
+            )
     return stores

@@ -14,7 +14,7 @@ count as well; they simply tend to miss).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,9 @@ import torch
 def target_ranks(scores: torch.Tensor, target_columns: torch.Tensor) -> torch.Tensor:
     """Pessimistic ranks ``int64 [B]`` (1 = best) of ``target_columns [B]`` in ``scores [B, N]``."""
     if scores.dim() != 2 or target_columns.shape != (scores.shape[0],):
-        raise ValueError(f"scores must be [B, N] and targets [B], got {tuple(scores.shape)} and {tuple(target_columns.shape)}")
+        raise ValueError(
+            f"scores must be [B, N] and targets [B], got {tuple(scores.shape)} and {tuple(target_columns.shape)}"
+        )
     target = scores.gather(1, target_columns.unsqueeze(1))  # [B, 1]
     ranks = (scores >= target).sum(1)  # counts the target itself, so this is 1 + others >= target
     worst = torch.full_like(ranks, scores.shape[1])
@@ -46,4 +48,6 @@ def per_session_metrics(ranks: np.ndarray, ks: Sequence[int] = (5, 10, 20)) -> d
 
 def summarize_ranks(ranks: np.ndarray, ks: Sequence[int] = (5, 10, 20)) -> dict[str, float]:
     """Mean of each metric over all sessions (see :func:`per_session_metrics`)."""
-    return {name: float(values.mean()) if values.size else 0.0 for name, values in per_session_metrics(ranks, ks).items()}
+    return {
+        name: float(values.mean()) if values.size else 0.0 for name, values in per_session_metrics(ranks, ks).items()
+    }

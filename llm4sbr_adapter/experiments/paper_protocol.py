@@ -67,22 +67,32 @@ def clock_windows(users: Sequence[str], items: Sequence, times: Sequence[int], w
     new[1:] = (codes_s[1:] != codes_s[:-1]) | (windows_s[1:] != windows_s[:-1])
     starts = np.flatnonzero(new)
     ends = np.append(starts[1:], n)
-    return [Session(users[order[a]], [items[k] for k in order[a:b]], times_s[a:b].tolist())
-            for a, b in zip(starts, ends, strict=True)]
+    return [
+        Session(users[order[a]], [items[k] for k in order[a:b]], times_s[a:b].tolist())
+        for a, b in zip(starts, ends, strict=True)
+    ]
 
 
-def drop_sessions_with_rare_items(sessions: list[Session], min_item_count: int = 5,
-                                  min_length: int = 2) -> list[Session]:
+def drop_sessions_with_rare_items(
+    sessions: list[Session], min_item_count: int = 5, min_length: int = 2
+) -> list[Session]:
     """Drop, in one pass, every session holding an item seen fewer than ``min_item_count`` times (counted
     over all given sessions), then every session shorter than ``min_length``. Not iterated: an item may
     fall below the threshold afterwards, as in the authors' preprocessing."""
     counts = Counter(item for s in sessions for item in s.items)
-    return [s for s in sessions
-            if len(s.items) >= min_length and all(counts[item] >= min_item_count for item in s.items)]
+    return [
+        s for s in sessions if len(s.items) >= min_length and all(counts[item] >= min_item_count for item in s.items)
+    ]
 
 
-def user_split(sessions: list[Session], *, test_share: float = 0.1, valid_share: float = 0.1,
-               seed: int = 0, shuffle_users: bool = False) -> tuple[list[Session], list[Session], list[Session]]:
+def user_split(
+    sessions: list[Session],
+    *,
+    test_share: float = 0.1,
+    valid_share: float = 0.1,
+    seed: int = 0,
+    shuffle_users: bool = False,
+) -> tuple[list[Session], list[Session], list[Session]]:
     """Split whole users into train / valid / test.
 
     Users are ordered by id (:func:`user_sort_key`), or by a permutation drawn from ``seed`` when
@@ -117,8 +127,12 @@ def shuffle_ties(data: Interactions, seed: int) -> Interactions:
     """The same interactions in a seeded random file order, so that equal timestamps of a user (same-day
     reviews in Beauty) are ordered at random instead of by the source's item order."""
     perm = np.random.default_rng(seed).permutation(len(data.items))
-    return Interactions(users=[data.users[k] for k in perm], items=[data.items[k] for k in perm],
-                        times=data.times[perm], titles=data.titles)
+    return Interactions(
+        users=[data.users[k] for k in perm],
+        items=[data.items[k] for k in perm],
+        times=data.times[perm],
+        titles=data.titles,
+    )
 
 
 def last_item_rows(sessions: Sequence[Session]) -> list[Row]:
@@ -137,8 +151,16 @@ def _examples_and_meta(blocks: Sequence[list[Session]], item_map: dict, augment:
     return examples, meta
 
 
-def _write_user_split(src: str | os.PathLike, out: str | os.PathLike, data: Interactions,
-                      blocks: Sequence[list[Session]], *, dataset: str, augment: bool, protocol: dict) -> dict:
+def _write_user_split(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    data: Interactions,
+    blocks: Sequence[list[Session]],
+    *,
+    dataset: str,
+    augment: bool,
+    protocol: dict,
+) -> dict:
     """Renumber items, write the dataset folder and return its statistics (Table 1)."""
     item_map = build_item_map([[s.items for s in block] for block in blocks])
     examples, meta = _examples_and_meta(blocks, item_map, augment)
@@ -165,9 +187,16 @@ def _write_user_split(src: str | os.PathLike, out: str | os.PathLike, data: Inte
     return stats
 
 
-def prepare_movielens_paper(src: str | os.PathLike, out: str | os.PathLike, *, window: int = 600,
-                            min_item_count: int = 5, test_share: float = 0.1, valid_share: float = 0.1,
-                            seed: int = 0) -> dict:
+def prepare_movielens_paper(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    window: int = 600,
+    min_item_count: int = 5,
+    test_share: float = 0.1,
+    valid_share: float = 0.1,
+    seed: int = 0,
+) -> dict:
     """The authors' ML-1M protocol (module docstring) from ``src`` into ``out``; returns the statistics."""
     data = read_movielens(src)
     windows = clock_windows(data.users, data.items, data.times, window=window)
@@ -175,15 +204,29 @@ def prepare_movielens_paper(src: str | os.PathLike, out: str | os.PathLike, *, w
     if not sessions:
         raise ValueError(f"{src}: no session survives the filters (window={window}, min_item_count={min_item_count})")
     blocks = user_split(sessions, test_share=test_share, valid_share=valid_share, seed=seed)
-    protocol = {"session": f"clock windows: timestamp floored to {window} s", "min_item_count": min_item_count,
-                "filter": "sessions holding a rarer item dropped whole, one pass; then length < 2 dropped",
-                "user_order": "user id", "test_share": test_share, "valid_share_of_train_users": valid_share,
-                "seed": seed, "augmentation": "none", "raw_sessions": len(windows)}
+    protocol = {
+        "session": f"clock windows: timestamp floored to {window} s",
+        "min_item_count": min_item_count,
+        "filter": "sessions holding a rarer item dropped whole, one pass; then length < 2 dropped",
+        "user_order": "user id",
+        "test_share": test_share,
+        "valid_share_of_train_users": valid_share,
+        "seed": seed,
+        "augmentation": "none",
+        "raw_sessions": len(windows),
+    }
     return _write_user_split(src, out, data, blocks, dataset="movielens", augment=False, protocol=protocol)
 
 
-def prepare_beauty_paper(src: str | os.PathLike, out: str | os.PathLike, *, test_share: float = 0.1,
-                         valid_share: float = 0.1, seed: int = 0, tie_seed: int | None = None) -> dict:
+def prepare_beauty_paper(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    test_share: float = 0.1,
+    valid_share: float = 0.1,
+    seed: int = 0,
+    tie_seed: int | None = None,
+) -> dict:
     """The authors' Beauty protocol (module docstring) from ``src`` into ``out``; returns the statistics."""
     data = read_beauty(src)
     if tie_seed is not None:
@@ -192,8 +235,13 @@ def prepare_beauty_paper(src: str | os.PathLike, out: str | os.PathLike, *, test
     sessions = clock_windows(data.users, data.items, data.times, window=np.iinfo(np.int64).max)
     sessions = [s for s in sessions if len(s.items) >= 2]
     blocks = user_split(sessions, test_share=test_share, valid_share=valid_share, seed=seed, shuffle_users=True)
-    protocol = {"session": "one per user", "user_order": f"random permutation, numpy default_rng({seed})",
-                "test_share": test_share, "valid_share_of_train_users": valid_share, "seed": seed,
-                "same_time_ties": "file order" if tie_seed is None else f"shuffled, default_rng({tie_seed})",
-                "augmentation": "every prefix -> next item, in every split"}
+    protocol = {
+        "session": "one per user",
+        "user_order": f"random permutation, numpy default_rng({seed})",
+        "test_share": test_share,
+        "valid_share_of_train_users": valid_share,
+        "seed": seed,
+        "same_time_ties": "file order" if tie_seed is None else f"shuffled, default_rng({tie_seed})",
+        "augmentation": "every prefix -> next item, in every split",
+    }
     return _write_user_split(src, out, data, blocks, dataset="beauty", augment=True, protocol=protocol)

@@ -50,20 +50,44 @@ from .temporal_protocol import (
 )
 
 __all__ = [
-    "SPLITS", "DataFormatError", "Interactions", "Row", "Session", "augmented_rows", "build_item_map",
-    "chronological_split", "clock_windows", "drop_sessions_with_rare_items", "filter_sessions", "format_stats",
-    "main", "prepare_beauty", "prepare_beauty_paper", "prepare_movielens", "prepare_movielens_paper",
-    "read_beauty", "read_movielens", "split_rows_by_target_time", "split_sessions", "user_split",
-    "write_dataset", "write_pickle_split", "write_tsv",
+    "SPLITS",
+    "DataFormatError",
+    "Interactions",
+    "Row",
+    "Session",
+    "augmented_rows",
+    "build_item_map",
+    "chronological_split",
+    "clock_windows",
+    "drop_sessions_with_rare_items",
+    "filter_sessions",
+    "format_stats",
+    "main",
+    "prepare_beauty",
+    "prepare_beauty_paper",
+    "prepare_movielens",
+    "prepare_movielens_paper",
+    "read_beauty",
+    "read_movielens",
+    "split_rows_by_target_time",
+    "split_sessions",
+    "user_split",
+    "write_dataset",
+    "write_pickle_split",
+    "write_tsv",
 ]
 
 # The paper's Table 1 (LLM4SBR). Its "train" is all non-test rows (it has no validation split); its
 # average length is the mean input length of a row.
 PAPER_TABLE1 = {
-    "ml-1m": {"clicks": 987_610, "items": 3_416, "avg_input_length": 17.59, "train_plus_valid": 47_808,
-              "test": 5_313},
-    "beauty": {"clicks": 198_502, "items": 12_101, "avg_input_length": 8.66, "train_plus_valid": 158_139,
-               "test": 18_000},
+    "ml-1m": {"clicks": 987_610, "items": 3_416, "avg_input_length": 17.59, "train_plus_valid": 47_808, "test": 5_313},
+    "beauty": {
+        "clicks": 198_502,
+        "items": 12_101,
+        "avg_input_length": 8.66,
+        "train_plus_valid": 158_139,
+        "test": 18_000,
+    },
 }
 
 
@@ -90,8 +114,10 @@ def format_stats(stats: dict, paper: str | None = None) -> str:
         add("avg input length (all rows)", f"{stats['avg_input_length']:.2f}", "avg_input_length")
     for split in SPLITS:
         add(f"{split} avg input length", f"{sp[split]['avg_input_length']:.2f}")
-    add("valid / test targets unseen in train",
-        f"{stats['targets_unseen_in_train']['valid']} / {stats['targets_unseen_in_train']['test']}")
+    add(
+        "valid / test targets unseen in train",
+        f"{stats['targets_unseen_in_train']['valid']} / {stats['targets_unseen_in_train']['test']}",
+    )
     add("items without a title", stats["items_without_title"])
     return "\n".join(lines)
 
@@ -102,16 +128,25 @@ PAPER_ONLY = {"movielens": ("window", "test_share", "seed"), "beauty": ("test_sh
 
 
 def _add_paper_flags(p: argparse.ArgumentParser, dataset: str) -> None:
-    p.add_argument("--seed", type=int,
-                   help="paper: seed of the user order (Beauty) and of the validation users (default 0)")
-    p.add_argument("--test-share", type=float,
-                   help="paper: share of sessions (whole users) in the test split (default 0.1)")
+    p.add_argument(
+        "--seed", type=int, help="paper: seed of the user order (Beauty) and of the validation users (default 0)"
+    )
+    p.add_argument(
+        "--test-share", type=float, help="paper: share of sessions (whole users) in the test split (default 0.1)"
+    )
     if dataset == "movielens":
-        p.add_argument("--window", type=int, help="paper: clock window in seconds; a session = one user's ratings "
-                       "with the same floor(timestamp / window) (default 600)")
+        p.add_argument(
+            "--window",
+            type=int,
+            help="paper: clock window in seconds; a session = one user's ratings "
+            "with the same floor(timestamp / window) (default 600)",
+        )
     else:
-        p.add_argument("--tie-seed", type=int, help="paper: shuffle each user's same-timestamp reviews with this seed "
-                       "(default: keep the source's order)")
+        p.add_argument(
+            "--tie-seed",
+            type=int,
+            help="paper: shuffle each user's same-timestamp reviews with this seed (default: keep the source's order)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,30 +158,56 @@ def build_parser() -> argparse.ArgumentParser:
     ml = sub.add_parser("movielens", help="sessions of one user's ratings, one example per session")
     be = sub.add_parser("beauty", help="one session per user, every prefix predicts the next review")
     for p in (ml, be):
-        p.add_argument("--protocol", choices=("paper", "temporal"), default="paper",
-                       help="paper (default): the authors' split by user; temporal: split by time (stricter)")
+        p.add_argument(
+            "--protocol",
+            choices=("paper", "temporal"),
+            default="paper",
+            help="paper (default): the authors' split by user; temporal: split by time (stricter)",
+        )
         p.add_argument("--out", required=True, help="output folder (created); keep it outside the git checkout")
-        p.add_argument("--valid-share", type=float, default=0.1,
-                       help="paper: share of training users moved to validation; temporal: share of the non-test "
-                            "sessions (movielens: see --split) or rows (beauty) used for validation (default 0.1)")
+        p.add_argument(
+            "--valid-share",
+            type=float,
+            default=0.1,
+            help="paper: share of training users moved to validation; temporal: share of the non-test "
+            "sessions (movielens: see --split) or rows (beauty) used for validation (default 0.1)",
+        )
         _add_paper_flags(p, "movielens" if p is ml else "beauty")
-    ml.add_argument("--src", required=True,
-                    help="folder with ratings.dat+movies.dat (ML-1M) or u.data+u.item (ML-100K)")
-    ml.add_argument("--min-item-count", type=int, default=5,
-                    help="paper: drop sessions holding an item seen fewer times (one pass); temporal: drop such "
-                         "items, iterated with length >= 2 (default 5)")
-    ml.add_argument("--gap", type=int,
-                    help="temporal: new session after a gap of more than this many seconds (default 600)")
-    ml.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
-                    help="temporal: chronological shares of sessions (default 0.7 0.1 0.2)")
-    ml.add_argument("--split-key", choices=("end", "start"),
-                    help="temporal: order sessions by their last (end, default) or first (start) click")
+    ml.add_argument(
+        "--src", required=True, help="folder with ratings.dat+movies.dat (ML-1M) or u.data+u.item (ML-100K)"
+    )
+    ml.add_argument(
+        "--min-item-count",
+        type=int,
+        default=5,
+        help="paper: drop sessions holding an item seen fewer times (one pass); temporal: drop such "
+        "items, iterated with length >= 2 (default 5)",
+    )
+    ml.add_argument(
+        "--gap", type=int, help="temporal: new session after a gap of more than this many seconds (default 600)"
+    )
+    ml.add_argument(
+        "--split",
+        type=float,
+        nargs=3,
+        metavar=("TRAIN", "VALID", "TEST"),
+        help="temporal: chronological shares of sessions (default 0.7 0.1 0.2)",
+    )
+    ml.add_argument(
+        "--split-key",
+        choices=("end", "start"),
+        help="temporal: order sessions by their last (end, default) or first (start) click",
+    )
     be.add_argument("--src", required=True, help="folder with beauty_interactions.tsv and beauty_items.tsv")
-    be.add_argument("--test-rows", type=int,
-                    help="temporal: the latest this many rows form the test split (default 18000)")
-    be.add_argument("--sample-users", type=float,
-                    help="temporal: keep this seeded random share of users (0-1, default 1 = all), test rows scaled; "
-                         "for cheaper documented runs, never for headline numbers")
+    be.add_argument(
+        "--test-rows", type=int, help="temporal: the latest this many rows form the test split (default 18000)"
+    )
+    be.add_argument(
+        "--sample-users",
+        type=float,
+        help="temporal: keep this seeded random share of users (0-1, default 1 = all), test rows scaled; "
+        "for cheaper documented runs, never for headline numbers",
+    )
     be.add_argument("--sample-seed", type=int, help="temporal: seed of --sample-users (default 0)")
     return parser
 
@@ -164,22 +225,36 @@ def prepare(args: argparse.Namespace) -> tuple[dict, str | None]:
     wrong = TEMPORAL_ONLY if args.protocol == "paper" else PAPER_ONLY
     misplaced = _given(args, wrong[args.dataset])
     if misplaced:
-        raise ValueError(f"{', '.join(misplaced)} only apply to the other protocol; "
-                         f"this run uses --protocol {args.protocol}")
+        raise ValueError(
+            f"{', '.join(misplaced)} only apply to the other protocol; this run uses --protocol {args.protocol}"
+        )
     is_ml1m = args.dataset == "movielens" and (Path(args.src) / "ratings.dat").is_file()
     paper = "beauty" if args.dataset == "beauty" else ("ml-1m" if is_ml1m else None)
     if args.protocol == "paper":
         common = {"test_share": _or(args.test_share, 0.1), "valid_share": args.valid_share, "seed": _or(args.seed, 0)}
         if args.dataset == "movielens":
-            return prepare_movielens_paper(args.src, args.out, window=_or(args.window, 600),
-                                           min_item_count=args.min_item_count, **common), paper
+            return prepare_movielens_paper(
+                args.src, args.out, window=_or(args.window, 600), min_item_count=args.min_item_count, **common
+            ), paper
         return prepare_beauty_paper(args.src, args.out, tie_seed=args.tie_seed, **common), paper
     if args.dataset == "movielens":
-        return prepare_movielens(args.src, args.out, gap=_or(args.gap, 600), min_item_count=args.min_item_count,
-                                 shares=_or(args.split, (0.7, 0.1, 0.2)), split_key=_or(args.split_key, "end")), None
+        return prepare_movielens(
+            args.src,
+            args.out,
+            gap=_or(args.gap, 600),
+            min_item_count=args.min_item_count,
+            shares=_or(args.split, (0.7, 0.1, 0.2)),
+            split_key=_or(args.split_key, "end"),
+        ), None
     sample = _or(args.sample_users, 1.0)
-    return prepare_beauty(args.src, args.out, test_rows=_or(args.test_rows, 18_000), valid_share=args.valid_share,
-                          sample_users=sample, sample_seed=_or(args.sample_seed, 0)), None
+    return prepare_beauty(
+        args.src,
+        args.out,
+        test_rows=_or(args.test_rows, 18_000),
+        valid_share=args.valid_share,
+        sample_users=sample,
+        sample_seed=_or(args.sample_seed, 0),
+    ), None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,8 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataFormatError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"Table 1, {args.dataset}, --protocol {args.protocol}"
-          + ("" if paper or args.protocol == "temporal" else " (the paper reports ML-1M only; no paper column)"))
+    print(
+        f"Table 1, {args.dataset}, --protocol {args.protocol}"
+        + ("" if paper or args.protocol == "temporal" else " (the paper reports ML-1M only; no paper column)")
+    )
     print(format_stats(stats, paper if args.protocol == "paper" else None))
     print(f"\nwrote {args.out}: train.txt valid.txt test.txt items.tsv item_map.tsv rows_*.tsv stats.json")
     return 0

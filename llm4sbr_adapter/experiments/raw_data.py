@@ -72,13 +72,17 @@ def read_movielens(folder: str | os.PathLike) -> Interactions:
             continue
         parts = line.split(sep)
         if len(parts) < 4:
-            raise DataFormatError(f"{ratings}: line {lineno}: expected user{sep}item{sep}rating{sep}timestamp, got {line!r}")
+            raise DataFormatError(
+                f"{ratings}: line {lineno}: expected user{sep}item{sep}rating{sep}timestamp, got {line!r}"
+            )
         try:
             users.append(str(int(parts[0])))
             items.append(int(parts[1]))
             times.append(int(parts[3]))
         except ValueError:
-            raise DataFormatError(f"{ratings}: line {lineno}: non-integer user, item or timestamp in {line!r}") from None
+            raise DataFormatError(
+                f"{ratings}: line {lineno}: non-integer user, item or timestamp in {line!r}"
+            ) from None
     titles = {}
     if movies.is_file():
         for lineno, line in enumerate(_read_lines(movies, "latin-1"), 1):
@@ -145,7 +149,8 @@ def split_sessions(users: Sequence, items: Sequence, times: Sequence[int], gap: 
     ends = np.append(starts[1:], n)
     items_s = [items[k] for k in order]
     users_s = [users[k] for k in order]
-    return [Session(users_s[a], items_s[a:b], times_s[a:b].tolist()) for a, b in zip(starts, ends)]
+    return [Session(users_s[a], items_s[a:b], times_s[a:b].tolist()) for a, b in zip(starts, ends, strict=True)]
+
 
 def build_item_map(blocks: Sequence[Sequence[Sequence]]) -> dict:
     """Original item id -> ``1..N`` in order of first appearance over the given blocks of sequences."""
@@ -177,5 +182,3 @@ def augmented_rows(sessions: list[Session]) -> list[Row]:
         for k in range(1, len(s.items)):
             rows.append(Row(s.user, list(s.items[:k]), s.items[k], int(s.times[k]), k))
     return rows
-
-

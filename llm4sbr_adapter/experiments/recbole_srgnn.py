@@ -57,8 +57,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import recbole
@@ -84,8 +85,14 @@ SRGNN_DEFAULTS = Path(recbole.__file__).parent / "properties" / "model" / "SRGNN
 # and 2.0 removed them, and RecBole's own Config sets them from names (np.float_, ...) that numpy 2
 # removed as well.
 _NUMPY_ALIASES = {
-    "bool": np.bool_, "int": np.int_, "float": np.float64, "complex": np.complex128,
-    "object": np.object_, "str": np.str_, "long": np.int_, "unicode": np.str_,
+    "bool": np.bool_,
+    "int": np.int_,
+    "float": np.float64,
+    "complex": np.complex128,
+    "object": np.object_,
+    "str": np.str_,
+    "long": np.int_,
+    "unicode": np.str_,
 }
 
 
@@ -196,7 +203,7 @@ class IntentSRGNN(SRGNN):
         )
 
     # ---- stores ------------------------------------------------------------------------
-    def bind_stores(self, train: IntentStore | None = None, eval: IntentStore | None = None) -> "IntentSRGNN":
+    def bind_stores(self, train: IntentStore | None = None, eval: IntentStore | None = None) -> IntentSRGNN:
         """Set the store read in training mode and/or the one read in eval mode (``None`` keeps the current one)."""
         for store in (train, eval):
             if store is not None:
@@ -242,15 +249,19 @@ class IntentSRGNN(SRGNN):
             ranges = ""
             if store.metadata.id_kind == "int":
                 held = store.session_ids
-                ranges = (f"; the {split} rows have ids {ids.min()}..{ids.max()}, the store "
-                          + (f"{held.min()}..{held.max()}" if len(held) else "none"))
-            problem = (f"{store.path}: {n - k} of the {n} {split} rows are not in this store ({store.num_sessions} "
-                       f"ids; {self.intent_id_field} {absent[:5].tolist()}{' ...' if len(absent) > 5 else ''}"
-                       f"{ranges})")
+                ranges = f"; the {split} rows have ids {ids.min()}..{ids.max()}, the store " + (
+                    f"{held.min()}..{held.max()}" if len(held) else "none"
+                )
+            problem = (
+                f"{store.path}: {n - k} of the {n} {split} rows are not in this store ({store.num_sessions} "
+                f"ids; {self.intent_id_field} {absent[:5].tolist()}{' ...' if len(absent) > 5 else ''}"
+                f"{ranges})"
+            )
             missing = self.enhancer.config.missing
             if k == 0 or missing == "raise":
-                raise StoreMismatchError(f"{problem}: is it the {split} split's store, built from this dataset? "
-                                         f"(intent_missing={missing!r})")
+                raise StoreMismatchError(
+                    f"{problem}: is it the {split} split's store, built from this dataset? (intent_missing={missing!r})"
+                )
             logger.warning("%s; intent_missing=%r substitutes them", problem, missing)
         return {"rows": n, "found": k}
 
@@ -270,7 +281,9 @@ class IntentSRGNN(SRGNN):
         return self._id_tokens[internal]
 
     # ---- model -------------------------------------------------------------------------
-    def session_behaviours(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def session_behaviours(
+        self, item_seq: torch.Tensor, item_seq_len: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """RecBole SRGNN up to (not including) ``linear_transform``.
 
         Args:
@@ -399,24 +412,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data-path", required=True, help="folder that holds <dataset>/<dataset>.inter")
     parser.add_argument("--dataset", required=True, help="RecBole dataset name (the .inter file's stem)")
-    parser.add_argument("--store", default=None,
-                        help="intent store for training rows (ids = values of --id-field); required for training")
-    parser.add_argument("--export-sessions", default=None, metavar="FILE",
-                        help="write <dataset>.inter's rows as builder JSONL (id = target's --id-field, items = "
-                        "the items before it) to FILE and exit")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="intent store for training rows (ids = values of --id-field); required for training",
+    )
+    parser.add_argument(
+        "--export-sessions",
+        default=None,
+        metavar="FILE",
+        help="write <dataset>.inter's rows as builder JSONL (id = target's --id-field, items = "
+        "the items before it) to FILE and exit",
+    )
     parser.add_argument("--valid-store", default=None, help="store for validation rows (default: --store)")
     parser.add_argument("--test-store", default=None, help="store for test rows (default: --valid-store)")
-    parser.add_argument("--id-field", default=DEFAULT_ID_FIELD,
-                        help="token column with a per-interaction id; a row's id is its target's (default: event_id)")
+    parser.add_argument(
+        "--id-field",
+        default=DEFAULT_ID_FIELD,
+        help="token column with a per-interaction id; a row's id is its target's (default: event_id)",
+    )
     parser.add_argument("--session-field", default="session_id", help="column that groups interactions into sessions")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs (best epoch picked on validation)")
     parser.add_argument("--embedding-size", type=int, default=64, help="SR-GNN hidden size")
     parser.add_argument("--batch-size", type=int, default=256, help="train and eval batch size")
     parser.add_argument("--fusion", choices=("concat", "gate"), default="concat", help="enhancer fusion")
     parser.add_argument("--loss-weight", type=float, default=0.1, help="weight of the intent alignment loss")
-    parser.add_argument("--topk", type=int, nargs="+", default=[10, 20],
-                        help="cut-offs K of Hit/MRR/NDCG@K (each at most the number of items); "
-                        "the best epoch is picked on MRR@<largest K> of the validation rows")
+    parser.add_argument(
+        "--topk",
+        type=int,
+        nargs="+",
+        default=[10, 20],
+        help="cut-offs K of Hit/MRR/NDCG@K (each at most the number of items); "
+        "the best epoch is picked on MRR@<largest K> of the validation rows",
+    )
     parser.add_argument("--checkpoint-dir", default="saved", help="where RecBole writes the best checkpoint")
     parser.add_argument("--seed", type=int, default=2020, help="RecBole seed")
     return parser
@@ -433,7 +461,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     logging.basicConfig(level=logging.INFO)
     if args.export_sessions:
         inter = Path(args.data_path) / args.dataset / f"{args.dataset}.inter"
-        n = export_prefix_sessions(inter, args.export_sessions, session_field=args.session_field, id_field=args.id_field)
+        n = export_prefix_sessions(
+            inter, args.export_sessions, session_field=args.session_field, id_field=args.id_field
+        )
         print(f"wrote {n} rows to {args.export_sessions}")
         return {}
     if not args.store:
@@ -468,8 +498,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = IntentSRGNN(config, train_data.dataset, store=store, eval_store=valid_store).to(config["device"])
     # RecBole's splits have no file identity to compare with the stores' sessions_sha256 (module
     # docstring): check each split's row ids against its store before any training instead.
-    for split, data, split_store in (("train", train_data, store), ("valid", valid_data, valid_store),
-                                     ("test", test_data, test_store)):
+    for split, data, split_store in (
+        ("train", train_data, store),
+        ("valid", valid_data, valid_store),
+        ("test", test_data, test_store),
+    ):
         model.check_split(split_store, data, split)
     trainer = Trainer(config, model)
     best_valid, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=True)

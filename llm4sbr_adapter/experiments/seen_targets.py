@@ -12,8 +12,8 @@ Uses the ``.ranks.npz`` files that ``llm4sbr_adapter.experiments.train`` writes;
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -33,7 +33,9 @@ def seen_mask(data_dir: Path) -> np.ndarray:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="HR/MRR@K of run groups on test rows with seen vs unseen targets.")
     p.add_argument("--data", required=True, help="prepared data folder (train.txt, test.txt)")
-    p.add_argument("--runs", required=True, help="folder of result JSON + .ranks.npz files (grouped by name without _s<seed>)")
+    p.add_argument(
+        "--runs", required=True, help="folder of result JSON + .ranks.npz files (grouped by name without _s<seed>)"
+    )
     p.add_argument("--metrics", nargs="+", default=["HR@20", "MRR@20"], help="metrics to report")
     args = p.parse_args(argv)
     mask = seen_mask(Path(args.data))

@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -60,15 +60,20 @@ class SplitData:
         return np.diff(self.offsets)
 
     def sequence(self, row: int) -> list[int]:
-        return self.flat[self.offsets[row]:self.offsets[row + 1]].tolist()
+        return self.flat[self.offsets[row] : self.offsets[row + 1]].tolist()
 
     @property
     def max_item(self) -> int:
         return int(max(self.flat.max(initial=0), self.targets.max(initial=0)))
 
     @classmethod
-    def from_lists(cls, sequences: Sequence[Sequence[int]], targets: Sequence[int], path: Path | None = None,
-                   source: str = "<memory>") -> "SplitData":
+    def from_lists(
+        cls,
+        sequences: Sequence[Sequence[int]],
+        targets: Sequence[int],
+        path: Path | None = None,
+        source: str = "<memory>",
+    ) -> SplitData:
         if len(sequences) != len(targets):
             raise SplitFormatError(f"{source}: {len(sequences)} sequences but {len(targets)} targets")
         lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
@@ -82,8 +87,10 @@ class SplitData:
             tgt = np.asarray([int(t) for t in targets], dtype=np.int64)
         except (TypeError, ValueError) as err:
             raise SplitFormatError(f"{source}: item ids must be integers ({err})") from None
-        for name, arr, rows_of in (("input", flat, lambda k: int(np.searchsorted(offsets, k, side="right") - 1)),
-                                   ("target", tgt, lambda k: k)):
+        for name, arr, rows_of in (
+            ("input", flat, lambda k: int(np.searchsorted(offsets, k, side="right") - 1)),
+            ("target", tgt, lambda k: k),
+        ):
             if len(arr) and arr.min() < 1:
                 k = int(np.argmin(arr))
                 raise SplitFormatError(f"{source}: row {rows_of(k)}: {name} item id {arr[k]} < 1 (0 is padding)")
@@ -150,7 +157,7 @@ class SessionGraph:
         """``float32 [B, n, n]`` with ``adj_out[b, i, j] = A[i, j] / outdeg(i)`` (built on each access)."""
         return self._dense(self.edge_src, self.edge_dst, self.out_weight)
 
-    def to(self, device: torch.device | str) -> "SessionGraph":
+    def to(self, device: torch.device | str) -> SessionGraph:
         """The same graph with every tensor on ``device``."""
         return SessionGraph(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
 
@@ -210,10 +217,17 @@ def session_graph(items: torch.Tensor, mask: torch.Tensor) -> SessionGraph:
     in_deg = torch.bincount(edge_row * n + dst, minlength=bsz * n)  # distinct predecessors per node
     offsets = torch.zeros(bsz + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(counts, 0)
-    return SessionGraph(nodes=nodes, alias=alias, node_items=uniq % vocab, node_offsets=offsets,
-                        edge_row=edge_row, edge_src=src, edge_dst=dst,
-                        in_weight=1.0 / in_deg[edge_row * n + dst].float(),
-                        out_weight=1.0 / out_deg[edge_row * n + src].float())
+    return SessionGraph(
+        nodes=nodes,
+        alias=alias,
+        node_items=uniq % vocab,
+        node_offsets=offsets,
+        edge_row=edge_row,
+        edge_src=src,
+        edge_dst=dst,
+        in_weight=1.0 / in_deg[edge_row * n + dst].float(),
+        out_weight=1.0 / out_deg[edge_row * n + src].float(),
+    )
 
 
 def make_batch(data: SplitData, rows: np.ndarray, *, max_len: int = 0, graph: bool = False) -> Batch:
@@ -254,7 +268,7 @@ def iterate_batches(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = np.random.default_rng(seed).permutation(len(data)) if shuffle else np.arange(len(data))
     for start in range(0, len(order), batch_size):
-        yield make_batch(data, order[start:start + batch_size], max_len=max_len, graph=graph)
+        yield make_batch(data, order[start : start + batch_size], max_len=max_len, graph=graph)
 
 
 def batch_to_device(batch: Batch, device: torch.device | str) -> Batch:
@@ -266,5 +280,12 @@ def batch_to_device(batch: Batch, device: torch.device | str) -> Batch:
     if device.type == "cpu":
         return batch
     g = batch.graph.to(device) if batch.graph is not None else None
-    return Batch(row_ids=batch.row_ids, items=batch.items.to(device), mask=batch.mask.to(device),
-                 lengths=batch.lengths.to(device), targets=batch.targets.to(device), graph=g, source=batch.source)
+    return Batch(
+        row_ids=batch.row_ids,
+        items=batch.items.to(device),
+        mask=batch.mask.to(device),
+        lengths=batch.lengths.to(device),
+        targets=batch.targets.to(device),
+        graph=g,
+        source=batch.source,
+    )

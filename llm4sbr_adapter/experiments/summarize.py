@@ -62,28 +62,40 @@ def popularity_metrics(data_dir: Path, ks: Sequence[int]) -> dict[str, float]:
     train, test = load_split(data_dir / "train.txt"), load_split(data_dir / "test.txt")
     num_items = max(train.max_item, test.max_item)
     pop = np.bincount(np.concatenate([train.flat, train.targets]), minlength=num_items + 1)[1:].astype(np.float32)
-    ranks = [target_ranks(torch.from_numpy(pop).expand(len(rows), -1), torch.from_numpy(test.targets[rows] - 1)).numpy()
-             for rows in np.array_split(np.arange(len(test)), max(1, len(test) // 1000))]
+    ranks = [
+        target_ranks(torch.from_numpy(pop).expand(len(rows), -1), torch.from_numpy(test.targets[rows] - 1)).numpy()
+        for rows in np.array_split(np.arange(len(test)), max(1, len(test) // 1000))
+    ]
     return summarize_ranks(np.concatenate(ranks), ks)
 
 
-def summarize(folder: Path, metrics: Sequence[str] = METRICS, resamples: int = 10_000,
-              data_dir: Path | None = None) -> dict:
+def summarize(
+    folder: Path, metrics: Sequence[str] = METRICS, resamples: int = 10_000, data_dir: Path | None = None
+) -> dict:
     groups = load_runs(folder)
     ks = sorted({int(m.split("@")[1]) for m in metrics})
     table = {}
     if data_dir is not None:
         pop = popularity_metrics(Path(data_dir), ks)
         table["popularity (train counts)"] = {
-            "model": "pop", "enhancer": False, "seeds": [], "mean": {m: pop[m] for m in metrics},
-            "std": {m: 0.0 for m in metrics}, "best_epochs": [], "seconds_per_epoch": 0.0,
-            "peak_rss_mb": 0.0, "rss_growth_mb": 0.0, "test_rows": None,
+            "model": "pop",
+            "enhancer": False,
+            "seeds": [],
+            "mean": {m: pop[m] for m in metrics},
+            "std": {m: 0.0 for m in metrics},
+            "best_epochs": [],
+            "seconds_per_epoch": 0.0,
+            "peak_rss_mb": 0.0,
+            "rss_growth_mb": 0.0,
+            "test_rows": None,
         }
     for (model, enh), runs in sorted(groups.items()):
         key = f"{model}{' + enhancer' if enh else ''}"
         vals = {m: [r["test"][m] for r in runs] for m in metrics}
         table[key] = {
-            "model": model, "enhancer": enh, "seeds": [r["seed"] for r in runs],
+            "model": model,
+            "enhancer": enh,
+            "seeds": [r["seed"] for r in runs],
             "mean": {m: float(np.mean(v)) for m, v in vals.items()},
             "std": {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in vals.items()},
             "best_epochs": [r["best_epoch"] for r in runs],
@@ -95,13 +107,15 @@ def summarize(folder: Path, metrics: Sequence[str] = METRICS, resamples: int = 1
     diffs = {}
     for model in sorted({m for m, _ in groups}):
         if (model, False) in groups and (model, True) in groups:
-            diffs[model] = {m: vars(paired_difference(groups[(model, False)], groups[(model, True)], m, resamples))
-                            for m in metrics}
+            diffs[model] = {
+                m: vars(paired_difference(groups[(model, False)], groups[(model, True)], m, resamples)) for m in metrics
+            }
     return {"runs": str(folder), "table": table, "enhancer_minus_alone": diffs, "resamples": resamples}
 
 
-def compare_folders(folder: Path, other: Path, metrics: Sequence[str] = METRICS,
-                    resamples: int = 10_000) -> dict[str, dict]:
+def compare_folders(
+    folder: Path, other: Path, metrics: Sequence[str] = METRICS, resamples: int = 10_000
+) -> dict[str, dict]:
     """For each (model, enhancer) group in both folders: paired bootstrap of ``folder - other``.
 
     Used for controls, e.g. enhancer with real intents (``folder``) against the same enhancer with
@@ -133,8 +147,7 @@ TABLE_METRICS = ("HR@10", "MRR@10", "NDCG@10", "HR@20", "MRR@20", "NDCG@20")  # 
 NAMED_METRICS = ("HR@10", "MRR@10", "HR@20", "MRR@20", "NDCG@20")  # ... of the --by-name table
 
 
-def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = NAMED_METRICS,
-                   resamples: int = 10_000) -> str:
+def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = NAMED_METRICS, resamples: int = 10_000) -> str:
     """Mean ± std per named group, and each group minus ``baseline`` over the seeds both have.
 
     The paired bootstrap uses only the seeds present in both groups, so a group with fewer finished
@@ -144,9 +157,14 @@ def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = NAMED_M
     groups = load_named_runs(folder)
     if baseline not in groups:
         raise ValueError(f"{folder}: no runs named {baseline}_s<seed>.json (have {sorted(groups)})")
-    lines = ["| config | seeds | " + " | ".join(metrics) + " | s/epoch | "
-             + " | ".join(f"Δ{m} vs {baseline} [95% CI]" for m in ("HR@20", "MRR@20")) + " | ΔHR@20 per seed |",
-             "|---|---|" + "---:|" * (len(metrics) + 4)]
+    lines = [
+        "| config | seeds | "
+        + " | ".join(metrics)
+        + " | s/epoch | "
+        + " | ".join(f"Δ{m} vs {baseline} [95% CI]" for m in ("HR@20", "MRR@20"))
+        + " | ΔHR@20 per seed |",
+        "|---|---|" + "---:|" * (len(metrics) + 4),
+    ]
     for name, runs in sorted(groups.items(), key=lambda kv: (kv[0] != baseline, kv[0])):
         cells = []
         for m in metrics:
@@ -160,13 +178,16 @@ def named_markdown(folder: Path, baseline: str, metrics: Sequence[str] = NAMED_M
             deltas = [format_difference(d[m]) for m in ("HR@20", "MRR@20")]
             per_seed = format_per_seed(d["HR@20"])
         seeds = ",".join(str(r["seed"]) for r in runs)
-        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + f" | {sec:.0f} | " + " | ".join(deltas)
-                     + f" | {per_seed} |")
+        lines.append(
+            f"| {name} | {seeds} | " + " | ".join(cells) + f" | {sec:.0f} | " + " | ".join(deltas) + f" | {per_seed} |"
+        )
     lines.append("")
-    lines.append(f"Metrics in %, mean ± sample std over seeds (the mean alone for one seed); Δ = paired difference "
-                 f"over the seeds shared with {baseline}, 95% interval from a bootstrap over test users "
-                 f"({resamples} resamples); * = interval excludes 0; "
-                 f"per seed: test HR@20 minus {baseline}'s at the same seed.")
+    lines.append(
+        f"Metrics in %, mean ± sample std over seeds (the mean alone for one seed); Δ = paired difference "
+        f"over the seeds shared with {baseline}, 95% interval from a bootstrap over test users "
+        f"({resamples} resamples); * = interval excludes 0; "
+        f"per seed: test HR@20 minus {baseline}'s at the same seed."
+    )
     return "\n".join(lines)
 
 
@@ -193,21 +214,28 @@ def diff_markdown(diffs: dict, title: str, metrics: Sequence[str] = TABLE_METRIC
 
 
 def to_markdown(summary: dict, metrics: Sequence[str] = TABLE_METRICS) -> str:
-    lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch | peak RSS MiB (growth) |",
-             "|---|---|" + "---:|" * len(metrics) + "---|---:|---:|"]
+    lines = [
+        "| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch | peak RSS MiB (growth) |",
+        "|---|---|" + "---:|" * len(metrics) + "---|---:|---:|",
+    ]
     for key, row in summary["table"].items():
         one = len(row["seeds"]) <= 1  # one seed (or the seedless popularity row) has no spread to show
         cells = [f"{100 * row['mean'][m]:.2f}" + ("" if one else f" ± {100 * row['std'][m]:.2f}") for m in metrics]
-        lines.append(f"| {key} | {len(row['seeds'])} | " + " | ".join(cells)
-                     + f" | {','.join(map(str, row['best_epochs']))} | {row['seconds_per_epoch']:.1f}"
-                     + f" | {row['peak_rss_mb']:.0f} ({row['rss_growth_mb']:+.0f}) |")
+        lines.append(
+            f"| {key} | {len(row['seeds'])} | "
+            + " | ".join(cells)
+            + f" | {','.join(map(str, row['best_epochs']))} | {row['seconds_per_epoch']:.1f}"
+            + f" | {row['peak_rss_mb']:.0f} ({row['rss_growth_mb']:+.0f}) |"
+        )
     lines.append("")
     lines.append("Metrics in %, mean ± sample std over seeds (the mean alone for one seed).")
     if summary["enhancer_minus_alone"]:
         lines += ["", diff_markdown(summary["enhancer_minus_alone"], "model", metrics)]
         lines.append("")
-        lines.append(f"Enhancer minus alone, in percentage points, mean over seeds; 95% interval from a bootstrap over "
-                     f"test users ({summary['resamples']} resamples); * = interval excludes 0, otherwise not resolved.")
+        lines.append(
+            f"Enhancer minus alone, in percentage points, mean over seeds; 95% interval from a bootstrap over "
+            f"test users ({summary['resamples']} resamples); * = interval excludes 0, otherwise not resolved."
+        )
     return "\n".join(lines)
 
 
@@ -223,26 +251,36 @@ def parse_metrics(spec: str, parser: argparse.ArgumentParser) -> tuple[str, ...]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Summarise llm4sbr_adapter.experiments.train result JSONs: mean ± std over seeds, "
-                                "paired bootstrap CIs for enhancer - alone.")
+    p = argparse.ArgumentParser(
+        description="Summarise llm4sbr_adapter.experiments.train result JSONs: mean ± std over seeds, "
+        "paired bootstrap CIs for enhancer - alone."
+    )
     p.add_argument("--runs", required=True, help="folder with the result JSON and .ranks.npz files")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--json", help="also write the summary as JSON here")
     p.add_argument("--data", help="prepared data folder: adds a popularity reference row (train click counts)")
-    p.add_argument("--versus", help="another runs folder (same test split): also print paired bootstrap CIs of "
-                   "this folder minus that one for every (model, enhancer) group present in both")
-    p.add_argument("--by-name", metavar="BASELINE",
-                   help="instead: group runs by file name without _s<seed> (e.g. HIPHOP configurations) and "
-                        "compare every group with the group named BASELINE")
-    p.add_argument("--metrics", metavar="LIST",
-                   help="metric columns of the tables: 'all' (HR, MRR, NDCG at 5, 10, 20) or a comma-separated "
-                        f"subset of {', '.join(METRICS)}; default: HR@10, MRR@10, HR@20, MRR@20, NDCG@20 with "
-                        "--by-name, HR/MRR/NDCG at 10 and 20 otherwise")
+    p.add_argument(
+        "--versus",
+        help="another runs folder (same test split): also print paired bootstrap CIs of "
+        "this folder minus that one for every (model, enhancer) group present in both",
+    )
+    p.add_argument(
+        "--by-name",
+        metavar="BASELINE",
+        help="instead: group runs by file name without _s<seed> (e.g. HIPHOP configurations) and "
+        "compare every group with the group named BASELINE",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="LIST",
+        help="metric columns of the tables: 'all' (HR, MRR, NDCG at 5, 10, 20) or a comma-separated "
+        f"subset of {', '.join(METRICS)}; default: HR@10, MRR@10, HR@20, MRR@20, NDCG@20 with "
+        "--by-name, HR/MRR/NDCG at 10 and 20 otherwise",
+    )
     args = p.parse_args(argv)
     metrics = parse_metrics(args.metrics, p) if args.metrics else None
     if args.by_name:
-        print(named_markdown(Path(args.runs), args.by_name, metrics=metrics or NAMED_METRICS,
-                             resamples=args.resamples))
+        print(named_markdown(Path(args.runs), args.by_name, metrics=metrics or NAMED_METRICS, resamples=args.resamples))
         return 0
     if args.versus:
         diffs = compare_folders(Path(args.runs), Path(args.versus), resamples=args.resamples)

@@ -20,8 +20,14 @@ import numpy as np
 from .bootstrap import Difference, metric_interval, paired_difference
 from .summarize import METRICS, format_difference, format_per_seed, load_named_runs
 
-BASELINES = {"pop": "popularity", "markov": "item transitions", "sr": "sequential rules (SR)",
-             "sknn": "SKNN", "vsknn": "V-SKNN", "stan": "STAN"}
+BASELINES = {
+    "pop": "popularity",
+    "markov": "item transitions",
+    "sr": "sequential rules (SR)",
+    "sknn": "SKNN",
+    "vsknn": "V-SKNN",
+    "stan": "STAN",
+}
 BACKBONES = {"srgnn": "SR-GNN", "narm": "NARM", "stamp": "STAMP"}
 VARIANTS = {"": "", "_enh": " + text-mean", "_shuf": " + shuffled text-mean"}
 
@@ -57,7 +63,7 @@ def kind(name: str) -> str:
     """``baseline``, ``alone``, ``text-mean`` or ``shuffled`` (for plots)."""
     if is_baseline(name):
         return "baseline"
-    return {"_enh": "text-mean", "_shuf": "shuffled"}.get(name[name.rfind("_"):], "alone")
+    return {"_enh": "text-mean", "_shuf": "shuffled"}.get(name[name.rfind("_") :], "alone")
 
 
 def ordered_names(groups: dict[str, list[dict]]) -> list[str]:
@@ -76,8 +82,10 @@ def best_baseline(groups: dict[str, list[dict]], keep_seen: bool = False) -> str
 
 
 def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
-    lines = ["| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch |",
-             "|---|---|" + "---:|" * len(metrics) + "---|---:|"]
+    lines = [
+        "| model | seeds | " + " | ".join(metrics) + " | best epochs | s/epoch |",
+        "|---|---|" + "---:|" * len(metrics) + "---|---:|",
+    ]
     for name in ordered_names(groups):
         runs = groups[name]
         cells = []
@@ -115,8 +123,14 @@ def reading(d: Difference) -> str:
 def differences(groups: dict[str, list[dict]], metrics: Sequence[str], resamples: int) -> list[dict]:
     rows = []
     for title, a, b in comparisons(groups):
-        rows.append({"comparison": title, "a": a, "b": b,
-                     **{m: vars(paired_difference(groups[a], groups[b], m, resamples)) for m in metrics}})
+        rows.append(
+            {
+                "comparison": title,
+                "a": a,
+                "b": b,
+                **{m: vars(paired_difference(groups[a], groups[b], m, resamples)) for m in metrics},
+            }
+        )
     return rows
 
 
@@ -130,34 +144,52 @@ def differences_table(rows: list[dict], metrics: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def table2(results: Path, shuffled: Path | None, metrics: Sequence[str] = METRICS,
-           diff_metrics: Sequence[str] = ("HR@20", "MRR@20"), resamples: int = 10_000) -> tuple[str, dict]:
+def table2(
+    results: Path,
+    shuffled: Path | None,
+    metrics: Sequence[str] = METRICS,
+    diff_metrics: Sequence[str] = ("HR@20", "MRR@20"),
+    resamples: int = 10_000,
+) -> tuple[str, dict]:
     """The Markdown tables and their data (for JSON and plots)."""
     groups = collect(results, shuffled)
     if not groups:
         raise ValueError(f"{results}: no <name>_s<seed>.json runs")
     rows = differences(groups, diff_metrics, resamples)
     best, best_kept = best_baseline(groups), best_baseline(groups, keep_seen=True)
-    text = "\n\n".join([
-        metrics_table(groups, metrics),
-        "Metrics in %, mean ± sample std over seeds; the seed draws the split (paper protocol: the validation "
-        "users, and on Beauty the test users too) and the initialisation. Baselines: hyperparameters chosen on "
-        "validation (no epochs); \"prefix items kept\": the prefix's own items stay in the ranking, as for the "
-        "neural models.",
-        differences_table(rows, diff_metrics),
-        f"b − a in percentage points, mean over seeds; 95% interval from a bootstrap over test users "
-        f"({resamples} resamples; seeds that share a test set resampled together, others each on its own); "
-        f"* = the interval excludes 0, otherwise not resolved. Best baseline on validation: "
-        f"{label(best) if best else '–'}; among those that keep the prefix's items: "
-        f"{label(best_kept) if best_kept else '–'}.",
-    ])
-    data = {"results": str(results), "shuffled": str(shuffled) if shuffled else None, "best_baseline": best,
-            "best_baseline_keeping_prefix_items": best_kept,
-            "groups": {n: {"label": label(n), "kind": kind(n), "seeds": [r["seed"] for r in groups[n]],
-                           "test": {m: [r["test"][m] for r in groups[n]] for m in metrics},
-                           "interval": {m: metric_interval(groups[n], m, resamples) for m in diff_metrics}}
-                       for n in ordered_names(groups)},
-            "differences": rows, "resamples": resamples}
+    text = "\n\n".join(
+        [
+            metrics_table(groups, metrics),
+            "Metrics in %, mean ± sample std over seeds; the seed draws the split (paper protocol: the validation "
+            "users, and on Beauty the test users too) and the initialisation. Baselines: hyperparameters chosen on "
+            'validation (no epochs); "prefix items kept": the prefix\'s own items stay in the ranking, as for the '
+            "neural models.",
+            differences_table(rows, diff_metrics),
+            f"b − a in percentage points, mean over seeds; 95% interval from a bootstrap over test users "
+            f"({resamples} resamples; seeds that share a test set resampled together, others each on its own); "
+            f"* = the interval excludes 0, otherwise not resolved. Best baseline on validation: "
+            f"{label(best) if best else '–'}; among those that keep the prefix's items: "
+            f"{label(best_kept) if best_kept else '–'}.",
+        ]
+    )
+    data = {
+        "results": str(results),
+        "shuffled": str(shuffled) if shuffled else None,
+        "best_baseline": best,
+        "best_baseline_keeping_prefix_items": best_kept,
+        "groups": {
+            n: {
+                "label": label(n),
+                "kind": kind(n),
+                "seeds": [r["seed"] for r in groups[n]],
+                "test": {m: [r["test"][m] for r in groups[n]] for m in metrics},
+                "interval": {m: metric_interval(groups[n], m, resamples) for m in diff_metrics},
+            }
+            for n in ordered_names(groups)
+        },
+        "differences": rows,
+        "resamples": resamples,
+    }
     return text, data
 
 
@@ -182,22 +214,28 @@ def sensitivity_table(results: Path, other: Path, metrics: Sequence[str] = ("HR@
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Table 2: baselines and backbones (alone / + text-mean / + shuffled), "
-                                "with paired differences and user-bootstrap intervals.")
+    p = argparse.ArgumentParser(
+        description="Table 2: baselines and backbones (alone / + text-mean / + shuffled), "
+        "with paired differences and user-bootstrap intervals."
+    )
     p.add_argument("--results", required=True, help="folder of <name>_s<seed>.json runs (backbones and baselines)")
     p.add_argument("--shuffled", help="folder of <model>_enh_s<seed>.json runs with shuffled intent stores")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--json", help="also write the tables' data as JSON here")
-    p.add_argument("--sensitivity", metavar="OTHER_RESULTS",
-                   help="instead: compare each group's per-seed test metrics with the same group in another "
-                        "preparation of the data (e.g. same-day ties shuffled)")
+    p.add_argument(
+        "--sensitivity",
+        metavar="OTHER_RESULTS",
+        help="instead: compare each group's per-seed test metrics with the same group in another "
+        "preparation of the data (e.g. same-day ties shuffled)",
+    )
     args = p.parse_args(argv)
     if args.sensitivity:
         print(sensitivity_table(Path(args.results), Path(args.sensitivity)))
         return 0
     try:
-        text, data = table2(Path(args.results), Path(args.shuffled) if args.shuffled else None,
-                            resamples=args.resamples)
+        text, data = table2(
+            Path(args.results), Path(args.shuffled) if args.shuffled else None, resamples=args.resamples
+        )
     except ValueError as err:
         p.error(str(err))
     print(text)

@@ -67,8 +67,7 @@ def chronological_split(
     n_test = int(round(shares[2] * n))
     n_valid = int(round(shares[1] * n))
     n_train = n - n_valid - n_test
-    return ordered[:n_train], ordered[n_train:n_train + n_valid], ordered[n_train + n_valid:]
-
+    return ordered[:n_train], ordered[n_train : n_train + n_valid], ordered[n_train + n_valid :]
 
 
 def split_rows_by_target_time(rows: list[Row], test_rows: int, valid_share: float) -> tuple[list, list, list]:
@@ -77,11 +76,10 @@ def split_rows_by_target_time(rows: list[Row], test_rows: int, valid_share: floa
     if test_rows < 0 or test_rows > len(rows):
         raise ValueError(f"test_rows must be in 0..{len(rows)}, got {test_rows}")
     order = sorted(range(len(rows)), key=lambda k: (rows[k].target_time, k))
-    rest, test = order[:len(order) - test_rows], order[len(order) - test_rows:]
+    rest, test = order[: len(order) - test_rows], order[len(order) - test_rows :]
     n_valid = int(round(valid_share * len(rest)))
-    train, valid = rest[:len(rest) - n_valid], rest[len(rest) - n_valid:]
+    train, valid = rest[: len(rest) - n_valid], rest[len(rest) - n_valid :]
     return [rows[k] for k in train], [rows[k] for k in valid], [rows[k] for k in test]
-
 
 
 def prepare_movielens(
@@ -103,18 +101,26 @@ def prepare_movielens(
     blocks = chronological_split(sessions, shares, key=split_key)
     item_map = build_item_map([[s.items for s in block] for block in blocks])
     examples, meta = {}, {}
-    for split, block in zip(SPLITS, blocks):
+    for split, block in zip(SPLITS, blocks, strict=True):
         seqs = [[item_map[i] for i in s.items[:-1]] for s in block]
         targets = [item_map[s.items[-1]] for s in block]
         examples[split] = (seqs, targets)
-        meta[split] = (["row", "user_id", "start_time", "end_time", "length"],
-                       [(k, s.user, s.start, s.end, len(s.items)) for k, s in enumerate(block)])
+        meta[split] = (
+            ["row", "user_id", "start_time", "end_time", "length"],
+            [(k, s.user, s.start, s.end, len(s.items)) for k, s in enumerate(block)],
+        )
     clicks = sum(len(s.items) for s in sessions)
     stats = {
         "dataset": "movielens",
         "source": str(Path(src).resolve()),
-        "protocol": {"gap_seconds": gap, "min_item_count": min_item_count, "min_session_length": 2,
-                     "split_shares": list(shares), "split_key": split_key, "augmentation": "none"},
+        "protocol": {
+            "gap_seconds": gap,
+            "min_item_count": min_item_count,
+            "min_session_length": 2,
+            "split_shares": list(shares),
+            "split_key": split_key,
+            "augmentation": "none",
+        },
         "raw_ratings": len(data.items),
         "raw_sessions": raw_sessions,
         "clicks": clicks,
@@ -152,7 +158,7 @@ def prepare_beauty(
     full_rows = sum(len(sess.items) - 1 for sess in sessions)
     if sample_users < 1:
         keep = np.random.default_rng(sample_seed).random(len(sessions)) < sample_users
-        sessions = [sess for sess, k in zip(sessions, keep) if k]
+        sessions = [sess for sess, k in zip(sessions, keep, strict=True) if k]
     rows = augmented_rows(sessions)
     if sample_users < 1:
         test_rows = int(round(test_rows * len(rows) / full_rows))
@@ -160,20 +166,26 @@ def prepare_beauty(
     # Ids in order of first appearance over the users' full sequences (independent of the split).
     item_map = build_item_map([[s.items for s in sessions]])
     examples, meta = {}, {}
-    for split, block in zip(SPLITS, blocks):
+    for split, block in zip(SPLITS, blocks, strict=True):
         examples[split] = ([[item_map[i] for i in r.inputs] for r in block], [item_map[r.target] for r in block])
-        meta[split] = (["row", "user_id", "target_position", "target_time"],
-                       [(k, r.user, r.position, r.target_time) for k, r in enumerate(block)])
+        meta[split] = (
+            ["row", "user_id", "target_position", "target_time"],
+            [(k, r.user, r.position, r.target_time) for k, r in enumerate(block)],
+        )
     clicks = sum(len(s.items) for s in sessions)
     stats = {
         "dataset": "beauty",
         "source": str(Path(src).resolve()),
-        "protocol": {"session": "one per user", "augmentation": "every prefix -> next item",
-                     "test": f"latest {test_rows} rows by target time (ties: file order)",
-                     "valid": f"latest {valid_share:.0%} of the remaining rows by target time",
-                     "sample": "all users" if sample_users >= 1 else
-                     f"seeded subsample: {sample_users:.0%} of users (numpy default_rng({sample_seed})), "
-                     "test rows scaled to the full protocol's share"},
+        "protocol": {
+            "session": "one per user",
+            "augmentation": "every prefix -> next item",
+            "test": f"latest {test_rows} rows by target time (ties: file order)",
+            "valid": f"latest {valid_share:.0%} of the remaining rows by target time",
+            "sample": "all users"
+            if sample_users >= 1
+            else f"seeded subsample: {sample_users:.0%} of users (numpy default_rng({sample_seed})), "
+            "test rows scaled to the full protocol's share",
+        },
         "clicks": clicks,
         "items": len(item_map),
         "users": len(sessions),
@@ -184,5 +196,3 @@ def prepare_beauty(
     }
     write_dataset(Path(out), examples, item_map, data.titles, meta, stats)
     return stats
-
-

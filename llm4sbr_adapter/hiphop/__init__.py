@@ -14,15 +14,41 @@ See ``docs/hiphop.md``.
 from .contrastive import NeighbourContrastiveLoss, bank_hard_negatives, in_batch_hard_negatives
 from .head import BackboneBatch, HiphopConfig, HiphopHead, HiphopOutput
 from .multi_intent import MultiIntentCapture, MultiIntentOutput, intent_diversity_loss, last_item_state
-from .neighbours import (BankRows, IntentGuidedNeighbourAggregator, NeighbourHits, NeighbourView,
-                         SessionNeighbourBank, last_items_mean)
+from .neighbours import (
+    BankRows,
+    IntentGuidedNeighbourAggregator,
+    NeighbourHits,
+    NeighbourView,
+    SessionNeighbourBank,
+    last_items_mean,
+)
 from .semantic_items import SemanticInitError, SemanticItemEmbedding, align_text_to_rows, fit_text_projection
 from .sparse_attention import entmax15, sparse_normalise, sparsemax, topk_softmax
 
 __all__ = [
-    "BackboneBatch", "BankRows", "HiphopConfig", "HiphopHead", "HiphopOutput", "IntentGuidedNeighbourAggregator",
-    "MultiIntentCapture", "MultiIntentOutput", "NeighbourContrastiveLoss", "NeighbourHits", "NeighbourView",
-    "SemanticInitError", "SemanticItemEmbedding", "SessionNeighbourBank", "align_text_to_rows",
-    "bank_hard_negatives", "entmax15", "fit_text_projection", "in_batch_hard_negatives", "intent_diversity_loss",
-    "last_item_state", "last_items_mean", "sparse_normalise", "sparsemax", "topk_softmax",
+    "BackboneBatch",
+    "BankRows",
+    "HiphopConfig",
+    "HiphopHead",
+    "HiphopOutput",
+    "IntentGuidedNeighbourAggregator",
+    "MultiIntentCapture",
+    "MultiIntentOutput",
+    "NeighbourContrastiveLoss",
+    "NeighbourHits",
+    "NeighbourView",
+    "SemanticInitError",
+    "SemanticItemEmbedding",
+    "SessionNeighbourBank",
+    "align_text_to_rows",
+    "bank_hard_negatives",
+    "entmax15",
+    "fit_text_projection",
+    "in_batch_hard_negatives",
+    "intent_diversity_loss",
+    "last_item_state",
+    "last_items_mean",
+    "sparse_normalise",
+    "sparsemax",
+    "topk_softmax",
 ]

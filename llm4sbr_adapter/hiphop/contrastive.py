@@ -44,9 +44,17 @@ def _compact(candidates: Tensor, usable: Tensor, count: int) -> Tensor | None:
     return torch.gather(candidates, 1, order.unsqueeze(-1).expand(-1, -1, candidates.shape[-1]))
 
 
-def bank_hard_negatives(bank: SessionNeighbourBank, level: str, queries: Tensor, *, top_m: int, count: int,
-                        exclude_ids: Tensor | None = None, exclude_groups: Tensor | None = None,
-                        targets: Tensor | None = None) -> Tensor | None:
+def bank_hard_negatives(
+    bank: SessionNeighbourBank,
+    level: str,
+    queries: Tensor,
+    *,
+    top_m: int,
+    count: int,
+    exclude_ids: Tensor | None = None,
+    exclude_groups: Tensor | None = None,
+    targets: Tensor | None = None,
+) -> Tensor | None:
     """Bank sessions ranked ``top_m .. top_m + count`` (more if same-target ones are dropped).
 
     Args:
@@ -62,8 +70,9 @@ def bank_hard_negatives(bank: SessionNeighbourBank, level: str, queries: Tensor,
         ``[B, h, d]`` detached bank vectors with ``h <= count``, or ``None``.
     """
     extra = count if targets is not None else 0
-    hits = bank.search(level, queries, count + extra, exclude_ids=exclude_ids, exclude_groups=exclude_groups,
-                       skip=top_m)
+    hits = bank.search(
+        level, queries, count + extra, exclude_ids=exclude_ids, exclude_groups=exclude_groups, skip=top_m
+    )
     usable = hits.valid
     if targets is not None and bank.targets is not None:
         usable = usable & (bank.targets_of(hits.rows) != targets.view(-1, 1).to(hits.rows.device))
@@ -71,7 +80,9 @@ def bank_hard_negatives(bank: SessionNeighbourBank, level: str, queries: Tensor,
     return _compact(vecs, usable, count)
 
 
-def in_batch_hard_negatives(reps: Tensor, targets: Tensor, count: int, *, candidates: Tensor | None = None) -> Tensor | None:
+def in_batch_hard_negatives(
+    reps: Tensor, targets: Tensor, count: int, *, candidates: Tensor | None = None
+) -> Tensor | None:
     """Most similar other rows of the batch whose target differs.
 
     Args:

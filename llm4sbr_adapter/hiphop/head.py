@@ -19,8 +19,8 @@ Each part is also usable on its own (see the modules they live in).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -85,8 +85,9 @@ class HiphopConfig:
         if self.hard_negatives not in ("none", "bank", "batch"):
             raise ValueError(f"hard_negatives must be 'none', 'bank' or 'batch', got {self.hard_negatives!r}")
         if self.hard_negatives != "none" and self.num_hard_negatives < 1:
-            raise ValueError(f"hard_negatives={self.hard_negatives!r} needs num_hard_negatives >= 1, "
-                             f"got {self.num_hard_negatives}")
+            raise ValueError(
+                f"hard_negatives={self.hard_negatives!r} needs num_hard_negatives >= 1, got {self.num_hard_negatives}"
+            )
         if self.use_contrastive and not self.use_neighbours:
             raise ValueError("use_contrastive needs use_neighbours (the positive is the neighbour view)")
         if self.top_m < 1:
@@ -135,24 +136,42 @@ class HiphopHead(nn.Module):
         super().__init__()
         self.config = config
         d = config.hidden_size
-        self.intent_capture = (MultiIntentCapture(d, config.num_intents, config.num_heads)
-                               if config.use_intents else None)
-        self.aggregator = (IntentGuidedNeighbourAggregator(d, normaliser=config.normaliser, topk=config.topk,
-                                                           scale_init=config.attention_scale)
-                           if config.use_neighbours else None)
+        self.intent_capture = (
+            MultiIntentCapture(d, config.num_intents, config.num_heads) if config.use_intents else None
+        )
+        self.aggregator = (
+            IntentGuidedNeighbourAggregator(
+                d, normaliser=config.normaliser, topk=config.topk, scale_init=config.attention_scale
+            )
+            if config.use_neighbours
+            else None
+        )
         self.contrastive = NeighbourContrastiveLoss(config.temperature) if config.use_contrastive else None
         parts = int(config.use_intents) + int(config.use_neighbours)
         self.fuse = nn.Linear(parts * d, d, bias=False) if parts else None
-        self.bank = bank if bank is not None else (
-            SessionNeighbourBank(d, index=config.bank_index, nprobe=config.bank_nprobe) if config.use_neighbours else None)
+        self.bank = (
+            bank
+            if bank is not None
+            else (
+                SessionNeighbourBank(d, index=config.bank_index, nprobe=config.bank_nprobe)
+                if config.use_neighbours
+                else None
+            )
+        )
 
     def bank_vectors(self, item_states: Tensor, mask: Tensor, session: Tensor) -> dict[str, Tensor]:
         """The vectors stored in / queried against the bank: ``{"global": session [B, d],
         "local": mean of the last ``local_last_n`` item states [B, d]}``."""
         return {"global": session, "local": last_items_mean(item_states, mask, self.config.local_last_n)}
 
-    def refresh_bank(self, batches: Iterable, run_backbone: Callable[[object], BackboneBatch], *,
-                     model: nn.Module | None = None, progress: bool = True) -> None:
+    def refresh_bank(
+        self,
+        batches: Iterable,
+        run_backbone: Callable[[object], BackboneBatch],
+        *,
+        model: nn.Module | None = None,
+        progress: bool = True,
+    ) -> None:
         """Rebuild the bank from TRAINING batches: ``run_backbone(batch) -> BackboneBatch``.
 
         Call before the first epoch and then once per epoch; ``model`` (the whole recommender) is
@@ -163,14 +182,26 @@ class HiphopHead(nn.Module):
 
         def encode(batch: object) -> BankRows:
             out = run_backbone(batch)
-            return BankRows(ids=out.ids, vectors=self.bank_vectors(out.item_states, out.mask, out.session),
-                            groups=out.groups, targets=out.targets)
+            return BankRows(
+                ids=out.ids,
+                vectors=self.bank_vectors(out.item_states, out.mask, out.session),
+                groups=out.groups,
+                targets=out.targets,
+            )
 
         self.bank.refresh(batches, encode, model=model if model is not None else self, progress=progress)
 
-    def forward(self, item_states: Tensor, mask: Tensor, session: Tensor, *, intent: Tensor | None = None,
-                session_ids: Tensor | None = None, groups: Tensor | None = None,
-                targets: Tensor | None = None) -> HiphopOutput:
+    def forward(
+        self,
+        item_states: Tensor,
+        mask: Tensor,
+        session: Tensor,
+        *,
+        intent: Tensor | None = None,
+        session_ids: Tensor | None = None,
+        groups: Tensor | None = None,
+        targets: Tensor | None = None,
+    ) -> HiphopOutput:
         """Compose the enabled parts.
 
         Args:
@@ -200,14 +231,17 @@ class HiphopHead(nn.Module):
         hit_ids = None
         if self.aggregator is not None:
             if self.bank is None or len(self.bank) == 0:
-                raise RuntimeError("neighbour bank is empty: call head.refresh_bank(train_batches, ...) before "
-                                   "training and once per epoch")
+                raise RuntimeError(
+                    "neighbour bank is empty: call head.refresh_bank(train_batches, ...) before "
+                    "training and once per epoch"
+                )
             q_intent = intent if intent is not None else (mi.target if mi is not None else session)
             queries = self.bank_vectors(item_states, mask, session)
             neigh, valid, hit_ids = {}, {}, {}
             for lv in self.aggregator.levels:
-                hits = self.bank.search(lv, queries[lv].detach(), cfg.top_m, exclude_ids=session_ids,
-                                        exclude_groups=groups)
+                hits = self.bank.search(
+                    lv, queries[lv].detach(), cfg.top_m, exclude_ids=session_ids, exclude_groups=groups
+                )
                 neigh[lv] = self.bank.gather(lv, hits.rows, device=session.device, dtype=session.dtype)
                 valid[lv] = hits.valid
                 hit_ids[lv] = hits.ids
@@ -216,9 +250,16 @@ class HiphopHead(nn.Module):
             if self.contrastive is not None and self.training:
                 hard = None
                 if cfg.hard_negatives == "bank":
-                    hard = bank_hard_negatives(self.bank, "global", queries["global"].detach(), top_m=cfg.top_m,
-                                               count=cfg.num_hard_negatives, exclude_ids=session_ids,
-                                               exclude_groups=groups, targets=targets)
+                    hard = bank_hard_negatives(
+                        self.bank,
+                        "global",
+                        queries["global"].detach(),
+                        top_m=cfg.top_m,
+                        count=cfg.num_hard_negatives,
+                        exclude_ids=session_ids,
+                        exclude_groups=groups,
+                        targets=targets,
+                    )
                 elif cfg.hard_negatives == "batch":
                     if targets is None:
                         raise ValueError("hard_negatives='batch' needs the batch's training targets")
@@ -227,5 +268,6 @@ class HiphopHead(nn.Module):
                 losses["contrastive"] = c
                 aux = aux + cfg.contrastive_weight * c
         final = session if self.fuse is None else session + self.fuse(torch.cat(parts, dim=-1))
-        return HiphopOutput(session=final, aux_loss=aux, losses=losses, intents=mi, neighbours=nv,
-                            neighbour_ids=hit_ids)
+        return HiphopOutput(
+            session=final, aux_loss=aux, losses=losses, intents=mi, neighbours=nv, neighbour_ids=hit_ids
+        )

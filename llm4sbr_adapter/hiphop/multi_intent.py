@@ -95,8 +95,14 @@ class MultiIntentCapture(nn.Module):
         ``query [B, d]`` (default: the last valid item's state) -> :class:`MultiIntentOutput`.
     """
 
-    def __init__(self, hidden_size: int, num_intents: int = 4, num_heads: int = 1, dropout: float = 0.0,
-                 residual_query: bool = False) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        num_intents: int = 4,
+        num_heads: int = 1,
+        dropout: float = 0.0,
+        residual_query: bool = False,
+    ) -> None:
         super().__init__()
         if num_intents < 1:
             raise ValueError(f"num_intents must be >= 1, got {num_intents}")
@@ -125,12 +131,18 @@ class MultiIntentCapture(nn.Module):
             raise ValueError("a session has no item (mask all False); MultiIntentCapture needs >= 1 item per row")
         b = item_states.shape[0]
         queries = self.intent_queries.unsqueeze(0).expand(b, -1, -1)
-        intents, attn = self.item_attention(queries, item_states, item_states, key_padding_mask=~mask,
-                                            need_weights=True, average_attn_weights=True)
+        intents, attn = self.item_attention(
+            queries, item_states, item_states, key_padding_mask=~mask, need_weights=True, average_attn_weights=True
+        )
         scores = torch.einsum("bd,bkd->bk", self.pool_query(query), self.pool_key(intents)) / self.hidden_size**0.5
         weights = torch.softmax(scores, dim=-1)
         target = torch.einsum("bk,bkd->bd", weights, intents)
         if self.residual_query:
             target = target + query
-        return MultiIntentOutput(intents=intents, target=target, intent_weights=weights, item_attention=attn,
-                                 diversity=intent_diversity_loss(intents))
+        return MultiIntentOutput(
+            intents=intents,
+            target=target,
+            intent_weights=weights,
+            item_attention=attn,
+            diversity=intent_diversity_loss(intents),
+        )

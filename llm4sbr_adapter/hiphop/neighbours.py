@@ -30,8 +30,8 @@ neighbour-enhanced view ``[batch, d]``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 import faiss
 import numpy as np
@@ -140,8 +140,16 @@ class SessionNeighbourBank:
         nlist, nprobe, ivf_min_rows: the IVF settings above.
     """
 
-    def __init__(self, hidden_size: int, levels: Sequence[str] = LEVELS, *, index: str = "flat",
-                 nlist: int | None = None, nprobe: int = 16, ivf_min_rows: int = 10_000) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        levels: Sequence[str] = LEVELS,
+        *,
+        index: str = "flat",
+        nlist: int | None = None,
+        nprobe: int = 16,
+        ivf_min_rows: int = 10_000,
+    ) -> None:
         if index not in ("flat", "ivf"):
             raise ValueError(f"index must be 'flat' or 'ivf', got {index!r}")
         if nprobe < 1 or (nlist is not None and nlist < 1):
@@ -174,8 +182,14 @@ class SessionNeighbourBank:
         return self._groups
 
     # ------------------------------------------------------------------ building
-    def build(self, ids: Tensor | np.ndarray | Sequence[int], vectors: Mapping[str, Tensor | np.ndarray], *,
-              groups: Tensor | np.ndarray | None = None, targets: Tensor | np.ndarray | None = None) -> None:
+    def build(
+        self,
+        ids: Tensor | np.ndarray | Sequence[int],
+        vectors: Mapping[str, Tensor | np.ndarray],
+        *,
+        groups: Tensor | np.ndarray | None = None,
+        targets: Tensor | np.ndarray | None = None,
+    ) -> None:
         """Replace the bank's content.
 
         Args:
@@ -192,8 +206,9 @@ class SessionNeighbourBank:
             raise ValueError("cannot build a neighbour bank from zero sessions")
         uniq, counts = np.unique(ids_np, return_counts=True)
         if uniq.shape[0] != n:
-            raise ValueError(f"session ids must be unique; e.g. id {int(uniq[counts > 1][0])} occurs "
-                             f"{int(counts.max())} times")
+            raise ValueError(
+                f"session ids must be unique; e.g. id {int(uniq[counts > 1][0])} occurs {int(counts.max())} times"
+            )
         missing = [lv for lv in self.levels if lv not in vectors]
         if missing:
             raise ValueError(f"vectors lack levels {missing}; got {sorted(vectors)}")
@@ -201,7 +216,9 @@ class SessionNeighbourBank:
         stored: dict[str, Tensor] = {}
         for lv in self.levels:
             v = vectors[lv]
-            v_t = v.detach().float().cpu() if isinstance(v, Tensor) else torch.as_tensor(np.asarray(v, dtype=np.float32))
+            v_t = (
+                v.detach().float().cpu() if isinstance(v, Tensor) else torch.as_tensor(np.asarray(v, dtype=np.float32))
+            )
             if v_t.shape != (n, self.hidden_size):
                 raise ValueError(f"level {lv!r}: vectors must be [{n}, {self.hidden_size}], got {tuple(v_t.shape)}")
             if not bool(torch.isfinite(v_t).all()):
@@ -213,8 +230,13 @@ class SessionNeighbourBank:
         self._max_group = int(np.unique(self._groups, return_counts=True)[1].max()) if self._groups is not None else 1
         self._index, self._vectors, self._ids = index, stored, ids_np.astype(np.int64)
         self.version += 1
-        logger.info("neighbour bank v%d: %d sessions, levels %s, largest group %d",
-                    self.version, n, self.levels, self._max_group)
+        logger.info(
+            "neighbour bank v%d: %d sessions, levels %s, largest group %d",
+            self.version,
+            n,
+            self.levels,
+            self._max_group,
+        )
 
     def _make_index(self, x: np.ndarray) -> faiss.Index:
         """A filled FAISS index over the normalised ``x [N, d]`` of one level."""
@@ -223,16 +245,23 @@ class SessionNeighbourBank:
         else:
             nlist = self.nlist or int(4 * np.sqrt(len(x)))
             nlist = max(1, min(nlist, len(x) // 39))  # FAISS wants >= 39 training points per centroid
-            idx = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.hidden_size), self.hidden_size, nlist,
-                                     faiss.METRIC_INNER_PRODUCT)
+            idx = faiss.IndexIVFFlat(
+                faiss.IndexFlatIP(self.hidden_size), self.hidden_size, nlist, faiss.METRIC_INNER_PRODUCT
+            )
             idx.cp.seed = 1234  # the k-means of a given bank is reproducible
             idx.train(x)
             idx.nprobe = min(self.nprobe, nlist)
         idx.add(x)
         return idx
 
-    def refresh(self, batches: Iterable, encode: Callable[[object], BankRows], *,
-                model: nn.Module | None = None, progress: bool = True) -> None:
+    def refresh(
+        self,
+        batches: Iterable,
+        encode: Callable[[object], BankRows],
+        *,
+        model: nn.Module | None = None,
+        progress: bool = True,
+    ) -> None:
         """Rebuild from the current model: ``encode(batch) -> BankRows`` for each training batch.
 
         Runs under ``torch.no_grad()``; if ``model`` is given it is put in eval mode for the pass
@@ -251,9 +280,13 @@ class SessionNeighbourBank:
                     for lv in self.levels:
                         vecs[lv].append(rows.vectors[lv].detach().float().cpu())
                     if rows.groups is not None:
-                        groups.append(np.asarray(rows.groups.cpu().numpy() if isinstance(rows.groups, Tensor) else rows.groups))
+                        groups.append(
+                            np.asarray(rows.groups.cpu().numpy() if isinstance(rows.groups, Tensor) else rows.groups)
+                        )
                     if rows.targets is not None:
-                        targets.append(np.asarray(rows.targets.cpu().numpy() if isinstance(rows.targets, Tensor) else rows.targets))
+                        targets.append(
+                            np.asarray(rows.targets.cpu().numpy() if isinstance(rows.targets, Tensor) else rows.targets)
+                        )
         finally:
             if model is not None and was_training:
                 model.train()
@@ -263,13 +296,24 @@ class SessionNeighbourBank:
             raise ValueError("encode() returned groups for some batches but not others")
         if targets and len(targets) != len(ids):
             raise ValueError("encode() returned targets for some batches but not others")
-        self.build(np.concatenate(ids), {lv: torch.cat(vecs[lv]) for lv in self.levels},
-                   groups=np.concatenate(groups) if groups else None,
-                   targets=np.concatenate(targets) if targets else None)
+        self.build(
+            np.concatenate(ids),
+            {lv: torch.cat(vecs[lv]) for lv in self.levels},
+            groups=np.concatenate(groups) if groups else None,
+            targets=np.concatenate(targets) if targets else None,
+        )
 
     # ------------------------------------------------------------------ querying
-    def search(self, level: str, queries: Tensor, top_m: int, *, exclude_ids: Tensor | None = None,
-               exclude_groups: Tensor | None = None, skip: int = 0) -> NeighbourHits:
+    def search(
+        self,
+        level: str,
+        queries: Tensor,
+        top_m: int,
+        *,
+        exclude_ids: Tensor | None = None,
+        exclude_groups: Tensor | None = None,
+        skip: int = 0,
+    ) -> NeighbourHits:
         """Top-``top_m`` bank sessions by cosine to ``queries`` ``[batch, d]``.
 
         Args:
@@ -321,13 +365,16 @@ class SessionNeighbourBank:
         ids = np.where(keep, self._ids[np.where(keep, rows, 0)], -1)
         scores = np.where(keep, scores, -np.inf).astype(np.float32)
         dev = queries.device
-        return NeighbourHits(rows=torch.from_numpy(rows.astype(np.int64)).to(dev),
-                             ids=torch.from_numpy(ids.astype(np.int64)).to(dev),
-                             scores=torch.from_numpy(scores).to(dev),
-                             valid=torch.from_numpy(keep).to(dev))
+        return NeighbourHits(
+            rows=torch.from_numpy(rows.astype(np.int64)).to(dev),
+            ids=torch.from_numpy(ids.astype(np.int64)).to(dev),
+            scores=torch.from_numpy(scores).to(dev),
+            valid=torch.from_numpy(keep).to(dev),
+        )
 
-    def gather(self, level: str, rows: Tensor, *, device: torch.device | None = None,
-               dtype: torch.dtype | None = None) -> Tensor:
+    def gather(
+        self, level: str, rows: Tensor, *, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Tensor:
         """Stored (un-normalised) vectors of bank ``rows`` ``[batch, M]`` -> ``[batch, M, d]``; zeros at ``-1``."""
         store = self._vectors[level]
         r = rows.detach().cpu()
@@ -380,8 +427,14 @@ class IntentGuidedNeighbourAggregator(nn.Module):
             a larger value starts sparser.
     """
 
-    def __init__(self, hidden_size: int, levels: Sequence[str] = LEVELS, normaliser: str = "entmax15",
-                 topk: int | None = None, scale_init: float = 1.0) -> None:
+    def __init__(
+        self,
+        hidden_size: int,
+        levels: Sequence[str] = LEVELS,
+        normaliser: str = "entmax15",
+        topk: int | None = None,
+        scale_init: float = 1.0,
+    ) -> None:
         super().__init__()
         if normaliser not in SPARSE_NORMALISERS:
             raise ValueError(f"normaliser must be one of {SPARSE_NORMALISERS}, got {normaliser!r}")
@@ -401,8 +454,9 @@ class IntentGuidedNeighbourAggregator(nn.Module):
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, levels={self.levels}, normaliser={self.normaliser!r}"
 
-    def forward(self, intent: Tensor, neighbours: Mapping[str, Tensor],
-                valid: Mapping[str, Tensor] | None = None) -> NeighbourView:
+    def forward(
+        self, intent: Tensor, neighbours: Mapping[str, Tensor], valid: Mapping[str, Tensor] | None = None
+    ) -> NeighbourView:
         """``intent [B, d]``, ``neighbours {level: [B, M, d]}``, ``valid {level: [B, M]}`` bool -> :class:`NeighbourView`."""
         if intent.dim() != 2 or intent.shape[1] != self.hidden_size:
             raise ValueError(f"intent must be [batch, {self.hidden_size}], got {tuple(intent.shape)}")
@@ -421,5 +475,5 @@ class IntentGuidedNeighbourAggregator(nn.Module):
             weights[lv] = a
             views[lv] = torch.einsum("bm,bmd->bd", a, n)
         gate = torch.softmax(self.gate(torch.cat([intent] + [views[lv] for lv in self.levels], dim=-1)), dim=-1)
-        view = sum(gate[:, i:i + 1] * views[lv] for i, lv in enumerate(self.levels))
+        view = sum(gate[:, i : i + 1] * views[lv] for i, lv in enumerate(self.levels))
         return NeighbourView(view=view, level_views=views, weights=weights, gate=gate)

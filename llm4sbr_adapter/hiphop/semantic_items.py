@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -110,7 +110,9 @@ def fit_text_projection(text: Tensor, dim: int, method: str = "pca", *, seed: in
     text = text.double()
     text_dim = text.shape[1]
     if method == "random":
-        return torch.zeros(text_dim), (torch.randn(text_dim, dim, generator=gen, dtype=torch.float64) / dim**0.5).float()
+        return torch.zeros(text_dim), (
+            torch.randn(text_dim, dim, generator=gen, dtype=torch.float64) / dim**0.5
+        ).float()
     if method != "pca":
         raise ValueError(f"unknown projection method {method!r}; use 'pca' or 'random'")
     mean = text.mean(dim=0)
@@ -198,7 +200,9 @@ class SemanticItemEmbedding(nn.Module):
             if projection == "linear":
                 self.projection: nn.Module = nn.Linear(text_dim, hidden_size)
             elif projection == "mlp":
-                self.projection = nn.Sequential(nn.Linear(text_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+                self.projection = nn.Sequential(
+                    nn.Linear(text_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size)
+                )
             else:
                 raise ValueError(f"projection must be 'linear' or 'mlp', got {projection!r}")
             self.missing_vector = nn.Parameter(torch.zeros(hidden_size)) if missing == "learned" else None
@@ -210,8 +214,14 @@ class SemanticItemEmbedding(nn.Module):
             mean, matrix = fit_text_projection(text_t[has_text_t], hidden_size, init_method, seed=seed)
             self.register_buffer("proj_mean", mean)
             self.register_buffer("proj_matrix", matrix)
-        logger.info("SemanticItemEmbedding(mode=%s): %d rows, %d with text, text_dim=%d -> d=%d",
-                    mode, num_rows, int(has_text_t.sum()), text_dim, hidden_size)
+        logger.info(
+            "SemanticItemEmbedding(mode=%s): %d rows, %d with text, text_dim=%d -> d=%d",
+            mode,
+            num_rows,
+            int(has_text_t.sum()),
+            text_dim,
+            hidden_size,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _check_embedding(self, emb: nn.Embedding) -> None:
@@ -220,7 +230,8 @@ class SemanticItemEmbedding(nn.Module):
         if emb.num_embeddings != self.num_rows or emb.embedding_dim != self.hidden_size:
             raise ValueError(
                 f"embedding is [{emb.num_embeddings}, {emb.embedding_dim}] but the text matrix needs "
-                f"[{self.num_rows}, {self.hidden_size}] (rows must be in the backbone's item order)")
+                f"[{self.num_rows}, {self.hidden_size}] (rows must be in the backbone's item order)"
+            )
 
     def _text_part(self, rows: Tensor) -> Tensor:
         """``"add"`` mode: projected text (or missing vector) for item rows ``[...]`` -> ``[..., d]``."""
@@ -281,11 +292,13 @@ class SemanticItemEmbedding(nn.Module):
             self._hook.remove()
             self._hook = None
         if hook:
+
             def _verify_once(module: nn.Module, args: tuple) -> None:
                 self.verify()
                 if self._hook is not None:
                     self._hook.remove()
                     self._hook = None
+
             self._hook = embedding.register_forward_pre_hook(_verify_once)
 
     def verify(self, min_similarity: float | None = None) -> float:
@@ -315,10 +328,12 @@ class SemanticItemEmbedding(nn.Module):
                 raise SemanticInitError(
                     "the semantic item vectors injected by SemanticItemEmbedding.attach() were overwritten "
                     f"(mean cosine to the injected rows is now {sim:.3f}); the backbone probably re-initialised "
-                    "its parameters after attach(): call attach() after the backbone's reset_parameters()/init")
+                    "its parameters after attach(): call attach() after the backbone's reset_parameters()/init"
+                )
         elif sim < min_similarity:
             raise SemanticInitError(
-                f"semantic item vectors drifted or were re-initialised: mean cosine {sim:.3f} < {min_similarity}")
+                f"semantic item vectors drifted or were re-initialised: mean cosine {sim:.3f} < {min_similarity}"
+            )
         return sim
 
     # ------------------------------------------------------------------ nn.Embedding-like interface
@@ -347,8 +362,9 @@ class SemanticItemEmbedding(nn.Module):
                 raise RuntimeError("mode='init' module has no embedding until attach() is called")
             return self._target(item_rows)
         if item_rows.numel() and (int(item_rows.min()) < 0 or int(item_rows.max()) >= self.num_rows):
-            raise IndexError(f"item row outside [0, {self.num_rows}): min {int(item_rows.min())}, "
-                             f"max {int(item_rows.max())}")
+            raise IndexError(
+                f"item row outside [0, {self.num_rows}): min {int(item_rows.min())}, max {int(item_rows.max())}"
+            )
         return self._zero_padding(item_rows, self.id_embedding(item_rows) + self._text_part(item_rows))
 
     def _zero_padding(self, rows: Tensor, out: Tensor) -> Tensor:

@@ -131,8 +131,9 @@ def topk_softmax(scores: Tensor, k: int, dim: int = -1, mask: Tensor | None = No
     return _finish(p, m, empty, dim)
 
 
-def sparse_normalise(scores: Tensor, kind: str, *, dim: int = -1, mask: Tensor | None = None,
-                     k: int | None = None) -> Tensor:
+def sparse_normalise(
+    scores: Tensor, kind: str, *, dim: int = -1, mask: Tensor | None = None, k: int | None = None
+) -> Tensor:
     """Dispatch on ``kind`` in :data:`SPARSE_NORMALISERS` (``"softmax"`` is the dense baseline).
 
     ``k`` is required for ``"topk"``.

@@ -5,7 +5,15 @@ readers, prompt rendering and answer cleaning are importable on their own. The L
 :mod:`llm4sbr_adapter.offline.llm`, the text encoder and localizer in ``build.encode`` / ``build.localize``.
 """
 
-from .pipeline import BuildConfig, BuildReport, DEFAULT_TOP_F, build_intent_store, default_cache_path, parse_shard, run_build
+from .pipeline import (
+    DEFAULT_TOP_F,
+    BuildConfig,
+    BuildReport,
+    build_intent_store,
+    default_cache_path,
+    parse_shard,
+    run_build,
+)
 from .prompts import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_PERSPECTIVES,

@@ -17,8 +17,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,7 +100,9 @@ class TextEncoder:
         is_default = model_path is None
         path = default_encoder_path() if is_default else Path(model_path)
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"text encoder folder {path} has no config.json (expected a Hugging Face model folder)")
+            raise FileNotFoundError(
+                f"text encoder folder {path} has no config.json (expected a Hugging Face model folder)"
+            )
         self.model_path = path
         self.device = torch.device(device)
         self.max_length = int(max_length)
@@ -117,7 +120,11 @@ class TextEncoder:
                     "the default text encoder folder %s does not hold the shipped all-MiniLM-L6-v2 files "
                     "(sha256 %s is not a known release); naming it %s, so stores built with the real model "
                     "will not accept it. Reinstall it (`%s --force-reinstall`) if that is unintended",
-                    path, self._content_sha256, hashed_name, _INSTALL_HINT)
+                    path,
+                    self._content_sha256,
+                    hashed_name,
+                    _INSTALL_HINT,
+                )
                 self._name = hashed_name
         else:
             self._name = hashed_name
@@ -145,7 +152,9 @@ class TextEncoder:
         return self._dim
 
     def __repr__(self) -> str:
-        return f"TextEncoder({self._name!r}, dim={self._dim}, device={str(self.device)!r}, max_length={self.max_length})"
+        return (
+            f"TextEncoder({self._name!r}, dim={self._dim}, device={str(self.device)!r}, max_length={self.max_length})"
+        )
 
     @torch.inference_mode()
     def encode(
@@ -179,7 +188,7 @@ class TextEncoder:
 
             starts = tqdm(starts, desc="encode", unit="batch")
         for start in starts:
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             batch = self.tokenizer(
                 [texts[i] for i in idx],
                 padding=True,
@@ -213,10 +222,14 @@ def _json_id(value: Any) -> int | str:
 def catalogue_key(encoder: Any, item_ids: Sequence[int] | Sequence[str], titles: Sequence[str]) -> str:
     """sha256 hex of the encoder identity (name, settings, weights hash) and the ordered (id, title) pairs."""
     digest = hashlib.sha256()
-    head = {"encoder": encoder.name, "max_length": getattr(encoder, "max_length", None), "dim": encoder.dim,
-            "content_sha256": getattr(encoder, "content_sha256", None)}
+    head = {
+        "encoder": encoder.name,
+        "max_length": getattr(encoder, "max_length", None),
+        "dim": encoder.dim,
+        "content_sha256": getattr(encoder, "content_sha256", None),
+    }
     digest.update(json.dumps(head, sort_keys=True).encode("utf-8"))
-    for item, title in zip(item_ids, titles):
+    for item, title in zip(item_ids, titles, strict=True):
         digest.update(b"\n")
         digest.update(json.dumps([_json_id(item), title], ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()
@@ -239,7 +252,13 @@ def _load_cached(path: Path, expected_shape: tuple[int, int]) -> np.ndarray | No
         logger.warning("ignoring unreadable catalogue cache %s (%s); encoding again", path, err)
         return None
     if arr.shape != expected_shape or arr.dtype != np.float32:
-        logger.warning("ignoring catalogue cache %s: shape %s / %s, expected %s float32", path, arr.shape, arr.dtype, expected_shape)
+        logger.warning(
+            "ignoring catalogue cache %s: shape %s / %s, expected %s float32",
+            path,
+            arr.shape,
+            arr.dtype,
+            expected_shape,
+        )
         return None
     return np.ascontiguousarray(arr)
 
@@ -263,7 +282,9 @@ def catalogue_embeddings(
         raise ValueError(f"catalogue_embeddings: {len(item_ids)} item ids but {len(titles)} titles")
     for i, title in enumerate(titles):
         if not isinstance(title, str):
-            raise TypeError(f"catalogue_embeddings: title of item {item_ids[i]!r} (row {i}) is {type(title).__name__}, expected str")
+            raise TypeError(
+                f"catalogue_embeddings: title of item {item_ids[i]!r} (row {i}) is {type(title).__name__}, expected str"
+            )
     shape = (len(titles), int(encoder.dim))
     path = None
     if cache_dir is not None:
@@ -274,7 +295,9 @@ def catalogue_embeddings(
             if cached is not None:
                 logger.info("catalogue embeddings %s loaded from cache %s", shape, path)
                 return cached
-    emb = encoder.encode(titles, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(titles) > 10 * batch_size)
+    emb = encoder.encode(
+        titles, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(titles) > 10 * batch_size
+    )
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     if emb.shape != shape:
         raise ValueError(f"encoder returned shape {emb.shape}, expected {shape}")

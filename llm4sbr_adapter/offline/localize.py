@@ -155,7 +155,7 @@ class ItemLocalizer:
             safe = np.where(valid, idx, 0)
             block = np.zeros((stop - start, self.dim), dtype=np.float32)
             for j in range(top_f):  # one [b, D] gather per rank keeps memory at O(b * D)
-                block += w[:, j:j + 1] * self._items[safe[:, j]]
+                block += w[:, j : j + 1] * self._items[safe[:, j]]
             if not has_any.all():
                 empty_rows += int((~has_any).sum())
                 block[~has_any] = q[start:stop][~has_any]
@@ -163,5 +163,10 @@ class ItemLocalizer:
             top_idx[start:stop] = idx
             weights[start:stop] = w
         if empty_rows:
-            logger.warning("%d of %d queries found no item in the %s index; kept their own embedding", empty_rows, n, self.index_kind)
+            logger.warning(
+                "%d of %d queries found no item in the %s index; kept their own embedding",
+                empty_rows,
+                n,
+                self.index_kind,
+            )
         return vectors, top_idx, weights

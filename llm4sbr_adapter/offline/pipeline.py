@@ -31,9 +31,10 @@ import importlib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ class _Timer:
     def __init__(self, seconds: dict[str, float], name: str) -> None:
         self.seconds, self.name = seconds, name
 
-    def __enter__(self) -> "_Timer":
+    def __enter__(self) -> _Timer:
         self.start = time.perf_counter()
         logger.info("stage %s ...", self.name)
         return self
@@ -193,8 +194,9 @@ def _check_request_timeout(llm: Any, request_timeout: float | None) -> None:
         logger.warning("request_timeout=%s is ignored: it applies to openai: backends only", request_timeout)
 
 
-def _resolve_llm(llm: Any, device: str, batch_size: int = 8, threads: int = 0,
-                 request_timeout: float | None = None) -> tuple[Any, bool]:
+def _resolve_llm(
+    llm: Any, device: str, batch_size: int = 8, threads: int = 0, request_timeout: float | None = None
+) -> tuple[Any, bool]:
     """Return (backend, created_here); ``request_timeout`` (seconds) applies to ``openai:`` specs only."""
     from .llm.base import LLMBackend
 
@@ -308,11 +310,27 @@ def build_intent_store(
         A :class:`BuildReport`; ``report.output`` is the store path (``None`` for a dry run).
     """
     config = BuildConfig(
-        llm=llm, encoder=encoder, perspectives=perspectives, top_f=top_f, softmax_temperature=softmax_temperature,
-        max_items=max_items, generation=generation, batch_size=batch_size, cache_path=cache_path, shard=shard,
-        dtype=dtype, dry_run=dry_run, index=index, device=device, threads=threads, item_cache_dir=item_cache_dir,
-        on_missing_title=on_missing_title, on_empty_answer=on_empty_answer, export_prompts=export_prompts,
-        progress=progress, request_timeout=request_timeout,
+        llm=llm,
+        encoder=encoder,
+        perspectives=perspectives,
+        top_f=top_f,
+        softmax_temperature=softmax_temperature,
+        max_items=max_items,
+        generation=generation,
+        batch_size=batch_size,
+        cache_path=cache_path,
+        shard=shard,
+        dtype=dtype,
+        dry_run=dry_run,
+        index=index,
+        device=device,
+        threads=threads,
+        item_cache_dir=item_cache_dir,
+        on_missing_title=on_missing_title,
+        on_empty_answer=on_empty_answer,
+        export_prompts=export_prompts,
+        progress=progress,
+        request_timeout=request_timeout,
     )
     return run_build(sessions, catalogue, output, config)
 
@@ -350,8 +368,9 @@ def run_build(
         torch.set_num_threads(int(cfg.threads))
     shard = parse_shard(cfg.shard)
     persp = _resolve_perspectives(cfg.perspectives)
-    report = BuildReport(perspectives=[p.name for p in persp], dry_run=cfg.dry_run,
-                         shard=f"{shard[0]}/{shard[1]}" if shard else "")
+    report = BuildReport(
+        perspectives=[p.name for p in persp], dry_run=cfg.dry_run, shard=f"{shard[0]}/{shard[1]}" if shard else ""
+    )
     seconds = report.seconds
 
     # 1. read ---------------------------------------------------------------------------
@@ -362,12 +381,16 @@ def run_build(
         if shard:
             total, sess = len(sess), sess.shard(*shard)
             if not len(sess):
-                raise InputFormatError(f"{sess.source}: shard {shard[0]}/{shard[1]} has no sessions "
-                                       f"({total} sessions in all): use fewer shards")
+                raise InputFormatError(
+                    f"{sess.source}: shard {shard[0]}/{shard[1]} has no sessions "
+                    f"({total} sessions in all): use fewer shards"
+                )
         report.sessions = len(sess)
         if cfg.top_f > len(cat):
-            raise ValueError(f"{option_hint('top_f', '--top-f', cfg.top_f)} is larger than the catalogue "
-                             f"{cat.source} ({len(cat)} items)")
+            raise ValueError(
+                f"{option_hint('top_f', '--top-f', cfg.top_f)} is larger than the catalogue "
+                f"{cat.source} ({len(cat)} items)"
+            )
         logger.info("%d sessions from %s, %d catalogue items from %s", len(sess), sess.source, len(cat), cat.source)
 
     # 2. render -------------------------------------------------------------------------
@@ -378,8 +401,13 @@ def run_build(
         ids = sess.ids.tolist()
         for i in tqdm(range(n), desc="render prompts", unit="session", disable=not cfg.progress or n < 1000):
             seq = sess.sequences[i]
-            lines = item_lines(seq, cat, on_missing_title=cfg.on_missing_title, session_id=ids[i],
-                               source=f"{sess.source}: {sess.line_label} {sess.lines[i]}" if sess.lines else sess.source)
+            lines = item_lines(
+                seq,
+                cat,
+                on_missing_title=cfg.on_missing_title,
+                session_id=ids[i],
+                source=f"{sess.source}: {sess.line_label} {sess.lines[i]}" if sess.lines else sess.source,
+            )
             if not lines:
                 raise ValueError(
                     f"{sess.source}: session {ids[i]!r}: none of its items has a title in {cat.source} "
@@ -391,15 +419,17 @@ def run_build(
                 aligned = [r for r in aligned if r is not None]
             for p in persp:
                 prompts[p.name].append(render_prompt(p, lines, cfg.max_items))
-                view = aligned[-cfg.max_items:]
-                view = view[-p.last_n:] if p.last_n else view
+                view = aligned[-cfg.max_items :]
+                view = view[-p.last_n :] if p.last_n else view
                 view_rows[p.name].append([r for r in view if r is not None])
         flat = [prompts[p.name][i] for p in persp for i in range(n)]
         report.prompts_total = len(flat)
         report.unique_prompts = len(set(flat))
         for p in persp:
             for i in range(min(2, n)):
-                report.sample_prompts.append({"session_id": ids[i], "perspective": p.name, "prompt": prompts[p.name][i]})
+                report.sample_prompts.append(
+                    {"session_id": ids[i], "perspective": p.name, "prompt": prompts[p.name][i]}
+                )
         if cfg.export_prompts:
             report.exported_prompts = _export_prompts(Path(cfg.export_prompts), ids, persp, prompts)
     logger.info("%d prompts (%d distinct)", report.prompts_total, report.unique_prompts)
@@ -421,8 +451,9 @@ def run_build(
                 # batch_size is the commit unit; a server backend with more connections than that gets
                 # several batches in flight at once (answer_prompts), so it is not starved either.
                 labels = [f"session {sid!r}, perspective {p.name!r}" for p in persp for sid in ids]
-                result = answer_prompts(backend, flat, generation, cache, batch_size=cfg.batch_size,
-                                        progress=cfg.progress, labels=labels)
+                result = answer_prompts(
+                    backend, flat, generation, cache, batch_size=cfg.batch_size, progress=cfg.progress, labels=labels
+                )
             finally:
                 close = getattr(cache, "close", None)
                 if close:
@@ -431,7 +462,7 @@ def run_build(
     finally:
         if owned:
             backend.close()
-    raw = {p.name: result.answers[j * n:(j + 1) * n] for j, p in enumerate(persp)}
+    raw = {p.name: result.answers[j * n : (j + 1) * n] for j, p in enumerate(persp)}
 
     # 5. clean --------------------------------------------------------------------------
     with _Timer(seconds, "clean"):
@@ -458,9 +489,16 @@ def run_build(
                 if text:
                     texts.setdefault(text, len(texts))
         text_list = list(texts)
-        text_emb = enc.encode(text_list, batch_size=64, normalize_embeddings=True,
-                              show_progress_bar=cfg.progress and len(text_list) > 640) \
-            if text_list else np.zeros((0, enc.dim), np.float32)
+        text_emb = (
+            enc.encode(
+                text_list,
+                batch_size=64,
+                normalize_embeddings=True,
+                show_progress_bar=cfg.progress and len(text_list) > 640,
+            )
+            if text_list
+            else np.zeros((0, enc.dim), np.float32)
+        )
 
     # 7. catalogue embeddings -----------------------------------------------------------
     from .encode import catalogue_embeddings
@@ -530,11 +568,16 @@ def run_build(
         )
         keep_top = cfg.top_f > 0
         report.output = write_store(
-            output, sess.ids, intents, meta, dtype=cfg.dtype,
+            output,
+            sess.ids,
+            intents,
+            meta,
+            dtype=cfg.dtype,
             top_items=top_items if keep_top else None,
             top_weights=top_weights if keep_top else None,
             item_ids=cat.item_ids if keep_top else None,
-            answers=cleaned, raw_answers=raw,
+            answers=cleaned,
+            raw_answers=raw,
         )
     logger.info("build finished: %s (%.1f s)", report.output, sum(seconds.values()))
     return report
@@ -554,9 +597,11 @@ def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts
     the format :class:`~llm4sbr_adapter.offline.llm.replay.ReplayBackend` answers files refer to."""
     from .llm.replay import export_prompts
 
-    records = ({"session_id": sid, "perspective": p.name, "prompt": prompt}
-               for p in persp for sid, prompt in zip(ids, prompts[p.name]))
+    records = (
+        {"session_id": sid, "perspective": p.name, "prompt": prompt}
+        for p in persp
+        for sid, prompt in zip(ids, prompts[p.name], strict=True)
+    )
     out = export_prompts(path, records)
     logger.info("wrote %d prompts to %s", sum(len(v) for v in prompts.values()), out)
     return out
-

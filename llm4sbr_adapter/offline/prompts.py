@@ -24,9 +24,10 @@ import json
 import os
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import option_hint
 from .sessions import Catalogue, InputFormatError, ItemId, item_key
@@ -89,13 +90,17 @@ def _template_fields(template: str, where: str) -> set[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as err:
-        raise PromptError(f"{where}: template is not a valid format string ({err}); write literal braces as {{{{ }}}}") from None
+        raise PromptError(
+            f"{where}: template is not a valid format string ({err}); write literal braces as {{{{ }}}}"
+        ) from None
     fields = set()
     for _, name, spec, conv in parsed:
         if name is None:
             continue
         if name == "" or name.isdigit():
-            raise PromptError(f"{where}: template has a positional placeholder '{{{name}}}'; use {{items}} and {{qualifier}}")
+            raise PromptError(
+                f"{where}: template has a positional placeholder '{{{name}}}'; use {{items}} and {{qualifier}}"
+            )
         if spec or conv:
             raise PromptError(f"{where}: placeholder {{{name}}} must not have a format spec or conversion")
         fields.add(name)
@@ -156,7 +161,9 @@ def load_perspectives(path: str | os.PathLike) -> list[Perspective]:
         if "name" not in entry or "qualifier" not in entry:
             raise PromptError(f"{where}: 'name' and 'qualifier' are required")
         try:
-            p = Perspective(entry["name"], entry["qualifier"], entry.get("template", DEFAULT_TEMPLATE), entry.get("last_n"))
+            p = Perspective(
+                entry["name"], entry["qualifier"], entry.get("template", DEFAULT_TEMPLATE), entry.get("last_n")
+            )
         except PromptError as err:
             raise PromptError(f"{where}: {err}") from None
         out.append(p)
@@ -169,8 +176,11 @@ def load_perspectives(path: str | os.PathLike) -> list[Perspective]:
 
 def prompt_sha256(perspectives: Sequence[Perspective], max_items: int = DEFAULT_MAX_ITEMS) -> str:
     """sha256 of everything that shapes the prompts: each perspective (name, qualifier, template, last_n) and max_items."""
-    blob = json.dumps({"perspectives": [asdict(p) for p in perspectives], "max_items": int(max_items)},
-                      sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        {"perspectives": [asdict(p) for p in perspectives], "max_items": int(max_items)},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -225,7 +235,7 @@ def render_prompt(perspective: Perspective, lines: Sequence[str], max_items: int
         raise ValueError(f"max_items must be >= 1, got {max_items}")
     kept = list(lines)[-max_items:]
     if perspective.last_n is not None:
-        kept = kept[-perspective.last_n:]
+        kept = kept[-perspective.last_n :]
     listing = "\n".join(f"{i}. {line}" for i, line in enumerate(kept, 1))
     return perspective.template.format(items=listing, qualifier=perspective.qualifier)
 

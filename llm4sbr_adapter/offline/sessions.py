@@ -36,9 +36,10 @@ import os
 import pickle
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -146,14 +147,16 @@ def read_text(path: str | os.PathLike, encoding: str, hint: str) -> str:
         raise InputFormatError(_decode_error_message(path, data, err, encoding, hint)) from None
 
 
-def _decode_error_message(path: str | os.PathLike, data: bytes, err: UnicodeDecodeError, encoding: str,
-                          hint: str) -> str:
+def _decode_error_message(
+    path: str | os.PathLike, data: bytes, err: UnicodeDecodeError, encoding: str, hint: str
+) -> str:
     """``<file>: line N: not UTF-8 (byte 0x.. at column C); <hint>`` (1-based line and byte column)."""
     line_start = data.rfind(b"\n", 0, err.start) + 1
     line = data.count(b"\n", 0, err.start) + 1
     name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
-    return (f"{path}: line {line}: not {name} (byte 0x{data[err.start]:02x} at column {err.start - line_start + 1}); "
-            f"{hint}")
+    return (
+        f"{path}: line {line}: not {name} (byte 0x{data[err.start]:02x} at column {err.start - line_start + 1}); {hint}"
+    )
 
 
 # --------------------------------------------------------------------------- sessions
@@ -188,23 +191,34 @@ class SessionSet:
         if not self.lines:
             self.lines = list(range(1, len(self.sequences) + 1))
         if not self.sha256:
-            dump = json.dumps([[item_key(i) for i in self.ids.tolist()],
-                               [[item_key(x) for x in s] for s in self.sequences]], separators=(",", ":"))
+            dump = json.dumps(
+                [[item_key(i) for i in self.ids.tolist()], [[item_key(x) for x in s] for s in self.sequences]],
+                separators=(",", ":"),
+            )
             self.sha256 = hashlib.sha256(dump.encode("utf-8")).hexdigest()
 
     @classmethod
-    def from_lists(cls, sequences: Sequence[Sequence[ItemId]], ids: Sequence[ItemId] | None = None,
-                   targets: Sequence[ItemId] | None = None, source: str = "<memory>") -> "SessionSet":
+    def from_lists(
+        cls,
+        sequences: Sequence[Sequence[ItemId]],
+        ids: Sequence[ItemId] | None = None,
+        targets: Sequence[ItemId] | None = None,
+        source: str = "<memory>",
+    ) -> SessionSet:
         """Build a set in memory (ids default to row indices)."""
         ids = list(range(len(sequences))) if ids is None else list(ids)
         _check_unique(ids, None, source)
-        return cls(ids=np.asarray(ids), sequences=[list(s) for s in sequences],
-                   targets=None if targets is None else list(targets), source=source)
+        return cls(
+            ids=np.asarray(ids),
+            sequences=[list(s) for s in sequences],
+            targets=None if targets is None else list(targets),
+            source=source,
+        )
 
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def subset(self, rows: Sequence[int] | np.ndarray) -> "SessionSet":
+    def subset(self, rows: Sequence[int] | np.ndarray) -> SessionSet:
         """The sessions at ``rows`` (keeps ``source`` and ``sha256``: ids still refer to the same file)."""
         rows = [int(r) for r in rows]
         return SessionSet(
@@ -217,7 +231,7 @@ class SessionSet:
             line_label=self.line_label,
         )
 
-    def shard(self, k: int, n: int) -> "SessionSet":
+    def shard(self, k: int, n: int) -> SessionSet:
         """Shard ``k`` of ``n``: the contiguous block of rows ``[k*N//n, (k+1)*N//n)``.
 
         Contiguous blocks keep row order, so merging shards ``0..n-1`` in order gives the rows of a
@@ -286,7 +300,7 @@ def read_sessions(
 
     keep_ids, keep_seqs, keep_targets, keep_lines = [], [], [], []
     skipped = 0
-    for sid, seq, tgt, line in zip(ids, seqs, targets, lines):
+    for sid, seq, tgt, line in zip(ids, seqs, targets, lines, strict=True):
         if not seq:
             if on_empty == "error":
                 where = f"row {line}" if kind == "pickle" else f"line {line}"
@@ -321,8 +335,12 @@ def _read_pickle_sessions(path: Path) -> tuple[list, list, list, list]:
             data = pickle.load(handle)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a format error
         raise InputFormatError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
-    if isinstance(data, (tuple, list)) and len(data) >= 2 and isinstance(data[0], (list, tuple)) \
-            and (len(data[0]) == 0 or isinstance(data[0][0], (list, tuple, np.ndarray))):
+    if (
+        isinstance(data, (tuple, list))
+        and len(data) >= 2
+        and isinstance(data[0], (list, tuple))
+        and (len(data[0]) == 0 or isinstance(data[0][0], (list, tuple, np.ndarray)))
+    ):
         seqs_raw, targets_raw = data[0], data[1]
     else:
         raise InputFormatError(
@@ -337,9 +355,11 @@ def _read_pickle_sessions(path: Path) -> tuple[list, list, list, list]:
             seqs.append([int(x) if isinstance(x, (int, np.integer)) else _parse_id(str(x)) for x in seq])
         except TypeError:
             raise InputFormatError(f"{path}: row {row}: session {row} is not a sequence of item ids") from None
-    targets = [None] * len(seqs) if targets_raw is None else [
-        int(t) if isinstance(t, (int, np.integer)) else t for t in targets_raw
-    ]
+    targets = (
+        [None] * len(seqs)
+        if targets_raw is None
+        else [int(t) if isinstance(t, (int, np.integer)) else t for t in targets_raw]
+    )
     return list(range(len(seqs))), seqs, targets, list(range(len(seqs)))
 
 
@@ -366,9 +386,7 @@ def _read_jsonl_sessions(path: Path, encoding: str) -> tuple[list, list, list, l
     with io.StringIO(_sessions_text(path, encoding), newline=None) as handle:
         for lineno, obj in _jsonl_objects(path, handle):
             if not isinstance(obj, dict) or "session_id" not in obj or "items" not in obj:
-                raise InputFormatError(
-                    f"{path}: line {lineno}: expected an object with 'session_id' and 'items'"
-                )
+                raise InputFormatError(f"{path}: line {lineno}: expected an object with 'session_id' and 'items'")
             sid = obj["session_id"]
             if not isinstance(sid, (int, str)) or isinstance(sid, bool):
                 raise InputFormatError(f"{path}: line {lineno}: session_id must be an int or a string, got {sid!r}")
@@ -389,7 +407,9 @@ def _read_jsonl_sessions(path: Path, encoding: str) -> tuple[list, list, list, l
 def _read_table_sessions(path: Path, delimiter: str, encoding: str) -> tuple[list, list, list, list]:
     ids, seqs, targets, lines = [], [], [], []
     with io.StringIO(_sessions_text(path, encoding), newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+        reader = csv.reader(
+            handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+        )
         first = True
         for row in reader:
             lineno = reader.line_num
@@ -440,7 +460,9 @@ class Catalogue:
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.item_ids = _ids_array(list(self.item_ids.tolist() if isinstance(self.item_ids, np.ndarray) else self.item_ids))
+        self.item_ids = _ids_array(
+            list(self.item_ids.tolist() if isinstance(self.item_ids, np.ndarray) else self.item_ids)
+        )
         self.titles = [_normalise_title(t) for t in self.titles]
         if len(self.item_ids) != len(self.titles):
             raise ValueError(f"{self.source}: {len(self.item_ids)} ids but {len(self.titles)} titles")
@@ -451,15 +473,18 @@ class Catalogue:
                 raise InputFormatError(f"{self.source}: duplicate item id {key!r}")
             self._index[key] = row
         digest = hashlib.sha256()
-        for iid, title in zip(self.item_ids.tolist(), self.titles):
-            digest.update(f"{item_key(iid)}\t{title}\n".encode("utf-8"))
+        for iid, title in zip(self.item_ids.tolist(), self.titles, strict=True):
+            digest.update(f"{item_key(iid)}\t{title}\n".encode())
         self.sha256 = digest.hexdigest()
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[ItemId, str]], source: str = "<memory>") -> "Catalogue":
+    def from_pairs(cls, pairs: Iterable[tuple[ItemId, str]], source: str = "<memory>") -> Catalogue:
         pairs = list(pairs)
-        return cls(item_ids=np.asarray([p[0] for p in pairs], dtype=object) if pairs else np.zeros(0, np.int64),
-                   titles=[p[1] for p in pairs], source=source)
+        return cls(
+            item_ids=np.asarray([p[0] for p in pairs], dtype=object) if pairs else np.zeros(0, np.int64),
+            titles=[p[1] for p in pairs],
+            source=source,
+        )
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -533,7 +558,9 @@ def _jsonl_catalogue_rows(path: Path, text: str) -> list[_CatalogueRow]:
         iid = obj.get("item_id", obj.get("id")) if isinstance(obj, dict) else None
         if iid is None or "title" not in obj:
             raise InputFormatError(f"{path}: line {lineno}: expected an object with 'item_id' and 'title'")
-        rows.append((lineno, iid if isinstance(iid, int) else _parse_id(str(iid)), _normalise_title(obj["title"] or "")))
+        rows.append(
+            (lineno, iid if isinstance(iid, int) else _parse_id(str(iid)), _normalise_title(obj["title"] or ""))
+        )
     return rows
 
 
@@ -545,11 +572,15 @@ def _catalogue_delimiter(text: str, kind: str) -> str:
     return "|" if "\t" not in first_line and "|" in first_line else "\t"
 
 
-def _table_catalogue_rows(path: Path, text: str, delimiter: str, header: bool | None, id_column: int,
-                          title_column: int) -> list[_CatalogueRow]:
+def _table_catalogue_rows(
+    path: Path, text: str, delimiter: str, header: bool | None, id_column: int, title_column: int
+) -> list[_CatalogueRow]:
     """(line, id, title) of every data row; rows must have the first row's field count."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE)
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=delimiter,
+        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE,
+    )
     need = max(id_column, title_column) + 1
     width: tuple[int, int] | None = None  # (line, field count) of the first row
     rows = []
@@ -594,8 +625,13 @@ def _catalogue_from_rows(path: Path, rows: list[_CatalogueRow]) -> Catalogue:
             raise InputFormatError(f"{path}: line {line}: duplicate item id {key!r} (first on line {seen[key]})")
         seen[key] = line
     if len(titled) < len(rows):
-        logger.warning("%s: %d rows have an empty title and were left out of the catalogue", path, len(rows) - len(titled))
+        logger.warning(
+            "%s: %d rows have an empty title and were left out of the catalogue", path, len(rows) - len(titled)
+        )
     if not titled:
         raise InputFormatError(f"{path}: no items with a title")
-    return Catalogue(item_ids=np.asarray([iid for _, iid, _ in titled], dtype=object),
-                     titles=[title for *_, title in titled], source=path.name)
+    return Catalogue(
+        item_ids=np.asarray([iid for _, iid, _ in titled], dtype=object),
+        titles=[title for *_, title in titled],
+        source=path.name,
+    )

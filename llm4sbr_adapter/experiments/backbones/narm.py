@@ -19,8 +19,9 @@ from .base import SessionBackbone
 
 
 class NARM(SessionBackbone):
-    def __init__(self, num_items: int, hidden_size: int = 100, emb_dropout: float = 0.25,
-                 ct_dropout: float = 0.5) -> None:
+    def __init__(
+        self, num_items: int, hidden_size: int = 100, emb_dropout: float = 0.25, ct_dropout: float = 0.5
+    ) -> None:
         super().__init__(num_items, hidden_size)
         d = hidden_size
         self.emb_dropout = nn.Dropout(emb_dropout)

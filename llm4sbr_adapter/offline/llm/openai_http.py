@@ -21,14 +21,14 @@ import logging
 import os
 import random
 import re
-import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timezone
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
 
@@ -154,7 +154,7 @@ class OpenAIChatBackend(LLMBackend):
     def _basic_token(self) -> str:
         if self._user is None:
             return ""
-        return base64.b64encode(f"{self._user}:{self._password}".encode("utf-8")).decode("ascii")
+        return base64.b64encode(f"{self._user}:{self._password}".encode()).decode("ascii")
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -196,7 +196,7 @@ class OpenAIChatBackend(LLMBackend):
         """Seconds before the next attempt: the server's Retry-After (capped), else exponential backoff."""
         if retry.retry_after is not None:
             return min(retry.retry_after, self.max_retry_after)
-        return self.backoff * (2 ** attempt) * (1.0 + 0.1 * random.random())
+        return self.backoff * (2**attempt) * (1.0 + 0.1 * random.random())
 
     def _ask_one(self, label: str, prompt: str, config: GenerationConfig) -> str:
         data = self._body(prompt, config)
@@ -206,12 +206,21 @@ class OpenAIChatBackend(LLMBackend):
             if isinstance(outcome, str):
                 return outcome
             if attempt >= self.max_retries:
-                raise HTTPStatusError(f"{self.url}: {label} failed after {attempt + 1} attempts; "
-                                      f"last error: {outcome.reason}", outcome.status)
+                raise HTTPStatusError(
+                    f"{self.url}: {label} failed after {attempt + 1} attempts; last error: {outcome.reason}",
+                    outcome.status,
+                )
             delay = self._delay(attempt, outcome)
             waited = " (Retry-After)" if outcome.retry_after is not None else ""
-            logger.warning("%s: %s attempt %d failed (%s); retrying in %.2f s%s",
-                           self.url, label, attempt + 1, outcome.reason, delay, waited)
+            logger.warning(
+                "%s: %s attempt %d failed (%s); retrying in %.2f s%s",
+                self.url,
+                label,
+                attempt + 1,
+                outcome.reason,
+                delay,
+                waited,
+            )
             _sleep(delay)
             attempt += 1
 
@@ -223,7 +232,7 @@ class OpenAIChatBackend(LLMBackend):
                 raw = resp.read()
         except urllib.error.HTTPError as e:
             return self._http_error(label, e)
-        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as e:
+        except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as e:
             reason = getattr(e, "reason", e)
             return _Retry(f"connection error: {self._scrub(str(reason))}", None, None)
         return self._parse(label, raw, config)
@@ -241,14 +250,15 @@ class OpenAIChatBackend(LLMBackend):
             payload = json.loads(raw)
             content = payload["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise LLMError(f"{self.url}: unexpected response for {label}: "
-                           f"{self._scrub(self._excerpt(raw))}") from None
+            raise LLMError(f"{self.url}: unexpected response for {label}: {self._scrub(self._excerpt(raw))}") from None
         return truncate_at_stop(content or "", config.stop)
 
     def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
         """Send every prompt as its own chat request, ``concurrency`` at a time; answers in prompt order."""
         prompts = list(prompts)
-        return self.generate_labelled(prompts, config or GenerationConfig(), [f"prompt #{i}" for i in range(len(prompts))])
+        return self.generate_labelled(
+            prompts, config or GenerationConfig(), [f"prompt #{i}" for i in range(len(prompts))]
+        )
 
     def generate_labelled(self, prompts: Sequence[str], config: GenerationConfig, labels: Sequence[str]) -> list[str]:
         """:meth:`generate`, with errors and retry warnings naming each prompt by its label."""
@@ -259,7 +269,7 @@ class OpenAIChatBackend(LLMBackend):
             return []
         workers = min(self.concurrency, len(prompts))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-http") as pool:
-            futures = [pool.submit(self._ask_one, label, p, config) for label, p in zip(labels, prompts)]
+            futures = [pool.submit(self._ask_one, label, p, config) for label, p in zip(labels, prompts, strict=True)]
             try:
                 return [f.result() for f in futures]
             except BaseException:

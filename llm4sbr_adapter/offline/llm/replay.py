@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ...atomic_files import atomic_open
 from ...store import sha256_file
@@ -62,8 +63,9 @@ class ReplayBackend(LLMBackend):
                     sha = prompt_text_sha256(rec["prompt"])
                     given = rec.get("prompt_sha256")
                     if given is not None and given != sha:
-                        raise ReplayFormatError(f"{where}: prompt_sha256 {given} does not match the prompt "
-                                                f"text (sha256 {sha})")
+                        raise ReplayFormatError(
+                            f"{where}: prompt_sha256 {given} does not match the prompt text (sha256 {sha})"
+                        )
                 elif isinstance(rec.get("prompt_sha256"), str):
                     sha = rec["prompt_sha256"].strip().lower()
                     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -85,8 +87,10 @@ class ReplayBackend(LLMBackend):
             try:
                 out.append(truncate_at_stop(self.answers[sha], config.stop))
             except KeyError:
-                raise KeyError(f"no answer for prompt #{i} (prompt_sha256 {sha}) in replay file {self.path}; "
-                               f"the prompt starts: {p[:80]!r}") from None
+                raise KeyError(
+                    f"no answer for prompt #{i} (prompt_sha256 {sha}) in replay file {self.path}; "
+                    f"the prompt starts: {p[:80]!r}"
+                ) from None
         return out
 
 
@@ -110,8 +114,7 @@ def export_prompts(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]
             prompt = str(rec["prompt"])
             sid = rec["session_id"]
             line = {
-                "session_id": sid if isinstance(sid, str) else (
-                    int(sid) if hasattr(sid, "__index__") else str(sid)),
+                "session_id": sid if isinstance(sid, str) else (int(sid) if hasattr(sid, "__index__") else str(sid)),
                 "perspective": str(rec["perspective"]),
                 "prompt": prompt,
                 "prompt_sha256": prompt_text_sha256(prompt),

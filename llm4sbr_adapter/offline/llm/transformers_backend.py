@@ -16,8 +16,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..model_hash import folder_sha256, stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
@@ -153,8 +154,9 @@ class TransformersBackend(LLMBackend):
         if not lazy:
             self._load()
 
-    _LOADED_ATTRIBUTES = frozenset({"tokenizer", "model", "load_seconds", "vocab_rows", "has_chat_template",
-                                    "eos_token_ids", "num_parameters"})
+    _LOADED_ATTRIBUTES = frozenset(
+        {"tokenizer", "model", "load_seconds", "vocab_rows", "has_chat_template", "eos_token_ids", "num_parameters"}
+    )
 
     def __getattr__(self, name: str):
         # Only reached when normal lookup fails: a lazily created backend loads its model on first use.
@@ -173,8 +175,14 @@ class TransformersBackend(LLMBackend):
             how = "folder"
         model.to(device=self.device, dtype=self.dtype)
         model.eval()
-        logger.info("loaded %s (%s) on %s as %s in %.1f s", path, how, self.device,
-                    _dtype_name(self.dtype), time.perf_counter() - t0)
+        logger.info(
+            "loaded %s (%s) on %s as %s in %.1f s",
+            path,
+            how,
+            self.device,
+            _dtype_name(self.dtype),
+            time.perf_counter() - t0,
+        )
 
         tok = tokenizer
         tok.padding_side = "left"
@@ -197,8 +205,7 @@ class TransformersBackend(LLMBackend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=self.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=self.dtype, trust_remote_code=self.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, trust_remote_code=self.trust_remote_code)
         return tok, model
 
     def _load_gguf(self, gguf: Path, cache_converted: bool):
@@ -213,14 +220,16 @@ class TransformersBackend(LLMBackend):
             except Exception as e:  # corrupt cache -> rebuild
                 logger.warning("cannot use converted cache %s (%s); converting again", converted, e)
         elif state in ("stale", "unreadable"):
-            logger.warning("converted cache %s is %s (GGUF changed or stamp damaged); converting again", converted, state)
+            logger.warning(
+                "converted cache %s is %s (GGUF changed or stamp damaged); converting again", converted, state
+            )
 
         source = _gguf_source(gguf) if cache_converted else None  # what is converted, read before converting
         t0 = time.perf_counter()
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                            trust_remote_code=self.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=None,
-                                                     trust_remote_code=self.trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=self.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=None, trust_remote_code=self.trust_remote_code
+        )
         logger.info("converted GGUF %s in %.1f s", gguf.name, time.perf_counter() - t0)
         if cache_converted:
             self._save_converted(tok, model, converted, source)
@@ -262,8 +271,9 @@ class TransformersBackend(LLMBackend):
             tmp = None
             logger.info("saved converted model to %s", converted)
         except (OSError, ValueError) as e:
-            logger.warning("could not cache the converted model in %s (%s); later loads will convert again",
-                           converted, e)
+            logger.warning(
+                "could not cache the converted model in %s (%s); later loads will convert again", converted, e
+            )
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -291,7 +301,8 @@ class TransformersBackend(LLMBackend):
         """The full model input text for one user message (chat template when the tokenizer has one)."""
         if self.has_chat_template:
             return self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
         return prompt
 
     def encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
@@ -312,8 +323,8 @@ class TransformersBackend(LLMBackend):
         attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
         for r, ids in enumerate(batch_ids):
             if ids:
-                input_ids[r, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-                attention[r, width - len(ids):] = 1
+                input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                attention[r, width - len(ids) :] = 1
         return input_ids.to(self.device), attention.to(self.device)
 
     def _generate_ids(self, batch_ids: list[list[int]], config: GenerationConfig) -> list[list[int]]:
@@ -359,17 +370,18 @@ class TransformersBackend(LLMBackend):
         order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
         answers: list[str | None] = [None] * len(prompts)
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             new_ids = self._generate_ids([encoded[i] for i in idx], config)
-            for i, ids in zip(idx, new_ids):
+            for i, ids in zip(idx, new_ids, strict=True):
                 answers[i] = self._decode(ids, config)
         return [a if a is not None else "" for a in answers]
 
     def generate_naive(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
         """One prompt per `model.generate` call, no padding (reference for :meth:`generate`)."""
         config = config or GenerationConfig()
-        return [self._decode(self._generate_ids([ids], config)[0], config)
-                for ids in self.encode_prompts(list(prompts))]
+        return [
+            self._decode(self._generate_ids([ids], config)[0], config) for ids in self.encode_prompts(list(prompts))
+        ]
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
