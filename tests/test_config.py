@@ -1,0 +1,97 @@
+"""The config base: Literal choices, bounds, JSON round trip, unknown keys, and the generated CLI."""
+
+import argparse
+import json
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import pytest
+
+from llm4sbr_adapter.config import ConfigBase, ConfigError, setting
+from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
+
+
+@dataclass
+class ToyConfig(ConfigBase):
+    FORMAT: ClassVar[str] = "toy_config"
+    width: int = setting(64, "hidden width", minimum=1)
+    mode: Literal["fast", "exact"] = setting("exact", "how to search")
+    rate: float = setting(0.5, "a rate in (0, 1]", minimum=0.0, exclusive_minimum=True, maximum=1.0)
+    names: tuple[str, ...] = setting(("long", "short"), "perspective names")
+    seed: int | None = setting(None, "optional seed")
+    verbose: bool = setting(False, "say more")
+
+    def validate(self) -> None:
+        self.names = tuple(self.names)
+        if not self.names:
+            self.fail("names", "must name at least one perspective")
+
+
+def test_choices_bounds_and_types_are_checked_with_the_field_named():
+    with pytest.raises(ConfigError, match=r"ToyConfig.mode must be one of \['fast', 'exact'\], got 'slow'") as err:
+        ToyConfig(mode="slow")
+    assert err.value.field == "mode"
+    with pytest.raises(ConfigError, match=r"ToyConfig.width must be >= 1, got 0"):
+        ToyConfig(width=0)
+    with pytest.raises(ConfigError, match=r"ToyConfig.rate must be > 0.0"):
+        ToyConfig(rate=0.0)
+    with pytest.raises(ConfigError, match=r"ToyConfig.width must be an integer, got 2.5"):
+        ToyConfig(width=2.5)
+    with pytest.raises(ConfigError, match=r"ToyConfig.width must be an integer, got True"):
+        ToyConfig(width=True)
+    with pytest.raises(ConfigError, match=r"ToyConfig.verbose must be true or false"):
+        ToyConfig(verbose="yes")
+    with pytest.raises(ConfigError, match=r"ToyConfig.names must name at least one"):
+        ToyConfig(names=())
+    assert ToyConfig(width=3.0).width == 3 and isinstance(ToyConfig(width=3.0).width, int)
+
+
+def test_json_round_trip_with_format_and_version(tmp_path):
+    cfg = ToyConfig(width=8, mode="fast", names=["a"], seed=3)
+    path = cfg.save(tmp_path / "toy.json")
+    raw = json.loads(path.read_text())
+    assert raw["format"] == "toy_config" and raw["format_version"] == 1 and raw["names"] == ["a"]
+    assert ToyConfig.load(path) == cfg
+
+
+def test_unknown_keys_wrong_format_and_newer_versions_are_refused(tmp_path):
+    path = tmp_path / "toy.json"
+    path.write_text(json.dumps({"format": "toy_config", "format_version": 1, "widht": 3}))
+    with pytest.raises(ConfigError, match=r"toy.json: unknown ToyConfig fields \['widht'\]"):
+        ToyConfig.load(path)
+    path.write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ConfigError, match="not a toy_config file"):
+        ToyConfig.load(path)
+    path.write_text(json.dumps({"format": "toy_config", "format_version": 2}))
+    with pytest.raises(ConfigError, match="newer than this library reads"):
+        ToyConfig.load(path)
+    path.write_text(json.dumps({"format": "toy_config", "mode": "slow"}))
+    with pytest.raises(ConfigError, match=r"toy.json: ToyConfig.mode must be one of"):
+        ToyConfig.load(path)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_config_arguments(parser, ToyConfig)
+    return parser
+
+
+def test_cli_is_generated_from_the_fields():
+    parser = _parser()
+    text = parser.format_help()
+    assert "--width WIDTH" in text and "hidden width (default: 64)" in text
+    assert "{fast,exact}" in text and "--verbose, --no-verbose" in text
+    args = parser.parse_args(["--mode", "fast", "--names", "a", "b", "--verbose", "--seed", "4"])
+    cfg = config_from_args(ToyConfig, args)
+    assert cfg == ToyConfig(mode="fast", names=("a", "b"), verbose=True, seed=4)
+    with pytest.raises(argparse.ArgumentError):
+        parser.parse_args(["--mode", "slow"])
+
+
+def test_only_typed_flags_override_the_base_and_errors_name_the_flag():
+    base = ToyConfig(width=16, mode="fast")
+    assert config_from_args(ToyConfig, _parser().parse_args(["--rate", "0.25"]), base=base) == ToyConfig(
+        width=16, mode="fast", rate=0.25
+    )
+    with pytest.raises(ConfigError, match=r"^--width must be >= 1, got 0$"):
+        config_from_args(ToyConfig, _parser().parse_args(["--width", "0"]))
