@@ -128,7 +128,7 @@ def main() -> None:
         hnsw_build = time.perf_counter() - t0
         hnsw_time, (_, h_idx) = best_of(lambda: hnsw.search(queries, f), args.repeat)
         print(
-            f"{'faiss HNSW (M=%d, ef=%d)' % (args.hnsw_m, args.ef_search):<34}{hnsw_build:>10.3f}{hnsw_time:>11.3f}"
+            f"{f'faiss HNSW (M={args.hnsw_m}, ef={args.ef_search})':<34}{hnsw_build:>10.3f}{hnsw_time:>11.3f}"
             f"{hnsw_time / args.queries * 1e6:>11.1f}"
         )
         print(

@@ -107,7 +107,8 @@ def main() -> None:
         str_t = time_batches(string_lookup, batches[: args.string_batches])
 
     print(
-        f"{args.sessions:,} sessions x {args.dim} float32, batches of {args.batch} random ids, torch {torch.__version__}"
+        f"{args.sessions:,} sessions x {args.dim} float32, batches of {args.batch} random ids, "
+        f"torch {torch.__version__}"
     )
     print(
         f"store: written in {write_s:.2f} s ({path.name}, {args.sessions * args.dim * 4 / 1e6:.0f} MB of vectors), "

@@ -1,6 +1,6 @@
 """Time SR-GNN session-graph batching: the vectorised builder against a per-session Python loop.
 
-The vectorised builder (``llm4sbr_adapter.experiments.session_data.session_graph``) returns sparse graphs: packed node ids
+The vectorised builder (``experiments.session_data.session_graph``) returns sparse graphs: packed node ids
 and the list of distinct edges with their degree weights, which is all the packed SR-GNN update needs.
 The loop builds what the published SR-GNN data loader builds, dense ``[B, n, n]`` in/out adjacency
 matrices. The check compares the loop's matrices with the dense ones the sparse graph expands to (on

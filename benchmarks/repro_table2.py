@@ -2,7 +2,7 @@
 
 Each run is one ``python -m llm4sbr_adapter.experiments.train`` process (so peak memory is measured per run) writing
 ``<runs>/<model>[_enh]_s<seed>.json``; runs whose JSON already exists are skipped, so an interrupted
-grid resumes where it stopped. At the end ``llm4sbr_adapter.experiments.summarize`` prints the Markdown tables and writes
+grid resumes where it stopped. At the end ``experiments.summarize`` prints the Markdown tables and writes
 ``<runs>/summary.json``.
 
 Example (ML-100K, text-mean control stores):

@@ -1,4 +1,4 @@
-"""Tests of llm4sbr_adapter.experiments.baselines on hand-made data: sessions, model scores, tie-breaking, selection, CLI."""
+"""llm4sbr_adapter.experiments.baselines on hand-made data: sessions, model scores, tie-breaking, selection, CLI."""
 
 from __future__ import annotations
 

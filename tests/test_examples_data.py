@@ -79,7 +79,7 @@ def _write_ml100k(folder: Path) -> None:
     lines = []
     t = 1000
     for user in (1, 2, 3):
-        for rep in range(2):  # two sessions per user, 1 hour apart
+        for _rep in range(2):  # two sessions per user, 1 hour apart
             for item in (1, 2, 3, 4):
                 lines.append(f"{user}\t{item}\t4\t{t}")
                 t += 60
@@ -99,7 +99,7 @@ def test_prepare_movielens_end_to_end(tmp_path):
     assert stats["sessions"] == 6 and stats["clicks"] == 24 and stats["items"] == 4
     seen = 0
     for split in ("train", "valid", "test"):
-        seqs, targets = pickle.load(open(tmp_path / "out" / f"{split}.txt", "rb"))
+        seqs, targets = pickle.loads((tmp_path / "out" / f"{split}.txt").read_bytes())
         assert len(seqs) == len(targets) == stats["splits"][split]["rows"]
         for seq, target in zip(seqs, targets, strict=True):
             assert seq == [1, 2, 3] and target == 4  # input = all but last, target = last (never in the input here)
@@ -130,7 +130,7 @@ def test_prepare_beauty_counts(tmp_path):
     assert stats["augmented_rows"] == 2 + 1 + 3
     assert stats["splits"]["test"]["rows"] == 2 and stats["splits"]["valid"]["rows"] == 1
     assert stats["items_without_title"] == 1
-    _, targets = pickle.load(open(tmp_path / "out" / "test.txt", "rb"))
+    _, targets = pickle.loads((tmp_path / "out" / "test.txt").read_bytes())
     assert len(targets) == 2
 
 
@@ -194,7 +194,7 @@ def test_shuffled_batches_keep_row_ids(tmp_path):
     seqs = [[k + 1] * (k % 4 + 1) for k in range(23)]
     targets = [k + 2 for k in range(23)]
     path = tmp_path / "train.txt"
-    pickle.dump((seqs, targets), open(path, "wb"))
+    Path(path).write_bytes(pickle.dumps((seqs, targets)))
     data = load_split(path)
     seen = []
     for batch in iterate_batches(data, 5, shuffle=True, seed=3, graph=True):
@@ -215,7 +215,7 @@ def test_max_len_keeps_the_last_clicks():
 
 def test_bad_pickle_names_the_row(tmp_path):
     path = tmp_path / "bad.txt"
-    pickle.dump(([[1, 2], [0, 3]], [1, 2]), open(path, "wb"))
+    Path(path).write_bytes(pickle.dumps(([[1, 2], [0, 3]], [1, 2])))
     with pytest.raises(ValueError, match=r"row 1: input item id 0"):
         load_split(path)
     path.write_bytes(b"not a pickle")

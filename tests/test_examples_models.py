@@ -147,7 +147,7 @@ def _write_dataset(folder: Path) -> None:
     for split, seed, rows in (("train", 0, 60), ("valid", 1, 20), ("test", 2, 25)):
         d = _tiny_split(rows=rows, seed=seed)
         seqs = [d.sequence(r) for r in range(len(d))]
-        pickle.dump((seqs, d.targets.tolist()), open(folder / f"{split}.txt", "wb"))
+        Path(folder / f"{split}.txt").write_bytes(pickle.dumps((seqs, d.targets.tolist())))
     (folder / "items.tsv").write_text("item_id\ttitle\n" + "".join(f"{k}\tItem {k}\n" for k in range(1, 13)))
 
 
@@ -335,8 +335,10 @@ def test_summarize_metrics_flag_picks_columns_and_rejects_unknown_names(capsys):
 def test_seen_mask_marks_targets_absent_from_training(tmp_path):
     from llm4sbr_adapter.experiments.seen_targets import seen_mask
 
-    pickle.dump(([[1, 2], [2, 3]], [4, 2]), open(tmp_path / "train.txt", "wb"))  # seen: 1, 2, 3 (inputs), 4 (target)
-    pickle.dump(([[1], [2], [3]], [4, 5, 3]), open(tmp_path / "test.txt", "wb"))
+    (tmp_path / "train.txt").write_bytes(
+        pickle.dumps(([[1, 2], [2, 3]], [4, 2]))
+    )  # seen: 1, 2, 3 (inputs), 4 (target)
+    (tmp_path / "test.txt").write_bytes(pickle.dumps(([[1], [2], [3]], [4, 5, 3])))
     assert seen_mask(tmp_path).tolist() == [True, False, True]
 
 

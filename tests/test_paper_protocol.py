@@ -1,4 +1,5 @@
-"""The authors' protocol (llm4sbr_adapter.experiments.paper_protocol) and its command line (llm4sbr_adapter.experiments.prepare_data --protocol paper)."""
+"""The authors' protocol (llm4sbr_adapter.experiments.paper_protocol) and its command line
+(llm4sbr_adapter.experiments.prepare_data --protocol paper)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Simple session-based baselines (Ludewig & Jannach's comparisons), scored like the neural models of ``llm4sbr_adapter.experiments.train``.
+"""Simple session-based baselines (Ludewig & Jannach's comparisons), scored like the neural models of :mod:`.train`.
 
 Every model is fitted on the **training sessions** only (:func:`training_sessions`: each row of
 ``train.txt`` is ``inputs + [target]``; with ``rows_train.tsv`` a row whose sequence is a proper prefix
@@ -32,7 +32,7 @@ STAN is not implemented (skipped for time; V-SKNN covers the sequence-aware kNN 
 
 **Ties and unseen scores.** Every model ranks by its score and then by training popularity
 (:func:`popularity_tie_break`, exact, no epsilon): items with score 0 are ordered by popularity instead
-of all sharing the last rank under the pessimistic tie rule of ``llm4sbr_adapter.experiments.metrics``. A target never seen
+of all sharing the last rank under the pessimistic tie rule of :mod:`.metrics`. A target never seen
 in training has popularity 0 and score 0, so it ranks (pessimistically) last.
 
 **exclude_seen.** Every grid point is also tried with ``exclude_seen=True``: the prefix's own items get
@@ -41,8 +41,9 @@ hyperparameter. It matters for the kNN models, whose nearest neighbour is often 
 history: on Beauty (temporal protocol) no valid target occurs in its prefix, and excluding the prefix
 raised SKNN's valid MRR@20 from 0.010 to 0.025.
 
-**Protocol** (as ``llm4sbr_adapter.experiments.train``): each grid point is fitted on train and evaluated on ``valid.txt``;
-the point with the best ``--select-metric`` (first in grid order on ties, exclude_seen False before True) is evaluated on ``test.txt``
+**Protocol** (as :mod:`.train`): each grid point is fitted on train and evaluated on ``valid.txt``;
+the point with the best ``--select-metric`` (first in grid order on ties, exclude_seen False before True) is
+evaluated on ``test.txt``
 once. Ranks come from :func:`llm4sbr_adapter.experiments.metrics.target_ranks` on the scores, in batches of 256 rows (a
 ``[256, N]`` float64 block is small enough for the allocator to reuse; 1000-row blocks were 3x slower),
 so they are computed by the same code as the neural models'. Per model the CLI writes ``<runs>/<model><suffix>.json``
@@ -121,7 +122,8 @@ def training_sessions(data: SplitData, users: np.ndarray | None = None) -> list[
     users are all kept. Sorting ``(user, sequence)`` puts any sequence right before its extensions, so
     comparing neighbours in that order finds every prefix.
     """
-    full = [np.append(data.flat[a:b], t) for a, b, t in zip(data.offsets[:-1], data.offsets[1:], data.targets, strict=True)]
+    bounds = zip(data.offsets[:-1], data.offsets[1:], data.targets, strict=True)
+    full = [np.append(data.flat[a:b], t) for a, b, t in bounds]
     if users is None:
         return full
     if len(users) != len(full):
@@ -229,7 +231,8 @@ class Popularity(Baseline):
 def transition_matrix(
     items: np.ndarray, owner: np.ndarray, num_items: int, steps: int, weight: Callable[[int], float]
 ) -> sp.csr_matrix:
-    """``csr [N, N]``: ``T[a-1, b-1] = sum weight(d)`` over pairs ``a`` then ``b`` ``d <= steps`` clicks later in one session."""
+    """``csr [N, N]``: ``T[a-1, b-1] = sum weight(d)`` over pairs ``a`` then ``b`` ``d <= steps`` clicks later in one
+    session."""
     src, dst, w = [], [], []
     for d in range(1, steps + 1):  # one vectorised pass per distance
         same = owner[:-d] == owner[d:]
@@ -395,7 +398,8 @@ GRIDS: dict[str, list[dict]] = {
 
 # --------------------------------------------------------------------------- evaluation
 def batches(data: SplitData, batch_size: int) -> Iterator[tuple[slice, list[np.ndarray], torch.Tensor]]:
-    """``(rows, prefixes, target columns int64 [B])`` for consecutive rows of ``data`` (a loop per row only to slice)."""
+    """``(rows, prefixes, target columns int64 [B])`` for consecutive rows of ``data`` (a loop per row only to
+    slice)."""
     for start in range(0, len(data), batch_size):
         stop = min(start + batch_size, len(data))
         prefixes = [data.flat[data.offsets[r] : data.offsets[r + 1]] for r in range(start, stop)]

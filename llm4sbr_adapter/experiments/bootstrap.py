@@ -2,7 +2,7 @@
 
 One user gives many test rows (every prefix of a Beauty sequence, several sessions of a MovieLens user),
 and rows of one user are not independent: resampling rows would make intervals too narrow. So test
-rows are grouped into clusters by their user (``rows_test.tsv`` written by ``llm4sbr_adapter.experiments.prepare_data``),
+rows are grouped into clusters by their user (``rows_test.tsv`` written by :mod:`.prepare_data`),
 and whole users are resampled (a cluster bootstrap; the mean of a resample is its summed difference
 over its summed row count, so users weigh by their rows as in the metric itself).
 

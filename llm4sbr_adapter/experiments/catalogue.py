@@ -1,4 +1,4 @@
-"""The item catalogue ``items.tsv`` written by :mod:`llm4sbr_adapter.experiments.prepare_data` (``item_id<TAB>title``, one header line)."""
+"""The item catalogue ``items.tsv`` written by :mod:`.prepare_data` (``item_id<TAB>title``, one header line)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .session_data import SplitData
 def read_items_tsv(path: str | Path, *, dense_ids: bool = True) -> tuple[list[int], list[str]]:
     """Item ids and titles of ``items.tsv``, in file order; a missing title is ``""`` (titles are not stripped).
 
-    With ``dense_ids`` (the default) the ids must be ``1..N`` in order, as ``llm4sbr_adapter.experiments.prepare_data`` writes them.
+    With ``dense_ids`` (the default) the ids must be ``1..N`` in order, as :mod:`.prepare_data` writes them.
     Raises ``ValueError`` naming the file and line of a bad header or a non-integer id.
     """
     path = Path(path)

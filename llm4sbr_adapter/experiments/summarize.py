@@ -1,4 +1,4 @@
-"""Summarise runs of ``llm4sbr_adapter.experiments.train`` and ``llm4sbr_adapter.experiments.baselines``: mean ± std over seeds and paired
+"""Summarise runs of :mod:`.train` and :mod:`.baselines`: mean ± std over seeds and paired
 differences with intervals from a bootstrap over users (:mod:`llm4sbr_adapter.experiments.bootstrap`).
 
 * Default: per (model, enhancer) the mean and sample standard deviation over seeds of every test

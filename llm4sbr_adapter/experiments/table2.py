@@ -2,10 +2,11 @@
 + shuffled text-mean store, with paired differences and intervals from a bootstrap over users.
 
 Reads ``<results>/<name>_s<seed>.json`` (``llm4sbr_adapter.experiments.train`` via benchmarks/repro_table2.py, and
-``llm4sbr_adapter.experiments.baselines``) and ``<shuffled>/<model>_enh_s<seed>.json``. The best simple baseline is the one
+:mod:`.baselines`) and ``<shuffled>/<model>_enh_s<seed>.json``. The best simple baseline is the one
 with the highest mean *validation* score (its ``select_metric``), never chosen on test.
 
-    python -m llm4sbr_adapter.experiments.table2 --results /work/runs/paper/beauty/results --shuffled /work/runs/paper/beauty/shuffled
+    python -m llm4sbr_adapter.experiments.table2 --results /work/runs/paper/beauty/results \
+        --shuffled /work/runs/paper/beauty/shuffled
 """
 
 from __future__ import annotations
