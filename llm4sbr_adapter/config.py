@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, Union
+
+import numpy as np
 
 from .atomic_files import atomic_write_text
 
@@ -47,13 +51,14 @@ def setting(
     minimum: float | None = None,
     maximum: float | None = None,
     exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
     flag: str | None = None,
     metavar: str | None = None,
     cli: bool = True,
 ) -> Any:
     """A config field: its default, its help text and simple bounds, all in one place.
 
-    ``minimum``/``maximum`` bound numbers (``exclusive_minimum`` makes the lower bound strict);
+    ``minimum``/``maximum`` bound numbers (``exclusive_minimum``/``exclusive_maximum`` make a bound strict);
     ``flag`` overrides the generated ``--field-name``; ``cli=False`` keeps a field out of the command line
     (values that only Python can supply, such as an object).
     """
@@ -62,6 +67,7 @@ def setting(
         "minimum": minimum,
         "maximum": maximum,
         "exclusive_minimum": exclusive_minimum,
+        "exclusive_maximum": exclusive_maximum,
         "flag": flag,
         "metavar": metavar,
         "cli": cli,
@@ -115,8 +121,13 @@ class ConfigBase:
 
     # ---- field checks -------------------------------------------------------------------
     def fail(self, name: str, problem: str) -> typing.NoReturn:
-        """Raise a :class:`ConfigError` about field ``name``."""
-        raise ConfigError(f"{type(self).__name__}.{name} {problem}", field=name)
+        """Raise a :class:`ConfigError` about field ``name`` (``problem`` may mention others with :meth:`ref`)."""
+        raise ConfigError(f"{self.ref(name)} {problem}", field=name)
+
+    @classmethod
+    def ref(cls, name: str) -> str:
+        """How a message names field ``name``: ``MyConfig.name`` (a command line shows its flag instead)."""
+        return f"{cls.__name__}.{name}"
 
     def _check_field(self, f: dataclasses.Field, annotation: Any) -> None:
         value = getattr(self, f.name)
@@ -129,23 +140,46 @@ class ConfigBase:
             return
         kind = base_type(annotation)
         if kind is bool:
-            if not isinstance(value, bool):
+            if not isinstance(value, (bool, np.bool_)):
                 self.fail(f.name, f"must be true or false, got {value!r}")
+            setattr(self, f.name, bool(value))
         elif kind in (int, float):
             setattr(self, f.name, self._number(f, kind, value))
+        elif kind is str:
+            if not isinstance(value, str):
+                self.fail(f.name, f"must be a string, got {value!r}")
+        elif typing.get_origin(kind) is tuple:
+            setattr(self, f.name, self._sequence(f, kind, value))
+
+    def _sequence(self, f: dataclasses.Field, kind: Any, value: Any) -> tuple:
+        """A list or tuple as a tuple, its items checked against ``tuple[X, ...]``'s ``X``."""
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
+            self.fail(f.name, f"must be a sequence, got {shown}")
+        item = typing.get_args(kind)[0] if typing.get_args(kind) else Any
+        checks = {str: lambda v: isinstance(v, str), int: _is_integer, float: _is_number}
+        check = checks.get(item)
+        if check is not None:
+            bad = [v for v in value if not check(v)]
+            if bad:
+                self.fail(f.name, f"items must be {item.__name__}, got {bad[0]!r}")
+            if item in (int, float):
+                return tuple(item(v) for v in value)
+        return tuple(value)
 
     def _number(self, f: dataclasses.Field, kind: type, value: Any) -> int | float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind is int and ok and float(value) != int(value):
-            ok = False
+        whole = _is_integer(value) or (_is_number(value) and float(value).is_integer())
+        ok = whole if kind is int else _is_number(value)
         if not ok:
             self.fail(f.name, f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
         value = kind(value)
+        if not math.isfinite(value):
+            self.fail(f.name, f"must be a finite number, got {value!r}")
         low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
         if low is not None and (value <= low if f.metadata.get("exclusive_minimum") else value < low):
             self.fail(f.name, f"must be {'>' if f.metadata.get('exclusive_minimum') else '>='} {low}, got {value!r}")
-        if high is not None and value > high:
-            self.fail(f.name, f"must be <= {high}, got {value!r}")
+        if high is not None and (value >= high if f.metadata.get("exclusive_maximum") else value > high):
+            self.fail(f.name, f"must be {'<' if f.metadata.get('exclusive_maximum') else '<='} {high}, got {value!r}")
         return value
 
     # ---- serialisation ------------------------------------------------------------------
@@ -206,6 +240,16 @@ class ConfigBase:
         if unknown:
             raise ConfigError(f"unknown {type(self).__name__} settings {unknown}")
         return dataclasses.replace(self, **changes)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (numpy's too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _required(f: dataclasses.Field) -> bool:

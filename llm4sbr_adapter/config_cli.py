@@ -2,14 +2,17 @@
 
 Each field with ``cli=True`` becomes ``--field-name`` (or the field's ``flag``): ``Literal`` fields get
 ``choices``, ``bool`` fields ``--x/--no-x``, ``tuple[...]``/``list[...]`` fields ``nargs="+"``, and the help
-text, default and choices come from the field. Only flags the user typed override the config the
-command starts from, and a bad value is reported with the flag's spelling, not the field's name.
+text, default and choices come from the field. The parsed value sits where argparse would put that
+flag (``--aux-weight`` -> ``args.aux_weight``), so configs whose fields share a name but not a flag can
+share one parser. Only flags the user typed override the config the command starts from, and a bad
+value is reported with the flag's spelling, not the field's name (other fields a message mentions too).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import typing
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -22,6 +25,11 @@ C = TypeVar("C", bound=ConfigBase)
 def flag_of(f: dataclasses.Field) -> str:
     """The command-line spelling of a field."""
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def dest_of(f: dataclasses.Field) -> str:
+    """The ``argparse.Namespace`` attribute of a field's flag (what argparse itself derives from the flag)."""
+    return flag_of(f).lstrip("-").replace("-", "_")
 
 
 def cli_fields(cls: type[ConfigBase], skip: Iterable[str] = ()) -> list[dataclasses.Field]:
@@ -41,24 +49,47 @@ def add_config_arguments(
     hints = typing.get_type_hints(cls)
     for f in cli_fields(cls, skip):
         default = getattr(defaults, f.name) if defaults is not None else _field_default(f)
-        parser.add_argument(flag_of(f), dest=f.name, default=argparse.SUPPRESS, **_argument(f, hints[f.name], default))
+        parser.add_argument(
+            flag_of(f), dest=dest_of(f), default=argparse.SUPPRESS, **_argument(f, hints[f.name], default)
+        )
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, *, base: C | None = None, **extra: Any) -> C:
     """The config ``base`` (or the defaults) with every flag the user typed, and ``extra``, applied.
 
-    A :class:`ConfigError` is re-raised with the flag's spelling in front, e.g. ``--top-f: must be >= 1``.
+    A :class:`ConfigError` is re-raised with flag spellings instead of field names, e.g.
+    ``--top-f must be >= 1, got 0`` or ``--contrastive needs --neighbours``.
     """
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    given = {f.name: getattr(args, dest_of(f)) for f in cli_fields(cls) if hasattr(args, dest_of(f))}
     given.update(extra)
     try:
         return base.replace(**given) if base is not None else cls(**given)
     except ConfigError as err:
         if err.field is None:
             raise
-        f = next(f for f in dataclasses.fields(cls) if f.name == err.field)
-        message = str(err).split(f"{cls.__name__}.{f.name} ", 1)[-1]
-        raise ConfigError(f"{flag_of(f)} {message}", field=err.field) from None
+        raise ConfigError(flag_spelled(cls, str(err)), field=err.field) from None
+
+
+def flag_spelled(cls: type[ConfigBase], message: str) -> str:
+    """``message`` with each ``Cls.field`` of a field that has a flag written as that flag."""
+    flags = {f.name: flag_of(f) for f in cli_fields(cls)}
+
+    def spell(match: re.Match) -> str:
+        return flags.get(match.group(1), match.group(0))
+
+    return re.sub(rf"\b{re.escape(cls.__name__)}\.(\w+)", spell, message)
+
+
+def flag_settings(cls: type[ConfigBase], args: argparse.Namespace, *, base: ConfigBase | None = None) -> dict[str, Any]:
+    """``{namespace attribute: value}`` of every flag of ``cls``: the typed value, else ``base``'s or the default.
+
+    For a record of the command a run was started with (the values as typed, not validated).
+    """
+    out = {}
+    for f in cli_fields(cls):
+        fallback = getattr(base, f.name) if base is not None else _field_default(f)
+        out[dest_of(f)] = getattr(args, dest_of(f), fallback)
+    return out
 
 
 def _field_default(f: dataclasses.Field) -> Any:

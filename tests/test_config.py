@@ -5,10 +5,11 @@ import json
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+import numpy as np
 import pytest
 
 from llm4sbr_adapter.config import ConfigBase, ConfigError, setting
-from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
+from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args, flag_settings
 
 
 @dataclass
@@ -95,3 +96,63 @@ def test_only_typed_flags_override_the_base_and_errors_name_the_flag():
     )
     with pytest.raises(ConfigError, match=r"^--width must be >= 1, got 0$"):
         config_from_args(ToyConfig, _parser().parse_args(["--width", "0"]))
+
+
+def test_numpy_scalars_sequences_strings_and_non_finite_numbers():
+    cfg = ToyConfig(width=np.int64(5), rate=np.float32(0.5), verbose=np.bool_(True), names=["a", "b"])
+    assert type(cfg.width) is int and type(cfg.rate) is float and cfg.verbose is True and cfg.names == ("a", "b")
+    with pytest.raises(ConfigError, match=r"ToyConfig.names must be a sequence, got the string 'long'"):
+        ToyConfig(names="long")
+    with pytest.raises(ConfigError, match=r"ToyConfig.names items must be str, got 3"):
+        ToyConfig(names=("a", 3))
+    with pytest.raises(ConfigError, match=r"ToyConfig.rate must be a finite number, got nan"):
+        ToyConfig(rate=float("nan"))
+    with pytest.raises(ConfigError, match=r"ToyConfig.width must be an integer, got inf"):
+        ToyConfig(width=float("inf"))
+
+
+@dataclass
+class LabelConfig(ConfigBase):
+    label: str = setting("x", "a label")
+    share: float = setting(0.0, "a share in [0, 1)", minimum=0.0, maximum=1.0, exclusive_maximum=True)
+    topk: int | None = setting(None, "k of the head's top-k", flag="--topk-head")
+    on: bool = setting(False, "switch", flag="--switch")
+
+    def validate(self) -> None:
+        if self.topk is not None and not self.on:
+            self.fail("topk", f"needs {self.ref('on')}")
+
+
+def test_string_fields_and_exclusive_maximum():
+    with pytest.raises(ConfigError, match=r"LabelConfig.label must be a string, got 3"):
+        LabelConfig(label=3)
+    with pytest.raises(ConfigError, match=r"LabelConfig.share must be < 1.0, got 1.0"):
+        LabelConfig(share=1.0)
+
+
+def test_configs_whose_fields_share_a_name_share_a_parser_through_their_flags():
+    """ToyConfig has no topk; give it one named like LabelConfig's: each reads its own flag."""
+
+    @dataclass
+    class CutoffConfig(ConfigBase):
+        topk: tuple[int, ...] = setting((5, 10), "cut-offs")
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_config_arguments(parser, CutoffConfig)
+    add_config_arguments(parser, LabelConfig)
+    args = parser.parse_args(["--topk-head", "3", "--switch"])
+    assert args.topk_head == 3 and args.switch is True and not hasattr(args, "topk")
+    assert config_from_args(CutoffConfig, args).topk == (5, 10)
+    assert config_from_args(LabelConfig, args) == LabelConfig(topk=3, on=True)
+    assert flag_settings(LabelConfig, args) == {"label": "x", "share": 0.0, "topk_head": 3, "switch": True}
+    args = parser.parse_args(["--topk", "20"])
+    assert config_from_args(CutoffConfig, args).topk == (20,) and config_from_args(LabelConfig, args).topk is None
+
+
+def test_cross_field_messages_name_both_flags():
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_config_arguments(parser, LabelConfig)
+    with pytest.raises(ConfigError, match=r"^--topk-head needs --switch$"):
+        config_from_args(LabelConfig, parser.parse_args(["--topk-head", "3"]))
+    with pytest.raises(ConfigError, match=r"^LabelConfig.topk needs LabelConfig.on$"):
+        LabelConfig(topk=3)
