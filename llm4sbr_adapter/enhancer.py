@@ -19,21 +19,21 @@ with :meth:`IntentEnhancer.save_pretrained` and read back with :meth:`IntentEnha
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .atomic_files import atomic_path, atomic_write_text
+from .atomic_files import atomic_path
+from .config import ConfigBase, setting
 from .losses import AlignUniformLoss
 from .store import IntentStore, StoreMismatchError
 
@@ -46,9 +46,10 @@ WEIGHTS_NAME = "enhancer.safetensors"
 CONFIG_FORMAT = "llm4sbr-intent-enhancer"
 CONFIG_FORMAT_VERSION = 1
 
-BEHAVIOURS = ("local", "global")
-FUSIONS = ("concat", "gate")
-MISSING_POLICIES = ("raise", "zeros", "learned")
+Behaviour = Literal["local", "global"]
+Fusion = Literal["concat", "gate"]
+MissingPolicy = Literal["raise", "zeros", "learned"]
+BEHAVIOURS: tuple[str, ...] = typing.get_args(Behaviour)
 # Paper defaults: the long-term intent describes the whole session (global readout), the
 # short-term intent the latest interest (last item). Other perspectives default to "global".
 DEFAULT_PAIRING = {"long": "global", "short": "local"}
@@ -56,165 +57,102 @@ DEFAULT_PAIRING = {"long": "global", "short": "local"}
 
 # --------------------------------------------------------------------------- config
 @dataclass
-class IntentEnhancerConfig:
-    """Settings of an :class:`IntentEnhancer`; validated on construction.
+class IntentEnhancerConfig(ConfigBase):
+    """Settings of an :class:`IntentEnhancer`; validated on construction, saved beside the weights.
 
-    Attributes:
-        hidden_size: width ``d`` of the backbone's session embeddings (``h_local``/``h_global`` are ``[batch, d]``).
-        text_dim: width of the stored intent vectors (384 for all-MiniLM-L6-v2).
-        perspectives: intent perspectives used, in a fixed order (at least one; names must be
-            non-empty and contain no ``"."``).
-        pairing: ``{perspective: "local" | "global"}``: the behaviour embedding each projected
-            intent is aligned with (and, for ``fusion="gate"``, the one it gates). ``None`` or a
-            partial mapping is completed with ``long -> global``, ``short -> local`` and
-            ``"global"`` for any other name; the stored value is always complete.
-        fusion: ``"concat"``: ``Linear([h_local; h_global; z_p1; ...; z_pP]) -> hidden`` (the
-            paper's eq. 9). ``"gate"``: per behaviour ``b`` with paired perspectives,
-            ``s_b = sum of their projections``, ``b' = sigmoid(W_b [b; s_b] + c_b) * b``; then
-            ``Linear([h_global'; h_local']) -> hidden``. The gate reads the *concatenation*
-            ``[b; s_b]`` (not ``b + s_b``) so that it can weigh behaviour and intent separately;
-            a behaviour with no paired perspective passes through unchanged.
-        dropout: dropout on the projected intents before fusion (training mode only).
-        loss_weight: multiplies the summed alignment + uniformity loss (the paper's tau).
-        uniformity_t: temperature ``t`` of the uniformity term.
-        uniform_weight: weight of uniformity relative to alignment inside each perspective's loss.
-        missing: what to do with session ids absent from the store: ``"raise"`` (``KeyError``
-            naming them), ``"zeros"`` (zero text vector) or ``"learned"`` (one trainable
-            ``[text_dim]`` vector per perspective). Rows without an intent are left out of the
-            auxiliary loss in both substitute modes.
-        intent_norm: L2-normalise text vectors before projection (default ``True``). Sentence
-            encoders emit unit vectors, but localised intents (softmax-weighted sums of item
-            embeddings) have norms that depend on how peaked the weights are; normalising puts
-            every session's intent on the same scale. Zero vectors stay zero.
-        text_encoder: name of the encoder that made the store's vectors. Filled in from the
-            first bound store when empty; when set, a store from another encoder is refused.
-        catalogue_sha256: sha256 of the item catalogue the store's intents were localised to
-            (the store's ``catalogue_sha256``). Filled in from the first bound store when empty;
-            when set, a store built from another catalogue is refused. Configs saved before this
-            field existed load with ``""``.
+    ``fusion="concat"``: ``Linear([h_local; h_global; z_p1; ...; z_pP]) -> hidden`` (the paper's eq. 9).
+    ``fusion="gate"``: per behaviour ``b`` with paired perspectives, ``s_b = sum of their projections``,
+    ``b' = sigmoid(W_b [b; s_b] + c_b) * b``; then ``Linear([h_global'; h_local']) -> hidden``. The gate
+    reads the *concatenation* ``[b; s_b]`` (not ``b + s_b``) so that it can weigh behaviour and intent
+    separately; a behaviour with no paired perspective passes through unchanged.
+
+    ``intent_norm``: sentence encoders emit unit vectors, but localised intents (softmax-weighted sums of
+    item embeddings) have norms that depend on how peaked the weights are; normalising puts every
+    session's intent on the same scale. Zero vectors stay zero.
+
+    Each field's help text is in its metadata (``dataclasses.fields(IntentEnhancerConfig)``).
     """
 
-    hidden_size: int
-    text_dim: int
-    perspectives: tuple[str, ...] = ("long", "short")
-    pairing: dict[str, str] | None = None
-    fusion: str = "concat"
-    dropout: float = 0.0
-    loss_weight: float = 0.1
-    uniformity_t: float = 2.0
-    uniform_weight: float = 1.0
-    missing: str = "raise"
-    intent_norm: bool = True
-    text_encoder: str = ""
-    catalogue_sha256: str = ""
+    FORMAT: ClassVar[str] = CONFIG_FORMAT
+    FORMAT_VERSION: ClassVar[int] = CONFIG_FORMAT_VERSION
 
-    def __post_init__(self) -> None:
-        for name in ("hidden_size", "text_dim"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"IntentEnhancerConfig.{name} must be a positive int, got {value!r}")
-            setattr(self, name, int(value))
-        if isinstance(self.perspectives, str):
-            raise ValueError(
-                f"IntentEnhancerConfig.perspectives must be a sequence of names, got the string {self.perspectives!r}"
-            )
-        persp = tuple(self.perspectives)
+    hidden_size: int = setting(
+        help="width d of the backbone's session embeddings (h_local/h_global are [batch, d])", minimum=1
+    )
+    text_dim: int = setting(help="width of the stored intent vectors (384 for all-MiniLM-L6-v2)", minimum=1, cli=False)
+    perspectives: tuple[str, ...] = setting(
+        ("long", "short"),
+        "intent perspectives used, in a fixed order (at least one; non-empty names without '.')",
+    )
+    pairing: dict[str, str] | None = setting(
+        None,
+        "{perspective: 'local' | 'global'}: the behaviour embedding each projected intent is aligned with "
+        "(and, for fusion='gate', the one it gates); None or a partial mapping is completed with "
+        "long -> global, short -> local and 'global' for any other name; the stored value is always complete",
+        cli=False,
+    )
+    fusion: Fusion = setting("concat", "how intents and behaviours are fused: concat (the paper's) or gate")
+    dropout: float = setting(
+        0.0,
+        "dropout on the projected intents before fusion (training mode only)",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
+        flag="--enhancer-dropout",
+    )
+    loss_weight: float = setting(
+        0.1,
+        "weight of the summed alignment + uniformity loss (the paper's tau)",
+        minimum=0.0,
+        flag="--aux-weight",
+    )
+    uniformity_t: float = setting(2.0, "temperature t of the uniformity term", minimum=0.0, exclusive_minimum=True)
+    uniform_weight: float = setting(
+        1.0, "weight of uniformity relative to alignment inside each perspective's loss", minimum=0.0
+    )
+    missing: MissingPolicy = setting(
+        "raise",
+        "session ids absent from the store: raise (KeyError naming them), zeros (zero text vector) or "
+        "learned (one trainable vector per perspective); rows without an intent are left out of the "
+        "auxiliary loss in both substitute modes",
+        flag="--missing-intents",
+    )
+    intent_norm: bool = setting(True, "L2-normalise text vectors before projection")
+    text_encoder: str = setting(
+        "",
+        "encoder that made the store's vectors; filled in from the first bound store when empty; when set, "
+        "a store from another encoder is refused",
+        cli=False,
+    )
+    catalogue_sha256: str = setting(
+        "",
+        "sha256 of the item catalogue the store's intents were localised to; filled in from the first bound "
+        "store when empty; when set, a store built from another catalogue is refused (configs saved before "
+        "this field existed load with '')",
+        cli=False,
+    )
+
+    def validate(self) -> None:
+        """Perspective names and the pairing (completed with the defaults)."""
+        persp = self.perspectives
         if not persp:
-            raise ValueError("IntentEnhancerConfig.perspectives must name at least one perspective")
+            self.fail("perspectives", "must name at least one perspective")
         for p in persp:
-            if not isinstance(p, str) or not p or "." in p:
-                raise ValueError(f"IntentEnhancerConfig.perspectives: bad name {p!r} (non-empty string without '.')")
+            if not p or "." in p:
+                self.fail("perspectives", f"has a bad name {p!r} (non-empty string without '.')")
         dups = sorted({p for p in persp if persp.count(p) > 1})
         if dups:
-            raise ValueError(f"IntentEnhancerConfig.perspectives has duplicates: {dups}")
-        self.perspectives = persp
-
+            self.fail("perspectives", f"has duplicates: {dups}")
+        if self.pairing is not None and not isinstance(self.pairing, Mapping):
+            self.fail("pairing", f"must be a mapping {{perspective: 'local' | 'global'}}, got {self.pairing!r}")
         given = dict(self.pairing or {})
         unknown = sorted(set(given) - set(persp))
         if unknown:
-            raise ValueError(
-                f"IntentEnhancerConfig.pairing names perspectives {unknown} that are not in perspectives {list(persp)}"
-            )
+            self.fail("pairing", f"names perspectives {unknown} that are not in perspectives {list(persp)}")
         for p, b in given.items():
             if b not in BEHAVIOURS:
-                raise ValueError(f"IntentEnhancerConfig.pairing[{p!r}] must be 'local' or 'global', got {b!r}")
+                self.fail("pairing", f"[{p!r}] must be 'local' or 'global', got {b!r}")
         self.pairing = {p: given.get(p, DEFAULT_PAIRING.get(p, "global")) for p in persp}
-
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"IntentEnhancerConfig.fusion must be one of {FUSIONS}, got {self.fusion!r}")
-        if self.missing not in MISSING_POLICIES:
-            raise ValueError(f"IntentEnhancerConfig.missing must be one of {MISSING_POLICIES}, got {self.missing!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"IntentEnhancerConfig.dropout must be in [0, 1), got {self.dropout!r}")
-        if float(self.loss_weight) < 0:
-            raise ValueError(f"IntentEnhancerConfig.loss_weight must be >= 0, got {self.loss_weight!r}")
-        if not float(self.uniformity_t) > 0:
-            raise ValueError(f"IntentEnhancerConfig.uniformity_t must be > 0, got {self.uniformity_t!r}")
-        if float(self.uniform_weight) < 0:
-            raise ValueError(f"IntentEnhancerConfig.uniform_weight must be >= 0, got {self.uniform_weight!r}")
-        if not isinstance(self.intent_norm, (bool, np.bool_)):
-            raise ValueError(f"IntentEnhancerConfig.intent_norm must be a bool, got {self.intent_norm!r}")
-        for name in ("text_encoder", "catalogue_sha256"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"IntentEnhancerConfig.{name} must be a string, got {getattr(self, name)!r}")
-        self.dropout = float(self.dropout)
-        self.loss_weight = float(self.loss_weight)
-        self.uniformity_t = float(self.uniformity_t)
-        self.uniform_weight = float(self.uniform_weight)
-        self.intent_norm = bool(self.intent_norm)
-
-    # ---- serialisation ---------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (perspectives as a list)."""
-        out = dataclasses.asdict(self)
-        out["perspectives"] = list(self.perspectives)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> IntentEnhancerConfig:
-        """Inverse of :meth:`to_dict`; the file-format keys ``format``/``format_version`` are accepted."""
-        data = dict(data)
-        fmt = data.pop("format", CONFIG_FORMAT)
-        version = data.pop("format_version", CONFIG_FORMAT_VERSION)
-        if fmt != CONFIG_FORMAT:
-            raise ValueError(f"{source}: not an intent enhancer config (format={fmt!r})")
-        if int(version) > CONFIG_FORMAT_VERSION:
-            raise ValueError(
-                f"{source}: config format_version {version} is newer than this library reads ({CONFIG_FORMAT_VERSION})"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{source}: unknown IntentEnhancerConfig fields {unknown}")
-        for name in ("hidden_size", "text_dim"):
-            if name not in data:
-                raise ValueError(f"{source}: IntentEnhancerConfig field {name!r} is missing")
-        try:
-            return cls(**data)
-        except ValueError as err:
-            raise ValueError(f"{source}: {err}") from None
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the config as JSON atomically; returns the path."""
-        payload = {"format": CONFIG_FORMAT, "format_version": CONFIG_FORMAT_VERSION, **self.to_dict()}
-        text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-        path = Path(path)
-        atomic_write_text(path, text)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> IntentEnhancerConfig:
-        """Read a config written by :meth:`save`."""
-        path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"enhancer config not found: {path}") from None
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-        return cls.from_dict(raw, source=str(path))
 
 
 # --------------------------------------------------------------------------- output
@@ -411,7 +349,8 @@ class IntentEnhancer(nn.Module):
         absent = [p for p in self.config.perspectives if p not in intents]
         if absent:
             raise ValueError(
-                f"intents lack perspectives {absent}: got {sorted(intents)}, config needs {list(self.config.perspectives)}"
+                f"intents lack perspectives {absent}: got {sorted(intents)}, "
+                f"config needs {list(self.config.perspectives)}"
             )
         want = (like.shape[0], self.config.text_dim)
         for p in self.config.perspectives:

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from llm4sbr_adapter.config import ConfigError
 from llm4sbr_adapter.enhancer import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -105,6 +106,63 @@ def test_config_dict_and_json_round_trip(tmp_path):
     path.write_text(json.dumps(raw))
     with pytest.raises(ValueError, match="colour"):
         IntentEnhancerConfig.load(path)
+
+
+# What IntentEnhancerConfig.save wrote before the config moved onto ConfigBase (fields, order, format name).
+SAVED_BEFORE_CONFIG_BASE = """{
+  "catalogue_sha256": "ab12",
+  "dropout": 0.25,
+  "format": "llm4sbr-intent-enhancer",
+  "format_version": 1,
+  "fusion": "gate",
+  "hidden_size": 8,
+  "intent_norm": false,
+  "loss_weight": 0.1,
+  "missing": "learned",
+  "pairing": {
+    "a": "global",
+    "b": "local"
+  },
+  "perspectives": [
+    "a",
+    "b"
+  ],
+  "text_dim": 6,
+  "text_encoder": "enc",
+  "uniform_weight": 1.0,
+  "uniformity_t": 2.0
+}
+"""
+
+
+def test_configs_saved_in_the_earlier_layout_load_and_are_written_the_same_way(tmp_path):
+    old = tmp_path / CONFIG_NAME
+    old.write_text(SAVED_BEFORE_CONFIG_BASE)
+    cfg = IntentEnhancerConfig.load(old)
+    assert cfg == IntentEnhancerConfig(
+        hidden_size=8,
+        text_dim=6,
+        perspectives=("a", "b"),
+        pairing={"b": "local"},
+        fusion="gate",
+        dropout=0.25,
+        missing="learned",
+        intent_norm=False,
+        text_encoder="enc",
+        catalogue_sha256="ab12",
+    )
+    assert cfg.save(tmp_path / "again.json").read_text() == SAVED_BEFORE_CONFIG_BASE
+    without_catalogue = json.loads(SAVED_BEFORE_CONFIG_BASE)
+    del without_catalogue["catalogue_sha256"]  # saved before that field existed
+    assert IntentEnhancerConfig.from_dict(without_catalogue).catalogue_sha256 == ""
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ConfigError, match=r"^IntentEnhancerConfig.fusion must be one of \['concat', 'gate'\]") as err:
+        IntentEnhancerConfig(hidden_size=H, text_dim=T, fusion="sum")
+    assert err.value.field == "fusion"
+    cfg = IntentEnhancerConfig(hidden_size=np.int64(H), text_dim=T, perspectives=["long"], intent_norm=np.bool_(0))
+    assert type(cfg.hidden_size) is int and cfg.perspectives == ("long",) and cfg.intent_norm is False
 
 
 # --------------------------------------------------------------------------- forward
