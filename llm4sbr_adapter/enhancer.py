@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .atomic_files import atomic_path
 from .config import ConfigBase, setting
 from .losses import AlignUniformLoss
+from .pretrained import load_pretrained_weights, save_pretrained
 from .store import IntentStore, StoreMismatchError
 
 logger = logging.getLogger(__name__)
@@ -488,17 +488,9 @@ class IntentEnhancer(nn.Module):
 
         The bound store is not saved (it is data, not weights); pass it again to :meth:`from_pretrained`.
         """
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        meta = {"format": CONFIG_FORMAT, "format_version": str(CONFIG_FORMAT_VERSION)}
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata=meta)
-        self.config.save(directory / CONFIG_NAME)
+        save_pretrained(self, self.config, directory, config_name=CONFIG_NAME, weights_name=WEIGHTS_NAME)
         logger.info("saved intent enhancer to %s", directory)
-        return directory
+        return Path(directory)
 
     @classmethod
     def from_pretrained(
@@ -512,36 +504,17 @@ class IntentEnhancer(nn.Module):
         Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the tensors when
         the weights do not fit the config (missing or unexpected names, other shapes).
         """
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        config = IntentEnhancerConfig.load(directory / CONFIG_NAME)
-        weights_path = directory / WEIGHTS_NAME
-        if not weights_path.is_file():
-            raise FileNotFoundError(f"enhancer weights not found: {weights_path}")
-        state = load_file(str(weights_path), device=str(map_location))
+        config = IntentEnhancerConfig.load(Path(directory) / CONFIG_NAME)
         model = cls(config)
-        expected = model.state_dict()
-        problems = []
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        if missing:
-            problems.append(f"missing tensors {missing}")
-        if unexpected:
-            problems.append(f"unexpected tensors {unexpected}")
-        for k in sorted(set(expected) & set(state)):
-            if tuple(expected[k].shape) != tuple(state[k].shape):
-                problems.append(
-                    f"{k}: weights have shape {tuple(state[k].shape)}, config needs {tuple(expected[k].shape)}"
-                )
-        if problems:
-            raise ValueError(
-                f"{weights_path} does not match {directory / CONFIG_NAME} "
-                f"(fusion={config.fusion!r}, perspectives={list(config.perspectives)}, missing={config.missing!r}): "
-                + "; ".join(problems)
-            )
-        model.load_state_dict(state)
-        model.to(map_location)
+        load_pretrained_weights(
+            model,
+            directory,
+            config_name=CONFIG_NAME,
+            weights_name=WEIGHTS_NAME,
+            what="enhancer",
+            settings=f"fusion={config.fusion!r}, perspectives={list(config.perspectives)}, missing={config.missing!r}",
+            map_location=map_location,
+        )
         if store is not None:
             model.bind_store(store)
         return model

@@ -213,7 +213,65 @@ def test_head_with_hard_negatives(mode):
 
 def test_config_rejects_hard_negatives_without_a_count():
     # hard negatives switched on with H = 0 used to train silently without them
-    with pytest.raises(ValueError, match="num_hard_negatives >= 1"):
+    with pytest.raises(ValueError, match=r"num_hard_negatives must be >= 1 when HiphopConfig.hard_negatives is .bank."):
         HiphopConfig(hidden_size=D, hard_negatives="bank", num_hard_negatives=0)
     assert HiphopConfig(hidden_size=D, hard_negatives="none", num_hard_negatives=0).num_hard_negatives == 0
     assert HiphopConfig(hidden_size=D, hard_negatives="batch").num_hard_negatives >= 1
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    import json
+
+    from llm4sbr_adapter.hiphop.head import CONFIG_NAME, WEIGHTS_NAME
+
+    backbone, head, (items, _, _) = _setup({"num_intents": 3, "normaliser": "sparsemax", "pool_query": "session"})
+    with torch.no_grad():  # weights no fresh head of the same seed would have
+        for p in head.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    head.save_pretrained(tmp_path / "head")
+    raw = json.loads((tmp_path / "head" / CONFIG_NAME).read_text())
+    assert raw["format"] == "llm4sbr-hiphop-head" and raw["num_intents"] == 3 and raw["pool_query"] == "session"
+
+    loaded = HiphopHead.from_pretrained(tmp_path / "head")
+    assert loaded.config == head.config and len(loaded.bank) == 0  # the bank is data: rebuilt, not saved
+    for name, tensor in head.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    train = _sessions(120, seed=1)
+    batches = [tuple(t[i : i + 32] for t in train) for i in range(0, 120, 32)]
+
+    def run(batch):
+        b_items, b_targets, b_ids = batch
+        states, mask, session = backbone(b_items)
+        return BackboneBatch(states, mask, session, ids=b_ids, groups=b_ids // 4, targets=b_targets)
+
+    loaded.refresh_bank(batches, run, model=nn.ModuleList([backbone, loaded]), progress=False)
+    head.eval()
+    loaded.eval()
+    with torch.no_grad():
+        states, mask, session = backbone(items[:8])
+        assert torch.equal(head(states, mask, session).session, loaded(states, mask, session).session)
+
+    raw["num_intents"] = 2
+    (tmp_path / "head" / CONFIG_NAME).write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=r"hiphop.safetensors does not match .*num_intents=2.*intent_capture"):
+        HiphopHead.from_pretrained(tmp_path / "head")
+    (tmp_path / "head" / WEIGHTS_NAME).unlink()
+    with pytest.raises(FileNotFoundError, match=WEIGHTS_NAME):
+        HiphopHead.from_pretrained(tmp_path / "head")
+
+
+def test_config_names_fields_and_refuses_unknown_keys(tmp_path):
+    from llm4sbr_adapter.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"HiphopConfig.use_contrastive needs HiphopConfig.use_neighbours"):
+        HiphopConfig(use_neighbours=False)
+    with pytest.raises(ConfigError, match=r"HiphopConfig.normaliser must be one of"):
+        HiphopConfig(normaliser="max")
+    with pytest.raises(ConfigError, match=r"HiphopConfig.topk must be given when HiphopConfig.normaliser is 'topk'"):
+        HiphopConfig(normaliser="topk")
+    with pytest.raises(ConfigError, match=r"HiphopConfig.num_heads must divide HiphopConfig.hidden_size 16, got 3"):
+        HiphopConfig(hidden_size=16, num_heads=3)
+    path = HiphopConfig(hidden_size=D).save(tmp_path / "c.json")
+    path.write_text(path.read_text().replace('"top_m"', '"top_n"'))
+    with pytest.raises(ConfigError, match=r"unknown HiphopConfig fields \['top_n'\]"):
+        HiphopConfig.load(path)

@@ -19,79 +19,98 @@ Each part is also usable on its own (see the modules they live in).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
+from ..config import ConfigBase, setting
+from ..pretrained import load_pretrained_weights, save_pretrained
 from .contrastive import NeighbourContrastiveLoss, bank_hard_negatives, in_batch_hard_negatives
 from .multi_intent import MultiIntentCapture, MultiIntentOutput, last_item_state
 from .neighbours import BankRows, IntentGuidedNeighbourAggregator, NeighbourView, SessionNeighbourBank, last_items_mean
 
-__all__ = ["HiphopConfig", "HiphopHead", "HiphopOutput", "BackboneBatch"]
+__all__ = ["HiphopConfig", "HiphopHead", "HiphopOutput", "BackboneBatch", "CONFIG_NAME", "WEIGHTS_NAME"]
+
+
+CONFIG_NAME = "hiphop_config.json"
+WEIGHTS_NAME = "hiphop.safetensors"
 
 
 @dataclass
-class HiphopConfig:
-    """Settings of :class:`HiphopHead`.
+class HiphopConfig(ConfigBase):
+    """Settings of :class:`HiphopHead`; validated on construction, saved beside the weights.
 
-    Attributes:
-        hidden_size: backbone dimension ``d``.
-        use_intents: enable :class:`MultiIntentCapture`.
-        num_intents, num_heads: ``K`` intents, attention heads.
-        pool_query: ``"last"`` (last item state) or ``"session"`` (backbone session embedding) as
-            the query that pools the K intents.
-        diversity_weight: weight of the intent diversity regulariser (0 = off).
-        use_neighbours: enable the neighbour bank + aggregator.
-        top_m: neighbours per level.
-        bank_index, bank_nprobe: FAISS index of the neighbour bank, ``"flat"`` (exact) or ``"ivf"``
-            (approximate, for large banks), and the IVF cells searched per query (see
-            :class:`SessionNeighbourBank`).
-        local_last_n: items averaged for the local level vector.
-        normaliser: ``"entmax15"``, ``"sparsemax"``, ``"topk"`` or ``"softmax"``.
-        topk: ``k`` for ``"topk"``.
-        attention_scale: initial score scale of the neighbour attention (see
-            :class:`IntentGuidedNeighbourAggregator`'s ``scale_init``).
-        use_contrastive: add InfoNCE(session, neighbour view) (needs ``use_neighbours``).
-        contrastive_weight, temperature: its weight and temperature.
-        hard_negatives: ``"none"``, ``"bank"`` (global-level bank ranks top_m..top_m+H) or ``"batch"``.
-        num_hard_negatives: ``H`` (at least 1 when ``hard_negatives`` is not ``"none"``).
+    Each field's help text is in its metadata (``dataclasses.fields(HiphopConfig)``); the command line of
+    ``llm4sbr_adapter.experiments.hiphop_srgnn`` is generated from them (``use_intents`` is ``--intents``,
+    ``use_neighbours`` ``--neighbours``, ``use_contrastive`` ``--contrastive``, ``topk`` ``--topk-attention``).
     """
 
-    hidden_size: int = 100
-    use_intents: bool = True
-    num_intents: int = 4
-    num_heads: int = 1
-    pool_query: str = "last"
-    diversity_weight: float = 0.0
-    use_neighbours: bool = True
-    top_m: int = 10
-    bank_index: str = "flat"
-    bank_nprobe: int = 16
-    local_last_n: int = 3
-    normaliser: str = "entmax15"
-    topk: int | None = None
-    attention_scale: float = 1.0
-    use_contrastive: bool = True
-    contrastive_weight: float = 0.1
-    temperature: float = 0.2
-    hard_negatives: str = "none"
-    num_hard_negatives: int = 8
+    FORMAT: ClassVar[str] = "llm4sbr-hiphop-head"
+    FORMAT_VERSION: ClassVar[int] = 1
 
-    def __post_init__(self) -> None:
-        if self.pool_query not in ("last", "session"):
-            raise ValueError(f"pool_query must be 'last' or 'session', got {self.pool_query!r}")
-        if self.hard_negatives not in ("none", "bank", "batch"):
-            raise ValueError(f"hard_negatives must be 'none', 'bank' or 'batch', got {self.hard_negatives!r}")
+    hidden_size: int = setting(100, "backbone dimension d", minimum=1)
+    use_intents: bool = setting(True, "multi-intent capture (K learnable intent queries)", flag="--intents")
+    num_intents: int = setting(4, "K intent queries", minimum=1)
+    num_heads: int = setting(1, "heads of the intent-over-clicks attention (must divide hidden_size)", minimum=1)
+    pool_query: Literal["last", "session"] = setting(
+        "last", "what pools the K intents: the last item state or the backbone's session embedding"
+    )
+    diversity_weight: float = setting(0.0, "weight of the intent diversity regulariser (0 = off)", minimum=0.0)
+    use_neighbours: bool = setting(
+        True, "intent-guided training neighbours (neighbour bank + aggregator)", flag="--neighbours"
+    )
+    top_m: int = setting(10, "neighbours per level", minimum=1)
+    bank_index: Literal["flat", "ivf"] = setting(
+        "flat",
+        "FAISS index of the neighbour bank: flat = exact; ivf = approximate inverted file, faster on large "
+        "banks (Beauty: see docs/hiphop.md)",
+    )
+    bank_nprobe: int = setting(16, "IVF cells searched per query (bank_index ivf)", minimum=1)
+    local_last_n: int = setting(3, "clicks averaged for the local level", minimum=1)
+    normaliser: Literal["entmax15", "sparsemax", "topk", "softmax"] = setting(
+        "entmax15", "neighbour attention normaliser (softmax = dense baseline)"
+    )
+    topk: int | None = setting(None, "k for normaliser topk", minimum=1, flag="--topk-attention")
+    attention_scale: float = setting(
+        1.0,
+        "initial (learned) score scale of the neighbour attention; larger starts sparser",
+        minimum=0.0,
+        exclusive_minimum=True,
+    )
+    use_contrastive: bool = setting(
+        True,
+        "InfoNCE between the backbone's session vector and the neighbour view (needs the neighbours)",
+        flag="--contrastive",
+    )
+    contrastive_weight: float = setting(0.1, "weight of the contrastive loss", minimum=0.0)
+    temperature: float = setting(0.2, "InfoNCE temperature", minimum=0.0, exclusive_minimum=True)
+    hard_negatives: Literal["none", "bank", "batch"] = setting(
+        "none",
+        "hard-negative source: none, bank (global-level bank ranks top_m..top_m+H) or batch",
+    )
+    num_hard_negatives: int = setting(
+        8, "hard negatives H per row (used only with hard_negatives bank|batch; must be >= 1 then)", minimum=0
+    )
+
+    def validate(self) -> None:
+        """Rules between fields: hard negatives need a count, contrastive the neighbours, topk its k."""
         if self.hard_negatives != "none" and self.num_hard_negatives < 1:
-            raise ValueError(
-                f"hard_negatives={self.hard_negatives!r} needs num_hard_negatives >= 1, got {self.num_hard_negatives}"
+            self.fail(
+                "num_hard_negatives",
+                f"must be >= 1 when {self.ref('hard_negatives')} is {self.hard_negatives!r}, "
+                f"got {self.num_hard_negatives}",
             )
         if self.use_contrastive and not self.use_neighbours:
-            raise ValueError("use_contrastive needs use_neighbours (the positive is the neighbour view)")
-        if self.top_m < 1:
-            raise ValueError(f"top_m must be >= 1, got {self.top_m}")
+            self.fail("use_contrastive", f"needs {self.ref('use_neighbours')} (the positive is the neighbour view)")
+        if self.normaliser == "topk" and self.topk is None:
+            self.fail("topk", f"must be given when {self.ref('normaliser')} is 'topk'")
+        if self.use_intents and self.hidden_size % self.num_heads:
+            self.fail("num_heads", f"must divide {self.ref('hidden_size')} {self.hidden_size}, got {self.num_heads}")
 
 
 @dataclass
@@ -158,6 +177,36 @@ class HiphopHead(nn.Module):
                 else None
             )
         )
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``hiphop_config.json`` and ``hiphop.safetensors`` into ``directory`` (atomically each).
+
+        The neighbour bank is not saved (it is rebuilt from the training split with :meth:`refresh_bank`).
+        """
+        save_pretrained(self, self.config, directory, config_name=CONFIG_NAME, weights_name=WEIGHTS_NAME)
+        return Path(directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> HiphopHead:
+        """Rebuild a head saved with :meth:`save_pretrained`; its bank is empty until :meth:`refresh_bank`.
+
+        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the tensors when the
+        weights do not fit the config.
+        """
+        config = HiphopConfig.load(Path(directory) / CONFIG_NAME)
+        model = cls(config)
+        shaping = ("hidden_size", "use_intents", "num_intents", "use_neighbours")
+        parts = ", ".join(f"{name}={getattr(config, name)!r}" for name in shaping)
+        load_pretrained_weights(
+            model,
+            directory,
+            config_name=CONFIG_NAME,
+            weights_name=WEIGHTS_NAME,
+            what="HIPHOP head",
+            settings=parts,
+            map_location=map_location,
+        )
+        return model
 
     def bank_vectors(self, item_states: Tensor, mask: Tensor, session: Tensor) -> dict[str, Tensor]:
         """The vectors stored in / queried against the bank: ``{"global": session [B, d],
