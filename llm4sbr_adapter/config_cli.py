@@ -80,15 +80,22 @@ def flag_spelled(cls: type[ConfigBase], message: str) -> str:
     return re.sub(rf"\b{re.escape(cls.__name__)}\.(\w+)", spell, message)
 
 
-def flag_settings(cls: type[ConfigBase], args: argparse.Namespace, *, base: ConfigBase | None = None) -> dict[str, Any]:
-    """``{namespace attribute: value}`` of every flag of ``cls``: the typed value, else ``base``'s or the default.
+def flag_settings(
+    source: ConfigBase | type[ConfigBase], args: argparse.Namespace | None = None, *, skip: Iterable[str] = ()
+) -> dict[str, Any]:
+    """``{namespace attribute: value}`` of every flag of a config: a record of the settings a command ran with.
 
-    For a record of the command a run was started with (the values as typed, not validated).
+    ``source`` a config: its (validated) values. ``source`` a config class: the values typed in ``args``, else
+    the fields' defaults (for a part of a command that was not built, e.g. an enhancer that is switched off).
     """
+    cls = source if isinstance(source, type) else type(source)
     out = {}
-    for f in cli_fields(cls):
-        fallback = getattr(base, f.name) if base is not None else _field_default(f)
-        out[dest_of(f)] = getattr(args, dest_of(f), fallback)
+    for f in cli_fields(cls, skip):
+        if not isinstance(source, type):
+            value = getattr(source, f.name)
+        else:
+            value = getattr(args, dest_of(f)) if args is not None and hasattr(args, dest_of(f)) else _field_default(f)
+        out[dest_of(f)] = list(value) if isinstance(value, tuple) else value
     return out
 
 
@@ -107,6 +114,8 @@ def _argument(f: dataclasses.Field, annotation: Any, default: Any) -> dict[str, 
     kind = base_type(annotation)
     shown = "" if default is None or kind is bool else f" (default: {_show(default)})"
     kwargs: dict[str, Any] = {"help": help_text + shown}
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        kwargs["required"] = True
     if f.metadata.get("metavar"):
         kwargs["metavar"] = f.metadata["metavar"]
     if kind is bool:

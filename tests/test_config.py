@@ -145,6 +145,12 @@ def test_configs_whose_fields_share_a_name_share_a_parser_through_their_flags():
     assert config_from_args(CutoffConfig, args).topk == (5, 10)
     assert config_from_args(LabelConfig, args) == LabelConfig(topk=3, on=True)
     assert flag_settings(LabelConfig, args) == {"label": "x", "share": 0.0, "topk_head": 3, "switch": True}
+    assert flag_settings(config_from_args(LabelConfig, args), skip=["label"]) == {
+        "share": 0.0,
+        "topk_head": 3,
+        "switch": True,
+    }
+    assert flag_settings(CutoffConfig(topk=[1, 2])) == {"topk": [1, 2]}
     args = parser.parse_args(["--topk", "20"])
     assert config_from_args(CutoffConfig, args).topk == (20,) and config_from_args(LabelConfig, args).topk is None
 
@@ -156,3 +162,17 @@ def test_cross_field_messages_name_both_flags():
         config_from_args(LabelConfig, parser.parse_args(["--topk-head", "3"]))
     with pytest.raises(ConfigError, match=r"^LabelConfig.topk needs LabelConfig.on$"):
         LabelConfig(topk=3)
+
+
+def test_fields_without_a_default_are_required_flags(capsys):
+    @dataclass
+    class PathConfig(ConfigBase):
+        data: str = setting(help="input folder")
+        name: str = setting("x", "a name")
+
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_config_arguments(parser, PathConfig)
+    assert config_from_args(PathConfig, parser.parse_args(["--data", "d"])) == PathConfig(data="d")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--name", "y"])
+    assert "required: --data" in capsys.readouterr().err
