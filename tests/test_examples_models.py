@@ -360,7 +360,7 @@ def test_forgetting_to_switch_the_split_store_raises(tmp_path):
     torch.manual_seed(0)
     enhancer = IntentEnhancer(IntentEnhancerConfig(hidden_size=16, text_dim=8), store=stores["train"])
     plain = Session(BACKBONES["narm"](12, 16), enhancer, stores)
-    hiphop = HiphopRecommender(
+    hiphop = HiphopRecommender.from_args(
         hiphop_args(
             [
                 "--data",

@@ -73,7 +73,7 @@ from llm4sbr_adapter.atomic_files import atomic_write_text
 from .catalogue import count_items
 from .metrics import summarize_ranks, target_ranks
 from .session_data import SplitData, load_split
-from .train import atomic_savez, check_select_metric, peak_rss_mb
+from .training import atomic_savez, check_select_metric, peak_rss_mb
 
 SPLITS = ("train", "valid", "test")
 

@@ -22,7 +22,8 @@ Parts (each can be switched on alone):
 
 Example::
 
-    python -m llm4sbr_adapter.experiments.prepare_data movielens --protocol temporal --src ../shared/data/ml-100k --out /tmp/ml100k
+    python -m llm4sbr_adapter.experiments.prepare_data movielens --protocol temporal \\
+        --src ../shared/data/ml-100k --out /tmp/ml100k
     python -m llm4sbr_adapter.experiments.hiphop_srgnn --data /tmp/ml100k --semantic add --intents --neighbours \\
         --contrastive --out /tmp/runs/hiphop_all_s0.json
 """
@@ -33,28 +34,36 @@ import argparse
 import copy
 import csv
 import logging
-import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llm4sbr_adapter.config import ConfigBase, setting
+from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
+from llm4sbr_adapter.enhancer import IntentEnhancerConfig
 from llm4sbr_adapter.hiphop import BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding, align_text_to_rows
 
 from .backbones.srgnn import SRGNN
 from .catalogue import read_items_tsv
-from .intent_stores import open_stores
-from .session_data import Batch, SplitData, batch_to_device, iterate_batches
-from .train import (
-    RecommenderModules,
-    add_evaluation_flags,
-    add_store_flags,
-    add_training_flags,
-    fit_and_evaluate,
-    load_run_data,
+from .recommender import RecommenderModules
+from .run_flags import (
+    ENHANCER_SKIP,
+    add_enhancer_arguments,
+    add_train_arguments,
+    build_enhancer,
+    check_configs,
+    new_parser,
+    run_settings,
+    setup_logging,
+    train_config,
 )
+from .session_data import Batch, SplitData, batch_to_device, iterate_batches
+from .training import TrainConfig, fit_and_evaluate, load_run_data
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.hiphop_srgnn")
 
@@ -113,84 +122,120 @@ def user_groups(data_dir: Path) -> np.ndarray:
     return out
 
 
+@dataclass
+class TitleConfig(ConfigBase):
+    """How item titles enter SR-GNN's item table (``--semantic``); the flags are generated from the fields."""
+
+    FORMAT: ClassVar[str] = "llm4sbr-hiphop-titles"
+
+    semantic: Literal["none", "init", "add"] = setting(
+        "none", "item-title semantics: initialise the item table from the titles, or add a projected title vector"
+    )
+    init_method: Literal["pca", "random"] = setting("pca", "fixed projection for --semantic init")
+    projection: Literal["linear", "mlp"] = setting("linear", "trainable projection for --semantic add")
+    title_encoder: str = setting(
+        "default",
+        "what embeds the titles for --semantic: 'default' (the builder's all-MiniLM-L6-v2), "
+        "'llm:default' (the embedded default LLM, its GGUF dequantised to float32 once; last hidden "
+        "states mean-pooled), a .gguf file (the same), or a local Hugging Face model folder",
+        metavar="SPEC",
+    )
+    title_batch_size: int = setting(64, "titles per encoder batch", minimum=1)
+    encoder_cache: str | None = setting(None, "folder to cache the title embeddings in (outside the checkout)")
+
+
+# The harness starts from plain SR-GNN: each part is switched on by its flag (--intents, --neighbours, ...).
+HARNESS_HEAD = HiphopConfig(use_intents=False, use_neighbours=False, use_contrastive=False)
+HEAD_SKIP = ("hidden_size",)  # --hidden-size of TrainConfig
+
+
+def head_config(args: argparse.Namespace) -> HiphopConfig:
+    """The :class:`HiphopConfig` of the parsed flags (width from ``--hidden-size``)."""
+    return config_from_args(HiphopConfig, args, base=HARNESS_HEAD, hidden_size=train_config(args).hidden_size)
+
+
+def title_config(args: argparse.Namespace) -> TitleConfig:
+    """The :class:`TitleConfig` of the parsed flags."""
+    return config_from_args(TitleConfig, args)
+
+
 class HiphopRecommender(RecommenderModules):
     """Backbone + optional semantic items + HiphopHead + optional IntentEnhancer, with one forward.
 
-    A :class:`llm4sbr_adapter.experiments.train.Recommender`; the neighbour bank is not part of ``state()``: rebuild it with
-    :meth:`refresh_bank` (at every epoch start and after the best state is restored).
+    A :class:`llm4sbr_adapter.experiments.training.Recommender`; the neighbour bank is not part of ``state()``:
+    rebuild it with :meth:`refresh_bank` (at every epoch start and after the best state is restored). Build
+    it from parsed flags with :meth:`from_args`, or from configs; :meth:`attach_enhancer` adds the enhancer
+    (after the other parts, so that they are initialised from the same random draws either way).
     """
 
     needs_graph = True
 
-    def __init__(self, args: argparse.Namespace, num_items: int, data: dict[str, SplitData], data_dir: Path) -> None:
-        self.args = args
-        self.device = torch.device(args.device)
-        self.backbone = SRGNN(num_items, args.hidden_size, steps=args.gnn_steps)
-        self.semantic = None
-        if args.semantic != "none":
-            text, has_text = title_matrix(
-                data_dir,
-                num_items,
-                Path(args.encoder_cache) if args.encoder_cache else None,
-                args.title_encoder,
-                args.title_batch_size,
-            )
-            if args.semantic == "init":
-                self.semantic = SemanticItemEmbedding(
-                    text, args.hidden_size, mode="init", has_text=has_text, init_method=args.init_method
-                )
-                self.semantic.attach(self.backbone.embedding)  # after SRGNN's reset_uniform(); verified on first use
-            else:
-                self.semantic = SemanticItemEmbedding(
-                    text,
-                    args.hidden_size,
-                    mode="add",
-                    has_text=has_text,
-                    projection=args.projection,
-                    id_embedding=self.backbone.embedding,
-                )
-                self.backbone.embedding = self.semantic
+    def __init__(
+        self,
+        train: TrainConfig,
+        head: HiphopConfig,
+        titles: TitleConfig,
+        num_items: int,
+        data_dir: Path,
+        *,
+        group_by_user: bool = False,
+    ) -> None:
+        self.train_config, self.titles = train, titles
+        self.device = torch.device(train.device)
+        self.backbone = SRGNN(num_items, train.hidden_size, steps=train.gnn_steps)
+        self.semantic = self._semantic_items(titles, num_items, data_dir, train.hidden_size)
         self.backbone.to(self.device)
         if self.semantic is not None:
             self.semantic.to(self.device)
-        cfg = HiphopConfig(
-            hidden_size=args.hidden_size,
-            use_intents=args.intents,
-            num_intents=args.num_intents,
-            num_heads=args.num_heads,
-            diversity_weight=args.diversity_weight,
-            use_neighbours=args.neighbours,
-            top_m=args.top_m,
-            local_last_n=args.local_last_n,
-            bank_index=args.bank_index,
-            bank_nprobe=args.bank_nprobe,
-            normaliser=args.normaliser,
-            topk=args.topk_attention,
-            attention_scale=args.attention_scale,
-            use_contrastive=args.contrastive,
-            contrastive_weight=args.contrastive_weight,
-            temperature=args.temperature,
-            hard_negatives=args.hard_negatives,
-            num_hard_negatives=args.num_hard_negatives,
-        )
-        self.head = HiphopHead(cfg).to(self.device)
+        self.head = HiphopHead(head).to(self.device)
         self.enhancer, self.stores = None, {}
-        if args.enhancer:
-            from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
-
-            self.stores = open_stores(
-                {"train": args.store_train, "valid": args.store_valid, "test": args.store_test}, data
-            )
-            ecfg = IntentEnhancerConfig(
-                hidden_size=args.hidden_size,
-                text_dim=self.stores["train"].text_dim,
-                perspectives=tuple(self.stores["train"].perspectives),
-                loss_weight=args.aux_weight,
-            )
-            self.enhancer = IntentEnhancer(ecfg, store=self.stores["train"]).to(self.device)
-        self.groups = torch.from_numpy(user_groups(data_dir)) if args.group_by_user else None
+        self.groups = torch.from_numpy(user_groups(data_dir)) if group_by_user else None
         self.nonzero_sum: dict[str, float] = {}  # per neighbour level, since the last use_split()
         self.nonzero_rows = 0
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, num_items: int, data: dict[str, SplitData], data_dir: Path
+    ) -> HiphopRecommender:
+        """The model the parsed flags describe, with its enhancer and stores when ``--enhancer`` is given."""
+        train = train_config(args)
+        model = cls(train, head_config(args), title_config(args), num_items, data_dir, group_by_user=args.group_by_user)
+        model.attach_enhancer(*build_enhancer(args, train.hidden_size, data, train.device))
+        return model
+
+    def attach_enhancer(self, enhancer: torch.nn.Module | None, stores: dict) -> None:
+        """Use ``enhancer`` (an ``IntentEnhancer`` bound to ``stores["train"]``) in place of SR-GNN's fusion."""
+        self.enhancer, self.stores = enhancer, stores
+
+    def _semantic_items(
+        self, titles: TitleConfig, num_items: int, data_dir: Path, hidden_size: int
+    ) -> SemanticItemEmbedding | None:
+        """The title embedding of ``--semantic init|add`` (attached to the backbone's item table), or ``None``."""
+        if titles.semantic == "none":
+            return None
+        text, has_text = title_matrix(
+            data_dir,
+            num_items,
+            Path(titles.encoder_cache) if titles.encoder_cache else None,
+            titles.title_encoder,
+            titles.title_batch_size,
+        )
+        if titles.semantic == "init":
+            semantic = SemanticItemEmbedding(
+                text, hidden_size, mode="init", has_text=has_text, init_method=titles.init_method
+            )
+            semantic.attach(self.backbone.embedding)  # after SRGNN's reset_uniform(); verified on first use
+            return semantic
+        semantic = SemanticItemEmbedding(
+            text,
+            hidden_size,
+            mode="add",
+            has_text=has_text,
+            projection=titles.projection,
+            id_embedding=self.backbone.embedding,
+        )
+        self.backbone.embedding = semantic
+        return semantic
 
     def modules(self) -> list[torch.nn.Module]:
         return [m for m in (self.backbone, self.head, self.enhancer) if m is not None]
@@ -238,7 +283,8 @@ class HiphopRecommender(RecommenderModules):
                 targets=batch.targets.cpu(),
             )
 
-        batches = iterate_batches(train, self.args.batch_size, max_len=self.args.max_len, graph=True)
+        config = self.train_config
+        batches = iterate_batches(train, config.batch_size, max_len=config.max_len, graph=True)
         was = self.backbone.training
         self.train(False)
         self.head.refresh_bank(batches, run, model=self.head, progress=False)
@@ -277,122 +323,52 @@ class HiphopRecommender(RecommenderModules):
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="SR-GNN + HIPHOP parts (semantic items, multi-intent, intent-guided "
+    """The flags, generated from :class:`TrainConfig`, :class:`TitleConfig`, :class:`HiphopConfig` and
+    :class:`IntentEnhancerConfig`; a bad value is a usage error naming its flag."""
+    p = new_parser(
+        "SR-GNN + HIPHOP parts (semantic items, multi-intent, intent-guided "
         "neighbours, contrastive); epoch picked on validation, test evaluated once."
     )
-    p.add_argument(
-        "--data",
-        required=True,
-        help="folder with train.txt, valid.txt, test.txt, items.tsv (llm4sbr_adapter.experiments.prepare_data)",
-    )
-    add_training_flags(p)
-    p.add_argument(
-        "--semantic",
-        choices=("none", "init", "add"),
-        default="none",
-        help="item-title semantics: initialise the item table from the titles, or add a projected title vector",
-    )
-    p.add_argument(
-        "--init-method", choices=("pca", "random"), default="pca", help="fixed projection for --semantic init"
-    )
-    p.add_argument(
-        "--projection", choices=("linear", "mlp"), default="linear", help="trainable projection for --semantic add"
-    )
-    p.add_argument(
-        "--title-encoder",
-        default="default",
-        metavar="SPEC",
-        help="what embeds the titles for --semantic: 'default' (the builder's all-MiniLM-L6-v2), "
-        "'llm:default' (the embedded default LLM, its GGUF dequantised to float32 once; last hidden "
-        "states mean-pooled), a .gguf file (the same), or a local Hugging Face model folder",
-    )
-    p.add_argument("--title-batch-size", type=int, default=64, help="titles per encoder batch (default 64)")
-    p.add_argument(
-        "--encoder-cache", default=None, help="folder to cache the title embeddings in (outside the checkout)"
-    )
-    p.add_argument("--intents", action=argparse.BooleanOptionalAction, default=False, help="multi-intent capture")
-    p.add_argument("--num-intents", type=int, default=4, help="K intent queries")
-    p.add_argument("--num-heads", type=int, default=1, help="heads of the intent-over-clicks attention")
-    p.add_argument("--diversity-weight", type=float, default=0.0, help="weight of the intent diversity regulariser")
-    p.add_argument(
-        "--neighbours", action=argparse.BooleanOptionalAction, default=False, help="intent-guided training neighbours"
-    )
-    p.add_argument("--top-m", type=int, default=10, help="neighbours per level")
-    p.add_argument("--local-last-n", type=int, default=3, help="clicks averaged for the local level")
-    p.add_argument(
-        "--bank-index",
-        choices=("flat", "ivf"),
-        default="flat",
-        help="FAISS index of the neighbour bank: flat = exact; ivf = approximate inverted file, "
-        "faster on large banks (Beauty: see docs/hiphop.md)",
-    )
-    p.add_argument("--bank-nprobe", type=int, default=16, help="IVF cells searched per query (--bank-index ivf)")
-    p.add_argument(
-        "--normaliser",
-        choices=("entmax15", "sparsemax", "topk", "softmax"),
-        default="entmax15",
-        help="neighbour attention normaliser (softmax = dense baseline)",
-    )
-    p.add_argument(
-        "--attention-scale",
-        type=float,
-        default=1.0,
-        help="initial (learned) score scale of the neighbour attention; larger starts sparser",
-    )
-    p.add_argument("--topk-attention", type=int, default=None, help="k for --normaliser topk")
-    p.add_argument(
+    add_train_arguments(p)
+    add_config_arguments(p.add_argument_group("item titles"), TitleConfig)
+    head = p.add_argument_group("HIPHOP head")
+    add_config_arguments(head, HiphopConfig, skip=HEAD_SKIP, defaults=HARNESS_HEAD)
+    head.add_argument(
         "--group-by-user",
         action="store_true",
         help="during training also exclude neighbours of the same user (rows_train.tsv): for prefix-augmented data",
     )
-    p.add_argument(
-        "--contrastive",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="InfoNCE between SR-GNN's session vector and the neighbour view (needs --neighbours)",
-    )
-    p.add_argument("--contrastive-weight", type=float, default=0.1, help="weight of the contrastive loss")
-    p.add_argument("--temperature", type=float, default=0.2, help="InfoNCE temperature")
-    p.add_argument("--hard-negatives", choices=("none", "bank", "batch"), default="none", help="hard-negative source")
-    p.add_argument(
-        "--num-hard-negatives",
-        type=int,
-        default=8,
-        help="hard negatives per row (used only with --hard-negatives bank|batch; must be >= 1 then)",
-    )
-    p.add_argument(
-        "--enhancer",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="LLM4SBR IntentEnhancer with the --store-* intent stores replaces SR-GNN's fusion",
-    )
-    add_store_flags(p)
-    p.add_argument("--aux-weight", type=float, default=0.1, help="enhancer loss_weight")
-    add_evaluation_flags(p)
-    return p.parse_args(argv)
+    add_enhancer_arguments(p, "LLM4SBR IntentEnhancer with the --store-* intent stores replaces SR-GNN's fusion")
+    args = p.parse_args(argv)
+    check_configs(p, args, train_config, title_config, head_config)
+    return args
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Build the model from the flags and hand it to :func:`llm4sbr_adapter.experiments.train.fit_and_evaluate`; returns the result."""
-    data_dir, data, num_items = load_run_data(args)
-    model = HiphopRecommender(args, num_items, data, data_dir)
+    """Build the model from the flags and hand it to :func:`.training.fit_and_evaluate`; returns the result."""
+    config = train_config(args)
+    data_dir, data, num_items = load_run_data(config)
+    model = HiphopRecommender.from_args(args, num_items, data, data_dir)
+    head = model.head.config
     fields = {
         "model": "srgnn+hiphop",
         "parts": {
-            "semantic": args.semantic,
-            "intents": args.intents,
-            "neighbours": args.neighbours,
-            "contrastive": args.contrastive,
+            "semantic": model.titles.semantic,
+            "intents": head.use_intents,
+            "neighbours": head.use_neighbours,
+            "contrastive": head.use_contrastive,
             "enhancer": args.enhancer,
         },
         "num_items": num_items,
     }
+    enhancer = model.enhancer.config if model.enhancer is not None else IntentEnhancerConfig
+    settings = run_settings(args, (config, ()), (model.titles, ()), (head, HEAD_SKIP), (enhancer, ENHANCER_SKIP))
     return fit_and_evaluate(
         model,
         data,
-        args,
+        config,
         fields=fields,
+        settings=settings,
         on_epoch_start=lambda epoch: model.refresh_bank(data["train"]),
         on_restore=lambda: model.refresh_bank(data["train"]),  # the bank is not part of the state
         extra_results=lambda: {"test_mean_nonzero_neighbours": model.mean_nonzero_neighbours()},
@@ -401,14 +377,13 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
-    )
+    setup_logging(args)
     result = run(args)
     parts = "+".join(k for k, v in result["parts"].items() if v not in (False, "none")) or "plain"
+    select = result["select_metric"]
     print(
-        f"srgnn[{parts}] seed {args.seed}: best epoch {result['best_epoch']} (valid {args.select_metric} "
-        f"{result['valid_at_best'][args.select_metric]:.4f}); test "
+        f"srgnn[{parts}] seed {result['seed']}: best epoch {result['best_epoch']} (valid {select} "
+        f"{result['valid_at_best'][select]:.4f}); test "
         + " ".join(f"{k} {v:.4f}" for k, v in result["test"].items())
         + f"; {result['seconds_per_epoch_train']:.1f} s/epoch"
     )
