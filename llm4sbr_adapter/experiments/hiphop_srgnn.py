@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
-from llm4sbr_adapter.enhancer import IntentEnhancerConfig
+from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
 from llm4sbr_adapter.hiphop import BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding, align_text_to_rows
 
 from .backbones.srgnn import SRGNN
@@ -203,7 +203,7 @@ class HiphopRecommender(RecommenderModules):
         model.attach_enhancer(*build_enhancer(args, train.hidden_size, data, train.device))
         return model
 
-    def attach_enhancer(self, enhancer: torch.nn.Module | None, stores: dict) -> None:
+    def attach_enhancer(self, enhancer: IntentEnhancer | None, stores: dict) -> None:
         """Use ``enhancer`` (an ``IntentEnhancer`` bound to ``stores["train"]``) in place of SR-GNN's fusion."""
         self.enhancer, self.stores = enhancer, stores
 
@@ -234,7 +234,7 @@ class HiphopRecommender(RecommenderModules):
             projection=titles.projection,
             id_embedding=self.backbone.embedding,
         )
-        self.backbone.embedding = semantic
+        self.backbone.embedding = semantic  # type: ignore[assignment]  # a drop-in: same lookup, same .weight
         return semantic
 
     def modules(self) -> list[torch.nn.Module]:
@@ -249,7 +249,9 @@ class HiphopRecommender(RecommenderModules):
         """Mean number of neighbours with non-zero attention per row and level, over the last evaluation pass."""
         return {lv: v / max(self.nonzero_rows, 1) for lv, v in self.nonzero_sum.items()}
 
-    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """``(seq, mask, session, external intent or None, enhancer aux loss)``."""
         seq, last, glob = self.backbone.states(batch)  # seq is 0 at padded clicks
         mask = batch.mask

@@ -8,12 +8,16 @@ scores; both follow :class:`llm4sbr_adapter.experiments.training.Recommender`.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from .backbones import BACKBONES, SessionBackbone
 from .session_data import Batch, batch_to_device
+
+if TYPE_CHECKING:
+    from llm4sbr_adapter.enhancer import IntentEnhancer
 
 
 def build_backbone(name: str, num_items: int, hidden_size: int, gnn_steps: int = 1) -> SessionBackbone:
@@ -32,7 +36,7 @@ class RecommenderModules:
     ``stores`` (``{split: IntentStore}``, filled when there is an enhancer).
     """
 
-    enhancer = None
+    enhancer: IntentEnhancer | None = None
     stores: dict
 
     def modules(self) -> list[torch.nn.Module]:

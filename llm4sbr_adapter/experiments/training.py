@@ -110,7 +110,8 @@ class Recommender(Protocol):
     the ``on_restore`` hook of :func:`fit_and_evaluate`).
     """
 
-    needs_graph: bool
+    @property
+    def needs_graph(self) -> bool: ...
 
     def parameters(self) -> list[torch.nn.Parameter]: ...
 
@@ -140,7 +141,7 @@ def set_seed(seed: int) -> None:
 def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
     """``np.savez_compressed(path, **arrays)``, written atomically."""
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as allow_pickle
 
 
 def load_run_data(config: TrainConfig) -> tuple[Path, dict[str, SplitData], int]:
@@ -297,7 +298,7 @@ def fit_and_evaluate(
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.l2, fused=True)
     rss_before = peak_rss_mb()
     fit = _fit(model, data, config, optimizer, on_epoch_start)
-
+    assert fit.best_state is not None  # epoch 1 always beats the initial -1 (metrics are >= 0, ranks never NaN)
     model.load_state(fit.best_state)
     if on_restore is not None:
         on_restore()

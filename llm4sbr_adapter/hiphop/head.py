@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -216,7 +216,7 @@ class HiphopHead(nn.Module):
     def refresh_bank(
         self,
         batches: Iterable,
-        run_backbone: Callable[[object], BackboneBatch],
+        run_backbone: Callable[[Any], BackboneBatch],
         *,
         model: nn.Module | None = None,
         progress: bool = True,
