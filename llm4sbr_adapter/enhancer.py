@@ -84,11 +84,11 @@ class IntentEnhancerConfig(ConfigBase):
         ("long", "short"),
         "intent perspectives used, in a fixed order (at least one; non-empty names without '.')",
     )
-    pairing: dict[str, str] | None = setting(
-        None,
-        "{perspective: 'local' | 'global'}: the behaviour embedding each projected intent is aligned with "
-        "(and, for fusion='gate', the one it gates); None or a partial mapping is completed with "
+    pairing: dict[str, str] = setting(
+        help="{perspective: 'local' | 'global'}: the behaviour embedding each projected intent is aligned with "
+        "(and, for fusion='gate', the one it gates); an empty or partial mapping (or None) is completed with "
         "long -> global, short -> local and 'global' for any other name; the stored value is always complete",
+        default_factory=dict,
         cli=False,
     )
     fusion: Fusion = setting("concat", "how intents and behaviours are fused: concat (the paper's) or gate")
