@@ -190,16 +190,19 @@ class IntentSRGNN(SRGNN):
         text_dim = config["intent_text_dim"] or (store.text_dim if store is not None else None)
         if text_dim is None:
             raise ValueError("IntentSRGNN needs a store or the config key intent_text_dim")
-        perspectives = config["intent_perspectives"] or (store.perspectives if store is not None else ["long", "short"])
-        loss_weight = config["intent_loss_weight"]
+        perspectives = config["intent_perspectives"] or (store.perspectives if store is not None else None)
+        # RecBole keys -> IntentEnhancerConfig fields; an absent (or empty) key keeps the config's own default
+        given = {
+            "perspectives": tuple(perspectives) if perspectives else None,
+            "fusion": config["intent_fusion"] or None,
+            "loss_weight": config["intent_loss_weight"],
+            "dropout": config["intent_dropout"],
+            "missing": config["intent_missing"] or None,
+        }
         return IntentEnhancerConfig(
             hidden_size=self.embedding_size,
             text_dim=int(text_dim),
-            perspectives=tuple(perspectives),
-            fusion=config["intent_fusion"] or "concat",
-            loss_weight=0.1 if loss_weight is None else float(loss_weight),
-            dropout=float(config["intent_dropout"] or 0.0),
-            missing=config["intent_missing"] or "raise",
+            **{name: value for name, value in given.items() if value is not None},
         )
 
     # ---- stores ------------------------------------------------------------------------
