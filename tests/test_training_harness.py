@@ -135,3 +135,11 @@ def test_result_files_keep_the_earlier_config_keys(tmp_path):
     assert set(TRAIN_KEYS_BEFORE) <= set(t) and set(HIPHOP_KEYS_BEFORE) <= set(h)
     assert t["topk"] == [5, 10, 20] and t["aux_weight"] == 0.1 and t["perspectives"] is None
     assert h["intents"] is False and h["topk_attention"] is None and h["topk"] == [5, 10, 20]
+
+
+def test_hiphop_model_refuses_a_head_of_another_width(tmp_path):
+    train_cfg = TrainConfig(data=str(tmp_path), out="o", hidden_size=8)
+    with pytest.raises(ValueError, match="HiphopConfig.hidden_size 16 differs from TrainConfig.hidden_size 8"):
+        hiphop_srgnn.HiphopRecommender(
+            train_cfg, HiphopConfig(hidden_size=16), hiphop_srgnn.TitleConfig(), 12, tmp_path
+        )

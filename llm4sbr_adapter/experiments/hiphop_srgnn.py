@@ -180,6 +180,10 @@ class HiphopRecommender(RecommenderModules):
         *,
         group_by_user: bool = False,
     ) -> None:
+        if head.hidden_size != train.hidden_size:
+            raise ValueError(
+                f"HiphopConfig.hidden_size {head.hidden_size} differs from TrainConfig.hidden_size {train.hidden_size}"
+            )
         self.train_config, self.titles = train, titles
         self.device = torch.device(train.device)
         self.backbone = SRGNN(num_items, train.hidden_size, steps=train.gnn_steps)
