@@ -7,6 +7,7 @@ turns sessions and item titles into an intent store. Stage two (training): open 
 """
 
 from .enhancer import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig
+from .errors import Llm4sbrError
 from .losses import AlignUniformLoss, InfoNCELoss
 from .offline import BuildConfig, BuildReport, build_intent_store
 from .store import IntentStore, StoreError, StoreMetadata, StoreMismatchError, merge_stores, write_store
@@ -20,6 +21,7 @@ __all__ = [
     "IntentEnhancer",
     "IntentEnhancerConfig",
     "IntentStore",
+    "Llm4sbrError",
     "StoreError",
     "StoreMetadata",
     "StoreMismatchError",

@@ -29,13 +29,14 @@ from typing import Any, ClassVar, Literal, TypeVar, Union
 import numpy as np
 
 from .atomic_files import atomic_write_text
+from .errors import Llm4sbrError
 
 C = TypeVar("C", bound="ConfigBase")
 
 _MISSING: Any = dataclasses.MISSING
 
 
-class ConfigError(ValueError):
+class ConfigError(Llm4sbrError, ValueError):
     """A setting has a bad value; ``field`` names it (the CLI turns it into the flag the user typed)."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:

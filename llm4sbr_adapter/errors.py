@@ -1,5 +1,8 @@
-"""Error messages shared by the library and its two command lines.
+"""The package's exception root and the error messages shared by the library and its command lines.
 
+* :class:`Llm4sbrError` is the base of every exception class this package defines; each also keeps
+  its built-in base (``ValueError``, ``RuntimeError``, ``ImportError``), so ``except ValueError`` code
+  keeps working and ``except Llm4sbrError`` catches all of them.
 * :func:`option_hint` writes a setting in the caller's spelling: ``on_missing_title='skip_item'``
   when the library is called from Python, ``--on-missing-title skip_item`` inside a CLI (which runs
   its work under :func:`flag_spelling`).
@@ -19,9 +22,23 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-__all__ = ["LOG_LEVELS", "CliParser", "add_log_level", "flag_spelling", "one_line", "option_hint", "run_cli"]
+__all__ = [
+    "LOG_LEVELS",
+    "CliParser",
+    "Llm4sbrError",
+    "add_log_level",
+    "flag_spelling",
+    "one_line",
+    "option_hint",
+    "run_cli",
+]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class Llm4sbrError(Exception):
+    """Root of every exception class defined by ``llm4sbr_adapter`` (each keeps its built-in base too)."""
+
 
 _FLAG_SPELLING: contextvars.ContextVar[bool] = contextvars.ContextVar("llm4sbr_flag_spelling", default=False)
 

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .atomic_files import atomic_path
+from .errors import Llm4sbrError
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ _VALUE_DTYPES = {"float32": np.float32, "float16": np.float16}
 MissingPolicy = str  # "raise" | "zeros"
 
 
-class StoreError(ValueError):
+class StoreError(Llm4sbrError, ValueError):
     """A store file is malformed, truncated, or cannot be written as asked."""
 
 
@@ -668,7 +669,9 @@ class IntentStore:
         info = self._header.get(name)
         if info is None:
             raise StoreError(f"{self.path}: tensor {name!r} is missing")
-        fits = len(info["shape"]) == len(shape) and all(w is None or w == d for w, d in zip(shape, info["shape"], strict=True))
+        fits = len(info["shape"]) == len(shape) and all(
+            w is None or w == d for w, d in zip(shape, info["shape"], strict=True)
+        )
         if info["dtype"] not in dtypes or not fits:
             wanted = "[" + ", ".join("*" if w is None else str(w) for w in shape) + "]"
             raise StoreError(

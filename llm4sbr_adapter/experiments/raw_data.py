@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter.errors import Llm4sbrError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(Llm4sbrError, ValueError):
     """An input file does not look like the format it should have (message names file and line)."""
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from llm4sbr_adapter.errors import Llm4sbrError
 
-class SplitFormatError(ValueError):
+
+class SplitFormatError(Llm4sbrError, ValueError):
     """A pickle is not an SR-GNN ``(sequences, targets)`` tuple of positive item ids."""
 
 

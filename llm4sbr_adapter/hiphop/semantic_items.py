@@ -41,12 +41,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import Llm4sbrError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["SemanticItemEmbedding", "SemanticInitError", "align_text_to_rows", "fit_text_projection"]
 
 
-class SemanticInitError(RuntimeError):
+class SemanticInitError(Llm4sbrError, RuntimeError):
     """The semantic vectors written into a backbone embedding were overwritten afterwards."""
 
 

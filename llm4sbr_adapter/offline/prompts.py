@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import option_hint
+from ..errors import Llm4sbrError, option_hint
 from .sessions import Catalogue, InputFormatError, ItemId, item_key
 
 __all__ = [
@@ -61,7 +61,7 @@ DEFAULT_TEMPLATE = (
 )
 
 
-class PromptError(ValueError):
+class PromptError(Llm4sbrError, ValueError):
     """A perspective or template is invalid (unknown placeholder, bad name, bad file)."""
 
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import option_hint
+from ..errors import Llm4sbrError, option_hint
 from ..store import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ __all__ = [
 ItemId = int | str
 
 
-class InputFormatError(ValueError):
+class InputFormatError(Llm4sbrError, ValueError):
     """An input file is malformed; the message names the file, the line and the offending id."""
 
 

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ...errors import Llm4sbrError
+
 __all__ = ["GenerationConfig", "LLMBackend", "LLMError"]
 
 
-class LLMError(RuntimeError):
+class LLMError(Llm4sbrError, RuntimeError):
     """Raised when a backend cannot produce answers (bad response, unreachable server, bad model file)."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ...atomic_files import atomic_open
+from ...errors import Llm4sbrError
 from ..model_hash import default_cache_dir, record_sha256, stamped_sha256
 from .base import LLMBackend, LLMError
 from .openai_http import redact_url
@@ -52,7 +53,7 @@ class DefaultModelError(LLMError):
     """The default model cannot be assembled (wrong checksum, unreadable chunk)."""
 
 
-class MissingChunkPackageError(ImportError):
+class MissingChunkPackageError(Llm4sbrError, ImportError):
     """A package carrying a chunk of the default model is not installed."""
 
 

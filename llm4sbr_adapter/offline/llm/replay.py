@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from ...atomic_files import atomic_open
+from ...errors import Llm4sbrError
 from ...store import sha256_file
 from .base import GenerationConfig, LLMBackend, truncate_at_stop
 
 __all__ = ["ReplayBackend", "export_prompts", "prompt_text_sha256", "ReplayFormatError"]
 
 
-class ReplayFormatError(ValueError):
+class ReplayFormatError(Llm4sbrError, ValueError):
     """A line of a replay or prompt file is not what it should be (names file and line)."""
 
 
