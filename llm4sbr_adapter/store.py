@@ -19,7 +19,6 @@ safetensors holds tensors and a small string-to-string metadata map only.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ import torch
 
 from .atomic_files import atomic_path
 from .errors import Llm4sbrError
+from .hashing import sha256_file  # noqa: F401 - re-exported: documented as llm4sbr_adapter.store.sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -223,15 +223,6 @@ def _check_metadata_fields(raw: Mapping[str, Any], source: str) -> None:
             f"{source}: format_version {raw['format_version']} is newer than this library "
             f"reads ({FORMAT_VERSION}); upgrade llm4sbr_adapter"
         )
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- text columns

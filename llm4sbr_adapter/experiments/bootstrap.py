@@ -16,13 +16,13 @@ returned beside it show how much the seeds themselves move.
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..hashing import sha256_file
 from .metrics import per_session_metrics
 
 
@@ -70,7 +70,7 @@ def test_set_key(data: str | None) -> str | None:
     set whose users are resampled together), or the folder name when there is no such file."""
     if data is None or not (Path(data) / "test.txt").is_file():
         return data
-    return hashlib.sha256((Path(data) / "test.txt").read_bytes()).hexdigest()
+    return sha256_file(Path(data) / "test.txt")
 
 
 def cluster_bootstrap(

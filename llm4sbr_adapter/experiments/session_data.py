@@ -51,7 +51,7 @@ class SplitData:
         """Hex sha256 of the pickle's bytes (the intent stores' ``sessions_sha256``); ``None`` when built
         in memory. Computed on first use (only runs with an enhancer ask for it) and kept."""
         if self._sha256 is None and self.path is not None:
-            from llm4sbr_adapter.store import sha256_file
+            from llm4sbr_adapter.hashing import sha256_file
 
             self._sha256 = sha256_file(self.path)
         return self._sha256

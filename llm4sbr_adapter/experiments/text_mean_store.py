@@ -99,7 +99,8 @@ def build_text_mean_stores(
     With ``shuffle_seed`` the intents of each split are permuted across its rows (a control whose
     intents are real title means but belong to other sessions of the same split).
     """
-    from llm4sbr_adapter.store import StoreMetadata, sha256_file, write_store
+    from llm4sbr_adapter.hashing import sha256_file
+    from llm4sbr_adapter.store import StoreMetadata, write_store
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     items_path = data_dir / "items.tsv"

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from ..atomic_files import atomic_write_text
-from ..store import sha256_file
+from ..hashing import sha256_file
 
 __all__ = ["STAMPS_NAME", "default_cache_dir", "folder_sha256", "record_sha256", "stamped_sha256"]
 

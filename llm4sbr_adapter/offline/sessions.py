@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Llm4sbrError, option_hint
-from ..store import sha256_file
+from ..hashing import sha256_file
 
 logger = logging.getLogger(__name__)
 

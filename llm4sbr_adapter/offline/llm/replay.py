@@ -16,7 +16,7 @@ from typing import Any
 
 from ...atomic_files import atomic_open
 from ...errors import Llm4sbrError
-from ...store import sha256_file
+from ...hashing import sha256_file
 from .base import GenerationConfig, LLMBackend, truncate_at_stop
 
 __all__ = ["ReplayBackend", "export_prompts", "prompt_text_sha256", "ReplayFormatError"]
