@@ -13,6 +13,7 @@ from llm4sbr_adapter.offline.sessions import (
     Catalogue,
     InputFormatError,
     SessionSet,
+    check_unique_ids,
     read_catalogue,
     read_sessions,
 )
@@ -204,11 +205,21 @@ def test_catalogue_headerless_pipe_latin1_like_movielens(tmp_path):
 
 def test_catalogue_duplicate_id_and_short_row_name_line(tmp_path):
     dup = write(tmp_path / "dup.tsv", "item_id\ttitle\n1\tA\n2\tB\n1\tC\n")
-    with pytest.raises(InputFormatError, match=r"dup.tsv: line 4: duplicate item id '1' \(first on line 2\)"):
+    with pytest.raises(InputFormatError, match=r"dup.tsv: line 4: duplicate item id '1' \(first seen on line 2\)"):
         read_catalogue(dup)
     short = write(tmp_path / "short.tsv", "1\tA\n2\n")
     with pytest.raises(InputFormatError, match=r"short.tsv: line 2: expected at least 2 columns"):
         read_catalogue(short)
+
+
+def test_one_duplicate_check_for_sessions_and_catalogues_built_in_memory():
+    assert check_unique_ids([3, "a", 7], None, "x", "item") == {"3": 0, "a": 1, "7": 2}
+    with pytest.raises(InputFormatError, match=r"<memory>: line 3: duplicate session id '5' \(first seen on line 1\)"):
+        SessionSet.from_lists([[1], [2], [3]], ids=[5, 6, 5])
+    with pytest.raises(InputFormatError, match=r"cat: line 2: duplicate item id '4' \(first seen on line 1\)"):
+        Catalogue(item_ids=[4, 4], titles=["A", "B"], source="cat")
+    with pytest.raises(InputFormatError, match=r"f.tsv: line 9: duplicate item id 'x' \(first seen on line 5\)"):
+        check_unique_ids(["x", "y", "x"], [5, 7, 9], "f.tsv", "item")
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,7 @@ __all__ = [
     "Catalogue",
     "InputFormatError",
     "SessionSet",
+    "check_unique_ids",
     "read_catalogue",
     "read_sessions",
     "read_text",
@@ -207,7 +208,7 @@ class SessionSet:
     ) -> SessionSet:
         """Build a set in memory (ids default to row indices)."""
         ids = list(range(len(sequences))) if ids is None else list(ids)
-        _check_unique(ids, None, source)
+        check_unique_ids(ids, None, source, "session")
         return cls(
             ids=np.asarray(ids),
             sequences=[list(s) for s in sequences],
@@ -243,16 +244,24 @@ class SessionSet:
         return self.subset(range(k * total // n, (k + 1) * total // n))
 
 
-def _check_unique(ids: Sequence[Any], lines: Sequence[int] | None, source: str) -> None:
-    seen: dict[str, int] = {}
-    for pos, sid in enumerate(ids):
-        key = item_key(sid)
-        line = lines[pos] if lines else pos + 1
-        if key in seen:
-            raise InputFormatError(
-                f"{source}: line {line}: duplicate session id {key!r} (first seen on line {seen[key]})"
-            )
-        seen[key] = line
+def check_unique_ids(ids: Sequence[Any], lines: Sequence[int] | None, source: str, what: str) -> dict[str, int]:
+    """Each id's :func:`item_key` -> its position in ``ids``; a repeated id raises, naming both lines.
+
+    ``lines`` are the line numbers of ``ids`` in ``source`` (default ``1..N``); ``what`` names the ids
+    in the message (``"session"``, ``"item"``). Session sets and catalogues, read or built in memory,
+    all check their ids here.
+
+    Raises:
+        InputFormatError: ``<source>: line <n>: duplicate <what> id '<id>' (first seen on line <m>)``.
+    """
+    position: dict[str, int] = {}
+    for pos, iid in enumerate(ids):
+        key = item_key(iid)
+        if key in position:
+            first, line = (lines[position[key]], lines[pos]) if lines else (position[key] + 1, pos + 1)
+            raise InputFormatError(f"{source}: line {line}: duplicate {what} id {key!r} (first seen on line {first})")
+        position[key] = pos
+    return position
 
 
 def _parse_id(text: str) -> ItemId:
@@ -316,7 +325,7 @@ def read_sessions(
         keep_lines.append(line)
     if skipped:
         logger.warning("%s: skipped %d empty sessions", path, skipped)
-    _check_unique(keep_ids, keep_lines, str(path))
+    check_unique_ids(keep_ids, keep_lines, str(path), "session")
     has_targets = any(t is not None for t in keep_targets)
     return SessionSet(
         ids=np.asarray(keep_ids, dtype=object) if keep_ids else np.zeros(0, np.int64),
@@ -466,12 +475,7 @@ class Catalogue:
         self.titles = [_normalise_title(t) for t in self.titles]
         if len(self.item_ids) != len(self.titles):
             raise ValueError(f"{self.source}: {len(self.item_ids)} ids but {len(self.titles)} titles")
-        self._index = {}
-        for row, iid in enumerate(self.item_ids.tolist()):
-            key = item_key(iid)
-            if key in self._index:
-                raise InputFormatError(f"{self.source}: duplicate item id {key!r}")
-            self._index[key] = row
+        self._index = check_unique_ids(self.item_ids.tolist(), None, self.source, "item")
         digest = hashlib.sha256()
         for iid, title in zip(self.item_ids.tolist(), self.titles, strict=True):
             digest.update(f"{item_key(iid)}\t{title}\n".encode())
@@ -618,12 +622,7 @@ def _check_width(path: Path, lineno: int, fields: int, first: tuple[int, int], d
 def _catalogue_from_rows(path: Path, rows: list[_CatalogueRow]) -> Catalogue:
     """The :class:`Catalogue` of ``rows`` without empty titles; a duplicate id names both lines."""
     titled = [(line, iid, title) for line, iid, title in rows if title]
-    seen: dict[str, int] = {}
-    for line, iid, _ in titled:
-        key = item_key(iid)
-        if key in seen:
-            raise InputFormatError(f"{path}: line {line}: duplicate item id {key!r} (first on line {seen[key]})")
-        seen[key] = line
+    check_unique_ids([iid for _, iid, _ in titled], [line for line, _, _ in titled], str(path), "item")
     if len(titled) < len(rows):
         logger.warning(
             "%s: %d rows have an empty title and were left out of the catalogue", path, len(rows) - len(titled)
