@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..vector_index import inner_product_index
 from .sparse_attention import SPARSE_NORMALISERS, sparse_normalise
 
 logger = logging.getLogger(__name__)
@@ -241,18 +242,10 @@ class SessionNeighbourBank:
     def _make_index(self, x: np.ndarray) -> faiss.Index:
         """A filled FAISS index over the normalised ``x [N, d]`` of one level."""
         if self.index_kind == "flat" or len(x) < self.ivf_min_rows:
-            idx = faiss.IndexFlatIP(self.hidden_size)
-        else:
-            nlist = self.nlist or int(4 * np.sqrt(len(x)))
-            nlist = max(1, min(nlist, len(x) // 39))  # FAISS wants >= 39 training points per centroid
-            idx = faiss.IndexIVFFlat(
-                faiss.IndexFlatIP(self.hidden_size), self.hidden_size, nlist, faiss.METRIC_INNER_PRODUCT
-            )
-            idx.cp.seed = 1234  # the k-means of a given bank is reproducible
-            idx.train(x)
-            idx.nprobe = min(self.nprobe, nlist)
-        idx.add(x)
-        return idx
+            return inner_product_index(x, "flat")
+        nlist = self.nlist or int(4 * np.sqrt(len(x)))
+        nlist = max(1, min(nlist, len(x) // 39))  # FAISS wants >= 39 training points per centroid
+        return inner_product_index(x, "ivf", nlist=nlist, nprobe=self.nprobe)  # seeded k-means: reproducible
 
     def refresh(
         self,

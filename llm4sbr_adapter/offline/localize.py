@@ -10,22 +10,22 @@ catalogue items it is closest to:
 4. the weighted sum of the ``f`` title embeddings is the localised intent vector.
 
 Search runs in FAISS on L2-normalised float32 vectors with inner product (= cosine): an exact
-``IndexFlatIP`` by default, or HNSW / IVF for catalogues of millions of items.
+``IndexFlatIP`` by default, or HNSW / IVF for catalogues of millions of items (made by
+:func:`~llm4sbr_adapter.vector_index.inner_product_index`, shared with HIPHOP's neighbour bank).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
 
 import faiss
 import numpy as np
 import torch
 
-logger = logging.getLogger(__name__)
+from ..vector_index import KMEANS_SEED, IndexKind, inner_product_index
 
-IndexKind = Literal["flat", "hnsw", "ivf"]
+logger = logging.getLogger(__name__)
 
 
 def _as_float32_matrix(x: np.ndarray | torch.Tensor, what: str) -> np.ndarray:
@@ -51,6 +51,7 @@ class ItemLocalizer:
         ef_search: HNSW search breadth (raised to at least ``top_f`` per call).
         nlist: IVF cluster count; default ``clip(4 * sqrt(M), 1, M // 39)``.
         nprobe: IVF clusters visited per query.
+        seed: seed of the IVF k-means (FAISS's default, so builds are reproducible).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class ItemLocalizer:
         ef_search: int = 128,
         nlist: int | None = None,
         nprobe: int = 16,
+        seed: int = KMEANS_SEED,
     ) -> None:
         items = _as_float32_matrix(item_embeddings, "item_embeddings")
         if items.shape[0] == 0:
@@ -70,24 +72,11 @@ class ItemLocalizer:
         self.num_items, self.dim = items.shape
         self.index_kind = index
         self.ef_search = int(ef_search)
-        if index == "flat":
-            self.index = faiss.IndexFlatIP(self.dim)
-        elif index == "hnsw":
-            self.index = faiss.IndexHNSWFlat(self.dim, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
-            self.index.hnsw.efConstruction = max(40, 2 * int(hnsw_m))
-            self.index.hnsw.efSearch = self.ef_search
-        elif index == "ivf":
-            if nlist is None:
-                nlist = int(min(max(1, round(4 * math.sqrt(self.num_items))), max(1, self.num_items // 39)))
-            if not 1 <= nlist <= self.num_items:
-                raise ValueError(f"nlist must be in 1..{self.num_items} (number of items), got {nlist}")
-            self._quantizer = faiss.IndexFlatIP(self.dim)  # kept alive: the IVF index points at it
-            self.index = faiss.IndexIVFFlat(self._quantizer, self.dim, int(nlist), faiss.METRIC_INNER_PRODUCT)
-            self.index.train(items)
-            self.index.nprobe = int(min(max(1, nprobe), nlist))
-        else:
-            raise ValueError(f"index must be 'flat', 'hnsw' or 'ivf', got {index!r}")
-        self.index.add(items)
+        if index == "ivf" and nlist is None:
+            nlist = int(min(max(1, round(4 * math.sqrt(self.num_items))), max(1, self.num_items // 39)))
+        self.index = inner_product_index(
+            items, index, hnsw_m=hnsw_m, ef_search=self.ef_search, nlist=nlist, nprobe=nprobe, seed=seed
+        )
         logger.info("item localizer: %d items x %d dims, %s index", self.num_items, self.dim, index)
 
     @property
