@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from llm4sbr_adapter.errors import Llm4sbrError
+from llm4sbr_adapter.offline.srgnn_pickle import read_srgnn_pickle
 
 
 class SplitFormatError(Llm4sbrError, ValueError):
@@ -100,18 +100,15 @@ class SplitData:
 
 
 def load_split(path: str | os.PathLike) -> SplitData:
-    """Read one SR-GNN pickle (``train.txt`` / ``valid.txt`` / ``test.txt``)."""
+    """Read one SR-GNN pickle (``train.txt`` / ``valid.txt`` / ``test.txt``; trusted input only: a pickle can
+    run code) through the package's one reader, :func:`~llm4sbr_adapter.offline.srgnn_pickle.read_srgnn_pickle`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split file not found: {path}")
-    try:
-        with open(path, "rb") as handle:
-            data = pickle.load(handle)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a format error here
-        raise SplitFormatError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
-    if not (isinstance(data, (tuple, list)) and len(data) >= 2):
-        raise SplitFormatError(f"{path}: expected pickle.dump((sequences, targets)), got {type(data).__name__}")
-    return SplitData.from_lists(data[0], data[1], path=path, source=str(path))
+    sequences, targets = read_srgnn_pickle(path, SplitFormatError)
+    if targets is None:
+        raise SplitFormatError(f"{path}: the pickle holds no targets (sequences, None); a split needs them")
+    return SplitData.from_lists(sequences, targets, path=path, source=str(path))
 
 
 @dataclass

@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import os
-import pickle
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,6 +44,7 @@ import numpy as np
 
 from ..errors import Llm4sbrError, option_hint
 from ..hashing import sha256_file
+from .srgnn_pickle import read_srgnn_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -339,25 +339,7 @@ def read_sessions(
 
 
 def _read_pickle_sessions(path: Path) -> tuple[list, list, list, list]:
-    try:
-        with open(path, "rb") as handle:
-            data = pickle.load(handle)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure is a format error
-        raise InputFormatError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
-    if (
-        isinstance(data, (tuple, list))
-        and len(data) >= 2
-        and isinstance(data[0], (list, tuple))
-        and (len(data[0]) == 0 or isinstance(data[0][0], (list, tuple, np.ndarray)))
-    ):
-        seqs_raw, targets_raw = data[0], data[1]
-    else:
-        raise InputFormatError(
-            f"{path}: expected a pickled tuple (sequences, targets) as SR-GNN's train.txt/test.txt, "
-            f"got {type(data).__name__}"
-        )
-    if targets_raw is not None and len(targets_raw) != len(seqs_raw):
-        raise InputFormatError(f"{path}: {len(seqs_raw)} sequences but {len(targets_raw)} targets")
+    seqs_raw, targets_raw = read_srgnn_pickle(path, InputFormatError)
     seqs = []
     for row, seq in enumerate(seqs_raw):
         try:
