@@ -2,9 +2,10 @@
 
 Used by :meth:`IntentEnhancer.save_pretrained <llm4sbr_adapter.enhancer.IntentEnhancer.save_pretrained>` and
 :meth:`HiphopHead.save_pretrained <llm4sbr_adapter.hiphop.head.HiphopHead.save_pretrained>` (and their
-``from_pretrained``). The weights go through ``safetensors.torch`` with the config's format name and
-version in the file's metadata; each file is written atomically. Reading checks that the weights fit the
-model the config builds and names every missing, unexpected or mis-shaped tensor.
+``from_pretrained``). The weights go through :func:`~llm4sbr_adapter.safetensors_io.save_safetensors`
+with the config's format name and version in the file's metadata; each file is written atomically.
+Reading checks that the weights fit the model the config builds and names every missing, unexpected or
+mis-shaped tensor.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic_files import atomic_path
 from .config import ConfigBase
+from .safetensors_io import save_safetensors
 
 __all__ = ["save_pretrained", "load_pretrained_weights", "state_problems"]
 
@@ -26,14 +27,11 @@ def save_pretrained(
     module: nn.Module, config: ConfigBase, directory: str | os.PathLike, *, config_name: str, weights_name: str
 ) -> Path:
     """Write ``module``'s ``state_dict`` to ``directory/weights_name`` and ``config`` to ``directory/config_name``."""
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     meta = {"format": config.FORMAT, "format_version": str(config.FORMAT_VERSION)}
-    with atomic_path(directory / weights_name) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    save_safetensors(directory / weights_name, state, meta)
     config.save(directory / config_name)
     return directory
 

@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic_files import atomic_path
 from .errors import Llm4sbrError
 from .hashing import sha256_file  # noqa: F401 - re-exported: documented as llm4sbr_adapter.store.sha256_file
+from .safetensors_io import save_safetensors
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +283,7 @@ def _first_invalid_row(arr: np.ndarray, valid: Callable[[np.ndarray], np.ndarray
 
 
 # --------------------------------------------------------------------------- safetensors I/O
-# Writing goes through the safetensors library (``safetensors.numpy.save_file``): it lays out the header
+# Writing goes through the safetensors library (``safetensors_io.save_safetensors``): it lays out the header
 # (string-to-string ``__metadata__``, padding to a multiple of 8 bytes) and orders the tensors (widest dtype
 # first, so every tensor starts at a multiple of its own item size), exactly as every other safetensors
 # reader expects. Reading stays hand-written (``_read_safetensors_header`` .. ``_map_tensor``), for two
@@ -299,19 +299,7 @@ def _first_invalid_row(arr: np.ndarray, valid: Callable[[np.ndarray], np.ndarray
 #   ``SafetensorError``; the reader refuses each broken rule with a one-line :class:`StoreError` naming the
 #   file and the tensor, and needs the parsed header anyway for the layout checks of ``docs/store-format.md``.
 def _write_safetensors_atomic(path: Path, tensors: Mapping[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """Write numpy arrays as one safetensors file with ``safetensors.numpy.save_file``, atomically.
-
-    The library writes the temporary path :func:`atomic_path` gives; that fsyncs it, sets the usual
-    permissions and renames it over ``path``. (safetensors >= 0.8 itself writes a ``.tmpXXXXXX`` file in the
-    same folder and renames it over the path it is given, without fsync and with mode 0600: the outer
-    temporary path keeps the rename over ``path`` last, durable and with the permissions of a plain ``open``.
-    A write killed inside ``save_file`` may leave that ``.tmpXXXXXX`` file, which
-    :func:`~llm4sbr_adapter.atomic_files.remove_stale_temp_files` does not know as ours; and the lock
-    :func:`atomic_path` holds stays on the file the library replaced, so for the moment between the two renames
-    the new one is protected from other writers' cleanup by its age alone.)
-    """
-    from safetensors.numpy import save_file
-
+    """Write a store's arrays through the package's one safetensors writer, after the store's dtype check."""
     arrays: dict[str, np.ndarray] = {}
     for name, value in tensors.items():
         # contiguous and little-endian: save_file copies ``nbytes`` from the array's data pointer
@@ -321,8 +309,7 @@ def _write_safetensors_atomic(path: Path, tensors: Mapping[str, np.ndarray], met
         arrays[name] = arr
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise StoreError(f"safetensors metadata must map strings to strings, got {sorted(metadata)}")
-    with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata=dict(metadata))
+    save_safetensors(path, arrays, metadata)
 
 
 def _read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:

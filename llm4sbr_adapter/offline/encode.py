@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic_files import atomic_path
+from ..safetensors_io import save_safetensors
 from .model_hash import folder_sha256
 
 logger = logging.getLogger(__name__)
@@ -235,13 +235,6 @@ def catalogue_key(encoder: Any, item_ids: Sequence[int] | Sequence[str], titles:
     return digest.hexdigest()
 
 
-def _save_atomic(path: Path, embeddings: np.ndarray, metadata: dict[str, str]) -> None:
-    from safetensors.numpy import save_file
-
-    with atomic_path(path) as tmp:
-        save_file({_CACHE_TENSOR: embeddings}, str(tmp), metadata=metadata)
-
-
 def _load_cached(path: Path, expected_shape: tuple[int, int]) -> np.ndarray | None:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
@@ -302,6 +295,8 @@ def catalogue_embeddings(
     if emb.shape != shape:
         raise ValueError(f"encoder returned shape {emb.shape}, expected {shape}")
     if path is not None:
-        _save_atomic(path, emb, {"encoder": encoder.name, "num_items": str(shape[0]), "dim": str(shape[1])})
+        save_safetensors(
+            path, {_CACHE_TENSOR: emb}, {"encoder": encoder.name, "num_items": str(shape[0]), "dim": str(shape[1])}
+        )
         logger.info("catalogue embeddings %s cached at %s", shape, path)
     return emb
