@@ -62,8 +62,19 @@ def test_order_restored_and_batch_size_independent(encoder):
     np.testing.assert_allclose(reversed_, one_by_one, atol=1e-5)
 
 
-def test_unnormalised_option(encoder):
-    raw = encoder.encode(TEXTS[:2], normalize_embeddings=False)
+def test_unnormalised_option(encoder, tmp_path):
+    # all-MiniLM-L6-v2's folder has a Normalize module: as in sentence-transformers, False keeps it
+    assert encoder.pooling.mode == "mean" and encoder.pooling.normalize
+    np.testing.assert_allclose(
+        encoder.encode(TEXTS[:2], normalize_embeddings=False), encoder.encode(TEXTS[:2]), atol=1e-6
+    )
+    # the same weights without that module: False gives the raw mean-pooled states
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in encoder.model_path.iterdir():
+        if f.is_file() and f.name != "modules.json":
+            (bare / f.name).symlink_to(f)
+    raw = TextEncoder(bare).encode(TEXTS[:2], normalize_embeddings=False)
     norms = np.linalg.norm(raw, axis=1)
     assert not np.allclose(norms, 1.0)
     np.testing.assert_allclose(raw / norms[:, None], encoder.encode(TEXTS[:2]), atol=1e-5)
@@ -249,3 +260,102 @@ def test_a_modified_default_encoder_folder_is_not_named_as_the_default(encoder, 
     assert modified.content_sha256 != encoder.content_sha256
     assert any("does not hold the shipped" in r.getMessage() for r in caplog.records)
     assert TextEncoder(folder).name == modified.name  # passed by path: the same identity
+
+
+# --------------------------------------------------------------------------- the folder's pooling config
+def tiny_sentence_folder(root: Path, default: Path, pooling: dict, normalize: bool) -> Path:
+    """A tiny random BERT (8-d) with the default encoder's tokenizer, saved as a sentence-transformers folder."""
+    import json
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
+    BertModel(config).save_pretrained(root)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (root / name).write_bytes((default / name).read_bytes())
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (root / "modules.json").write_text(json.dumps(modules))
+    (root / "1_Pooling").mkdir()
+    (root / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 8, **pooling}))
+    return root
+
+
+def reference_pooling(folder: Path, texts: list[str], mode: str) -> np.ndarray:
+    """Pooling computed by hand from the model's token states (independent of the encoder's code)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok, model = AutoTokenizer.from_pretrained(str(folder)), AutoModel.from_pretrained(str(folder)).eval()
+    rows = []
+    with torch.no_grad():
+        for text in texts:
+            states = model(**tok([text], return_tensors="pt")).last_hidden_state[0]  # one text: no padding
+            rows.append({"cls": states[0], "max": states.max(0).values, "mean": states.mean(0)}[mode].numpy())
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize(
+    "pooling, mode",
+    [
+        ({"pooling_mode": "cls"}, "cls"),  # sentence-transformers >= 5 spelling
+        ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, "cls"),  # the older booleans
+        ({"pooling_mode": "max"}, "max"),
+    ],
+)
+def test_the_folder_pooling_config_is_honoured(encoder, tmp_path, pooling, mode):
+    folder = tiny_sentence_folder(tmp_path / "tiny", encoder.model_path, pooling, normalize=False)
+    tiny = TextEncoder(folder)
+    assert tiny.pooling.mode == mode and not tiny.pooling.normalize and tiny.name.endswith(f"+{mode}-pooling")
+    texts = TEXTS[:2] + TEXTS[3:5]
+    raw = tiny.encode(texts, batch_size=4, normalize_embeddings=False)  # padded batch: real tokens only
+    np.testing.assert_allclose(raw, reference_pooling(folder, texts, mode), atol=1e-5)
+    mean = reference_pooling(folder, texts, "mean")
+    assert not np.allclose(raw, mean, atol=1e-3)  # not the mean pooling used before
+    st = pytest.importorskip("sentence_transformers")
+    ref = st.SentenceTransformer(str(folder), device="cpu").encode(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(raw, ref, atol=1e-5)
+
+
+def test_a_normalize_module_normalises_and_a_plain_folder_pools_by_mean(encoder, tmp_path):
+    with_norm = TextEncoder(tiny_sentence_folder(tmp_path / "n", encoder.model_path, {"pooling_mode": "cls"}, True))
+    vec = with_norm.encode(TEXTS[:3], normalize_embeddings=False)  # as sentence-transformers: the module normalises
+    np.testing.assert_allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    plain = tmp_path / "plain"
+    tiny_sentence_folder(plain, encoder.model_path, {"pooling_mode": "cls"}, False)
+    (plain / "modules.json").unlink()
+    hf = TextEncoder(plain)
+    assert hf.pooling.mode == "mean" and not hf.name.endswith("-pooling")
+    np.testing.assert_allclose(
+        hf.encode(TEXTS[:2], normalize_embeddings=False), reference_pooling(plain, TEXTS[:2], "mean"), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "pooling, message",
+    [
+        ({"pooling_mode": "lasttoken"}, r"pooling mode 'lasttoken' is not supported"),
+        ({"pooling_mode": ["cls", "mean"]}, r"pooling mode \['cls', 'mean'\] is not supported"),
+        ({"pooling_mode_weightedmean_tokens": True}, r"pooling mode 'weightedmean' is not supported"),
+    ],
+)
+def test_an_unsupported_pooling_mode_names_the_file(tmp_path, pooling, message):
+    import json
+
+    from llm4sbr_adapter.offline.pooling import read_pooling
+
+    (tmp_path / "modules.json").write_text(
+        json.dumps([{"path": "pool", "type": "sentence_transformers.models.Pooling"}])
+    )
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "config.json").write_text(json.dumps(pooling))
+    with pytest.raises(ValueError, match=rf"pool/config.json: {message}"):
+        read_pooling(tmp_path)

@@ -1,9 +1,11 @@
 """Sentence embeddings for LLM answers and item titles.
 
 :class:`TextEncoder` wraps a Hugging Face encoder loaded from a local folder and follows the
-sentence-transformers recipe for models such as all-MiniLM-L6-v2: mean of the last hidden
-states over real (non-padding) tokens, then L2 normalisation. Vectors agree with
-``SentenceTransformer(path).encode(..., normalize_embeddings=True)`` to float rounding, but
+sentence-transformers recipe the folder declares (``modules.json`` and the pooling folder's
+``config.json``, read by :mod:`.pooling`): mean, CLS or max pooling of the last hidden states over
+real (non-padding) tokens, then L2 normalisation when asked or when the folder has a Normalize
+module. all-MiniLM-L6-v2 says mean + Normalize; a plain Hugging Face folder gets mean pooling.
+Vectors agree with ``SentenceTransformer(path).encode(...)`` to float rounding, but
 sentence-transformers itself is not needed at run time.
 
 :func:`catalogue_embeddings` encodes every item title once and keeps the result on disk as a
@@ -26,6 +28,7 @@ import torch
 
 from ..safetensors_io import save_safetensors
 from .model_hash import folder_sha256
+from .pooling import Pooling, pool, read_pooling
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ def _same_folder(a: Path, b: Path | None) -> bool:
 
 
 class TextEncoder:
-    """Mean-pooled, L2-normalised sentence embeddings from a local Hugging Face encoder.
+    """Pooled (as the folder declares: mean by default), L2-normalised sentence embeddings from a local encoder.
 
     Args:
         model_path: folder with ``config.json``, tokenizer files and weights. ``None`` uses
@@ -85,6 +88,8 @@ class TextEncoder:
         dtype: weights dtype (``torch.float32``; ``torch.float16``/``bfloat16`` on GPU).
             Pooling and normalisation always run in float32.
     """
+
+    pooling: Pooling = Pooling()  # mean, no Normalize module: read from the folder in __init__
 
     def __init__(
         self,
@@ -110,6 +115,7 @@ class TextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
         self._dim = int(self.model.config.hidden_size)
+        self.pooling = read_pooling(path)
         self._content_sha256 = folder_sha256(path)
         hashed_name = f"{path.resolve().name}@{self._content_sha256[:12]}"
         if is_default or _same_folder(path, _default_path_or_none()):
@@ -128,7 +134,16 @@ class TextEncoder:
                 self._name = hashed_name
         else:
             self._name = hashed_name
-        logger.info("text encoder %s (%d-d) on %s from %s", self._name, self._dim, self.device, path)
+        if self.pooling.mode != "mean":  # the pooling folder is not in content_sha256: name it
+            self._name += f"+{self.pooling.mode}-pooling"
+        logger.info(
+            "text encoder %s (%d-d, %s pooling) on %s from %s",
+            self._name,
+            self._dim,
+            self.pooling.mode,
+            self.device,
+            path,
+        )
 
     @property
     def name(self) -> str:
@@ -137,7 +152,8 @@ class TextEncoder:
         ``sentence-transformers/all-MiniLM-L6-v2`` for the packaged default when its files are the shipped
         ones (:data:`KNOWN_DEFAULT_SHA256`); for any other folder, or a modified default folder, its
         name + the first 12 hex digits of :attr:`content_sha256`, so a fine-tuned copy with the same
-        folder name, config and file sizes is another encoder.
+        folder name, config and file sizes is another encoder. A folder pooling other than by mean
+        (:attr:`pooling`) adds ``+cls-pooling`` / ``+max-pooling``.
         """
         return self._name
 
@@ -169,6 +185,8 @@ class TextEncoder:
         Texts are sorted by length before batching so each batch pads to similar lengths; the
         original order is restored before returning. A text that tokenizes to nothing (an empty
         string, with a tokenizer that adds no special tokens, as decoder LLMs do) gets a zero row.
+        Rows are L2-normalised when ``normalize_embeddings`` is true or the folder's ``modules.json``
+        has a Normalize module (as in sentence-transformers, ``False`` does not remove that step).
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of strings; wrap a single text as [text]")
@@ -200,9 +218,8 @@ class TextEncoder:
                 out[idx] = 0.0  # nothing to pool: the same zero vector a text of no tokens gets in a mixed batch
                 continue
             hidden = self.model(**batch).last_hidden_state.float()  # [b, t, D]
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # [b, D]
-            if normalize_embeddings:
+            pooled = pool(hidden, batch["attention_mask"], self.pooling.mode)  # [b, D]
+            if normalize_embeddings or self.pooling.normalize:
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
             out[idx] = pooled.cpu().numpy()
         return out
