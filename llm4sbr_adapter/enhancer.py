@@ -163,7 +163,8 @@ class EnhancerOutput:
     Attributes:
         session: ``[batch, hidden]`` fused session representation (use it where the backbone's was used).
         aux_loss: scalar, ``loss_weight * sum over perspectives of AlignUniformLoss``; add it to the
-            recommendation loss.
+            recommendation loss. It may be negative: the uniformity term is the log of a mean of
+            ``exp(-t * d^2)``, which is ``<= 0`` (see :class:`~llm4sbr_adapter.losses.AlignUniformLoss`).
         projected: ``{perspective: [batch, hidden]}`` projected intents (before dropout).
         losses: ``{perspective: {"align", "uniform", "loss"}}`` unweighted, detached scalars for logging.
         found: ``bool [batch]`` rows whose intents came from the store (``None`` when intents were passed in).
@@ -475,7 +476,7 @@ class IntentEnhancer(nn.Module):
             if z.shape[0] == 0:  # no row of this batch has a stored intent
                 parts = {k: h_local.new_zeros(()) for k in ("align", "uniform", "loss")}
             else:
-                parts = self.align_uniform(z, b)
+                parts = self.align_uniform.components(z, b)
             aux = aux + parts["loss"]
             losses[p] = {k: v.detach() for k, v in parts.items()}
         return EnhancerOutput(

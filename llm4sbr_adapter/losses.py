@@ -76,6 +76,11 @@ class AlignUniformLoss(nn.Module):
       ``uniformity(z) = log(mean_{i<j} exp(-t * ||z_i - z_j||^2))`` (see :func:`uniformity`)
     * ``loss = align + uniform_weight * uniform``
 
+    **The loss may be negative.** ``align`` is in ``[0, 4]``, but ``uniform`` is the log of a mean of
+    ``exp(-t * d^2) <= 1``, so it is ``<= 0`` (down to ``-4 t`` when the rows are spread apart):
+    ``loss`` lies in ``[-4 t * uniform_weight, 4]`` and falls below zero once the rows spread out.
+    A falling value is the signal, not its sign.
+
     A batch of one row has no pairs: its uniformity is defined as ``0`` (so ``loss == align``).
     An empty batch raises ``ValueError``. All-zero rows stay zero after normalisation
     (``F.normalize`` guards the division), so they do not produce NaN.
@@ -85,8 +90,8 @@ class AlignUniformLoss(nn.Module):
         uniform_weight: weight of the uniformity term in ``loss``.
         eps: normalisation guard passed to ``F.normalize``.
 
-    Returns (from ``forward``):
-        ``{"align": scalar, "uniform": scalar, "loss": scalar}`` (all differentiable).
+    ``forward(x, y)`` returns the scalar ``loss`` tensor, like every torch loss;
+    :meth:`components` returns ``{"align", "uniform", "loss"}`` (all differentiable) for logging.
     """
 
     def __init__(self, t: float = 2.0, uniform_weight: float = 1.0, eps: float = 1e-12) -> None:
@@ -102,8 +107,12 @@ class AlignUniformLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"t={self.t}, uniform_weight={self.uniform_weight}"
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``x``, ``y``: ``[batch, d]`` paired rows -> dict of scalar tensors."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x``, ``y``: ``[batch, d]`` paired rows -> scalar ``align + uniform_weight * uniform`` (may be < 0)."""
+        return self.components(x, y)["loss"]
+
+    def components(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``x``, ``y``: ``[batch, d]`` paired rows -> ``{"align", "uniform", "loss"}`` scalar tensors."""
         _check_pair(x, y, ("x", "y"))
         x = F.normalize(x, dim=-1, eps=self.eps)
         y = F.normalize(y, dim=-1, eps=self.eps)

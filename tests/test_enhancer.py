@@ -260,7 +260,7 @@ def test_pairing_decides_which_behaviour_is_aligned(target):
     assert grads[other] is None or grads[other].abs().sum() == 0
     # the logged alignment is the one against the paired behaviour
     paired = {"local": h_local, "global": h_global}[target].detach()
-    ref = AlignUniformLoss()(out.projected["long"].detach(), paired)["align"]
+    ref = AlignUniformLoss().components(out.projected["long"].detach(), paired)["align"]
     torch.testing.assert_close(out.losses["long"]["align"], ref)
 
 
@@ -400,9 +400,8 @@ def test_missing_zeros_uses_zero_vectors_and_skips_them_in_aux_loss(store_path):
     torch.testing.assert_close(out.session, enh(h_local, h_global, intents=explicit).session)
     # aux loss only over the two found rows
     keep = torch.tensor([0, 2])
-    ref = (
-        AlignUniformLoss()(out.projected["long"][keep], h_global[keep])["loss"]
-        + AlignUniformLoss()(out.projected["short"][keep], h_local[keep])["loss"]
+    ref = AlignUniformLoss()(out.projected["long"][keep], h_global[keep]) + AlignUniformLoss()(
+        out.projected["short"][keep], h_local[keep]
     )
     torch.testing.assert_close(out.aux_loss, ref)
     # a batch where nothing is found: aux loss is 0, not NaN

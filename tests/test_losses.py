@@ -16,7 +16,7 @@ def test_align_uniform_matches_hand_computation():
     #   x = [(1,0), (0,1), (-1,0)],  y = [(1,0), (1,0), (0,1)].
     x = torch.tensor([[3.0, 0.0], [0.0, 2.0], [-0.5, 0.0]])
     y = torch.tensor([[7.0, 0.0], [1.0, 0.0], [0.0, 4.0]])
-    out = AlignUniformLoss(t=2.0)(x, y)
+    out = AlignUniformLoss(t=2.0).components(x, y)
 
     # alignment: ||x_i - y_i||^2 = 0, 2, 2  -> mean 4/3
     align = (0.0 + 2.0 + 2.0) / 3
@@ -31,10 +31,32 @@ def test_align_uniform_matches_hand_computation():
     assert out["loss"].item() == pytest.approx(align + uniform, abs=1e-6)
 
 
+def test_forward_returns_the_loss_tensor_like_every_torch_loss():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 8, generator=g, requires_grad=True), torch.randn(16, 8, generator=g)
+    loss_fn = AlignUniformLoss(t=2.0, uniform_weight=0.7)
+    loss = loss_fn(x, y)
+    assert isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad
+    parts = loss_fn.components(x, y)
+    assert set(parts) == {"align", "uniform", "loss"}
+    assert torch.equal(loss, parts["loss"]) and torch.equal(loss, parts["align"] + 0.7 * parts["uniform"])
+    loss.backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_the_loss_is_negative_once_rows_spread_out():
+    # perfectly aligned pairs (align 0) spread over the circle: uniformity < 0, so the loss is too
+    angles = torch.arange(8) * (2 * math.pi / 8)
+    x = torch.stack([angles.cos(), angles.sin()], dim=1)
+    loss = AlignUniformLoss(t=2.0)(x, x.clone())
+    assert loss.item() < 0
+    assert loss.item() >= -4 * 2.0  # bounded below by -4 t * uniform_weight (d^2 <= 4 on the sphere)
+
+
 def test_uniform_weight_and_temperature():
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     y = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
-    out = AlignUniformLoss(t=3.0, uniform_weight=0.5)(x, y)
+    out = AlignUniformLoss(t=3.0, uniform_weight=0.5).components(x, y)
     # align: both rows distance^2 2 -> 2; one pair each at distance^2 2 -> log(exp(-6)) = -6
     assert out["align"].item() == pytest.approx(2.0, abs=1e-6)
     assert out["uniform"].item() == pytest.approx(-6.0, abs=1e-5)
@@ -44,7 +66,7 @@ def test_uniform_weight_and_temperature():
 def test_identical_vectors_are_stable_with_finite_gradients():
     x = torch.ones(64, 8, requires_grad=True)
     y = torch.ones(64, 8, requires_grad=True)
-    out = AlignUniformLoss(t=2.0)(x, y)
+    out = AlignUniformLoss(t=2.0).components(x, y)
     # all pairs coincide: mean exp(0) = 1 -> log 1 = 0; aligned exactly -> 0
     assert out["align"].item() == pytest.approx(0.0, abs=1e-6)
     assert out["uniform"].item() == pytest.approx(0.0, abs=1e-6)
@@ -55,7 +77,7 @@ def test_identical_vectors_are_stable_with_finite_gradients():
 def test_far_apart_vectors_large_t_do_not_underflow():
     # exp(-t * 4) with t = 500 underflows to 0 in float32; logsumexp must still give -2000.
     x = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
-    out = AlignUniformLoss(t=500.0)(x, x.clone())
+    out = AlignUniformLoss(t=500.0).components(x, x.clone())
     assert torch.isfinite(out["loss"])
     assert out["uniform"].item() == pytest.approx(-2000.0, rel=1e-6)
 
@@ -63,7 +85,7 @@ def test_far_apart_vectors_large_t_do_not_underflow():
 def test_zero_rows_do_not_produce_nan():
     x = torch.zeros(3, 4, requires_grad=True)
     y = torch.randn(3, 4)
-    out = AlignUniformLoss()(x, y)
+    out = AlignUniformLoss().components(x, y)
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and torch.isfinite(x.grad).all()
 
@@ -71,7 +93,7 @@ def test_zero_rows_do_not_produce_nan():
 def test_batch_of_one_has_zero_uniformity_and_real_alignment():
     x = torch.tensor([[1.0, 0.0]], requires_grad=True)
     y = torch.tensor([[0.0, 2.0]])
-    out = AlignUniformLoss()(x, y)
+    out = AlignUniformLoss().components(x, y)
     assert out["uniform"].item() == 0.0
     assert out["align"].item() == pytest.approx(2.0, abs=1e-6)
     assert out["loss"].item() == pytest.approx(2.0, abs=1e-6)
@@ -101,8 +123,8 @@ def test_pairwise_sq_dists_agrees_with_explicit_differences():
 def test_uniformity_prefers_spread_out_points():
     spread = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
     bunched = torch.tensor([[1.0, 0.0], [0.99, 0.14], [0.98, 0.2], [0.97, 0.24]])
-    lo = AlignUniformLoss()(spread, spread)["uniform"]
-    hi = AlignUniformLoss()(bunched, bunched)["uniform"]
+    lo = AlignUniformLoss().components(spread, spread)["uniform"]
+    hi = AlignUniformLoss().components(bunched, bunched)["uniform"]
     assert lo < hi
 
 
