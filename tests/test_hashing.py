@@ -32,3 +32,16 @@ def test_every_caller_uses_the_one_helper(tmp_path):
     assert model_hash.sha256_file is hashing.sha256_file
     (tmp_path / "test.txt").write_bytes(b"rows")
     assert set_key(str(tmp_path)) == hashing.sha256_file(tmp_path / "test.txt")
+
+
+def test_copy_and_sha256_joins_files_and_hashes_what_it_wrote(tmp_path):
+    import io
+
+    parts = [tmp_path / f"part{i}" for i in range(3)]
+    for i, p in enumerate(parts):
+        p.write_bytes(bytes([i]) * (1000 + i))
+    out = io.BytesIO()
+    digest, size = hashing.copy_and_sha256(parts, out, chunk=64)
+    joined = b"".join(p.read_bytes() for p in parts)
+    assert out.getvalue() == joined and size == len(joined) == 3003
+    assert digest == hashlib.sha256(joined).hexdigest()

@@ -10,7 +10,6 @@ the file's mtime and size are those stamped, else by hashing the file).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any
 
 from ...atomic_files import atomic_open
 from ...errors import Llm4sbrError
+from ...hashing import copy_and_sha256
 from ..model_hash import default_cache_dir, record_sha256, stamped_sha256
 from .base import LLMBackend, LLMError
 from .openai_http import redact_url
@@ -112,15 +112,7 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     logger.info("joining %d chunks of the default LLM into %s", len(chunks), target)
     with atomic_open(target, "wb") as out:  # nothing replaces target unless the checksum matches
-        h = hashlib.sha256()
-        size = 0
-        for path in chunks:
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 22), b""):
-                    h.update(block)
-                    out.write(block)
-                    size += len(block)
-        actual = h.hexdigest()
+        actual, size = copy_and_sha256(chunks, out)
         if actual != DEFAULT_LLM_SHA256 or size != DEFAULT_LLM_SIZE:
             versions = ", ".join(f"{d}" for d, _, _ in CHUNKS)
             raise DefaultModelError(
