@@ -470,13 +470,13 @@ class IntentEnhancer(nn.Module):
         losses: dict[str, dict[str, torch.Tensor]] = {}
         rows = None if found is None or bool(found.all()) else found
         for p in cfg.perspectives:
-            z, b = projected[p], behaviours[cfg.pairing[p]]
+            z, paired = projected[p], behaviours[cfg.pairing[p]]
             if rows is not None:
-                z, b = z[rows], b[rows]
+                z, paired = z[rows], paired[rows]
             if z.shape[0] == 0:  # no row of this batch has a stored intent
                 parts = {k: h_local.new_zeros(()) for k in ("align", "uniform", "loss")}
             else:
-                parts = self.align_uniform.components(z, b)
+                parts = self.align_uniform.components(z, paired)
             aux = aux + parts["loss"]
             losses[p] = {k: v.detach() for k, v in parts.items()}
         return EnhancerOutput(

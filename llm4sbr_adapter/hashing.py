@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import IO
 
 __all__ = ["copy_and_sha256", "sha256_file"]
 
@@ -29,7 +29,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = _BLOCK) -> str:
     return digest.hexdigest()
 
 
-def copy_and_sha256(sources: Iterable[str | os.PathLike], out: BinaryIO, chunk: int = 1 << 22) -> tuple[str, int]:
+def copy_and_sha256(sources: Iterable[str | os.PathLike], out: IO[bytes], chunk: int = 1 << 22) -> tuple[str, int]:
     """Write the files ``sources`` one after another to ``out``; returns (hex sha256, bytes) of what was written."""
     digest, size = hashlib.sha256(), 0
     for source in sources:

@@ -44,17 +44,18 @@ def save_safetensors(
     meta = dict(metadata or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise ValueError(f"safetensors metadata must map strings to strings, got {sorted(map(str, meta))}")
-    values = list(tensors.values())
-    if all(isinstance(v, np.ndarray) for v in values):
-        from safetensors.numpy import save_file
+    arrays = {name: v for name, v in tensors.items() if isinstance(v, np.ndarray)}
+    weights = {name: v for name, v in tensors.items() if isinstance(v, torch.Tensor)}
+    if len(arrays) == len(tensors):
+        from safetensors.numpy import save_file as save_numpy
 
-        arrays = {name: np.ascontiguousarray(v) for name, v in tensors.items()}
-    elif all(isinstance(v, torch.Tensor) for v in values):
-        from safetensors.torch import save_file
+        with atomic_path(path) as tmp:
+            save_numpy({name: np.ascontiguousarray(v) for name, v in arrays.items()}, str(tmp), metadata=meta)
+    elif len(weights) == len(tensors):
+        from safetensors.torch import save_file as save_torch
 
-        arrays = {name: v.detach().cpu().contiguous() for name, v in tensors.items()}
+        with atomic_path(path) as tmp:
+            save_torch({name: v.detach().cpu().contiguous() for name, v in weights.items()}, str(tmp), metadata=meta)
     else:
-        kinds = sorted({type(v).__name__ for v in values})
+        kinds = sorted({type(v).__name__ for v in tensors.values()})
         raise TypeError(f"tensors must be all numpy arrays or all torch tensors, got {kinds}")
-    with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata=meta)

@@ -46,20 +46,23 @@ def inner_product_index(
         seed: seed of the IVF k-means.
     """
     n, dim = vectors.shape
+    index: faiss.Index
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = max(40, 2 * int(hnsw_m))
-        index.hnsw.efSearch = int(ef_search)
+        hnsw = faiss.IndexHNSWFlat(dim, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = max(40, 2 * int(hnsw_m))
+        hnsw.hnsw.efSearch = int(ef_search)
+        index = hnsw
     elif kind == "ivf":
         if nlist is None or not 1 <= nlist <= n:
             raise ValueError(f"nlist must be in 1..{n} (number of vectors), got {nlist}")
         # FAISS keeps the quantizer alive with the index (the constructor records a reference to it)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, int(nlist), faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = int(seed)
-        index.train(vectors)
-        index.nprobe = int(min(max(1, nprobe), nlist))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, int(nlist), faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.seed = int(seed)
+        ivf.train(vectors)
+        ivf.nprobe = int(min(max(1, nprobe), nlist))
+        index = ivf
     else:
         raise ValueError(f"index must be one of {INDEX_KINDS}, got {kind!r}")
     index.add(vectors)

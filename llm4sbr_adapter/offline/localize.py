@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import faiss
 import numpy as np
@@ -74,7 +75,8 @@ class ItemLocalizer:
         self.ef_search = int(ef_search)
         if index == "ivf" and nlist is None:
             nlist = int(min(max(1, round(4 * math.sqrt(self.num_items))), max(1, self.num_items // 39)))
-        self.index = inner_product_index(
+        # Any: FAISS's Python classes do not type the subclass attributes (hnsw.efSearch) search() sets
+        self.index: Any = inner_product_index(
             items, index, hnsw_m=hnsw_m, ef_search=self.ef_search, nlist=nlist, nprobe=nprobe, seed=seed
         )
         logger.info("item localizer: %d items x %d dims, %s index", self.num_items, self.dim, index)

@@ -22,7 +22,9 @@ __all__ = ["read_srgnn_pickle"]
 _ROW_TYPES = (list, tuple, np.ndarray)
 
 
-def read_srgnn_pickle(path: str | os.PathLike, error: type[Exception]) -> tuple[Sequence[Any], Sequence[Any] | None]:
+def read_srgnn_pickle(
+    path: str | os.PathLike, error: type[Exception]
+) -> tuple[Sequence[Any] | np.ndarray, Sequence[Any] | np.ndarray | None]:
     """``(sequences, targets)`` of a pickled SR-GNN split, as stored (targets may be ``None``).
 
     Args:
@@ -36,7 +38,7 @@ def read_srgnn_pickle(path: str | os.PathLike, error: type[Exception]) -> tuple[
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            data = pickle.load(handle)
+            data: Any = pickle.load(handle)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a format error
         raise error(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
     if not (
