@@ -22,9 +22,7 @@ __all__ = ["read_srgnn_pickle"]
 _ROW_TYPES = (list, tuple, np.ndarray)
 
 
-def read_srgnn_pickle(
-    path: str | os.PathLike, error: type[Exception]
-) -> tuple[Sequence[Any] | np.ndarray, Sequence[Any] | np.ndarray | None]:
+def read_srgnn_pickle(path: str | os.PathLike, error: type[Exception]) -> tuple[Sequence[Any], Sequence[Any] | None]:
     """``(sequences, targets)`` of a pickled SR-GNN split, as stored (targets may be ``None``).
 
     Args:
@@ -51,7 +49,8 @@ def read_srgnn_pickle(
             f"{path}: expected a pickled tuple (sequences, targets) as SR-GNN's train.txt/test.txt, "
             f"got {type(data).__name__}"
         )
-    sequences, targets = data[0], data[1]
+    sequences: Any = data[0]  # a list of rows (or an array): what the pickle holds, unconverted
+    targets: Any = data[1]
     if targets is not None and len(targets) != len(sequences):
         raise error(f"{path}: {len(sequences)} sequences but {len(targets)} targets")
     return sequences, targets
