@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Llm4sbrError, option_hint
-from ..hashing import sha256_file
-from .srgnn_pickle import read_srgnn_pickle
+from ...errors import Llm4sbrError, option_hint
+from ...hashing import sha256_file
+from ..srgnn_pickle import read_srgnn_pickle
 
 logger = logging.getLogger(__name__)
 
