@@ -125,9 +125,10 @@ def test_sessions_not_utf8_names_line_byte_and_column(tmp_path, name, text):
     path = tmp_path / name
     path.write_bytes(text)
     col = text.split(b"\n")[1].index(b"\xe9") + 1
+    offset = text.index(b"\xe9")
     with pytest.raises(
         InputFormatError,
-        match=rf"{name}: line 2: not UTF-8 \(byte 0xe9 at column {col}\); "
+        match=rf"{name}: line 2: not UTF-8 \(byte 0xe9 at byte offset {offset}, column {col}\); "
         r".*encoding='latin-1'",
     ):
         read_sessions(path)
@@ -195,7 +196,7 @@ def test_catalogue_headerless_pipe_latin1_like_movielens(tmp_path):
     )
     with pytest.raises(
         InputFormatError,
-        match=r"u.item: line 2: not UTF-8 \(byte 0xe9 at column 6\); "
+        match=r"u.item: line 2: not UTF-8 \(byte 0xe9 at byte offset 46, column 6\); "
         r"try encoding='latin-1'",
     ):
         read_catalogue(path)

@@ -26,7 +26,6 @@ the line, the byte and its column (:func:`read_text`).
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
@@ -42,9 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import Llm4sbrError, option_hint
+from ...errors import option_hint
 from ...hashing import sha256_file
 from ..srgnn_pickle import read_srgnn_pickle
+from .text import InputFormatError, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ __all__ = [
 ]
 
 ItemId = int | str
-
-
-class InputFormatError(Llm4sbrError, ValueError):
-    """An input file is malformed; the message names the file, the line and the offending id."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -134,30 +130,6 @@ def _refuse_untrusted_pickle(path: Path) -> None:
             f"{path}: starts with a pickle header but is not named .pkl/.pickle/.txt, so it is not unpickled "
             f"({PICKLE_WARNING}); if it is yours, pass {option_hint('fmt', '--sessions-format', 'pickle')}"
         )
-
-
-def read_text(path: str | os.PathLike, encoding: str, hint: str) -> str:
-    """The whole file decoded; a bad byte raises :class:`InputFormatError` naming line, byte and column.
-
-    ``hint`` ends the message (e.g. which encoding to try).
-    """
-    data = Path(path).read_bytes()
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise InputFormatError(_decode_error_message(path, data, err, encoding, hint)) from None
-
-
-def _decode_error_message(
-    path: str | os.PathLike, data: bytes, err: UnicodeDecodeError, encoding: str, hint: str
-) -> str:
-    """``<file>: line N: not UTF-8 (byte 0x.. at column C); <hint>`` (1-based line and byte column)."""
-    line_start = data.rfind(b"\n", 0, err.start) + 1
-    line = data.count(b"\n", 0, err.start) + 1
-    name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
-    return (
-        f"{path}: line {line}: not {name} (byte 0x{data[err.start]:02x} at column {err.start - line_start + 1}); {hint}"
-    )
 
 
 # --------------------------------------------------------------------------- sessions

@@ -1,0 +1,86 @@
+"""Text files decoded strictly, and split into lines the way files are written.
+
+* :func:`read_text` decodes a whole file; a byte that is not valid in the encoding raises
+  :class:`InputFormatError` naming the file, the line, the byte offset and the column, never a
+  silently garbled title.
+* :func:`text_lines` splits at ``\\n``, ``\\r\\n`` and ``\\r`` only. ``str.splitlines()`` also splits
+  at ``\\x85``, ``\\x1c``-``\\x1e``, ``\\u2028`` and ``\\u2029``, characters that can sit inside a
+  title (``\\x85`` is the second byte of a UTF-8 ``å`` read as latin-1).
+* :func:`resolve_encoding` picks the encoding of a release whose files are latin-1 (MovieLens 100K
+  and 1M): latin-1 unless the bytes are valid UTF-8 with non-ASCII characters, i.e. a copy that was
+  re-saved as UTF-8 (decoding those as latin-1 would garble every accented title).
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import os
+from pathlib import Path
+
+from ...errors import Llm4sbrError
+
+__all__ = ["InputFormatError", "read_lines", "read_text", "resolve_encoding", "text_lines"]
+
+logger = logging.getLogger(__name__)
+
+
+class InputFormatError(Llm4sbrError, ValueError):
+    """An input file is malformed; the message names the file, the line and the offending id."""
+
+
+def read_text(path: str | os.PathLike, encoding: str, hint: str) -> str:
+    """The whole file decoded; a bad byte raises :class:`InputFormatError` naming line, byte offset and column.
+
+    ``hint`` ends the message (e.g. which encoding to try).
+    """
+    data = Path(path).read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise InputFormatError(_decode_error_message(path, data, err, encoding, hint)) from None
+
+
+def _decode_error_message(
+    path: str | os.PathLike, data: bytes, err: UnicodeDecodeError, encoding: str, hint: str
+) -> str:
+    """``<file>: line N: not UTF-8 (byte 0x.. at byte offset O, column C); <hint>`` (1-based line and column)."""
+    line_start = data.rfind(b"\n", 0, err.start) + 1
+    line = data.count(b"\n", 0, err.start) + 1
+    name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    return (
+        f"{path}: line {line}: not {name} (byte 0x{data[err.start]:02x} at byte offset {err.start}, "
+        f"column {err.start - line_start + 1}); {hint}"
+    )
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines of ``text`` split at ``\\n``, ``\\r\\n`` and ``\\r`` only (no line ends kept; a final
+    line end does not add an empty line)."""
+    return [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
+
+
+def read_lines(path: str | os.PathLike, encoding: str, hint: str) -> list[str]:
+    """:func:`text_lines` of :func:`read_text`; a missing file is a ``FileNotFoundError`` naming it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"missing input file: {path}")
+    return text_lines(read_text(path, encoding, hint))
+
+
+def resolve_encoding(path: str | os.PathLike, encoding: str | None, release_default: str) -> str:
+    """``encoding`` when given; else ``release_default``, except that a latin-1 default gives way to
+    UTF-8 when the file is valid UTF-8 and not plain ASCII (logged, as it departs from the release)."""
+    if encoding:
+        return encoding
+    if codecs.lookup(release_default).name != "iso8859-1":
+        return release_default
+    data = Path(path).read_bytes()
+    if data.isascii():
+        return release_default
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return release_default
+    logger.info("%s: valid UTF-8 with non-ASCII titles, read as UTF-8 (the release itself is latin-1)", path)
+    return "utf-8"
