@@ -37,40 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter.offline.inputs.clicks import clock_windows, user_sort_key
+
 from .dataset_files import SPLITS, shared_stats, write_dataset
 from .raw_data import Interactions, Row, Session, augmented_rows, build_item_map, read_beauty, read_movielens
-
-
-def user_sort_key(user: str) -> tuple[int, int, str]:
-    """Numeric ids in numeric order (MovieLens), then any other ids in string order."""
-    return (0, int(user), "") if user.isdigit() else (1, 0, user)
-
-
-def clock_windows(users: Sequence[str], items: Sequence, times: Sequence[int], window: int = 600) -> list[Session]:
-    """Group each user's clicks by ``timestamp // window`` (a fixed clock window, not a gap rule).
-
-    Sessions come back in (user id, window) order (:func:`user_sort_key`); inside a session clicks are
-    in time order, equal timestamps in input order.
-    """
-    n = len(users)
-    if not (len(items) == len(times) == n):
-        raise ValueError(f"users, items and times differ in length ({n}, {len(items)}, {len(times)})")
-    if window < 1:
-        raise ValueError(f"window must be at least 1 second, got {window}")
-    ranked = {u: k for k, u in enumerate(sorted(set(users), key=user_sort_key))}
-    codes = np.fromiter((ranked[u] for u in users), dtype=np.int64, count=n)
-    times = np.asarray(times, dtype=np.int64)
-    windows = times // window
-    order = np.lexsort((np.arange(n), times, windows, codes))
-    codes_s, windows_s, times_s = codes[order], windows[order], times[order]
-    new = np.ones(n, dtype=bool)
-    new[1:] = (codes_s[1:] != codes_s[:-1]) | (windows_s[1:] != windows_s[:-1])
-    starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], n)
-    return [
-        Session(users[order[a]], [items[k] for k in order[a:b]], times_s[a:b].tolist())
-        for a, b in zip(starts, ends, strict=True)
-    ]
 
 
 def drop_sessions_with_rare_items(
@@ -151,7 +121,7 @@ def _examples_and_meta(blocks: Sequence[list[Session]], item_map: dict, augment:
     return examples, meta
 
 
-def _write_user_split(
+def write_session_split(
     src: str | os.PathLike,
     out: str | os.PathLike,
     data: Interactions,
@@ -160,8 +130,10 @@ def _write_user_split(
     dataset: str,
     augment: bool,
     protocol: dict,
+    protocol_name: str = "paper",
 ) -> dict:
-    """Renumber items, write the dataset folder and return its statistics (Table 1)."""
+    """Renumber items, write the dataset folder for the train / valid / test ``blocks`` of sessions
+    and return its statistics (Table 1). ``augment``: every prefix is a row, else the last item only."""
     item_map = build_item_map([[s.items for s in block] for block in blocks])
     examples, meta = _examples_and_meta(blocks, item_map, augment)
     sessions = [s for block in blocks for s in block]
@@ -170,7 +142,7 @@ def _write_user_split(
     inputs = sum(len(seq) for split in SPLITS for seq in examples[split][0])
     stats = {
         "dataset": dataset,
-        "protocol": {"name": "paper", **protocol},
+        "protocol": {"name": protocol_name, **protocol},
         "source": str(Path(src).resolve()),
         "raw_clicks": len(data.items),
         "clicks": clicks,
@@ -196,9 +168,12 @@ def prepare_movielens_paper(
     test_share: float = 0.1,
     valid_share: float = 0.1,
     seed: int = 0,
+    encoding: str | None = None,
 ) -> dict:
-    """The authors' ML-1M protocol (module docstring) from ``src`` into ``out``; returns the statistics."""
-    data = read_movielens(src)
+    """The authors' ML-1M protocol (module docstring) from ``src`` into ``out``; returns the statistics.
+
+    ``src`` may hold any MovieLens release; ``encoding`` overrides the release's (see ``read_movielens``)."""
+    data = read_movielens(src, encoding)
     windows = clock_windows(data.users, data.items, data.times, window=window)
     sessions = drop_sessions_with_rare_items(windows, min_item_count=min_item_count)
     if not sessions:
@@ -215,7 +190,7 @@ def prepare_movielens_paper(
         "augmentation": "none",
         "raw_sessions": len(windows),
     }
-    return _write_user_split(src, out, data, blocks, dataset="movielens", augment=False, protocol=protocol)
+    return write_session_split(src, out, data, blocks, dataset="movielens", augment=False, protocol=protocol)
 
 
 def prepare_beauty_paper(
@@ -244,4 +219,4 @@ def prepare_beauty_paper(
         "same_time_ties": "file order" if tie_seed is None else f"shuffled, default_rng({tie_seed})",
         "augmentation": "every prefix -> next item, in every split",
     }
-    return _write_user_split(src, out, data, blocks, dataset="beauty", augment=True, protocol=protocol)
+    return write_session_split(src, out, data, blocks, dataset="beauty", augment=True, protocol=protocol)

@@ -1,4 +1,7 @@
-"""Prepare MovieLens and Amazon Beauty for the LLM4SBR reproduction, in SR-GNN's pickle format.
+"""Prepare MovieLens, Amazon Beauty or any click log for the LLM4SBR reproduction, in SR-GNN's pickle format.
+
+Subcommands: ``movielens`` (any release: ML-1M/10M ``::``, ML-100K, the ``ratings.csv`` releases),
+``beauty``, and ``clicks`` (one click per row, see :mod:`llm4sbr_adapter.experiments.clicks_protocol`).
 
 Two protocols (``--protocol``):
 
@@ -20,8 +23,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from llm4sbr_adapter.offline.inputs.movielens import detect_release
+
+from .clicks_protocol import prepare_clicks
 from .dataset_files import SPLITS, write_dataset, write_pickle_split, write_tsv
 from .paper_protocol import (
     clock_windows,
@@ -123,8 +128,16 @@ def format_stats(stats: dict, paper: str | None = None) -> str:
 
 
 # Flags that only one protocol reads: giving one to the other protocol is an error, not silently ignored.
-TEMPORAL_ONLY = {"movielens": ("gap", "split", "split_key"), "beauty": ("test_rows", "sample_users", "sample_seed")}
-PAPER_ONLY = {"movielens": ("window", "test_share", "seed"), "beauty": ("test_share", "seed", "tie_seed")}
+TEMPORAL_ONLY = {
+    "movielens": ("gap", "split", "split_key"),
+    "beauty": ("test_rows", "sample_users", "sample_seed"),
+    "clicks": ("split", "split_key"),
+}
+PAPER_ONLY = {
+    "movielens": ("window", "test_share", "seed"),
+    "beauty": ("test_share", "seed", "tie_seed"),
+    "clicks": ("test_share", "seed"),
+}
 
 
 def _add_paper_flags(p: argparse.ArgumentParser, dataset: str) -> None:
@@ -134,6 +147,8 @@ def _add_paper_flags(p: argparse.ArgumentParser, dataset: str) -> None:
     p.add_argument(
         "--test-share", type=float, help="paper: share of sessions (whole users) in the test split (default 0.1)"
     )
+    if dataset == "clicks":
+        return
     if dataset == "movielens":
         p.add_argument(
             "--window",
@@ -151,13 +166,14 @@ def _add_paper_flags(p: argparse.ArgumentParser, dataset: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Prepare MovieLens (ML-1M or ML-100K) or Amazon Beauty as SR-GNN pickles "
+        description="Prepare MovieLens (any release), Amazon Beauty or a click log as SR-GNN pickles "
         "(train.txt/valid.txt/test.txt) plus items.tsv, rows_*.tsv and stats.json; prints Table 1.",
     )
     sub = parser.add_subparsers(dest="dataset", required=True)
     ml = sub.add_parser("movielens", help="sessions of one user's ratings, one example per session")
     be = sub.add_parser("beauty", help="one session per user, every prefix predicts the next review")
-    for p in (ml, be):
+    cl = sub.add_parser("clicks", help="any one-click-per-row log (CSV/TSV/Parquet) plus an optional catalogue")
+    for p in (ml, be, cl):
         p.add_argument(
             "--protocol",
             choices=("paper", "temporal"),
@@ -172,9 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
             help="paper: share of training users moved to validation; temporal: share of the non-test "
             "sessions (movielens: see --split) or rows (beauty) used for validation (default 0.1)",
         )
-        _add_paper_flags(p, "movielens" if p is ml else "beauty")
+        _add_paper_flags(p, {id(ml): "movielens", id(be): "beauty", id(cl): "clicks"}[id(p)])
     ml.add_argument(
-        "--src", required=True, help="folder with ratings.dat+movies.dat (ML-1M) or u.data+u.item (ML-100K)"
+        "--src",
+        required=True,
+        help="folder of any MovieLens release: ratings.dat+movies.dat (ML-1M, ML-10M), u.data+u.item (ML-100K) "
+        "or ratings.csv+movies.csv (ml-latest, ml-20m, ml-25m, ml-32m), detected from the files",
+    )
+    ml.add_argument(
+        "--encoding",
+        help="text encoding of the files (default: the release's: latin-1 for ML-100K/ML-1M unless the copy is "
+        "valid UTF-8, UTF-8 otherwise)",
     )
     ml.add_argument(
         "--min-item-count",
@@ -209,7 +233,43 @@ def build_parser() -> argparse.ArgumentParser:
         "for cheaper documented runs, never for headline numbers",
     )
     be.add_argument("--sample-seed", type=int, help="temporal: seed of --sample-users (default 0)")
+    add_clicks_flags(cl)
     return parser
+
+
+def add_clicks_flags(p: argparse.ArgumentParser) -> None:
+    """The ``clicks`` subcommand's flags: the log, its columns, the catalogue, sessionisation, filters, split."""
+    p.add_argument("--src", required=True, help="click log: CSV, TSV or Parquet, one click per row, with a header")
+    p.add_argument(
+        "--items", help="catalogue 'item_id<sep>title' (header detected); items.tsv titles stay empty without"
+    )
+    add_column_flags(p)
+    p.add_argument("--encoding", default="utf-8", help="text encoding of --src and --items (default utf-8)")
+    p.add_argument(
+        "--items-header", choices=("auto", "yes", "no"), default="auto", help="does --items start with a header row"
+    )
+    p.add_argument("--gap", type=int, help="no session column: new session after a gap longer than this (seconds)")
+    p.add_argument("--window", type=int, help="no session column: a session = one clock window of this many seconds")
+    p.add_argument(
+        "--rows",
+        choices=("prefixes", "last"),
+        default="prefixes",
+        help="prefixes (default): every prefix predicts its next click; last: one row per session",
+    )
+    p.add_argument("--min-item-count", type=int, default=5, help="drop items (or sessions) rarer than this")
+    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"), help="temporal: shares")
+    p.add_argument("--split-key", choices=("end", "start"), help="temporal: order sessions by last or first click")
+
+
+def add_column_flags(p: argparse._ActionsContainer) -> None:
+    """``--session-column`` etc.: names of a click log's columns (default: a common spelling in the header)."""
+    for role, examples in (
+        ("session", "session_id, sessionId, session"),
+        ("item", "item_id, itemId, item, movieId"),
+        ("time", "timestamp, time, ts, eventdate"),
+        ("user", "user_id, userId, user, visitorid"),
+    ):
+        p.add_argument(f"--{role}-column", metavar="NAME", help=f"{role} column of the click log (default: {examples})")
 
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
@@ -228,13 +288,20 @@ def prepare(args: argparse.Namespace) -> tuple[dict, str | None]:
         raise ValueError(
             f"{', '.join(misplaced)} only apply to the other protocol; this run uses --protocol {args.protocol}"
         )
-    is_ml1m = args.dataset == "movielens" and (Path(args.src) / "ratings.dat").is_file()
+    if args.dataset == "clicks":
+        return _prepare_clicks(args), None
+    is_ml1m = args.dataset == "movielens" and detect_release(args.src)[0] == "ml-1m"
     paper = "beauty" if args.dataset == "beauty" else ("ml-1m" if is_ml1m else None)
     if args.protocol == "paper":
         common = {"test_share": _or(args.test_share, 0.1), "valid_share": args.valid_share, "seed": _or(args.seed, 0)}
         if args.dataset == "movielens":
             return prepare_movielens_paper(
-                args.src, args.out, window=_or(args.window, 600), min_item_count=args.min_item_count, **common
+                args.src,
+                args.out,
+                window=_or(args.window, 600),
+                min_item_count=args.min_item_count,
+                encoding=args.encoding,
+                **common,
             ), paper
         return prepare_beauty_paper(args.src, args.out, tie_seed=args.tie_seed, **common), paper
     if args.dataset == "movielens":
@@ -245,6 +312,7 @@ def prepare(args: argparse.Namespace) -> tuple[dict, str | None]:
             min_item_count=args.min_item_count,
             shares=_or(args.split, (0.7, 0.1, 0.2)),
             split_key=_or(args.split_key, "end"),
+            encoding=args.encoding,
         ), None
     sample = _or(args.sample_users, 1.0)
     return prepare_beauty(
@@ -255,6 +323,28 @@ def prepare(args: argparse.Namespace) -> tuple[dict, str | None]:
         sample_users=sample,
         sample_seed=_or(args.sample_seed, 0),
     ), None
+
+
+def _prepare_clicks(args: argparse.Namespace) -> dict:
+    columns = {role: getattr(args, f"{role}_column") for role in ("session", "item", "time", "user")}
+    return prepare_clicks(
+        args.src,
+        args.out,
+        items=args.items,
+        columns=columns,
+        encoding=args.encoding,
+        items_header={"auto": None, "yes": True, "no": False}[args.items_header],
+        gap=args.gap,
+        window=args.window,
+        protocol=args.protocol,
+        rows=args.rows,
+        min_item_count=args.min_item_count,
+        test_share=_or(args.test_share, 0.1),
+        valid_share=args.valid_share,
+        seed=_or(args.seed, 0),
+        shares=_or(args.split, (0.7, 0.1, 0.2)),
+        split_key=_or(args.split_key, "end"),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,9 +90,12 @@ def prepare_movielens(
     min_item_count: int = 5,
     shares: Sequence[float] = (0.7, 0.1, 0.2),
     split_key: str = "end",
+    encoding: str | None = None,
 ) -> dict:
-    """Run the MovieLens protocol (module docstring) from ``src`` into ``out``; returns the statistics."""
-    data = read_movielens(src)
+    """Run the MovieLens protocol (module docstring) from ``src`` into ``out``; returns the statistics.
+
+    ``src`` may hold any MovieLens release; ``encoding`` overrides the release's (see ``read_movielens``)."""
+    data = read_movielens(src, encoding)
     sessions = split_sessions(data.users, data.items, data.times, gap=gap)
     raw_sessions = len(sessions)
     sessions = filter_sessions(sessions, min_item_count=min_item_count)

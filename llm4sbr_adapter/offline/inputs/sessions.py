@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import json
 import logging
@@ -44,6 +45,7 @@ import numpy as np
 from ...errors import option_hint
 from ...hashing import sha256_file
 from ..srgnn_pickle import read_srgnn_pickle
+from .columns import COMMON_NAMES, find_column, normalise_name
 from .text import InputFormatError, read_text
 
 logger = logging.getLogger(__name__)
@@ -401,19 +403,17 @@ def _read_table_sessions(path: Path, delimiter: str, encoding: str) -> tuple[lis
 
 
 # --------------------------------------------------------------------------- catalogue
-_HEADER_NAMES = {"item_id", "itemid", "item", "id", "movie_id", "movieid", "asin", "product_id"}
-
-
 @dataclass
 class Catalogue:
     """Item id -> title.
 
     Attributes:
         item_ids: ``[M]`` ids in file order (``int64`` when all are canonical integers, else strings).
-        titles: ``M`` normalised titles (NFC, whitespace collapsed).
+        titles: ``M`` normalised titles (HTML entities such as ``&amp;`` unescaped, NFC, whitespace collapsed).
         sha256: sha256 of the normalised ``id<TAB>title`` lines in file order (independent of the
             file's layout, delimiter, extra columns and encoding).
         source: file name.
+        html_unescaped: how many titles held HTML entities (unescaped with :func:`html.unescape`).
     """
 
     item_ids: np.ndarray
@@ -421,12 +421,16 @@ class Catalogue:
     sha256: str = ""
     source: str = "<memory>"
     _index: dict[str, int] = field(default_factory=dict, repr=False)
+    html_unescaped: int = 0
 
     def __post_init__(self) -> None:
         self.item_ids = _ids_array(
             list(self.item_ids.tolist() if isinstance(self.item_ids, np.ndarray) else self.item_ids)
         )
-        self.titles = [_normalise_title(t) for t in self.titles]
+        raw = [str(t) for t in self.titles]
+        unescaped = [html.unescape(t) for t in raw]
+        self.html_unescaped = sum(a != b for a, b in zip(raw, unescaped, strict=True))
+        self.titles = [_normalise_title(t) for t in unescaped]
         if len(self.item_ids) != len(self.titles):
             raise ValueError(f"{self.source}: {len(self.item_ids)} ids but {len(self.titles)} titles")
         self._index = check_unique_ids(self.item_ids.tolist(), None, self.source, "item")
@@ -467,14 +471,17 @@ def read_catalogue(
     encoding: str = "utf-8",
     delimiter: str | None = None,
     header: bool | None = None,
-    id_column: int = 0,
-    title_column: int = 1,
+    id_column: int | None = None,
+    title_column: int | None = None,
 ) -> Catalogue:
     """Read an item catalogue (id -> title) from TSV/CSV (or ``|``-separated) text or JSONL.
 
     Table files: the id is column ``id_column`` and the title column ``title_column`` (extra columns
     are ignored). ``header=None`` detects a header: the first row is one when its id field is a
-    column name such as ``item_id``, ``id``, ``movie_id`` or ``asin`` (case-insensitive).
+    common item-column name (``item_id``, ``item ID``, ``itemId``, ``id``, ``movieId``, ``asin``, ...)
+    or its title field a common title-column name (``title``, ``name``, ...), compared in lower case
+    with only letters and digits (:func:`~.columns.normalise_name`). With a header, columns not given
+    are found by those names; otherwise (and without a header) the id is column 0, the title column 1.
     ``delimiter=None`` picks ``,`` for ``.csv`` and otherwise a tab, or ``|`` when the first line has
     no tab but a ``|`` (MovieLens ``u.item``). Every row must have as many fields as the first row
     (the header, or the first item when there is none): TSV and ``|`` files have no quoting, so a
@@ -502,7 +509,7 @@ def read_catalogue(
         rows = _jsonl_catalogue_rows(path, text)
     else:
         delimiter = delimiter or _catalogue_delimiter(text, kind)
-        rows = _table_catalogue_rows(path, text, delimiter, header, id_column, title_column)
+        rows = _table_catalogue_rows(path, text.removeprefix("\ufeff"), delimiter, header, id_column, title_column)
     return _catalogue_from_rows(path, rows)
 
 
@@ -530,8 +537,32 @@ def _catalogue_delimiter(text: str, kind: str) -> str:
     return "|" if "\t" not in first_line and "|" in first_line else "\t"
 
 
+def _is_header(row: list[str], header: bool | None, id_column: int | None, title_column: int | None) -> bool:
+    """``header`` when given; else whether the id or title field of ``row`` is a common column name."""
+    if header is not None:
+        return header
+    names = [normalise_name(field) for field in row]
+    id_col, title_col = _or(id_column, 0), _or(title_column, 1)
+    return (id_col < len(row) and names[id_col] in COMMON_NAMES["item"]) or (
+        title_col < len(row) and names[title_col] in COMMON_NAMES["title"]
+    )
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _header_columns(path: Path, row: list[str], id_column: int | None, title_column: int | None) -> tuple[int, int]:
+    """The id and title columns: those given, else found by name in the header ``row``, else 0 and 1."""
+    if id_column is None:
+        id_column = _or(find_column(row, "item", None, source=str(path), flag="id_column"), 0)
+    if title_column is None:
+        title_column = _or(find_column(row, "title", None, source=str(path), flag="title_column"), 1)
+    return id_column, title_column
+
+
 def _table_catalogue_rows(
-    path: Path, text: str, delimiter: str, header: bool | None, id_column: int, title_column: int
+    path: Path, text: str, delimiter: str, header: bool | None, id_column: int | None, title_column: int | None
 ) -> list[_CatalogueRow]:
     """(line, id, title) of every data row; rows must have the first row's field count."""
     reader = csv.reader(
@@ -539,21 +570,23 @@ def _table_catalogue_rows(
         delimiter=delimiter,
         quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE,
     )
-    need = max(id_column, title_column) + 1
     width: tuple[int, int] | None = None  # (line, field count) of the first row
     rows = []
     for row in reader:
         lineno = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
+        if width is None:
+            width = (lineno, len(row))
+            if _is_header(row, header, id_column, title_column):
+                id_column, title_column = _header_columns(path, row, id_column, title_column)
+                continue
+            id_column, title_column = _or(id_column, 0), _or(title_column, 1)
+        need = max(id_column, title_column) + 1
         if len(row) < need:
             raise InputFormatError(
                 f"{path}: line {lineno}: expected at least {need} columns separated by {delimiter!r}, got {len(row)}"
             )
-        if width is None:
-            width = (lineno, len(row))
-            if header if header is not None else row[id_column].strip().lower() in _HEADER_NAMES:
-                continue
         _check_width(path, lineno, len(row), width, delimiter)
         id_text = row[id_column].strip()
         if not id_text:

@@ -1,0 +1,293 @@
+"""Click logs: one click per row (``session_id,item_id,timestamp`` and the like), and the sessions cut from them.
+
+:func:`read_click_log` reads CSV, TSV (any of ``,`` ``;`` tab ``|``, detected from the header line)
+or Parquet (needs pandas with pyarrow). The first row is a header; the session, item, time and
+user columns are found by the names given (``--session-column`` etc.) or by a common spelling
+(:data:`~.columns.COMMON_NAMES`). A log needs an item column, a time column, and a session column
+or a user column (or both); other columns are ignored. Times are integers (any unit, e.g. unix
+seconds or milliseconds) or ISO 8601 dates/times (read as whole unix seconds, UTC when no zone is
+given).
+
+:func:`click_sessions` groups the clicks: by the session column when there is one (each session in
+time order, equal times in file order, sessions in order of first appearance), otherwise each
+user's clicks are cut at gaps longer than ``gap`` (:func:`split_sessions`) or grouped by fixed
+clock windows of ``window`` (:func:`clock_windows`), in the time column's unit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import option_hint
+from .columns import find_column
+from .sessions import _parse_id as parse_id
+from .text import InputFormatError, read_text
+
+__all__ = [
+    "ClickLog",
+    "Session",
+    "click_sessions",
+    "clock_windows",
+    "read_click_log",
+    "split_sessions",
+    "user_sort_key",
+]
+
+
+@dataclass
+class Session:
+    """One session: clicks in time order. ``items`` hold original item ids; ``id`` is the log's session
+    id, or ``"<user>_<k>"`` (k from 1, in time order) for a session cut from a user's clicks."""
+
+    user: str
+    items: list
+    times: list
+    id: object = None
+
+    @property
+    def start(self) -> int:
+        return int(self.times[0])
+
+    @property
+    def end(self) -> int:
+        return int(self.times[-1])
+
+
+@dataclass
+class ClickLog:
+    """Clicks in file order plus the item titles (original ids).
+
+    ``users`` hold the user column, or the session id when the log has no user column; ``sessions``
+    the session column (``None`` when the log has none); ``lines`` the 1-based line of each click.
+    """
+
+    users: list
+    items: list
+    times: np.ndarray  # int64 [n]
+    titles: dict = field(default_factory=dict)
+    sessions: list | None = None
+    source: str = "<memory>"
+    lines: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- reading
+def read_click_log(
+    path: str | os.PathLike,
+    *,
+    session_column: str | None = None,
+    item_column: str | None = None,
+    time_column: str | None = None,
+    user_column: str | None = None,
+    encoding: str = "utf-8",
+) -> ClickLog:
+    """Read a one-click-per-row log (module docstring). Raises :class:`InputFormatError` naming the
+    file, the line and the column of a missing column, an empty id or an unreadable time."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"click log not found: {path}")
+    rows = _parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else _text_rows(path, encoding)
+    _, header = next(rows, (1, []))
+    flags = {"session": session_column, "item": item_column, "time": time_column, "user": user_column}
+    cols = {
+        role: find_column(header, role, given, source=str(path), flag=f"--{role}-column")
+        for role, given in flags.items()
+    }
+    _require_columns(path, header, cols)
+    users, items, times, sessions, lines = [], [], [], [], []
+    for lineno, row in rows:
+        if not row or all(not v.strip() for v in row):
+            continue
+        if len(row) != len(header):
+            raise InputFormatError(f"{path}: line {lineno}: {len(row)} fields, but the header has {len(header)}")
+        item = _required(path, lineno, row, cols["item"], header)
+        times.append(_parse_time(path, lineno, row[cols["time"]], header[cols["time"]]))
+        items.append(parse_id(item))
+        if cols["session"] is not None:
+            sessions.append(parse_id(_required(path, lineno, row, cols["session"], header)))
+        users.append(
+            str(sessions[-1]) if cols["user"] is None else _required(path, lineno, row, cols["user"], header).strip()
+        )
+        lines.append(lineno)
+    return ClickLog(
+        users=users,
+        items=items,
+        times=np.asarray(times, dtype=np.int64),
+        sessions=sessions if cols["session"] is not None else None,
+        source=path.name,
+        lines=lines,
+    )
+
+
+def _require_columns(path: Path, header: Sequence[str], cols: dict) -> None:
+    """An item and a time column, and a session or a user column, must be there."""
+    missing = [role for role in ("item", "time") if cols[role] is None]
+    if cols["session"] is None and cols["user"] is None:
+        missing.append("session (or user)")
+    if missing:
+        flags = " / ".join(f"--{m.split()[0]}-column" for m in missing)
+        raise InputFormatError(
+            f"{path}: line 1: found no {' and no '.join(missing)} column in the header {list(header)}; "
+            f"name it with {flags}"
+        )
+
+
+def _required(path: Path, lineno: int, row: Sequence[str], col: int, header: Sequence[str]) -> str:
+    value = row[col]
+    if not value.strip():
+        raise InputFormatError(f"{path}: line {lineno}: empty {header[col]!r}")
+    return value
+
+
+def _parse_time(path: Path, lineno: int, text: str, name: str) -> int:
+    """An integer, or an ISO 8601 date/time as whole unix seconds (UTC when no zone is given)."""
+    text = text.strip()
+    if re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputFormatError(
+            f"{path}: line {lineno}: {name} {text!r} is neither an integer nor an ISO 8601 date/time"
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return int(stamp.timestamp() // 1)
+
+
+def _delimiter(path: Path, first_line: str) -> str:
+    """Tab for ``.tsv``; otherwise the most frequent of ``,`` ``;`` tab ``|`` in the header line."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    return max((",", ";", "\t", "|"), key=first_line.count)
+
+
+def _text_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) of a CSV/TSV file; double quotes are honoured, CRLF line ends too."""
+    text = read_text(path, encoding, f"pass {option_hint('encoding', '--encoding', 'latin-1')} if it is latin-1")
+    text = text.removeprefix("\ufeff")
+    delimiter = _delimiter(path, text.split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(row + 1, fields as text) of a Parquet file, header first; datetimes become unix seconds."""
+    try:
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+    except ImportError as err:
+        raise ImportError(
+            f"{path}: reading Parquet needs pandas and pyarrow (pip install pandas pyarrow): {err}"
+        ) from None
+    for name in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[name]):
+            frame[name] = frame[name].astype("int64") // 10**9
+    yield 1, [str(c) for c in frame.columns]
+    for k, row in enumerate(frame.astype(str).itertuples(index=False, name=None), 2):
+        yield k, list(row)
+
+
+# --------------------------------------------------------------------------- sessions
+def user_sort_key(user: str) -> tuple[int, int, str]:
+    """Numeric ids in numeric order (MovieLens), then any other ids in string order."""
+    return (0, int(user), "") if user.isdigit() else (1, 0, user)
+
+
+def click_sessions(log: ClickLog, *, gap: int | None = None, window: int | None = None) -> list[Session]:
+    """The log's sessions (module docstring). With a session column, ``gap`` and ``window`` must be
+    ``None``; without one, exactly one of them cuts each user's clicks."""
+    if log.sessions is not None:
+        if gap is not None or window is not None:
+            raise ValueError(f"{log.source} has a session column: a gap or window would cut its sessions again")
+        return group_by_session(log.sessions, log.users, log.items, log.times)
+    if (gap is None) == (window is None):
+        raise ValueError(
+            f"{log.source} has no session column: cut each user's clicks with "
+            f"{option_hint('gap', '--gap', 1800)} or {option_hint('window', '--window', 600)} "
+            "(seconds, or the time column's unit)"
+        )
+    if gap is not None:
+        cut = split_sessions(log.users, log.items, log.times, gap=gap)
+    else:
+        cut = clock_windows(log.users, log.items, log.times, window=window)
+    counts: dict[str, int] = {}
+    for s in cut:
+        counts[s.user] = counts.get(s.user, 0) + 1
+        s.id = f"{s.user}_{counts[s.user]}"
+    return cut
+
+
+def group_by_session(sessions: Sequence, users: Sequence, items: Sequence, times: Sequence[int]) -> list[Session]:
+    """One :class:`Session` per session id, in order of first appearance; clicks by time, then file order."""
+    n = len(sessions)
+    codes_of = {sid: k for k, sid in enumerate(dict.fromkeys(sessions))}
+    codes = np.fromiter((codes_of[s] for s in sessions), dtype=np.int64, count=n)
+    times = np.asarray(times, dtype=np.int64)
+    order = np.lexsort((np.arange(n), times, codes))
+    starts = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1]]) if n else np.zeros(0, np.int64)
+    ends = np.append(starts[1:], n)
+    out = []
+    for a, b in zip(starts, ends, strict=True):
+        rows = order[a:b]
+        out.append(Session(users[rows[0]], [items[k] for k in rows], times[rows].tolist(), id=sessions[rows[0]]))
+    return out
+
+
+def split_sessions(users: Sequence, items: Sequence, times: Sequence[int], gap: int = 600) -> list[Session]:
+    """Cut each user's clicks (sorted by time, ties in input order) wherever consecutive clicks are
+    more than ``gap`` seconds apart. Sessions come back ordered by user (first appearance) then time."""
+    n = len(users)
+    if not (len(items) == len(times) == n):
+        raise ValueError(f"users, items and times differ in length ({n}, {len(items)}, {len(times)})")
+    if n == 0:
+        return []
+    user_codes = {u: k for k, u in enumerate(dict.fromkeys(users))}
+    codes = np.fromiter((user_codes[u] for u in users), dtype=np.int64, count=n)
+    times = np.asarray(times, dtype=np.int64)
+    order = np.lexsort((np.arange(n), times, codes))  # by user, then time, then file order
+    codes_s, times_s = codes[order], times[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (codes_s[1:] != codes_s[:-1]) | (times_s[1:] - times_s[:-1] > gap)
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], n)
+    items_s = [items[k] for k in order]
+    users_s = [users[k] for k in order]
+    return [Session(users_s[a], items_s[a:b], times_s[a:b].tolist()) for a, b in zip(starts, ends, strict=True)]
+
+
+def clock_windows(users: Sequence[str], items: Sequence, times: Sequence[int], window: int = 600) -> list[Session]:
+    """Group each user's clicks by ``timestamp // window`` (a fixed clock window, not a gap rule).
+
+    Sessions come back in (user id, window) order (:func:`user_sort_key`); inside a session clicks are
+    in time order, equal timestamps in input order.
+    """
+    n = len(users)
+    if not (len(items) == len(times) == n):
+        raise ValueError(f"users, items and times differ in length ({n}, {len(items)}, {len(times)})")
+    if window < 1:
+        raise ValueError(f"window must be at least 1 second, got {window}")
+    ranked = {u: k for k, u in enumerate(sorted(set(users), key=user_sort_key))}
+    codes = np.fromiter((ranked[u] for u in users), dtype=np.int64, count=n)
+    times = np.asarray(times, dtype=np.int64)
+    windows = times // window
+    order = np.lexsort((np.arange(n), times, windows, codes))
+    codes_s, windows_s, times_s = codes[order], windows[order], times[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = (codes_s[1:] != codes_s[:-1]) | (windows_s[1:] != windows_s[:-1])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], n)
+    return [
+        Session(users[order[a]], [items[k] for k in order[a:b]], times_s[a:b].tolist())
+        for a, b in zip(starts, ends, strict=True)
+    ]

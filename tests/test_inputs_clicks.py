@@ -1,0 +1,130 @@
+"""Click logs (one click per row): columns, grouping, time order, sessionisation, prepare_data clicks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from llm4sbr_adapter.experiments.prepare_data import main as prepare_main
+from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log
+from llm4sbr_adapter.offline.inputs.text import InputFormatError
+
+
+def test_clicks_grouped_by_session_in_time_order(tmp_path):
+    path = tmp_path / "log.csv"
+    # rows of two sessions interleaved and out of time order; an equal time keeps file order
+    path.write_text("session_id,item_id,timestamp\ns2,30,500\ns1,11,200\ns1,10,100\ns2,31,400\ns1,12,200\ns1,13,300\n")
+    sessions = click_sessions(read_click_log(path))
+    assert [(s.id, s.items, s.times) for s in sessions] == [
+        ("s2", [31, 30], [400, 500]),
+        ("s1", [10, 11, 12, 13], [100, 200, 200, 300]),
+    ]
+
+
+@pytest.mark.parametrize(
+    "header,sep",
+    [
+        ("sessionId;userId;itemId;timeframe;eventdate", ";"),  # Diginetica
+        ("SessionID\tItemID\tTime", "\t"),
+        ("session,item,ts,extra", ","),
+    ],
+)
+def test_columns_detected_from_common_spellings(tmp_path, header, sep):
+    names = header.split(sep)
+    values = {"session": "7", "item": "214", "time": "2016-05-09", "user": "u1"}
+
+    def row(time: str) -> str:
+        out = []
+        for name in names:
+            low = name.lower()
+            role = next((r for r in ("session", "item", "user") if low.startswith(r)), None)
+            out.append(values[role] if role else (time if "date" in low or "time" in low or low == "ts" else "x"))
+        return sep.join(out)
+
+    path = tmp_path / ("log.tsv" if sep == "\t" else "log.csv")
+    path.write_text(f"{header}\n{row('2016-05-10')}\n{row('2016-05-09T10:00:00Z')}\n")
+    log = read_click_log(path)
+    assert log.sessions == [7, 7] and log.items == [214, 214]
+    assert log.times.tolist()[1] - 1_462_752_000 == 36_000  # 2016-05-09 00:00 UTC + 10 h
+
+
+def test_named_columns_and_a_missing_column(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("visit,product,when\na,1,5\na,2,6\n")
+    with pytest.raises(InputFormatError, match=r"log.csv: line 1: found no item and no time and no session"):
+        read_click_log(path)
+    log = read_click_log(path, session_column="visit", item_column="product", time_column="when")
+    assert [s.items for s in click_sessions(log)] == [[1, 2]]
+    with pytest.raises(InputFormatError, match=r"no column 'visits' \(--session-column\)"):
+        read_click_log(path, session_column="visits", item_column="product", time_column="when")
+
+
+def test_bad_time_names_file_line_and_column(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("session_id,item_id,timestamp\n1,2,3\n1,4,yesterday\n")
+    with pytest.raises(InputFormatError, match=r"log.csv: line 3: timestamp 'yesterday' is neither an integer"):
+        read_click_log(path)
+
+
+def test_users_without_sessions_cut_by_gap_or_window(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,1,0\nu1,2,500\nu1,3,2000\nu2,4,590\nu2,5,610\n")
+    log = read_click_log(path)
+    with pytest.raises(ValueError, match="no session column"):
+        click_sessions(log)
+    by_gap = click_sessions(log, gap=600)
+    assert [(s.id, s.items) for s in by_gap] == [("u1_1", [1, 2]), ("u1_2", [3]), ("u2_1", [4, 5])]
+    by_window = click_sessions(log, window=600)
+    assert [(s.id, s.items) for s in by_window] == [("u1_1", [1, 2]), ("u1_2", [3]), ("u2_1", [4]), ("u2_2", [5])]
+
+
+def test_parquet_log(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "log.parquet"
+    pd.DataFrame({"sessionId": [1, 1, 2], "itemId": [5, 4, 6], "timestamp": [2, 1, 3]}).to_parquet(path)
+    assert [s.items for s in click_sessions(read_click_log(path))] == [[4, 5], [6]]
+
+
+def _log_with_titles(tmp_path, sessions: int = 60):
+    lines = ["session_id,item_id,timestamp"]
+    for s in range(sessions):
+        for k in range(4):
+            lines.append(f"S{s},{(s + k) % 8 + 1},{1000 * s + 10 * k}")
+    log = tmp_path / "clicks.csv"
+    log.write_text("\n".join(lines) + "\n")
+    items = tmp_path / "items.csv"
+    items.write_text("item ID,title\n" + "".join(f"{i},Item &amp; {i}\n" for i in range(1, 9)))
+    return log, items
+
+
+@pytest.mark.parametrize("protocol", ["paper", "temporal"])
+def test_prepare_data_clicks_writes_the_usual_outputs(tmp_path, protocol):
+    log, items = _log_with_titles(tmp_path)
+    out = tmp_path / protocol
+    argv = ["clicks", "--src", str(log), "--items", str(items), "--out", str(out), "--protocol", protocol]
+    assert prepare_main(argv) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["dataset"] == "clicks" and stats["protocol"]["name"] == protocol
+    assert stats["items_without_title"] == 0 and stats["clicks"] == 240
+    rows = {}
+    for split in ("train", "valid", "test"):
+        with open(out / f"{split}.txt", "rb") as f:
+            seqs, targets = pickle.load(f)
+        rows[split] = len(targets)
+        assert len(seqs) == len(targets) > 0
+    assert sum(rows.values()) == 60 * 3  # every prefix of every 4-click session
+    assert "Item & 3" in (out / "items.tsv").read_text()
+    if protocol == "temporal":  # every test session ends after every training session
+        meta = {s: (out / f"rows_{s}.tsv").read_text().splitlines()[1:] for s in ("train", "test")}
+        last_train = max(int(r.split("\t")[3]) for r in meta["train"])
+        assert min(int(r.split("\t")[3]) for r in meta["test"]) > last_train
+
+
+def test_prepare_data_clicks_refuses_a_flag_of_the_other_protocol(tmp_path, capsys):
+    log, items = _log_with_titles(tmp_path)
+    argv = ["clicks", "--src", str(log), "--out", str(tmp_path / "x"), "--protocol", "temporal", "--seed", "1"]
+    assert prepare_main(argv) == 2
+    assert "--seed only apply to the other protocol" in capsys.readouterr().err
