@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import CliParser, add_log_level, run_cli
+from .offline.inputs.clicks import looks_like_click_log, read_click_sessions
+from .offline.inputs.columns import add_click_log_flags
 from .offline.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
 from .offline.prompts import DEFAULT_MAX_ITEMS
 from .offline.sessions import PICKLE_WARNING, read_catalogue, read_sessions
@@ -50,6 +52,7 @@ examples:
   python -m llm4sbr_adapter.build_store                       # the demo
   python -m llm4sbr_adapter.build_store --sessions train.txt --items items.tsv --output train_intents.safetensors
   python -m llm4sbr_adapter.build_store ... --llm openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct --batch-size 64
+  python -m llm4sbr_adapter.build_store --sessions clicks.csv --items items.csv --output intents.safetensors  # click log
   python -m llm4sbr_adapter.build_store ... --shard 0/4 --output part0.safetensors   # then: merge
   python -m llm4sbr_adapter.build_store ... --dry-run --export-prompts prompts.jsonl
 """
@@ -90,9 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument(
         "--sessions-format",
         default="auto",
-        choices=["auto", "pickle", "tsv", "csv", "jsonl"],
+        choices=["auto", "pickle", "tsv", "csv", "jsonl", "clicks"],
         help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
-        ".pkl/.pickle/.txt files, other pickles need --sessions-format pickle).",
+        ".pkl/.pickle/.txt files, other pickles need --sessions-format pickle; a CSV/TSV whose header names "
+        "an item and a time column, or a .parquet file, is a click log: see --sessions-format clicks).",
     )
     io.add_argument(
         "--sessions-encoding",
@@ -119,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"use the embedded demo sessions and items; output defaults to ./{DEMO_OUTPUT}.",
     )
+
+    _add_click_log_group(p)
 
     m = p.add_argument_group("models")
     m.add_argument(
@@ -270,6 +276,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_click_log_group(p: argparse.ArgumentParser) -> None:
+    """Flags of one-click-per-row --sessions files and of the --items header (issue 16)."""
+    g = p.add_argument_group(
+        "click logs and catalogues",
+        "--sessions may be a click log, one click per row (CSV/TSV/Parquet with a header, e.g. "
+        "session_id,item_id,timestamp); its clicks are grouped into sessions in time order.",
+    )
+    add_click_log_flags(g)
+    g.add_argument(
+        "--clicks-target",
+        default="last",
+        choices=["last", "none"],
+        help="click log: hold each session's last click out of its prompt as the target (last, default: the "
+        "prompt never shows the item a next-click model predicts), or show every click (none).",
+    )
+    g.add_argument(
+        "--items-header",
+        default="auto",
+        choices=["auto", "yes", "no"],
+        help="does --items start with a header row (default auto: when its id or title field is a common column "
+        "name such as item_id, item ID, itemId, id, title or name).",
+    )
+
+
 def build_merge_parser() -> argparse.ArgumentParser:
     p = CliParser(
         prog="python -m llm4sbr_adapter.build_store merge",
@@ -336,10 +366,7 @@ def _build(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
     from .offline.llm.base import GenerationConfig
 
     start = time.perf_counter()
-    sessions = read_sessions(
-        args.sessions, args.sessions_format, on_empty=args.on_empty_session, encoding=args.sessions_encoding
-    )
-    catalogue = read_catalogue(args.items, encoding=args.items_encoding)
+    sessions, catalogue = _read_inputs(args)
     read_seconds = time.perf_counter() - start
     report = build_intent_store(
         sessions,
@@ -377,6 +404,26 @@ def _build(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
     print("\n=== summary ===")
     print(report.summary())
     return 0
+
+
+def _read_inputs(args: argparse.Namespace) -> tuple:
+    """The sessions (a click log or a session-per-row file) and the catalogue named by ``args``."""
+    fmt = args.sessions_format
+    if fmt == "clicks" or (fmt == "auto" and looks_like_click_log(args.sessions, args.sessions_encoding)):
+        columns = {role: getattr(args, f"{role}_column") for role in ("session", "item", "time", "user")}
+        sessions = read_click_sessions(
+            args.sessions,
+            columns=columns,
+            gap=args.gap,
+            window=args.window,
+            target=args.clicks_target,
+            on_empty=args.on_empty_session,
+            encoding=args.sessions_encoding,
+        )
+    else:
+        sessions = read_sessions(args.sessions, fmt, on_empty=args.on_empty_session, encoding=args.sessions_encoding)
+    header = {"auto": None, "yes": True, "no": False}[args.items_header]
+    return sessions, read_catalogue(args.items, encoding=args.items_encoding, header=header)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from llm4sbr_adapter.offline.inputs.columns import add_click_log_flags
 from llm4sbr_adapter.offline.inputs.movielens import detect_release
 
 from .clicks_protocol import prepare_clicks
@@ -243,13 +244,11 @@ def add_clicks_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--items", help="catalogue 'item_id<sep>title' (header detected); items.tsv titles stay empty without"
     )
-    add_column_flags(p)
+    add_click_log_flags(p)
     p.add_argument("--encoding", default="utf-8", help="text encoding of --src and --items (default utf-8)")
     p.add_argument(
         "--items-header", choices=("auto", "yes", "no"), default="auto", help="does --items start with a header row"
     )
-    p.add_argument("--gap", type=int, help="no session column: new session after a gap longer than this (seconds)")
-    p.add_argument("--window", type=int, help="no session column: a session = one clock window of this many seconds")
     p.add_argument(
         "--rows",
         choices=("prefixes", "last"),
@@ -259,17 +258,6 @@ def add_clicks_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-item-count", type=int, default=5, help="drop items (or sessions) rarer than this")
     p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"), help="temporal: shares")
     p.add_argument("--split-key", choices=("end", "start"), help="temporal: order sessions by last or first click")
-
-
-def add_column_flags(p: argparse._ActionsContainer) -> None:
-    """``--session-column`` etc.: names of a click log's columns (default: a common spelling in the header)."""
-    for role, examples in (
-        ("session", "session_id, sessionId, session"),
-        ("item", "item_id, itemId, item, movieId"),
-        ("time", "timestamp, time, ts, eventdate"),
-        ("user", "user_id, userId, user, visitorid"),
-    ):
-        p.add_argument(f"--{role}-column", metavar="NAME", help=f"{role} column of the click log (default: {examples})")
 
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:

@@ -17,6 +17,13 @@ Stages (each timed in :attr:`BuildReport.seconds`):
                  cosines, weighted sum of those f item embeddings (:class:`ItemLocalizer`).
 9. ``write``     :func:`write_store` (atomic) with the build's metadata and the top-f explanations.
 
+Sessions with no titled item (possible only with ``on_missing_title="skip_item"``, which leaves
+untitled items out of the prompt) are not asked: showing the LLM an empty list or bare ids makes it
+name items unrelated to the session. They get a zero intent (``top_items = -1``), are counted in
+:attr:`BuildReport.untitled_sessions` and in the store metadata (``extra["untitled_sessions"]``);
+their ids stay in the store, so a training split's store still covers every row (an enhancer keeps
+a zero intent at zero). The dry run reports the count of untitled items already.
+
 Empty answers: when :func:`clean_answer` leaves nothing, the default policy ``"session_mean"``
 uses the mean of the L2-normalised title embeddings of the items that perspective's prompt showed
 (re-normalised) as the query; ``"raw"`` embeds the raw completion instead (falling back to the
@@ -54,6 +61,7 @@ from .sessions import (
     Catalogue,
     InputFormatError,
     SessionSet,
+    item_key,
     read_catalogue,
     read_sessions,
 )
@@ -129,6 +137,9 @@ class BuildReport:
     cached: int = 0
     empty_answers: dict[str, int] = field(default_factory=dict)
     zero_intents: int = 0
+    untitled_items: int = 0
+    distinct_items: int = 0
+    untitled_sessions: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     output: Path | None = None
     cache_path: Path | None = None
@@ -152,6 +163,11 @@ class BuildReport:
             f"perspectives:    {', '.join(self.perspectives)}",
             f"prompts:         {self.prompts_total} ({self.unique_prompts} distinct)",
         ]
+        lines.append(f"untitled items:  {self.untitled_items} of the sessions' {self.distinct_items} distinct items")
+        if self.untitled_sessions:
+            lines.append(
+                f"untitled sessions: {self.untitled_sessions} (no titled item: not asked, zero intent; skip_item)"
+            )
         if self.dry_run:
             lines.append("LLM:             not called (dry run)")
         else:
@@ -386,6 +402,7 @@ def run_build(
                     f"({total} sessions in all): use fewer shards"
                 )
         report.sessions = len(sess)
+        report.untitled_items, report.distinct_items = _count_untitled_items(sess, cat)
         if cfg.top_f > len(cat):
             raise ValueError(
                 f"{option_hint('top_f', '--top-f', cfg.top_f)} is larger than the catalogue "
@@ -397,6 +414,7 @@ def run_build(
     n = len(sess)
     prompts: dict[str, list[str]] = {p.name: [] for p in persp}
     view_rows: dict[str, list[list[int]]] = {p.name: [] for p in persp}  # catalogue rows shown per prompt
+    untitled: set[int] = set()  # sessions with no titled item under skip_item: no prompt, a zero intent
     with _Timer(seconds, "render"):
         ids = sess.ids.tolist()
         for i in tqdm(range(n), desc="render prompts", unit="session", disable=not cfg.progress or n < 1000):
@@ -408,11 +426,12 @@ def run_build(
                 session_id=ids[i],
                 source=f"{sess.source}: {sess.line_label} {sess.lines[i]}" if sess.lines else sess.source,
             )
-            if not lines:
-                raise ValueError(
-                    f"{sess.source}: session {ids[i]!r}: none of its items has a title in {cat.source} "
-                    f"(use {option_hint('on_missing_title', '--on-missing-title', 'id_only')} to render bare ids)"
-                )
+            if not lines:  # only under skip_item: the session is not asked and gets a zero intent
+                untitled.add(i)
+                for p in persp:
+                    prompts[p.name].append(None)
+                    view_rows[p.name].append([])
+                continue
             # catalogue rows aligned with ``lines`` (None for an id-only line), truncated the same way
             aligned = [cat.row(item) for item in seq]
             if cfg.on_missing_title == "skip_item":
@@ -423,10 +442,12 @@ def run_build(
                 view = view[-p.last_n :] if p.last_n else view
                 view_rows[p.name].append([r for r in view if r is not None])
         flat = [prompts[p.name][i] for p in persp for i in range(n)]
-        report.prompts_total = len(flat)
-        report.unique_prompts = len(set(flat))
+        asked_at = [k for k, prompt in enumerate(flat) if prompt is not None]
+        report.untitled_sessions = len(untitled)
+        report.prompts_total = len(asked_at)
+        report.unique_prompts = len({flat[k] for k in asked_at})
         for p in persp:
-            for i in range(min(2, n)):
+            for i in [i for i in range(n) if i not in untitled][:2]:
                 report.sample_prompts.append(
                     {"session_id": ids[i], "perspective": p.name, "prompt": prompts[p.name][i]}
                 )
@@ -452,7 +473,13 @@ def run_build(
                 # several batches in flight at once (answer_prompts), so it is not starved either.
                 labels = [f"session {sid!r}, perspective {p.name!r}" for p in persp for sid in ids]
                 result = answer_prompts(
-                    backend, flat, generation, cache, batch_size=cfg.batch_size, progress=cfg.progress, labels=labels
+                    backend,
+                    [flat[k] for k in asked_at],
+                    generation,
+                    cache,
+                    batch_size=cfg.batch_size,
+                    progress=cfg.progress,
+                    labels=[labels[k] for k in asked_at],
                 )
             finally:
                 close = getattr(cache, "close", None)
@@ -462,15 +489,21 @@ def run_build(
     finally:
         if owned:
             backend.close()
-    raw = {p.name: result.answers[j * n : (j + 1) * n] for j, p in enumerate(persp)}
+    answers = [""] * len(flat)  # untitled sessions keep "" (never asked)
+    for k, answer in zip(asked_at, result.answers, strict=True):
+        answers[k] = answer
+    raw = {p.name: answers[j * n : (j + 1) * n] for j, p in enumerate(persp)}
 
     # 5. clean --------------------------------------------------------------------------
     with _Timer(seconds, "clean"):
         cleaned = {name: [clean_answer(a) for a in answers] for name, answers in raw.items()}
-        report.empty_answers = {name: sum(1 for a in answers if not a) for name, answers in cleaned.items()}
+        report.empty_answers = {
+            name: sum(1 for i, a in enumerate(answers) if not a and i not in untitled)
+            for name, answers in cleaned.items()
+        }
         if cfg.on_empty_answer == "error" and any(report.empty_answers.values()):
             name = next(k for k, v in report.empty_answers.items() if v)
-            i = cleaned[name].index("")
+            i = next(i for i, a in enumerate(cleaned[name]) if not a and i not in untitled)
             raise ValueError(
                 f"session {ids[i]!r}, perspective {name!r}: the LLM answer {raw[name][i]!r} is empty after cleaning "
                 f"({option_hint('on_empty_answer', '--on-empty-answer', 'error')})"
@@ -564,6 +597,8 @@ def run_build(
                 "on_missing_title": cfg.on_missing_title,
                 "on_empty_answer": cfg.on_empty_answer,
                 "catalogue_source": cat.source,
+                "catalogue_html_unescaped": int(cat.html_unescaped),
+                "untitled_sessions": len(untitled),
             },
         )
         keep_top = cfg.top_f > 0
@@ -581,6 +616,12 @@ def run_build(
         )
     logger.info("build finished: %s (%.1f s)", report.output, sum(seconds.values()))
     return report
+
+
+def _count_untitled_items(sess: SessionSet, cat: Catalogue) -> tuple[int, int]:
+    """(distinct session items without a catalogue title, distinct session items)."""
+    distinct = {item_key(item) for seq in sess.sequences for item in seq}
+    return sum(1 for key in distinct if key not in cat), len(distinct)
 
 
 def _require_sessions(sess: SessionSet) -> None:
@@ -601,7 +642,8 @@ def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts
         {"session_id": sid, "perspective": p.name, "prompt": prompt}
         for p in persp
         for sid, prompt in zip(ids, prompts[p.name], strict=True)
+        if prompt is not None
     )
     out = export_prompts(path, records)
-    logger.info("wrote %d prompts to %s", sum(len(v) for v in prompts.values()), out)
+    logger.info("wrote %d prompts to %s", sum(p is not None for v in prompts.values() for p in v), out)
     return out

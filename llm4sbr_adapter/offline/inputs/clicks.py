@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -28,12 +29,18 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import option_hint
+from ...store import sha256_file
 from .columns import find_column
+from .sessions import SessionSet
 from .sessions import _parse_id as parse_id
 from .text import InputFormatError, read_text
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "ClickLog",
+    "looks_like_click_log",
+    "read_click_sessions",
     "Session",
     "click_sessions",
     "clock_windows",
@@ -196,6 +203,79 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     yield 1, [str(c) for c in frame.columns]
     for k, row in enumerate(frame.astype(str).itertuples(index=False, name=None), 2):
         yield k, list(row)
+
+
+# --------------------------------------------------------------------------- for the builder
+def looks_like_click_log(path: str | os.PathLike, encoding: str = "utf-8") -> bool:
+    """Whether ``path`` is a click log: Parquet, or a text file whose header names an item and a time column
+    (a session-per-row file's header is ``session_id<TAB>item_ids``)."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return True
+    with open(path, "rb") as handle:
+        first = handle.readline(65536).decode(encoding, errors="replace").removeprefix("\ufeff").strip()
+    header = next(csv.reader([first], delimiter=_delimiter(path, first)), [])
+    src = str(path)
+    return all(find_column(header, role, None, source=src, flag="") is not None for role in ("item", "time"))
+
+
+def read_click_sessions(
+    path: str | os.PathLike,
+    *,
+    columns: dict[str, str | None] | None = None,
+    gap: int | None = None,
+    window: int | None = None,
+    target: str = "last",
+    on_empty: str = "error",
+    encoding: str = "utf-8",
+) -> SessionSet:
+    """A click log's sessions as a :class:`SessionSet` for the builder (ids: the log's session ids, or
+    ``"<user>_<k>"`` when cut by ``gap``/``window``; ``sha256`` of the log file).
+
+    ``target="last"`` (default) holds each session's last click out as its target, so the prompt never
+    shows the item a next-click model is asked to predict; ``"none"`` shows every click. A session left
+    with no clicks (one click and ``target="last"``) is an error naming it, or dropped and counted in
+    the log with ``on_empty="skip"``.
+    """
+    if target not in ("last", "none"):
+        raise ValueError(f"target must be 'last' or 'none', got {target!r}")
+    cols = columns or {}
+    log = read_click_log(
+        path,
+        session_column=cols.get("session"),
+        item_column=cols.get("item"),
+        time_column=cols.get("time"),
+        user_column=cols.get("user"),
+        encoding=encoding,
+    )
+    keys = log.sessions if log.sessions is not None else log.users
+    first_line: dict = {}
+    for key, line in zip(keys, log.lines, strict=True):
+        first_line.setdefault(key, line)
+    kept, skipped = [], 0
+    for s in click_sessions(log, gap=gap, window=window):
+        items = s.items[:-1] if target == "last" else s.items
+        line = first_line[s.id if log.sessions is not None else s.user]
+        if not items:
+            if on_empty == "error":
+                raise InputFormatError(
+                    f"{path}: line {line}: session {s.id!r} has no clicks left to show "
+                    f"(one click, held out as the target); pass "
+                    f"{option_hint('on_empty', '--on-empty-session', 'skip')} to drop such sessions"
+                )
+            skipped += 1
+            continue
+        kept.append((s.id, items, s.items[-1] if target == "last" else None, line))
+    if skipped:
+        logger.warning("%s: skipped %d sessions with a single click", path, skipped)
+    return SessionSet(
+        ids=np.asarray([k[0] for k in kept], dtype=object) if kept else np.zeros(0, np.int64),
+        sequences=[k[1] for k in kept],
+        targets=[k[2] for k in kept] if target == "last" else None,
+        source=Path(path).name,
+        sha256=sha256_file(path),
+        lines=[k[3] for k in kept],
+    )
 
 
 # --------------------------------------------------------------------------- sessions

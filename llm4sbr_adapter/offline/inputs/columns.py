@@ -7,12 +7,13 @@ Names are compared after :func:`normalise_name` (lower case, only letters and di
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Sequence
 
 from .text import InputFormatError
 
-__all__ = ["COMMON_NAMES", "find_column", "normalise_name"]
+__all__ = ["COMMON_NAMES", "add_click_log_flags", "find_column", "normalise_name"]
 
 # Spellings tried in this order for each role (YooChoose, Diginetica, RetailRocket, Tmall, MovieLens, Amazon).
 COMMON_NAMES: dict[str, tuple[str, ...]] = {
@@ -42,3 +43,29 @@ def find_column(header: Sequence[str], role: str, given: str | None, *, source: 
         if spelling in names:
             return names.index(spelling)
     return None
+
+
+def add_click_log_flags(p: argparse._ActionsContainer) -> None:
+    """A click log's flags, shared by ``prepare_data clicks`` and ``build_store``: the four column names
+    (default: a common spelling in the header) and the cut of a log without a session column."""
+    for role in ("session", "item", "time", "user"):
+        spellings = ", ".join(COMMON_NAMES[role][:4])
+        p.add_argument(
+            f"--{role}-column",
+            metavar="NAME",
+            help=f"click log: the {role} column (default: the first of {spellings}, ... in the header, any case, "
+            "'_' and spaces ignored)",
+        )
+    p.add_argument(
+        "--gap",
+        type=int,
+        metavar="SECONDS",
+        help="click log without a session column: a user's new session starts after a gap longer than this "
+        "(in the time column's unit)",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        metavar="SECONDS",
+        help="click log without a session column: a session = a user's clicks in one fixed clock window of this size",
+    )
