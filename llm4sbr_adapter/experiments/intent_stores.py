@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
-
 from .session_data import SplitData
 
 
@@ -28,12 +26,12 @@ def open_stores(paths: Mapping[str, str | None], data: Mapping[str, SplitData]) 
                 f"--store-{split}: the {split} split was not read from a file, so {path} cannot be tied to it"
             )
         store = IntentStore.open(path, sessions_sha256=data[split].sha256)
-        _, found = store.rows(np.arange(len(data[split])))
+        _, found = store.rows(data[split].ids)
         if not found.all():
             raise ValueError(f"{path}: {int((~found).sum())} of {len(found)} rows of {data[split].path} have no intent")
         stores[split] = store
     first = stores["train"]
-    for split, store in stores.items():
+    for store in stores.values():
         if store.perspectives != first.perspectives or store.text_dim != first.text_dim:
             raise ValueError(
                 f"{store.path} has perspectives {store.perspectives} / dim {store.text_dim}, "

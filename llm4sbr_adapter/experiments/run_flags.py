@@ -49,7 +49,10 @@ def add_enhancer_arguments(parser: argparse.ArgumentParser, enhancer_help: str) 
     group = parser.add_argument_group("intent enhancer")
     group.add_argument("--enhancer", action=argparse.BooleanOptionalAction, default=False, help=enhancer_help)
     group.add_argument("--store-train", help="intent store whose ids are the rows of train.txt")
-    group.add_argument("--store-valid", help="intent store whose ids are the rows of valid.txt")
+    group.add_argument(
+        "--store-valid",
+        help="intent store whose ids are the rows of valid.txt (default without valid.txt: --store-train)",
+    )
     group.add_argument("--store-test", help="intent store whose ids are the rows of test.txt")
     group.add_argument(
         "--perspectives", nargs="+", default=None, help="perspectives to use (default: all in the stores)"
@@ -76,7 +79,9 @@ def build_enhancer(
 ) -> tuple[IntentEnhancer | None, dict]:
     """The enhancer of the flags (bound to the training store) and ``{split: IntentStore}``; ``(None, {})``
     without ``--enhancer``."""
-    paths = {"train": args.store_train, "valid": args.store_valid, "test": args.store_test}
+    carved = data["valid"].path == data["train"].path  # validation rows of train.txt: the train store
+    valid_store = args.store_valid or (args.store_train if carved else None)
+    paths = {"train": args.store_train, "valid": valid_store, "test": args.store_test}
     if not args.enhancer:
         if any(paths.values()):
             logger.warning("--store-* given without --enhancer: the stores are ignored")

@@ -35,12 +35,15 @@ class SplitData:
         offsets: ``int64 [rows + 1]`` row ``r`` is ``flat[offsets[r]:offsets[r + 1]]``.
         targets: ``int64 [rows]`` target item per row (ids ``1..N``).
         path: the pickle it was read from (``None`` when built in memory).
+        row_ids: ``int64 [rows]`` each row's index in ``path`` when this is a part of it (:meth:`subset`);
+            ``None``: the rows are the whole file, ids ``0..rows-1``.
     """
 
     flat: np.ndarray
     offsets: np.ndarray
     targets: np.ndarray
     path: Path | None = None
+    row_ids: np.ndarray | None = None
     _sha256: str | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -55,6 +58,22 @@ class SplitData:
 
             self._sha256 = sha256_file(self.path)
         return self._sha256
+
+    @property
+    def ids(self) -> np.ndarray:
+        """``int64 [rows]``: each row's index in the pickle ``path`` (the intent stores' session ids)."""
+        return np.arange(len(self.targets), dtype=np.int64) if self.row_ids is None else self.row_ids
+
+    def subset(self, rows: np.ndarray) -> SplitData:
+        """The given rows, in that order, still naming their rows of the same pickle (ids and sha256)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = self.flat[np.arange(offsets[-1]) + np.repeat(self.offsets[rows] - offsets[:-1], lengths)]
+        part = SplitData(flat=flat, offsets=offsets, targets=self.targets[rows], path=self.path, row_ids=self.ids[rows])
+        part._sha256 = self._sha256
+        return part
 
     @property
     def lengths(self) -> np.ndarray:
@@ -243,7 +262,7 @@ def make_batch(data: SplitData, rows: np.ndarray, *, max_len: int = 0, graph: bo
     items = np.where(mask, data.flat[idx], 0)
     items_t, mask_t = torch.from_numpy(items), torch.from_numpy(mask)
     return Batch(
-        row_ids=torch.from_numpy(rows.copy()),
+        row_ids=torch.from_numpy(data.ids[rows].copy()),
         items=items_t,
         mask=mask_t,
         lengths=torch.from_numpy(lengths),

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ class TrainConfig(ConfigBase):
 
     data: str = setting(
         help="folder with train.txt, valid.txt, test.txt (and items.tsv) from llm4sbr_adapter.experiments.prepare_data"
+        "; without valid.txt (the official SR-GNN pickles) validation is carved from train.txt (--valid-from-train)"
     )
     out: str = setting(help="results JSON path; per-session ranks go to <stem>.ranks.npz beside it")
     epochs: int = setting(10, "maximum number of training epochs", minimum=1)
@@ -83,6 +84,19 @@ class TrainConfig(ConfigBase):
     select_metric: str = setting("MRR@20", "validation metric that picks the epoch")
     threads: int = setting(1, "torch CPU threads", minimum=1)
     device: str = setting("cpu", "torch device (cpu, cuda)")
+    valid_from_train: Literal["random", "tail"] = setting(
+        "random",
+        "when --data has no valid.txt: carve validation out of train.txt, a seeded random share of its rows "
+        "(random, SR-GNN's --validation rule) or its last rows (tail, the latest sessions in SR-GNN's preprocessing)",
+    )
+    valid_share: float = setting(
+        0.1,
+        "share of train.txt carved as validation when there is no valid.txt",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_minimum=True,
+        exclusive_maximum=True,
+    )
 
     def validate(self) -> None:
         """Cut-offs are positive and the selection metric is one of them."""
@@ -152,9 +166,43 @@ def load_run_data(config: TrainConfig) -> tuple[Path, dict[str, SplitData], int]
     torch.set_num_threads(config.threads)
     set_seed(config.seed)
     data_dir = Path(config.data)
-    data = {split: load_split(data_dir / f"{split}.txt") for split in SPLITS}
+    data = load_splits(data_dir, config.valid_from_train, config.valid_share, config.seed)
     num_items = count_items(data_dir, list(data.values()))
     return data_dir, data, num_items
+
+
+def load_splits(data_dir: Path, how: str, share: float, seed: int) -> dict[str, SplitData]:
+    """train/valid/test of ``data_dir``; without ``valid.txt`` (the official SR-GNN pickles have only
+    train.txt and test.txt) validation is carved out of train.txt, and the log says how:
+
+    * ``random``: a seeded random ``share`` of the rows (the rule of SR-GNN's own ``--validation``; prefixes
+      of one session can fall on both sides);
+    * ``tail``: the last ``share`` of the rows (SR-GNN's preprocessing writes train.txt in time order, so
+      these are the latest training sessions: the temporal protocol's choice).
+
+    Carved rows keep their train.txt row ids, so both parts are looked up in the train intent store.
+    """
+    if (data_dir / "valid.txt").is_file() or not (data_dir / "train.txt").is_file():
+        return {split: load_split(data_dir / f"{split}.txt") for split in SPLITS}
+    train = load_split(data_dir / "train.txt")
+    n_valid = max(1, int(round(share * len(train))))
+    if how == "tail":
+        valid_rows = np.arange(len(train) - n_valid, len(train))
+        rule = f"the last {share:.0%} of its rows (tail; time order in SR-GNN's preprocessing)"
+    elif how == "random":
+        valid_rows = np.sort(np.random.default_rng(seed).choice(len(train), size=n_valid, replace=False))
+        rule = f"a random {share:.0%} of its rows (numpy default_rng({seed}); SR-GNN's --validation rule)"
+    else:
+        raise ValueError(f"--valid-from-train must be 'random' or 'tail', got {how!r}")
+    keep = np.setdiff1d(np.arange(len(train)), valid_rows)
+    logger.warning(
+        "%s has no valid.txt: validation = %d rows of train.txt, %s; training on the other %d rows",
+        data_dir,
+        n_valid,
+        rule,
+        len(keep),
+    )
+    return {"train": train.subset(keep), "valid": train.subset(valid_rows), "test": load_split(data_dir / "test.txt")}
 
 
 @torch.no_grad()
