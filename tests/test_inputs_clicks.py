@@ -86,6 +86,11 @@ def test_parquet_log(tmp_path):
     path = tmp_path / "log.parquet"
     pd.DataFrame({"sessionId": [1, 1, 2], "itemId": [5, 4, 6], "timestamp": [2, 1, 3]}).to_parquet(path)
     assert [s.items for s in click_sessions(read_click_log(path))] == [[4, 5], [6]]
+    stamps = pd.to_datetime(["2016-05-09 10:00:01", "2016-05-09 10:00:00", "2016-05-10 00:00:00"]).as_unit("us")
+    pd.DataFrame({"session_id": [1, 1, 2], "item_id": [5, 4, 6], "time": stamps}).to_parquet(path)
+    log = read_click_log(path)
+    assert log.times.tolist() == [1_462_788_001, 1_462_788_000, 1_462_838_400]
+    assert [s.items for s in click_sessions(log)] == [[4, 5], [6]]
 
 
 def _log_with_titles(tmp_path, sessions: int = 60):

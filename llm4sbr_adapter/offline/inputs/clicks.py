@@ -195,11 +195,14 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         frame = pd.read_parquet(path)
     except ImportError as err:
         raise ImportError(
-            f"{path}: reading Parquet needs pandas and pyarrow (pip install pandas pyarrow): {err}"
+            f"{path}: reading Parquet needs pandas and pyarrow (pip install pandas pyarrow, or the package's "
+            f"[parquet] extra): {err}"
         ) from None
     for name in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[name]):
-            frame[name] = frame[name].astype("int64") // 10**9
+        if pd.api.types.is_datetime64_any_dtype(frame[name]):  # any resolution or zone -> unix seconds
+            col = frame[name]
+            col = col.dt.tz_convert("UTC").dt.tz_localize(None) if col.dt.tz is not None else col
+            frame[name] = (col - pd.Timestamp(0)) // pd.Timedelta(seconds=1)
     yield 1, [str(c) for c in frame.columns]
     for k, row in enumerate(frame.astype(str).itertuples(index=False, name=None), 2):
         yield k, list(row)
