@@ -216,6 +216,9 @@ def looks_like_click_log(path: str | os.PathLike, encoding: str = "utf-8") -> bo
     if path.suffix.lower() in (".parquet", ".pq"):
         return True
     with open(path, "rb") as handle:
+        if handle.read(1) == b"\x80":  # a pickle header (SR-GNN's train.txt): never a click log
+            return False
+        handle.seek(0)
         first = handle.readline(65536).decode(encoding, errors="replace").removeprefix("\ufeff").strip()
     header = next(csv.reader([first], delimiter=_delimiter(path, first)), [])
     src = str(path)
