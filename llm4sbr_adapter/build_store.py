@@ -17,9 +17,9 @@ from pathlib import Path
 from .errors import CliParser, add_log_level, run_cli
 from .offline.inputs.clicks import looks_like_click_log, read_click_sessions
 from .offline.inputs.columns import add_click_log_flags
+from .offline.inputs.sessions import PICKLE_WARNING, read_catalogue, read_sessions
 from .offline.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
 from .offline.prompts import DEFAULT_MAX_ITEMS
-from .offline.sessions import PICKLE_WARNING, read_catalogue, read_sessions
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
 
@@ -52,7 +52,7 @@ examples:
   python -m llm4sbr_adapter.build_store                       # the demo
   python -m llm4sbr_adapter.build_store --sessions train.txt --items items.tsv --output train_intents.safetensors
   python -m llm4sbr_adapter.build_store ... --llm openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct --batch-size 64
-  python -m llm4sbr_adapter.build_store --sessions clicks.csv --items items.csv --output intents.safetensors  # click log
+  python -m llm4sbr_adapter.build_store --sessions clicks.csv --items items.csv --output intents.safetensors  # a log
   python -m llm4sbr_adapter.build_store ... --shard 0/4 --output part0.safetensors   # then: merge
   python -m llm4sbr_adapter.build_store ... --dry-run --export-prompts prompts.jsonl
 """

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import CliParser, add_log_level, run_cli
-from .offline.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+from .offline.inputs.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
 from .store import IntentStore
 
 __all__ = ["inspect_store", "answer_statistics", "format_report", "main"]
@@ -101,7 +101,9 @@ def inspect_store(
     for name, ex in explained.items():
         tops = [
             {"item_id": it, "title": cat.lookup(it) if cat else None, "weight": float(w)}
-            for it, w in zip(ex.get("top_items", []), ex.get("top_weights", [None] * len(ex.get("top_items", []))), strict=True)
+            for it, w in zip(
+                ex.get("top_items", []), ex.get("top_weights", [None] * len(ex.get("top_items", []))), strict=True
+            )
         ]
         entry["perspectives"][name] = {
             "answer": ex.get("answer"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TypeVar
 
 from llm4sbr_adapter.offline.inputs.columns import add_click_log_flags
 from llm4sbr_adapter.offline.inputs.movielens import detect_release
@@ -82,6 +83,8 @@ __all__ = [
     "write_pickle_split",
     "write_tsv",
 ]
+
+T = TypeVar("T")
 
 # The paper's Table 1 (LLM4SBR). Its "train" is all non-test rows (it has no validation split); its
 # average length is the mean input length of a row.
@@ -264,7 +267,7 @@ def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
     return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
 
 
-def _or(value: object, default: object) -> object:
+def _or(value: T | None, default: T) -> T:
     return default if value is None else value
 
 

@@ -5,6 +5,7 @@ readers, prompt rendering and answer cleaning are importable on their own. The L
 :mod:`llm4sbr_adapter.offline.llm`, the text encoder and localizer in ``build.encode`` / ``build.localize``.
 """
 
+from .inputs.sessions import Catalogue, InputFormatError, SessionSet, read_catalogue, read_sessions
 from .pipeline import (
     DEFAULT_TOP_F,
     BuildConfig,
@@ -25,7 +26,6 @@ from .prompts import (
     prompt_sha256,
     render_prompt,
 )
-from .sessions import Catalogue, InputFormatError, SessionSet, read_catalogue, read_sessions
 
 __all__ = [
     "BuildConfig",

@@ -47,6 +47,14 @@ import numpy as np
 
 from ..errors import option_hint
 from ..store import StoreMetadata, write_store
+from .inputs.sessions import (
+    Catalogue,
+    InputFormatError,
+    SessionSet,
+    item_key,
+    read_catalogue,
+    read_sessions,
+)
 from .prompts import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_PERSPECTIVES,
@@ -56,14 +64,6 @@ from .prompts import (
     load_perspectives,
     prompt_sha256,
     render_prompt,
-)
-from .sessions import (
-    Catalogue,
-    InputFormatError,
-    SessionSet,
-    item_key,
-    read_catalogue,
-    read_sessions,
 )
 
 logger = logging.getLogger(__name__)
@@ -412,7 +412,7 @@ def run_build(
 
     # 2. render -------------------------------------------------------------------------
     n = len(sess)
-    prompts: dict[str, list[str]] = {p.name: [] for p in persp}
+    prompts: dict[str, list[str | None]] = {p.name: [] for p in persp}  # None: an untitled session, not asked
     view_rows: dict[str, list[list[int]]] = {p.name: [] for p in persp}  # catalogue rows shown per prompt
     untitled: set[int] = set()  # sessions with no titled item under skip_item: no prompt, a zero intent
     with _Timer(seconds, "render"):
@@ -443,9 +443,10 @@ def run_build(
                 view_rows[p.name].append([r for r in view if r is not None])
         flat = [prompts[p.name][i] for p in persp for i in range(n)]
         asked_at = [k for k, prompt in enumerate(flat) if prompt is not None]
+        asked_prompts = [prompt for prompt in flat if prompt is not None]  # in the order of asked_at
         report.untitled_sessions = len(untitled)
         report.prompts_total = len(asked_at)
-        report.unique_prompts = len({flat[k] for k in asked_at})
+        report.unique_prompts = len(set(asked_prompts))
         for p in persp:
             for i in [i for i in range(n) if i not in untitled][:2]:
                 report.sample_prompts.append(
@@ -474,7 +475,7 @@ def run_build(
                 labels = [f"session {sid!r}, perspective {p.name!r}" for p in persp for sid in ids]
                 result = answer_prompts(
                     backend,
-                    [flat[k] for k in asked_at],
+                    asked_prompts,
                     generation,
                     cache,
                     batch_size=cfg.batch_size,
@@ -633,7 +634,7 @@ def _require_sessions(sess: SessionSet) -> None:
         )
 
 
-def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts: dict[str, list[str]]) -> Path:
+def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts: dict[str, list[str | None]]) -> Path:
     """Write every prompt as one JSON line (``session_id``, ``perspective``, ``prompt``, ``prompt_sha256``),
     the format :class:`~llm4sbr_adapter.offline.llm.replay.ReplayBackend` answers files refer to."""
     from .llm.replay import export_prompts

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Llm4sbrError, option_hint
-from .sessions import Catalogue, InputFormatError, ItemId, item_key
+from .inputs.sessions import Catalogue, InputFormatError, ItemId, item_key
 
 __all__ = [
     "DEFAULT_MAX_ITEMS",

@@ -1,10 +1,28 @@
-"""The session and catalogue readers now live in :mod:`llm4sbr_adapter.offline.inputs.sessions`.
+"""The session and catalogue readers, kept importable under this path; they live in
+:mod:`llm4sbr_adapter.offline.inputs.sessions` (with the other readers in :mod:`llm4sbr_adapter.offline.inputs`)."""
 
-This path stays importable (the same module object, not a copy), so existing imports keep working.
-"""
+from .inputs.sessions import (
+    PICKLE_WARNING,
+    Catalogue,
+    InputFormatError,
+    ItemId,
+    SessionSet,
+    check_unique_ids,
+    item_key,
+    read_catalogue,
+    read_sessions,
+)
+from .inputs.text import read_text
 
-import sys
-
-from .inputs import sessions as _sessions
-
-sys.modules[__name__] = _sessions
+__all__ = [
+    "PICKLE_WARNING",
+    "Catalogue",
+    "InputFormatError",
+    "ItemId",
+    "SessionSet",
+    "check_unique_ids",
+    "item_key",
+    "read_catalogue",
+    "read_sessions",
+    "read_text",
+]

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,8 @@ from .sessions import _parse_id as parse_id
 from .text import InputFormatError, read_text
 
 logger = logging.getLogger(__name__)
+
+TimeArray = Sequence[int] | np.ndarray  # click times, one per click
 
 __all__ = [
     "ClickLog",
@@ -108,34 +111,37 @@ def read_click_log(
         role: find_column(header, role, given, source=str(path), flag=f"--{role}-column")
         for role, given in flags.items()
     }
-    _require_columns(path, header, cols)
-    users, items, times, sessions, lines = [], [], [], [], []
+    item_col, time_col = _require_columns(path, header, cols)
+    session_col, user_col = cols["session"], cols["user"]
+    users: list[str] = []
+    items: list[int | str] = []
+    times: list[int] = []
+    sessions: list[int | str] = []
+    lines: list[int] = []
     for lineno, row in rows:
         if not row or all(not v.strip() for v in row):
             continue
         if len(row) != len(header):
             raise InputFormatError(f"{path}: line {lineno}: {len(row)} fields, but the header has {len(header)}")
-        item = _required(path, lineno, row, cols["item"], header)
-        times.append(_parse_time(path, lineno, row[cols["time"]], header[cols["time"]]))
+        item = _required(path, lineno, row, item_col, header)
+        times.append(_parse_time(path, lineno, row[time_col], header[time_col]))
         items.append(parse_id(item))
-        if cols["session"] is not None:
-            sessions.append(parse_id(_required(path, lineno, row, cols["session"], header)))
-        users.append(
-            str(sessions[-1]) if cols["user"] is None else _required(path, lineno, row, cols["user"], header).strip()
-        )
+        if session_col is not None:
+            sessions.append(parse_id(_required(path, lineno, row, session_col, header)))
+        users.append(str(sessions[-1]) if user_col is None else _required(path, lineno, row, user_col, header).strip())
         lines.append(lineno)
     return ClickLog(
         users=users,
         items=items,
         times=np.asarray(times, dtype=np.int64),
-        sessions=sessions if cols["session"] is not None else None,
+        sessions=sessions if session_col is not None else None,
         source=path.name,
         lines=lines,
     )
 
 
-def _require_columns(path: Path, header: Sequence[str], cols: dict) -> None:
-    """An item and a time column, and a session or a user column, must be there."""
+def _require_columns(path: Path, header: Sequence[str], cols: dict[str, int | None]) -> tuple[int, int]:
+    """The item and time columns; they, and a session or a user column, must be there."""
     missing = [role for role in ("item", "time") if cols[role] is None]
     if cols["session"] is None and cols["user"] is None:
         missing.append("session (or user)")
@@ -145,6 +151,8 @@ def _require_columns(path: Path, header: Sequence[str], cols: dict) -> None:
             f"{path}: line 1: found no {' and no '.join(missing)} column in the header {list(header)}; "
             f"name it with {flags}"
         )
+    assert cols["item"] is not None and cols["time"] is not None
+    return cols["item"], cols["time"]
 
 
 def _required(path: Path, lineno: int, row: Sequence[str], col: int, header: Sequence[str]) -> str:
@@ -258,7 +266,11 @@ def read_click_sessions(
     first_line: dict = {}
     for key, line in zip(keys, log.lines, strict=True):
         first_line.setdefault(key, line)
-    kept, skipped = [], 0
+    ids: list[Any] = []
+    sequences: list[list[Any]] = []
+    targets: list[Any] = []
+    lines: list[int] = []
+    skipped = 0
     for s in click_sessions(log, gap=gap, window=window):
         items = s.items[:-1] if target == "last" else s.items
         line = first_line[s.id if log.sessions is not None else s.user]
@@ -271,16 +283,19 @@ def read_click_sessions(
                 )
             skipped += 1
             continue
-        kept.append((s.id, items, s.items[-1] if target == "last" else None, line))
+        ids.append(s.id)
+        sequences.append(items)
+        targets.append(s.items[-1])
+        lines.append(line)
     if skipped:
         logger.warning("%s: skipped %d sessions with a single click", path, skipped)
     return SessionSet(
-        ids=np.asarray([k[0] for k in kept], dtype=object) if kept else np.zeros(0, np.int64),
-        sequences=[k[1] for k in kept],
-        targets=[k[2] for k in kept] if target == "last" else None,
+        ids=np.asarray(ids, dtype=object) if ids else np.zeros(0, np.int64),
+        sequences=sequences,
+        targets=targets if target == "last" else None,
         source=Path(path).name,
         sha256=sha256_file(path),
-        lines=[k[3] for k in kept],
+        lines=lines,
     )
 
 
@@ -306,6 +321,7 @@ def click_sessions(log: ClickLog, *, gap: int | None = None, window: int | None 
     if gap is not None:
         cut = split_sessions(log.users, log.items, log.times, gap=gap)
     else:
+        assert window is not None
         cut = clock_windows(log.users, log.items, log.times, window=window)
     counts: dict[str, int] = {}
     for s in cut:
@@ -314,23 +330,23 @@ def click_sessions(log: ClickLog, *, gap: int | None = None, window: int | None 
     return cut
 
 
-def group_by_session(sessions: Sequence, users: Sequence, items: Sequence, times: Sequence[int]) -> list[Session]:
+def group_by_session(sessions: Sequence, users: Sequence, items: Sequence, times: TimeArray) -> list[Session]:
     """One :class:`Session` per session id, in order of first appearance; clicks by time, then file order."""
     n = len(sessions)
     codes_of = {sid: k for k, sid in enumerate(dict.fromkeys(sessions))}
     codes = np.fromiter((codes_of[s] for s in sessions), dtype=np.int64, count=n)
-    times = np.asarray(times, dtype=np.int64)
-    order = np.lexsort((np.arange(n), times, codes))
+    stamps = np.asarray(times, dtype=np.int64)
+    order = np.lexsort((np.arange(n), stamps, codes))
     starts = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1]]) if n else np.zeros(0, np.int64)
     ends = np.append(starts[1:], n)
     out = []
     for a, b in zip(starts, ends, strict=True):
         rows = order[a:b]
-        out.append(Session(users[rows[0]], [items[k] for k in rows], times[rows].tolist(), id=sessions[rows[0]]))
+        out.append(Session(users[rows[0]], [items[k] for k in rows], stamps[rows].tolist(), id=sessions[rows[0]]))
     return out
 
 
-def split_sessions(users: Sequence, items: Sequence, times: Sequence[int], gap: int = 600) -> list[Session]:
+def split_sessions(users: Sequence, items: Sequence, times: TimeArray, gap: int = 600) -> list[Session]:
     """Cut each user's clicks (sorted by time, ties in input order) wherever consecutive clicks are
     more than ``gap`` seconds apart. Sessions come back ordered by user (first appearance) then time."""
     n = len(users)
@@ -340,9 +356,9 @@ def split_sessions(users: Sequence, items: Sequence, times: Sequence[int], gap: 
         return []
     user_codes = {u: k for k, u in enumerate(dict.fromkeys(users))}
     codes = np.fromiter((user_codes[u] for u in users), dtype=np.int64, count=n)
-    times = np.asarray(times, dtype=np.int64)
-    order = np.lexsort((np.arange(n), times, codes))  # by user, then time, then file order
-    codes_s, times_s = codes[order], times[order]
+    stamps = np.asarray(times, dtype=np.int64)
+    order = np.lexsort((np.arange(n), stamps, codes))  # by user, then time, then file order
+    codes_s, times_s = codes[order], stamps[order]
     new = np.ones(n, dtype=bool)
     new[1:] = (codes_s[1:] != codes_s[:-1]) | (times_s[1:] - times_s[:-1] > gap)
     starts = np.flatnonzero(new)
@@ -352,7 +368,7 @@ def split_sessions(users: Sequence, items: Sequence, times: Sequence[int], gap: 
     return [Session(users_s[a], items_s[a:b], times_s[a:b].tolist()) for a, b in zip(starts, ends, strict=True)]
 
 
-def clock_windows(users: Sequence[str], items: Sequence, times: Sequence[int], window: int = 600) -> list[Session]:
+def clock_windows(users: Sequence[str], items: Sequence, times: TimeArray, window: int = 600) -> list[Session]:
     """Group each user's clicks by ``timestamp // window`` (a fixed clock window, not a gap rule).
 
     Sessions come back in (user id, window) order (:func:`user_sort_key`); inside a session clicks are
@@ -365,10 +381,10 @@ def clock_windows(users: Sequence[str], items: Sequence, times: Sequence[int], w
         raise ValueError(f"window must be at least 1 second, got {window}")
     ranked = {u: k for k, u in enumerate(sorted(set(users), key=user_sort_key))}
     codes = np.fromiter((ranked[u] for u in users), dtype=np.int64, count=n)
-    times = np.asarray(times, dtype=np.int64)
-    windows = times // window
-    order = np.lexsort((np.arange(n), times, windows, codes))
-    codes_s, windows_s, times_s = codes[order], windows[order], times[order]
+    stamps = np.asarray(times, dtype=np.int64)
+    windows = stamps // window
+    order = np.lexsort((np.arange(n), stamps, windows, codes))
+    codes_s, windows_s, times_s = codes[order], windows[order], stamps[order]
     new = np.ones(n, dtype=bool)
     new[1:] = (codes_s[1:] != codes_s[:-1]) | (windows_s[1:] != windows_s[:-1])
     starts = np.flatnonzero(new)

@@ -571,6 +571,7 @@ def _table_catalogue_rows(
         quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE,
     )
     width: tuple[int, int] | None = None  # (line, field count) of the first row
+    cols = (0, 1)  # id and title columns, settled by the first row
     rows = []
     for row in reader:
         lineno = reader.line_num
@@ -579,19 +580,20 @@ def _table_catalogue_rows(
         if width is None:
             width = (lineno, len(row))
             if _is_header(row, header, id_column, title_column):
-                id_column, title_column = _header_columns(path, row, id_column, title_column)
+                cols = _header_columns(path, row, id_column, title_column)
                 continue
-            id_column, title_column = _or(id_column, 0), _or(title_column, 1)
-        need = max(id_column, title_column) + 1
+            cols = (_or(id_column, 0), _or(title_column, 1))
+        id_col, title_col = cols
+        need = max(id_col, title_col) + 1
         if len(row) < need:
             raise InputFormatError(
                 f"{path}: line {lineno}: expected at least {need} columns separated by {delimiter!r}, got {len(row)}"
             )
         _check_width(path, lineno, len(row), width, delimiter)
-        id_text = row[id_column].strip()
+        id_text = row[id_col].strip()
         if not id_text:
             raise InputFormatError(f"{path}: line {lineno}: empty item id")
-        rows.append((lineno, _parse_id(id_text), _normalise_title(row[title_column])))
+        rows.append((lineno, _parse_id(id_text), _normalise_title(row[title_col])))
     return rows
 
 
