@@ -695,7 +695,10 @@ def test_cli_non_utf8_sessions_hint_names_the_sessions_encoding_flag(tmp_path, s
     bad.write_bytes(b"s1\t1 2\ns2\t3 \xe9\n")
     assert build_main(["--sessions", str(bad), "--items", str(srgnn[1]), "--dry-run", "--no-progress"]) == 1
     line = _stderr_error_line(capsys.readouterr().err)
-    assert "s.tsv: line 2: not UTF-8 (byte 0xe9 at byte offset 12, column 6)" in line and "--sessions-encoding latin-1" in line
+    assert (
+        "s.tsv: line 2: not UTF-8 (byte 0xe9 at byte offset 12, column 6)" in line
+        and "--sessions-encoding latin-1" in line
+    )
     assert (
         build_main(
             [
