@@ -409,8 +409,11 @@ def _build(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
 def _read_inputs(args: argparse.Namespace) -> tuple:
     """The sessions (a click log or a session-per-row file) and the catalogue named by ``args``."""
     fmt = args.sessions_format
-    if fmt == "clicks" or (fmt == "auto" and looks_like_click_log(args.sessions, args.sessions_encoding)):
+    headerless = args.log_columns is not None
+    detected = fmt == "auto" and (headerless or looks_like_click_log(args.sessions, args.sessions_encoding))
+    if fmt == "clicks" or detected:
         columns = {role: getattr(args, f"{role}_column") for role in ("session", "item", "time", "user")}
+        columns["names"] = args.log_columns
         sessions = read_click_sessions(
             args.sessions,
             columns=columns,

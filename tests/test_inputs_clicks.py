@@ -133,3 +133,29 @@ def test_prepare_data_clicks_refuses_a_flag_of_the_other_protocol(tmp_path, caps
     argv = ["clicks", "--src", str(log), "--out", str(tmp_path / "x"), "--protocol", "temporal", "--seed", "1"]
     assert prepare_main(argv) == 2
     assert "--seed only apply to the other protocol" in capsys.readouterr().err
+
+
+def test_a_log_without_header_names_its_columns(tmp_path):
+    """YooChoose's clicks.dat has no header: session, ISO time with Z, item, category."""
+    path = tmp_path / "clicks.dat"
+    path.write_text(
+        "1,2014-04-07T10:54:09.868Z,214536500,0\n1,2014-04-07T10:51:09.277Z,214536502,0\n"
+        "2,2014-04-07T13:56:37.614Z,214662742,0\n"
+    )
+    names = ["session_id", "timestamp", "item_id", "category"]
+    sessions = click_sessions(read_click_log(path, names=names))
+    assert [(s.id, s.items) for s in sessions] == [(1, [214536502, 214536500]), (2, [214662742])]
+    with pytest.raises(InputFormatError, match="found no item and no time and no session"):
+        read_click_log(path)  # its first click is not a header
+
+
+def test_build_store_reads_a_headerless_log_with_log_columns(tmp_path, capsys):
+    from llm4sbr_adapter.build_store import main as build_main
+
+    log = tmp_path / "clicks.dat"
+    log.write_text("7,100,1\n7,101,2\n7,102,3\n8,101,5\n8,100,6\n")
+    items = tmp_path / "items.tsv"
+    items.write_text("item_id\ttitle\n100\tHeat\n101\tKolya\n102\tSalt\n")
+    argv = ["--sessions", str(log), "--items", str(items), "--log-columns", "session,item,time", "--dry-run"]
+    assert build_main([*argv, "--top-f", "1", "--no-progress"]) == 0
+    assert "sessions:        2" in capsys.readouterr().out

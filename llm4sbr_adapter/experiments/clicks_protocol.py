@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log
 from llm4sbr_adapter.offline.inputs.sessions import _parse_id, item_key, read_catalogue
@@ -36,7 +37,7 @@ def read_clicks_with_titles(
     src: str | os.PathLike,
     items: str | os.PathLike | None,
     *,
-    columns: dict[str, str | None] | None = None,
+    columns: dict[str, Any] | None = None,
     encoding: str = "utf-8",
     items_header: bool | None = None,
 ):
@@ -48,6 +49,7 @@ def read_clicks_with_titles(
         item_column=cols.get("item"),
         time_column=cols.get("time"),
         user_column=cols.get("user"),
+        names=cols.get("names"),
         encoding=encoding,
     )
     if items is not None:
@@ -63,7 +65,7 @@ def prepare_clicks(
     out: str | os.PathLike,
     *,
     items: str | os.PathLike | None = None,
-    columns: dict[str, str | None] | None = None,
+    columns: dict[str, Any] | None = None,
     encoding: str = "utf-8",
     items_header: bool | None = None,
     gap: int | None = None,

@@ -318,6 +318,7 @@ def prepare(args: argparse.Namespace) -> tuple[dict, str | None]:
 
 def _prepare_clicks(args: argparse.Namespace) -> dict:
     columns = {role: getattr(args, f"{role}_column") for role in ("session", "item", "time", "user")}
+    columns["names"] = args.log_columns
     return prepare_clicks(
         args.src,
         args.out,

@@ -97,15 +97,19 @@ def read_click_log(
     item_column: str | None = None,
     time_column: str | None = None,
     user_column: str | None = None,
+    names: Sequence[str] | None = None,
     encoding: str = "utf-8",
 ) -> ClickLog:
-    """Read a one-click-per-row log (module docstring). Raises :class:`InputFormatError` naming the
-    file, the line and the column of a missing column, an empty id or an unreadable time."""
+    """Read a one-click-per-row log (module docstring). ``names``: the column names of a text log that
+    has no header row (YooChoose's ``clicks.dat``: ``session_id,timestamp,item_id,category``).
+
+    Raises :class:`InputFormatError` naming the file, the line and the column of a missing column, an
+    empty id or an unreadable time."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"click log not found: {path}")
     rows = _parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else _text_rows(path, encoding)
-    _, header = next(rows, (1, []))
+    header = list(names) if names else next(rows, (1, []))[1]
     flags = {"session": session_column, "item": item_column, "time": time_column, "user": user_column}
     cols = {
         role: find_column(header, role, given, source=str(path), flag=f"--{role}-column")
@@ -236,7 +240,7 @@ def looks_like_click_log(path: str | os.PathLike, encoding: str = "utf-8") -> bo
 def read_click_sessions(
     path: str | os.PathLike,
     *,
-    columns: dict[str, str | None] | None = None,
+    columns: dict[str, Any] | None = None,
     gap: int | None = None,
     window: int | None = None,
     target: str = "last",
@@ -260,6 +264,7 @@ def read_click_sessions(
         item_column=cols.get("item"),
         time_column=cols.get("time"),
         user_column=cols.get("user"),
+        names=cols.get("names"),
         encoding=encoding,
     )
     keys = log.sessions if log.sessions is not None else log.users

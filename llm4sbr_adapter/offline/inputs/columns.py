@@ -57,6 +57,13 @@ def add_click_log_flags(p: argparse._ActionsContainer) -> None:
             "'_' and spaces ignored)",
         )
     p.add_argument(
+        "--log-columns",
+        type=lambda text: [name.strip() for name in text.split(",")],
+        metavar="NAME,NAME,...",
+        help="click log without a header row: its column names in order (YooChoose's clicks.dat: "
+        "session_id,timestamp,item_id,category)",
+    )
+    p.add_argument(
         "--gap",
         type=int,
         metavar="SECONDS",
