@@ -21,10 +21,18 @@ from typing import Any
 import numpy as np
 
 from .errors import CliParser, add_log_level, run_cli
+from .offline.inputs.clicks import looks_like_click_log, read_click_sessions
 from .offline.inputs.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
 from .store import IntentStore
 
 __all__ = ["inspect_store", "answer_statistics", "format_report", "main"]
+
+
+def _read_sessions(path: str | os.PathLike, fmt: str, encoding: str) -> SessionSet:
+    """A session-per-row file or pickle, or a click log (format ``clicks`` or detected from its header)."""
+    if fmt == "clicks" or (fmt == "auto" and looks_like_click_log(path, encoding)):
+        return read_click_sessions(path, on_empty="skip", encoding=encoding)
+    return read_sessions(path, fmt, on_empty="skip", encoding=encoding)
 
 
 def _parse_session_id(store: IntentStore, text: str | int) -> int | str:
@@ -49,8 +57,9 @@ def inspect_store(
     """Summary of a store and, with ``session_id``, that session's answers and top-f items.
 
     A ``sessions`` file is read by :func:`read_sessions` with ``sessions_format`` and
-    ``sessions_encoding`` (a pickle can run code: only open pickles from a trusted source); its
-    empty sessions are skipped, as a build with ``on_empty="skip"`` does.
+    ``sessions_encoding`` (a pickle can run code: only open pickles from a trusted source), or as a
+    click log (``"clicks"``, or detected; columns by their common spellings, the last click held out as
+    the builder's default does); its empty sessions are skipped, as a build with ``on_empty="skip"`` does.
 
     Returns a dict with ``path``, ``num_sessions``, ``perspectives``, ``text_dim``, ``metadata`` (the
     build metadata without the long prompt templates, which are under ``prompts``), ``empty_answers``
@@ -83,7 +92,7 @@ def inspect_store(
         sess = (
             sessions
             if isinstance(sessions, SessionSet)
-            else read_sessions(sessions, sessions_format, on_empty="skip", encoding=sessions_encoding)
+            else _read_sessions(sessions, sessions_format, sessions_encoding)
         )
         info["answer_stats"] = answer_statistics(store, sess, arrays)
     if session_id is None:
@@ -219,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sessions-format",
         default="auto",
-        choices=["auto", "pickle", "tsv", "csv", "jsonl"],
+        choices=["auto", "pickle", "tsv", "csv", "jsonl", "clicks"],
         help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
         ".pkl/.pickle/.txt files).",
     )

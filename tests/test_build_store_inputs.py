@@ -104,3 +104,17 @@ def test_skip_item_gives_a_session_without_titles_a_zero_intent_and_never_asks(t
     dry = build_intent_store(sessions, items, None, dry_run=True, top_f=1, on_missing_title="skip_item", progress=False)
     assert "untitled items:  2 of the sessions' 4 distinct items" in dry.summary()
     assert "untitled sessions: 1" in dry.summary()
+
+
+def test_inspect_store_reads_the_click_log_a_store_was_built_from(click_log, tmp_path, encoder):
+    from llm4sbr_adapter.inspect_store import inspect_store
+    from llm4sbr_adapter.offline.inputs.clicks import read_click_sessions
+
+    log, items = click_log
+    out = tmp_path / "s.safetensors"
+    sessions = read_click_sessions(log)
+    build_intent_store(
+        sessions, read_catalogue(items), out, llm=LastTitleLLM(), encoder=encoder, top_f=2, progress=False
+    )
+    info = inspect_store(out, 232, sessions=log, items=items)
+    assert [i["title"] for i in info["session"]["items"]] == ["Salt & Cedar", "The Quiet Orbit", "Copper Skies"]
