@@ -8,7 +8,8 @@ import pytest
 
 from llm4sbr_adapter.experiments import session_data
 from llm4sbr_adapter.experiments.session_data import SplitFormatError, load_split
-from llm4sbr_adapter.offline import sessions, srgnn_pickle
+from llm4sbr_adapter.offline import srgnn_pickle
+from llm4sbr_adapter.offline.inputs import sessions
 from llm4sbr_adapter.offline.sessions import InputFormatError, read_sessions
 from llm4sbr_adapter.offline.srgnn_pickle import read_srgnn_pickle
 

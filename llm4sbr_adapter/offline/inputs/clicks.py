@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import option_hint
-from ...store import sha256_file
+from ...hashing import sha256_file
 from .columns import find_column
 from .sessions import SessionSet
 from .sessions import _parse_id as parse_id
