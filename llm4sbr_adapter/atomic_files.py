@@ -151,9 +151,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports mode 'w' or 'wb', got {mode!r}")
     with atomic_path(path) as tmp:
-        text = {} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"}
-        with open(tmp, mode, **text) as handle:
-            yield handle
+        if mode == "wb":
+            with open(tmp, "wb") as binary:
+                yield binary
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as text:
+                yield text
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

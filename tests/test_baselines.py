@@ -123,6 +123,14 @@ def test_exclude_seen_ranks_prefix_items_last() -> None:
     assert model.exclude_seen  # restored
 
 
+def test_selection_with_nothing_to_choose_names_the_inputs() -> None:
+    valid = SplitData.from_lists([[1]], [2])
+    with pytest.raises(ValueError, match="nothing to choose from"):
+        bl.select_on_valid("sr", [], arrays([1, 2]), valid, 3, [1], "recall@1")
+    with pytest.raises(ValueError, match="exclusions \\[\\]"):
+        bl.select_on_valid("pop", [{}], arrays([1, 2]), valid, 3, [1], "recall@1", exclusions=())
+
+
 # --------------------------------------------------------------------------- selection and CLI
 def selection_data(folder: Path) -> Path:
     """Valid prefers SR steps=1 (target 2), test prefers steps>=2 (target 3)."""

@@ -456,7 +456,8 @@ def select_on_valid(
     setting has the highest validation ``metric``; the first in log order wins ties. Test data is never
     seen here.
     """
-    best, log = None, []
+    best: tuple[float, Baseline, bool, np.ndarray, int] | None = None
+    log: list[dict] = []
     for params in grid:
         t0 = time.perf_counter()
         model = MODELS[name](**params).fit(sessions, num_items)
@@ -477,6 +478,10 @@ def select_on_valid(
             )
             if best is None or value > best[0]:
                 best = (value, model, flag, ranks, len(log) - 1)
+    if best is None:
+        raise ValueError(
+            f"select_on_valid: nothing to choose from ({len(grid)} grid points, exclusions {list(exclusions)})"
+        )
     _, model, flag, ranks, index = best
     model.exclude_seen = flag
     return model, ranks, log, index

@@ -103,7 +103,8 @@ def prepare_movielens(
         raise ValueError(f"{src}: no session survives the filters (gap={gap}, min_item_count={min_item_count})")
     blocks = chronological_split(sessions, shares, key=split_key)
     item_map = build_item_map([[s.items for s in block] for block in blocks])
-    examples, meta = {}, {}
+    examples: dict[str, tuple[list[list[int]], list[int]]] = {}
+    meta: dict[str, tuple[list[str], list[Sequence]]] = {}  # split -> (rows_<split>.tsv header, its rows)
     for split, block in zip(SPLITS, blocks, strict=True):
         seqs = [[item_map[i] for i in s.items[:-1]] for s in block]
         targets = [item_map[s.items[-1]] for s in block]
@@ -168,7 +169,8 @@ def prepare_beauty(
     blocks = split_rows_by_target_time(rows, test_rows, valid_share)
     # Ids in order of first appearance over the users' full sequences (independent of the split).
     item_map = build_item_map([[s.items for s in sessions]])
-    examples, meta = {}, {}
+    examples: dict[str, tuple[list[list[int]], list[int]]] = {}
+    meta: dict[str, tuple[list[str], list[Sequence]]] = {}  # split -> (rows_<split>.tsv header, its rows)
     for split, block in zip(SPLITS, blocks, strict=True):
         examples[split] = ([[item_map[i] for i in r.inputs] for r in block], [item_map[r.target] for r in block])
         meta[split] = (

@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from ..errors import Llm4sbrError
 
@@ -151,6 +152,15 @@ class SemanticItemEmbedding(nn.Module):
         seed: seed of the fixed projection.
     """
 
+    # registered buffers (nn.Module's __getattr__ would type them Tensor | Module)
+    text: Tensor
+    has_text: Tensor
+    proj_mean: Tensor  # "init" mode
+    proj_matrix: Tensor  # "init" mode
+    injected: Tensor  # "init" mode, after attach()
+    # set with object.__setattr__ so that it stays a plain reference, not a registered child
+    _target: nn.Embedding | None
+
     def __init__(
         self,
         text: Tensor | np.ndarray,
@@ -197,7 +207,7 @@ class SemanticItemEmbedding(nn.Module):
         self.register_buffer("has_text", has_text_t)
         self._fingerprint: str | None = None
         object.__setattr__(self, "_target", None)
-        self._hook = None
+        self._hook: RemovableHandle | None = None
         if mode == "add":
             if projection == "linear":
                 self.projection: nn.Module = nn.Linear(text_dim, hidden_size)
@@ -239,10 +249,7 @@ class SemanticItemEmbedding(nn.Module):
         """``"add"`` mode: projected text (or missing vector) for item rows ``[...]`` -> ``[..., d]``."""
         proj = self.projection(self.text[rows])
         has = self.has_text[rows].unsqueeze(-1)
-        if self.missing_vector is not None:
-            fallback = self.missing_vector.expand_as(proj)
-        else:
-            fallback = torch.zeros_like(proj)
+        fallback = self.missing_vector.expand_as(proj) if self.missing_vector is not None else torch.zeros_like(proj)
         return torch.where(has, proj, fallback)
 
     def projected_text(self, target_std: float | None = None) -> Tensor:

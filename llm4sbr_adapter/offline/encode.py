@@ -103,7 +103,7 @@ class TextEncoder:
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
         is_default = model_path is None
-        path = default_encoder_path() if is_default else Path(model_path)
+        path = default_encoder_path() if model_path is None else Path(model_path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"text encoder folder {path} has no config.json (expected a Hugging Face model folder)"
@@ -236,7 +236,7 @@ def _json_id(value: Any) -> int | str:
     raise TypeError(f"item id {value!r} has type {type(value).__name__}; ids must be ints or strings")
 
 
-def catalogue_key(encoder: Any, item_ids: Sequence[int] | Sequence[str], titles: Sequence[str]) -> str:
+def catalogue_key(encoder: Any, item_ids: Sequence[int | str], titles: Sequence[str]) -> str:
     """sha256 hex of the encoder identity (name, settings, weights hash) and the ordered (id, title) pairs."""
     digest = hashlib.sha256()
     head = {
@@ -286,19 +286,19 @@ def catalogue_embeddings(
     write), the hash covering the encoder name/settings and every (id, title) pair in order;
     a later call with the same inputs loads that file and does not run the encoder.
     """
-    item_ids = list(item_ids.tolist() if isinstance(item_ids, np.ndarray) else item_ids)
+    ids: list[int | str] = list(item_ids.tolist() if isinstance(item_ids, np.ndarray) else item_ids)
     titles = list(titles)
-    if len(item_ids) != len(titles):
-        raise ValueError(f"catalogue_embeddings: {len(item_ids)} item ids but {len(titles)} titles")
+    if len(ids) != len(titles):
+        raise ValueError(f"catalogue_embeddings: {len(ids)} item ids but {len(titles)} titles")
     for i, title in enumerate(titles):
         if not isinstance(title, str):
             raise TypeError(
-                f"catalogue_embeddings: title of item {item_ids[i]!r} (row {i}) is {type(title).__name__}, expected str"
+                f"catalogue_embeddings: title of item {ids[i]!r} (row {i}) is {type(title).__name__}, expected str"
             )
     shape = (len(titles), int(encoder.dim))
     path = None
     if cache_dir is not None:
-        key = catalogue_key(encoder, item_ids, titles)
+        key = catalogue_key(encoder, ids, titles)
         path = Path(cache_dir) / f"{_CACHE_PREFIX}{key}.safetensors"
         if path.is_file():
             cached = _load_cached(path, shape)

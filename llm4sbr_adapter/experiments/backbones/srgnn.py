@@ -129,6 +129,8 @@ def dense_reference_embeddings(model: SRGNN, batch: Batch) -> tuple[torch.Tensor
     (``tests/test_examples_models.py``) and timed against (``benchmarks/bench_srgnn_packed.py``).
     """
     g, cell = batch.graph, model.cell
+    if g is None:
+        raise ValueError("SRGNN needs batches with a session graph (iterate_batches(..., graph=True))")
     h = model.embedding(g.nodes)  # [B, n, d]
     for _ in range(model.steps):
         msg_in = torch.bmm(g.adj_in, cell.edge_in(h)) + cell.bias_in

@@ -353,9 +353,10 @@ class _AskLoop:
         if not todo:
             return 0
         self.pending, self.answers, self.advance = deque(todo), answers, advance
-        if self.cache is not None:
+        cache = self.cache
+        if cache is not None:
             self.keys = {p: cache_key(self.backend.model_id, p, self.config) for p in todo}
-        heartbeat = _Heartbeat(self.cache, self.owner, self.lease) if self.cache is not None else None
+        heartbeat = _Heartbeat(cache, self.owner, self.lease) if cache is not None else None
         pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="llm-batch") if self.workers > 1 else _InlineExecutor()
         )
@@ -363,9 +364,9 @@ class _AskLoop:
             self._loop(pool)
         finally:
             pool.shutdown(wait=True)  # after a failure the batches still running finish and commit
-            if heartbeat is not None:
+            if cache is not None and heartbeat is not None:
                 heartbeat.stop()
-                self.cache.release(self.owner)
+                cache.release(self.owner)
         return self.asked
 
     def _loop(self, pool: ThreadPoolExecutor | _InlineExecutor) -> None:
