@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigBase, setting
-from .losses import AlignUniformLoss
+from .losses import AlignUniformLoss, align_uniform_terms
 from .pretrained import load_pretrained_weights, save_pretrained
 from .store import IntentStore, StoreMismatchError
 
@@ -444,44 +444,67 @@ class IntentEnhancer(nn.Module):
             )
         self._check_intents(intents, h_local)
 
-        cfg = self.config
-        projected: dict[str, torch.Tensor] = {}
-        for p in cfg.perspectives:
-            x = intents[p]
-            if cfg.intent_norm:
-                x = F.normalize(x, dim=-1)
-            projected[p] = self.project[p](x)
-        dropped = {p: self.dropout(z) for p, z in projected.items()}
+        projected = self.project_intents(intents)
         behaviours = {"local": h_local, "global": h_global}
-
-        if cfg.fusion == "concat":
-            session = self.fuse(torch.cat([h_local, h_global, *(dropped[p] for p in cfg.perspectives)], dim=-1))
-        else:
-            gated = {}
-            for b, x in behaviours.items():
-                if b in self.gates:
-                    s = sum(dropped[p] for p in cfg.perspectives if cfg.pairing[p] == b)
-                    gated[b] = torch.sigmoid(self.gates[b](torch.cat([x, s], dim=-1))) * x
-                else:
-                    gated[b] = x
-            session = self.fuse(torch.cat([gated["global"], gated["local"]], dim=-1))
-
-        aux = h_local.new_zeros(())
-        losses: dict[str, dict[str, torch.Tensor]] = {}
-        rows = None if found is None or bool(found.all()) else found
-        for p in cfg.perspectives:
-            z, paired = projected[p], behaviours[cfg.pairing[p]]
-            if rows is not None:
-                z, paired = z[rows], paired[rows]
-            if z.shape[0] == 0:  # no row of this batch has a stored intent
-                parts = {k: h_local.new_zeros(()) for k in ("align", "uniform", "loss")}
-            else:
-                parts = self.align_uniform.components(z, paired)
-            aux = aux + parts["loss"]
-            losses[p] = {k: v.detach() for k, v in parts.items()}
+        session = self.fuse_session(h_local, h_global, projected)
+        aux, losses = self.aux_loss(projected, behaviours, found)
         return EnhancerOutput(
-            session=session, aux_loss=cfg.loss_weight * aux, projected=projected, losses=losses, found=found
+            session=session, aux_loss=self.config.loss_weight * aux, projected=projected, losses=losses, found=found
         )
+
+    def project_intents(self, intents: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{perspective: [batch, hidden]}``: each text vector (L2-normalised with ``intent_norm``) projected."""
+        out = {}
+        for p in self.config.perspectives:
+            x = F.normalize(intents[p], dim=-1) if self.config.intent_norm else intents[p]
+            out[p] = self.project[p](x)
+        return out
+
+    def fuse_session(
+        self, h_local: torch.Tensor, h_global: torch.Tensor, projected: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The fused session representation ``[batch, hidden]`` (dropout on the projections in training)."""
+        cfg = self.config
+        dropped = {p: self.dropout(z) for p, z in projected.items()} if cfg.dropout else projected
+        if cfg.fusion == "concat":
+            return self.fuse(torch.cat([h_local, h_global, *(dropped[p] for p in cfg.perspectives)], dim=-1))
+        gated = {}
+        for b, x in (("local", h_local), ("global", h_global)):
+            if b in self.gates:
+                s = sum(dropped[p] for p in cfg.perspectives if cfg.pairing[p] == b)
+                gated[b] = torch.sigmoid(self.gates[b](torch.cat([x, s], dim=-1))) * x
+            else:
+                gated[b] = x
+        return self.fuse(torch.cat([gated["global"], gated["local"]], dim=-1))
+
+    def aux_loss(
+        self,
+        projected: Mapping[str, torch.Tensor],
+        behaviours: Mapping[str, torch.Tensor],
+        found: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, dict[str, dict[str, torch.Tensor]]]:
+        """The unweighted sum over perspectives of alignment + uniformity, and its detached parts per perspective.
+
+        All perspectives go through one stacked :func:`~llm4sbr_adapter.losses.align_uniform_terms` (one batched
+        Gram matrix for every uniformity term). Rows without a stored intent (``found`` false) are left out.
+        """
+        cfg = self.config
+        rows = None if found is None or bool(found.all()) else found
+        # [2, P, B, h]: the projections, then the behaviour each is paired with
+        pairs = torch.stack(
+            [projected[p] for p in cfg.perspectives] + [behaviours[cfg.pairing[p]] for p in cfg.perspectives]
+        )
+        pairs = pairs.view(2, len(cfg.perspectives), *pairs.shape[1:])
+        if rows is not None:
+            pairs = pairs[:, :, rows]
+        if pairs.shape[2] == 0:  # no row of this batch has a stored intent
+            zero = pairs.new_zeros(())
+            return zero, {p: {k: zero for k in ("align", "uniform", "loss")} for p in cfg.perspectives}
+        pairs = F.normalize(pairs, dim=-1, eps=self.align_uniform.eps)
+        terms = align_uniform_terms(pairs, cfg.uniformity_t, cfg.uniform_weight)
+        parts = {k: v.detach() for k, v in terms.items()}
+        losses = {p: {k: v[i] for k, v in parts.items()} for i, p in enumerate(cfg.perspectives)}
+        return terms["loss"].sum(), losses
 
     # ---- persistence ---------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:

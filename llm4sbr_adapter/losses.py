@@ -17,7 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AlignUniformLoss", "InfoNCELoss", "pairwise_sq_dists", "uniformity"]
+__all__ = [
+    "AlignUniformLoss",
+    "InfoNCELoss",
+    "align_uniform_terms",
+    "pairwise_sq_dists",
+    "sq_dist_matrix",
+    "uniformity",
+]
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str]) -> None:
@@ -41,29 +48,70 @@ def pairwise_sq_dists(z: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[batch * (batch - 1) / 2]`` in the order of ``torch.triu_indices(batch, batch, 1)``.
 
-    Computed from the Gram matrix (``|a|^2 + |b|^2 - 2 a.b``, clamped at 0) rather than with
-    ``torch.pdist``: pdist differentiates through a square root, whose gradient is infinite
-    when two rows coincide, and the Gram form needs no ``[pairs, d]`` difference tensor.
+    The upper triangle of :func:`sq_dist_matrix`.
     """
     n = z.shape[0]
-    sq_norm = z.pow(2).sum(dim=1)
-    gram = z @ z.t()
     i, j = torch.triu_indices(n, n, offset=1, device=z.device)
-    return (sq_norm[i] + sq_norm[j] - 2.0 * gram[i, j]).clamp_min(0.0)
+    return sq_dist_matrix(z)[i, j]
+
+
+def sq_dist_matrix(z: torch.Tensor) -> torch.Tensor:
+    """``[..., batch, batch]`` squared Euclidean distances between the rows of each ``[..., batch, d]`` block.
+
+    Computed from the Gram matrix (``|a|^2 + |b|^2 - 2 a.b``, clamped at 0, one ``baddbmm``) rather than
+    with ``torch.pdist``: pdist differentiates through a square root, whose gradient is infinite when two
+    rows coincide, and the Gram form needs no ``[pairs, d]`` difference tensor.
+    """
+    sq_norm = z.pow(2).sum(dim=-1)
+    base = sq_norm.unsqueeze(-1) + sq_norm.unsqueeze(-2)
+    if z.dim() == 2:
+        return torch.addmm(base, z, z.t(), alpha=-2.0).clamp_min(0.0)
+    flat = z.reshape(-1, *z.shape[-2:])
+    gram = torch.baddbmm(base.reshape(-1, *base.shape[-2:]), flat, flat.transpose(1, 2), alpha=-2.0)
+    return gram.clamp_min(0.0).reshape(base.shape)
 
 
 def uniformity(z: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     """``log(mean over pairs i<j of exp(-t * ||z_i - z_j||^2))`` for ``z`` ``[batch, d]``.
 
-    Evaluated as ``logsumexp(-t * d2) - log(num_pairs)``, which never overflows or takes the log
-    of zero. With fewer than two rows there are no pairs and the result is ``0``.
-    Rows are used as given (normalise them first for DirectAU's definition).
+    ``z`` may also be a stack ``[..., batch, d]`` of blocks: the result is then ``[...]``, one value per
+    block, computed with one batched matrix product (the enhancer stacks all its perspectives).
+    Evaluated over the whole ``batch x batch`` matrix of ``-t * d2`` (one ``baddbmm`` from the Gram
+    matrix) with its diagonal set to ``-inf``: ``logsumexp - log(batch * (batch - 1))``, every pair counted
+    twice so the mean is the one over ``i < j``. That needs no gather of the upper triangle and few passes
+    over the matrix, never overflows and never takes the log of zero. (Rounding can make a ``d2`` of two
+    equal rows a hair below 0; unlike :func:`sq_dist_matrix` it is not clamped here, which changes the
+    result by no more than the rounding itself.) With fewer than two rows there are no pairs and the
+    result is ``0``. Rows are used as given (normalise them first for DirectAU's definition).
     """
-    n = z.shape[0]
+    n = z.shape[-2]
     if n < 2:
-        return z.new_zeros(())
-    d2 = pairwise_sq_dists(z)
-    return torch.logsumexp(-t * d2, dim=0) - math.log(d2.numel())
+        return z.new_zeros(z.shape[:-2])
+    flat = z.reshape(-1, n, z.shape[-1])
+    half = flat.pow(2).sum(dim=-1).mul(-t)  # -t |z_i|^2
+    logits = torch.baddbmm(half.unsqueeze(-1) + half.unsqueeze(-2), flat, flat.transpose(1, 2), alpha=2.0 * t)
+    logits.diagonal(dim1=-2, dim2=-1).fill_(-math.inf)  # no pair of a row with itself
+    out = torch.logsumexp(logits.flatten(-2), dim=-1) - math.log(n * (n - 1))
+    return out.reshape(z.shape[:-2])
+
+
+def align_uniform_terms(pairs: torch.Tensor, t: float, uniform_weight: float) -> dict[str, torch.Tensor]:
+    """Alignment and uniformity of paired blocks of L2-normalised rows.
+
+    Args:
+        pairs: ``[2, ..., batch, d]``: ``pairs[0]`` and ``pairs[1]`` are the paired inputs ``x`` and ``y``
+            of :class:`AlignUniformLoss` (row ``i`` of one belongs with row ``i`` of the other), for every
+            block of the middle dimensions at once.
+        t, uniform_weight: as in :class:`AlignUniformLoss`.
+
+    Returns:
+        ``{"align", "uniform", "loss"}``, each ``[...]`` (one value per block). The uniformity terms of all
+        blocks of ``x`` and ``y`` go through one :func:`uniformity` call (one batched Gram matrix).
+    """
+    align = (pairs[0] - pairs[1]).pow(2).sum(dim=-1).mean(dim=-1)
+    both = uniformity(pairs, t)
+    uniform = 0.5 * (both[0] + both[1])
+    return {"align": align, "uniform": uniform, "loss": align + uniform_weight * uniform}
 
 
 class AlignUniformLoss(nn.Module):
@@ -114,11 +162,8 @@ class AlignUniformLoss(nn.Module):
     def components(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x``, ``y``: ``[batch, d]`` paired rows -> ``{"align", "uniform", "loss"}`` scalar tensors."""
         _check_pair(x, y, ("x", "y"))
-        x = F.normalize(x, dim=-1, eps=self.eps)
-        y = F.normalize(y, dim=-1, eps=self.eps)
-        align = (x - y).pow(2).sum(dim=-1).mean()
-        uniform = 0.5 * (uniformity(x, self.t) + uniformity(y, self.t))
-        return {"align": align, "uniform": uniform, "loss": align + self.uniform_weight * uniform}
+        pairs = F.normalize(torch.stack([x, y]), dim=-1, eps=self.eps)
+        return align_uniform_terms(pairs, self.t, self.uniform_weight)
 
 
 class InfoNCELoss(nn.Module):

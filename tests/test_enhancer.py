@@ -246,6 +246,28 @@ def test_aux_loss_is_weighted_sum_of_per_perspective_losses():
     assert not out.losses["long"]["loss"].requires_grad
 
 
+def test_stacked_aux_loss_equals_per_perspective_align_uniform_with_missing_rows_and_gradients():
+    """The aux loss (all perspectives in one stacked Gram matrix, issue 17) is the sum of one
+    AlignUniformLoss per perspective over the rows that have an intent, gradients included."""
+    enh = make("concat", loss_weight=1.0)
+    h_local, h_global, _ = batch(6)
+    projected = {p: torch.randn(6, H, requires_grad=True) for p in ("long", "short")}
+    found = torch.tensor([True, False, True, True, False, True])
+    got, losses = enh.aux_loss(projected, {"local": h_local, "global": h_global}, found)
+    got.backward()
+    fast = {p: z.grad.clone() for p, z in projected.items()}
+    ref_loss = AlignUniformLoss()
+    paired = {"long": h_global, "short": h_local}
+    want = sum(ref_loss(projected[p][found], paired[p][found]) for p in projected)
+    for z in projected.values():
+        z.grad = None
+    want.backward()
+    torch.testing.assert_close(got, want)
+    for p, z in projected.items():
+        torch.testing.assert_close(fast[p], z.grad)
+        torch.testing.assert_close(losses[p]["loss"], ref_loss(projected[p][found], paired[p][found]).detach())
+
+
 @pytest.mark.parametrize("target", ["local", "global"])
 def test_pairing_decides_which_behaviour_is_aligned(target):
     other = "global" if target == "local" else "local"

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from llm4sbr_adapter.losses import AlignUniformLoss, InfoNCELoss, pairwise_sq_dists, uniformity
+from llm4sbr_adapter.losses import (
+    AlignUniformLoss,
+    InfoNCELoss,
+    align_uniform_terms,
+    pairwise_sq_dists,
+    uniformity,
+)
 
 
 # --------------------------------------------------------------------------- AlignUniformLoss
@@ -183,3 +189,35 @@ def test_infonce_gradients_flow():
     InfoNCELoss(symmetric=True)(a, p, n).backward()
     for g in (a.grad, p.grad, n.grad):
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- stacked uniformity (issue 17)
+def _uniformity_by_pairs(z: torch.Tensor, t: float) -> torch.Tensor:
+    """The definition, one pair at a time: log of the mean of exp(-t * |z_i - z_j|^2) over i < j."""
+    n = z.shape[0]
+    terms = [torch.exp(-t * (z[i] - z[j]).pow(2).sum()) for i in range(n) for j in range(i + 1, n)]
+    return torch.log(torch.stack(terms).mean())
+
+
+def test_stacked_uniformity_equals_the_pairwise_definition_block_by_block_with_gradients():
+    z = torch.randn(2, 3, 7, 5, dtype=torch.float64, requires_grad=True)
+    got = uniformity(z, 1.5)
+    assert got.shape == (2, 3)
+    (got * torch.arange(1.0, 7.0, dtype=torch.float64).view(2, 3)).sum().backward()
+    fast_grad = z.grad.clone()
+    z.grad = None
+    want = torch.stack([_uniformity_by_pairs(z[a, b], 1.5) for a in range(2) for b in range(3)]).view(2, 3)
+    (want * torch.arange(1.0, 7.0, dtype=torch.float64).view(2, 3)).sum().backward()
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(fast_grad, z.grad)
+
+
+def test_align_uniform_terms_of_a_stack_equal_the_loss_of_each_pair():
+    x, y = torch.randn(3, 6, 4), torch.randn(3, 6, 4)
+    pairs = torch.nn.functional.normalize(torch.stack([x, y]), dim=-1)
+    terms = align_uniform_terms(pairs, 2.0, 0.7)
+    loss = AlignUniformLoss(t=2.0, uniform_weight=0.7)
+    for k in range(3):
+        one = loss.components(x[k], y[k])
+        for name in ("align", "uniform", "loss"):
+            torch.testing.assert_close(terms[name][k], one[name])

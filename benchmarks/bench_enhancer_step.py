@@ -1,0 +1,115 @@
+"""Time of one training step with the intent enhancer vs the backbone alone, side by side, and where it goes.
+
+Two copies of a backbone (same seed) train on the same batches of a prepared split, one alone and one
+with :class:`~llm4sbr_adapter.enhancer.IntentEnhancer` on the split's intent store; their steps
+alternate (which goes first flips every batch), so load on a shared machine hits both alike. The script
+prints the median CPU milliseconds per step (``time.process_time``: with one torch thread this is the
+step's own work, which other jobs on a shared machine do not inflate as they inflate wall time), their ratio, and the enhancer's parts timed on their own over
+the same batches: the store lookup, the projections and fusion, and the alignment + uniformity loss
+(forward and backward each).
+
+A quicker companion to ``benchmarks/cost_table3.py`` (whole epochs in separate processes): use it to see
+what an enhancer change buys; report Table 3 from cost_table3.
+
+Example:
+    python benchmarks/bench_enhancer_step.py --data /work/runs/paper/beauty/seed0 \\
+        --store /work/runs/paper/beauty/seed0/stores/text_mean_train.safetensors --models srgnn stamp --steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
+from llm4sbr_adapter.experiments.catalogue import count_items
+from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split
+from llm4sbr_adapter.experiments.train import Session, build_backbone
+from llm4sbr_adapter.store import IntentStore
+
+
+def make_session(name: str, num_items: int, store: IntentStore | None, seed: int) -> tuple[Session, torch.optim.Adam]:
+    torch.manual_seed(seed)
+    backbone = build_backbone(name, num_items, 100)
+    enhancer = None
+    if store is not None:
+        cfg = IntentEnhancerConfig(hidden_size=100, text_dim=store.text_dim, perspectives=tuple(store.perspectives))
+        enhancer = IntentEnhancer(cfg, store=store)
+    sess = Session(backbone, enhancer, {"train": store} if store is not None else {})
+    sess.train(True)
+    sess.use_split("train")
+    return sess, torch.optim.Adam(sess.parameters(), lr=1e-3, fused=True)
+
+
+def timed_step(sess: Session, opt: torch.optim.Adam, batch) -> float:
+    t0 = time.process_time()
+    ce, aux, _ = sess.loss_and_scores(batch, training=True)
+    opt.zero_grad(set_to_none=True)
+    (ce + aux).backward()
+    opt.step()
+    return time.process_time() - t0
+
+
+def part_times(enh: IntentEnhancer, batches: list, sha256: str) -> dict[str, float]:
+    """Median ms of the enhancer's parts over ``batches`` (fresh random behaviour embeddings per batch)."""
+    out: dict[str, list[float]] = {"lookup": [], "projection + fusion (fwd+bwd)": [], "align + uniform (fwd+bwd)": []}
+    for batch in batches:
+        h = [torch.randn(len(batch.targets), enh.config.hidden_size, requires_grad=True) for _ in range(2)]
+        t0 = time.process_time()
+        intents, found = enh.lookup(batch.row_ids, h[0], sessions_sha256=sha256)
+        t1 = time.process_time()
+        projected = enh.project_intents(intents)
+        enh.fuse_session(h[0], h[1], projected).sum().backward()
+        t2 = time.process_time()
+        projected = {p: z.detach().requires_grad_() for p, z in projected.items()}
+        enh.aux_loss(projected, {"local": h[0], "global": h[1]}, found)[0].backward()
+        t3 = time.process_time()
+        out["lookup"].append(t1 - t0)
+        out["projection + fusion (fwd+bwd)"].append(t2 - t1)
+        out["align + uniform (fwd+bwd)"].append(t3 - t2)
+    return {k: 1e3 * statistics.median(v) for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="prepared data folder (train.txt, items.tsv)")
+    p.add_argument("--store", required=True, help="intent store of train.txt's rows")
+    p.add_argument("--models", nargs="+", default=["srgnn", "stamp"], help="backbones (default srgnn stamp)")
+    p.add_argument("--steps", type=int, default=300, help="timed steps per variant (default 300)")
+    p.add_argument("--batch-size", type=int, default=100, help="rows per batch (default 100)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    train = load_split(Path(args.data) / "train.txt")
+    num_items = count_items(Path(args.data), [train])
+    store = IntentStore.open(args.store, sessions_sha256=train.sha256)
+    print(f"store {args.store}: {store.num_sessions} rows, dtype {store.metadata.dtype}; {args.threads} thread(s)")
+    for name in args.models:
+        alone, enh = make_session(name, num_items, None, 0), make_session(name, num_items, store, 0)
+        times: dict[str, list[float]] = {"alone": [], "enhancer": []}
+        batches = []
+        graph = alone[0].needs_graph
+        for k, batch in enumerate(iterate_batches(train, args.batch_size, shuffle=True, seed=1, graph=graph)):
+            if k == args.steps + 5:
+                break
+            order = (("alone", alone), ("enhancer", enh)) if k % 2 == 0 else (("enhancer", enh), ("alone", alone))
+            for label, (sess, opt) in order:
+                took = timed_step(sess, opt, batch)
+                if k >= 5:  # warm-up steps are not counted
+                    times[label].append(took)
+            batches.append(batch)
+        a, e = (1e3 * statistics.median(times[v]) for v in ("alone", "enhancer"))
+        print(f"\n{name}: median CPU ms/step over {len(times['alone'])} steps: alone {a:.2f}, + enhancer {e:.2f}, ")
+        print(f"  ratio {e / a:.3f}x (extra {e - a:.2f} ms/step)")
+        for part, ms in part_times(enh[0].enhancer, batches[5:], train.sha256).items():
+            print(f"  {part:32s} {ms:6.2f} ms  ({ms / a:5.1%} of a step alone)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
