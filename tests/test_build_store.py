@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from llm4sbr_adapter.build_store import build_parser, demo_paths
 from llm4sbr_adapter.build_store import main as build_main
@@ -31,6 +32,8 @@ from llm4sbr_adapter.offline.prompts import DEFAULT_PERSPECTIVES, prompt_sha256
 from llm4sbr_adapter.store import IntentStore, merge_stores, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
+# float16 rounding of a value in [-1, 1] moves it by at most half a unit in the last place at 1.0 (2**-11)
+FP16_HALF_ULP_AT_1 = 2.0**-11
 LINE = re.compile(r"^\d+\. (.*)_(\d+)$")
 
 # A fake backend module for the CLI (``--llm py:fakellm:make``): answers with the title of the last
@@ -165,15 +168,36 @@ def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encod
         assert len(ex["long"]["top_items"]) == 3 and abs(sum(ex["long"]["top_weights"]) - 1) < 1e-5
         assert ex["long"]["top_items"][0] == seqs[sid][0]  # an exact title is its own nearest item
         assert ex["short"]["answer"] == seq_titles[-5:][0]
-    vec = store.lookup([0])["long"][0].numpy()
+    assert meta.dtype == "float16"  # the builders' default (issue 17): half the disk and memory
+    vec = store.lookup([0], dtype=torch.float32)["long"][0].numpy()
     item_emb = encoder.encode([titles[i] for i in store.explain(0)["long"]["top_items"]])
     expected = (np.asarray(store.explain(0)["long"]["top_weights"])[:, None] * item_emb).sum(0)
-    np.testing.assert_allclose(vec, expected, atol=1e-5)
+    np.testing.assert_allclose(vec, expected, atol=FP16_HALF_ULP_AT_1)
 
     again = CountingLLM()
     report2 = build_intent_store(path, items, out, llm=again, encoder=encoder, top_f=3, progress=False)
     assert again.prompts == [] and report2.asked == 0 and report2.cached == 24
     np.testing.assert_array_equal(IntentStore.open(out).vectors("long"), store.vectors("long"))
+
+
+def test_float32_setting_keeps_full_precision_and_the_float16_default_is_within_its_rounding(srgnn, tmp_path, encoder):
+    path, items, *_ = srgnn
+    half = build_intent_store(
+        path, items, tmp_path / "h.safetensors", llm=CountingLLM(), encoder=encoder, progress=False
+    )
+    full = build_intent_store(
+        path, items, tmp_path / "f.safetensors", llm=CountingLLM(), encoder=encoder, dtype="float32", progress=False
+    )
+    h, f = IntentStore.open(half.output), IntentStore.open(full.output)
+    assert (h.metadata.dtype, f.metadata.dtype) == ("float16", "float32")
+    assert h.vectors("long").dtype == np.float16 and f.vectors("long").dtype == np.float32
+    assert half.output.stat().st_size < full.output.stat().st_size
+    for p in ("long", "short"):
+        exact = f.vectors(p)
+        np.testing.assert_array_equal(h.vectors(p), exact.astype(np.float16))  # rounded once, nothing else
+        np.testing.assert_allclose(
+            h.lookup(np.arange(12), dtype=torch.float32)[p].numpy(), exact, atol=FP16_HALF_ULP_AT_1
+        )
 
 
 def test_dry_run_calls_no_llm_and_writes_nothing(srgnn, tmp_path):

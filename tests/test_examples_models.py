@@ -174,7 +174,8 @@ def test_text_mean_store_uses_inputs_only(tmp_path):
         for name, items in (("long", seq), ("short", seq[-3:])):
             want = vec[items].mean(0)
             want /= np.linalg.norm(want)
-            np.testing.assert_allclose(out[name][row].numpy(), want, atol=1e-5)
+            np.testing.assert_allclose(out[name][row].numpy(), want, atol=2.0**-11)  # float16 store (default)
+    assert store.metadata.dtype == "float16"
     with pytest.raises(ValueError):  # the test store is tied to test.txt, not train.txt
         IntentStore.open(paths["test"], sessions_sha256=sha256_file(tmp_path / "data" / "train.txt"))
 

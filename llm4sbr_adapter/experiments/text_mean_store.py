@@ -92,15 +92,17 @@ def build_text_mean_stores(
     encoder_name: str | None = None,
     shuffle_seed: int | None = None,
     prefix: str = "text_mean",
+    dtype: str | None = None,
 ) -> dict[str, Path]:
     """Write one text-mean store per split; returns ``{split: path}``.
 
     ``item_vectors`` (``[N + 1, D]``, row 0 zero) and ``encoder_name`` may be given to skip encoding (tests).
     With ``shuffle_seed`` the intents of each split are permuted across its rows (a control whose
-    intents are real title means but belong to other sessions of the same split).
+    intents are real title means but belong to other sessions of the same split). ``dtype`` of the stored
+    vectors: ``None`` is the builders' default (:data:`llm4sbr_adapter.store.BUILD_DTYPE`, float16).
     """
     from llm4sbr_adapter.hashing import sha256_file
-    from llm4sbr_adapter.store import StoreMetadata, write_store
+    from llm4sbr_adapter.store import BUILD_DTYPE, StoreMetadata, write_store
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     items_path = data_dir / "items.tsv"
@@ -134,7 +136,9 @@ def build_text_mean_stores(
                 "shuffle_seed": shuffle_seed,
             },
         )
-        paths[split] = write_store(out_dir / f"{prefix}_{split}.safetensors", np.arange(len(data)), intents, meta)
+        paths[split] = write_store(
+            out_dir / f"{prefix}_{split}.safetensors", np.arange(len(data)), intents, meta, dtype=dtype or BUILD_DTYPE
+        )
     return paths
 
 
@@ -160,6 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--prefix", default=None, help="file prefix (default text_mean, or text_mean_shuffled with --shuffle-seed)"
     )
+    p.add_argument(
+        "--dtype",
+        choices=("float16", "float32"),
+        default=None,
+        help="dtype of the stored vectors (default float16, the builders' default; float32 keeps full precision)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     prefix = args.prefix or ("text_mean" if args.shuffle_seed is None else "text_mean_shuffled")
@@ -170,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_path=args.model_path,
         shuffle_seed=args.shuffle_seed,
         prefix=prefix,
+        dtype=args.dtype,
     )
     for split, path in paths.items():
         print(f"{split}: {path}")

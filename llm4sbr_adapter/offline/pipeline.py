@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import option_hint
-from ..store import StoreMetadata, write_store
+from ..store import BUILD_DTYPE, StoreMetadata, write_store
 from .inputs.sessions import (
     Catalogue,
     InputFormatError,
@@ -112,7 +112,7 @@ class BuildConfig:
     batch_size: int = 8
     cache_path: str | os.PathLike | None = None
     shard: tuple[int, int] | str | None = None
-    dtype: str = "float32"
+    dtype: str = BUILD_DTYPE
     dry_run: bool = False
     index: str = "flat"
     device: str = "cpu"
@@ -279,7 +279,7 @@ def build_intent_store(
     batch_size: int = 8,
     cache_path: str | os.PathLike | None = None,
     shard: tuple[int, int] | str | None = None,
-    dtype: str = "float32",
+    dtype: str = BUILD_DTYPE,
     dry_run: bool = False,
     index: str = "flat",
     device: str = "cpu",
@@ -310,7 +310,7 @@ def build_intent_store(
         batch_size: prompts per LLM call (and per cache commit).
         cache_path: SQLite answer cache (default ``<output>.answers.sqlite3``).
         shard: ``(k, n)`` or ``"k/n"``: build only the contiguous block ``[k*N//n, (k+1)*N//n)``.
-        dtype: ``"float32"`` or ``"float16"`` intent vectors in the store.
+        dtype: ``"float16"`` (default) or ``"float32"`` intent vectors in the store (float32 compute either way).
         dry_run: render (and export) prompts only; no LLM is loaded, nothing is written.
         index: FAISS index for localization, ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``.
         device: torch device for the LLM (where the backend supports it) and the encoder.
