@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from llm4sbr_adapter.enhancer import IntentEnhancerConfig
 
 from .backbones import BACKBONES
+from .process_memory import mapped_file_mb
 from .recommender import RecommenderModules, Session, build_backbone
 from .run_flags import (
     ENHANCER_SKIP,
@@ -39,7 +40,7 @@ from .run_flags import (
     setup_logging,
     train_config,
 )
-from .training import Recommender, TrainConfig, fit_and_evaluate, load_run_data
+from .training import Recommender, TrainConfig, fit_and_evaluate, load_run_data, peak_rss_mb
 
 __all__ = [
     "Recommender",
@@ -91,7 +92,15 @@ def run(args: argparse.Namespace) -> dict:
     settings = run_settings(
         args, (config, ()), (enhancer.config if enhancer is not None else IntentEnhancerConfig, ENHANCER_SKIP)
     )
-    return fit_and_evaluate(sess, data, config, fields=fields, settings=settings)
+
+    def store_memory() -> dict:
+        """The stores' resident pages after the run (data, like the dataset) and the peak RSS without them."""
+        mapped = mapped_file_mb([s.path for s in stores.values()]) if stores else {"Rss": 0.0}
+        if mapped is None:
+            return {"store_rss_mb": None, "peak_rss_mb_without_store": None}
+        return {"store_rss_mb": mapped["Rss"], "peak_rss_mb_without_store": peak_rss_mb() - mapped["Rss"]}
+
+    return fit_and_evaluate(sess, data, config, fields=fields, settings=settings, extra_results=store_memory)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -145,6 +145,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def tensors_mb(tensors) -> float:
+    """MiB held by the given tensors (each counted once)."""
+    seen, total = set(), 0
+    for t in tensors:
+        if isinstance(t, torch.Tensor) and id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+    return total / 2**20
+
+
+def model_optimizer_mb(params: Sequence[torch.Tensor], optimizer: torch.optim.Optimizer) -> float:
+    """MiB of the trained state: parameters, one gradient per parameter, and the optimiser's state tensors."""
+    states = [v for state in optimizer.state.values() for v in state.values()]
+    return 2 * tensors_mb(params) + tensors_mb(states)
+
+
 def set_seed(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global generators (initialisation and dropout)."""
     random.seed(seed)
@@ -256,6 +272,7 @@ class _Fit:
     best_epoch: int
     train_seconds: list
     eval_seconds: list
+    train_cpu_seconds: list  # CPU seconds of this process (time.process_time), robust to other jobs' load
 
 
 def _fit(
@@ -267,15 +284,16 @@ def _fit(
 ) -> _Fit:
     """The epochs: train, validate, keep the best state; stop early after ``patience`` epochs without gain."""
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
-    fit = _Fit([], None, 0, [], [])
+    fit = _Fit([], None, 0, [], [], [])
     best, waited = -1.0, 0
     for epoch in range(1, config.epochs + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if on_epoch_start is not None:
             on_epoch_start(epoch)
         train_ce, train_aux = train_epoch(model, data["train"], config, epoch, optimizer)
         scheduler.step()
         fit.train_seconds.append(time.perf_counter() - t0)
+        fit.train_cpu_seconds.append(time.process_time() - c0)
         t1 = time.perf_counter()
         valid_ranks, valid_ce = evaluate(
             model, data["valid"], "valid", batch_size=config.batch_size, max_len=config.max_len
@@ -369,10 +387,12 @@ def fit_and_evaluate(
         "test_ce": test_ce,
         "epochs_run": len(fit.log),
         "seconds_per_epoch_train": float(np.mean(fit.train_seconds)),
+        "cpu_seconds_per_epoch_train": float(np.mean(fit.train_cpu_seconds)),
         "seconds_per_epoch_valid": float(np.mean(fit.eval_seconds)),
         "seconds_test": test_seconds,
         "peak_rss_mb_before_training": rss_before,
         "peak_rss_mb": peak_rss_mb(),
+        "model_optimizer_mb": model_optimizer_mb(params, optimizer),
         "threads": config.threads,
         "torch": torch.__version__,
         "python": platform.python_version(),
