@@ -745,3 +745,51 @@ def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_fil
     gguf.write_bytes(b"GGUF changed")  # stale stamp: it must convert again, which fails loudly on a fake file
     with pytest.raises(Exception):
         dequantised_gguf_folder(gguf)
+
+
+@pytest.mark.slow  # three builds, each loading the sentence encoder
+def test_two_shard_processes_against_one_server_merge_into_the_whole_store(chat_server, tmp_path):
+    """Scaling out (issue 17): ``--shard 0/2`` and ``--shard 1/2`` run as two processes at once against one
+    OpenAI-compatible server, sharing the catalogue-embedding cache; ``merge`` joins them into the store one
+    process would have built, and the server was asked every prompt exactly once."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from llm4sbr_adapter.offline import build_intent_store
+    from llm4sbr_adapter.store import IntentStore
+
+    sessions, items = _tsv_inputs(tmp_path, n=12)
+    common = ["--sessions", str(sessions), "--items", str(items), "--llm", f"openai:{chat_server.url}/v1#m"]
+    common += ["--item-cache-dir", str(tmp_path / "item_cache"), "--no-progress", "--log-level", "WARNING"]
+    cli = [sys.executable, "-m", "llm4sbr_adapter.build_store"]
+    shards = [
+        subprocess.Popen(
+            cli + common + ["--shard", f"{k}/2", "--output", str(tmp_path / f"part{k}.safetensors")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    for proc in shards:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+    asked = [r["body"]["messages"][0]["content"] for r in chat_server.requests]
+    assert len(asked) == 24 and len(set(asked)) == 24  # 12 sessions x 2 perspectives, none asked twice
+    parts = [str(tmp_path / f"part{k}.safetensors") for k in range(2)]
+    merge = subprocess.run(cli + ["merge", "--output", str(tmp_path / "merged.safetensors"), *parts], timeout=300)
+    assert merge.returncode == 0
+
+    whole = build_intent_store(
+        sessions, items, tmp_path / "whole.safetensors", llm=f"openai:{chat_server.url}/v1#m", progress=False
+    ).output
+    merged, ref = IntentStore.open(tmp_path / "merged.safetensors"), IntentStore.open(whole)
+    assert merged.session_ids.tolist() == ref.session_ids.tolist() == [f"s{i}" for i in range(12)]
+    assert merged.metadata.shard == "" and merged.metadata.llm == ref.metadata.llm
+    for p in ("long", "short"):
+        np.testing.assert_array_equal(merged.vectors(p), ref.vectors(p))
+        assert [merged.explain(f"s{i}")[p]["answer"] for i in range(12)] == [
+            ref.explain(f"s{i}")[p]["answer"] for i in range(12)
+        ]
