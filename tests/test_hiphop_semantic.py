@@ -165,3 +165,22 @@ def test_errors_are_clear():
         SemanticItemEmbedding(_text(), D, mode="replace")
     with pytest.raises(IndexError):
         SemanticItemEmbedding(_text(), D)(torch.tensor([NUM_ROWS]))
+
+
+@pytest.mark.parametrize("missing", ["learned", "zeros"])
+def test_add_mode_weight_is_every_row_of_forward_with_the_same_gradients(missing):
+    """``weight`` (the whole item matrix, read by the scores every step) skips the gather of the text matrix
+    (issue 17): values and gradients must still be those of ``forward`` over all rows."""
+    torch.manual_seed(0)
+    sem = SemanticItemEmbedding(_text(), D, mode="add", missing=missing)
+    if sem.missing_vector is not None:
+        nn.init.normal_(sem.missing_vector)
+    probe = torch.randn(NUM_ROWS, D)
+    (sem.weight * probe).sum().backward()
+    fast = {n: p.grad.clone() for n, p in sem.named_parameters()}
+    sem.zero_grad()
+    want = sem(torch.arange(NUM_ROWS))
+    (want * probe).sum().backward()
+    assert torch.equal(sem.weight, want) and torch.equal(sem.weight[0], torch.zeros(D))
+    for name, p in sem.named_parameters():
+        torch.testing.assert_close(fast[name], p.grad, msg=name)

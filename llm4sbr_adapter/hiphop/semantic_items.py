@@ -245,10 +245,12 @@ class SemanticItemEmbedding(nn.Module):
                 f"[{self.num_rows}, {self.hidden_size}] (rows must be in the backbone's item order)"
             )
 
-    def _text_part(self, rows: Tensor) -> Tensor:
-        """``"add"`` mode: projected text (or missing vector) for item rows ``[...]`` -> ``[..., d]``."""
-        proj = self.projection(self.text[rows])
-        has = self.has_text[rows].unsqueeze(-1)
+    def _text_part(self, rows: Tensor | None) -> Tensor:
+        """``"add"`` mode: projected text (or missing vector) for item rows ``[...]`` -> ``[..., d]``; ``None``:
+        every row in order, without gathering a copy of the ``[num_rows, text_dim]`` text matrix first."""
+        text, has = (self.text, self.has_text) if rows is None else (self.text[rows], self.has_text[rows])
+        proj = self.projection(text)
+        has = has.unsqueeze(-1)
         fallback = self.missing_vector.expand_as(proj) if self.missing_vector is not None else torch.zeros_like(proj)
         return torch.where(has, proj, fallback)
 
@@ -353,8 +355,12 @@ class SemanticItemEmbedding(nn.Module):
             if self._target is None:
                 raise RuntimeError("mode='init' module has no embedding until attach() is called")
             return self._target.weight
-        rows = torch.arange(self.num_rows, device=self.text.device)
-        return self._zero_padding(rows, self.id_embedding.weight + self._text_part(rows))
+        out = self.id_embedding.weight + self._text_part(None)
+        if self.padding_idx is None:
+            return out
+        keep = torch.ones(self.num_rows, 1, dtype=out.dtype, device=out.device)
+        keep[self.padding_idx] = 0.0
+        return out * keep  # the padding row is zero, as forward() makes it
 
     @property
     def num_embeddings(self) -> int:
