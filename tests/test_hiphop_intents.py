@@ -82,3 +82,30 @@ def test_bad_inputs():
         mic(states, mask)
     with pytest.raises(ValueError, match="divisible"):
         MultiIntentCapture(D, num_heads=3)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_packed_item_attention_equals_torch_multihead_attention_with_gradients(heads):
+    """attend_items projects keys and values for real clicks only (issue 17); it must compute what
+    nn.MultiheadAttention over the padded grid computes, attention weights and gradients included."""
+    torch.manual_seed(0)
+    cap = MultiIntentCapture(8, num_intents=3, num_heads=heads)
+    states = torch.randn(4, 6, 8, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0]]).bool()
+    probe = torch.randn(4, 3, 8)
+
+    got, got_w = cap.attend_items(states, mask)
+    (got * probe).sum().backward()
+    fast = [states.grad.clone()] + [p.grad.clone() for p in cap.parameters() if p.grad is not None]
+    states.grad = None
+    cap.zero_grad()
+    queries = cap.intent_queries.unsqueeze(0).expand(4, -1, -1)
+    want, want_w = cap.item_attention(queries, states, states, key_padding_mask=~mask, need_weights=True)
+    (want * probe).sum().backward()
+    slow = [states.grad] + [p.grad for p in cap.parameters() if p.grad is not None]
+
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_w, want_w)
+    assert cap.intent_queries.grad is not None and len(fast) == len(slow) == 1 + 1 + 4  # states, queries, MHA
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b)

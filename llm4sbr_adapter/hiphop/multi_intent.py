@@ -119,6 +119,29 @@ class MultiIntentCapture(nn.Module):
     def extra_repr(self) -> str:
         return f"hidden_size={self.hidden_size}, num_intents={self.num_intents}"
 
+    def attend_items(self, item_states: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The K intent queries attend over each session's items: ``(intents [B, K, d], weights [B, K, L])``.
+
+        The computation of ``self.item_attention`` (an ``nn.MultiheadAttention``, whose parameters it uses;
+        weights averaged over heads), with the keys and values projected for the real clicks only (``mask``)
+        rather than for every padded position: on prefix-augmented data such as Beauty a batch's longest
+        session is many times its mean, so the padded grid is mostly padding. The K queries are projected
+        once, not once per row.
+        """
+        mha, (b, length, d) = self.item_attention, item_states.shape
+        heads = mha.num_heads
+        w_q, w_kv = mha.in_proj_weight.split([d, 2 * d])
+        b_q, b_kv = mha.in_proj_bias.split([d, 2 * d])
+        q = F.linear(self.intent_queries, w_q, b_q).view(-1, heads, d // heads)  # [K, h, d/h]
+        kv = item_states.new_zeros(b, length, 2 * d)
+        kv[mask] = F.linear(item_states[mask], w_kv, b_kv)  # real clicks only
+        k, v = kv.view(b, length, 2, heads, d // heads).unbind(2)  # [B, L, h, d/h] each
+        scores = torch.einsum("khe,blhe->bhkl", q, k) * (d // heads) ** -0.5
+        weights = torch.softmax(scores.masked_fill(~mask[:, None, None, :], float("-inf")), dim=-1)
+        weights = F.dropout(weights, mha.dropout, self.training)
+        out = torch.einsum("bhkl,blhe->bkhe", weights, v).reshape(b, -1, d)
+        return mha.out_proj(out), weights.mean(dim=1)
+
     def forward(self, item_states: Tensor, mask: Tensor, query: Tensor | None = None) -> MultiIntentOutput:
         if item_states.dim() != 3 or item_states.shape[-1] != self.hidden_size:
             raise ValueError(f"item_states must be [batch, length, {self.hidden_size}], got {tuple(item_states.shape)}")
@@ -129,11 +152,7 @@ class MultiIntentCapture(nn.Module):
             query = last_item_state(item_states, mask)  # also rejects empty sessions
         elif not bool(mask.any(dim=1).all()):
             raise ValueError("a session has no item (mask all False); MultiIntentCapture needs >= 1 item per row")
-        b = item_states.shape[0]
-        queries = self.intent_queries.unsqueeze(0).expand(b, -1, -1)
-        intents, attn = self.item_attention(
-            queries, item_states, item_states, key_padding_mask=~mask, need_weights=True, average_attn_weights=True
-        )
+        intents, attn = self.attend_items(item_states, mask)
         scores = torch.einsum("bd,bkd->bk", self.pool_query(query), self.pool_key(intents)) / self.hidden_size**0.5
         weights = torch.softmax(scores, dim=-1)
         target = torch.einsum("bk,bkd->bd", weights, intents)
