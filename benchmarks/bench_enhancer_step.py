@@ -4,9 +4,9 @@ Two copies of a backbone (same seed) train on the same batches of a prepared spl
 with :class:`~llm4sbr_adapter.enhancer.IntentEnhancer` on the split's intent store; their steps
 alternate (which goes first flips every batch), so load on a shared machine hits both alike. The script
 prints the median CPU milliseconds per step (``time.process_time``: with one torch thread this is the
-step's own work, which other jobs on a shared machine do not inflate as they inflate wall time), their ratio, and the enhancer's parts timed on their own over
-the same batches: the store lookup, the projections and fusion, and the alignment + uniformity loss
-(forward and backward each).
+step's own work, which other jobs on a shared machine do not inflate as they inflate wall time), their
+ratio, and the enhancer's parts timed on their own over the same batches: the store lookup, the
+projections and fusion, and the alignment + uniformity loss (forward and backward each).
 
 A quicker companion to ``benchmarks/cost_table3.py`` (whole epochs in separate processes): use it to see
 what an enhancer change buys; report Table 3 from cost_table3.
@@ -27,8 +27,8 @@ import torch
 
 from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
 from llm4sbr_adapter.experiments.catalogue import count_items
+from llm4sbr_adapter.experiments.recommender import Session, build_backbone
 from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split
-from llm4sbr_adapter.experiments.train import Session, build_backbone
 from llm4sbr_adapter.store import IntentStore
 
 

@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     models, data = {}, None
     for name in args.configs:
         run_args = harness.parse_args(["--data", args.data, "--out", "unused.json", *CONFIGS[name], *args.extra])
-        data_dir, data, num_items = harness.load_run_data(run_args)
-        model = harness.HiphopRecommender(run_args, num_items, data, data_dir)
+        data_dir, data, num_items = harness.load_run_data(harness.train_config(run_args))
+        model = harness.HiphopRecommender.from_args(run_args, num_items, data, data_dir)
         t0 = time.process_time()
         model.refresh_bank(data["train"])
         rebuild = time.process_time() - t0
