@@ -442,6 +442,7 @@ class IntentEnhancer(nn.Module):
             intents, found = self.lookup(
                 session_ids, h_local, sessions_sha256=sessions_sha256, sessions_source=sessions_source
             )
+        assert intents is not None  # given, or looked up just above
         self._check_intents(intents, h_local)
 
         projected = self.project_intents(intents)
@@ -471,7 +472,10 @@ class IntentEnhancer(nn.Module):
         gated = {}
         for b, x in (("local", h_local), ("global", h_global)):
             if b in self.gates:
-                s = sum(dropped[p] for p in cfg.perspectives if cfg.pairing[p] == b)
+                paired = [dropped[p] for p in cfg.perspectives if cfg.pairing[p] == b]
+                s = paired[0]
+                for z in paired[1:]:
+                    s = s + z
                 gated[b] = torch.sigmoid(self.gates[b](torch.cat([x, s], dim=-1))) * x
             else:
                 gated[b] = x
