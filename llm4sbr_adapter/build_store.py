@@ -19,7 +19,7 @@ from .offline.inputs.clicks import looks_like_click_log, read_click_sessions
 from .offline.inputs.columns import add_click_log_flags
 from .offline.inputs.sessions import PICKLE_WARNING, read_catalogue, read_sessions
 from .offline.pipeline import DEFAULT_TOP_F, EMPTY_POLICIES, build_intent_store, default_cache_path, parse_shard
-from .offline.prompts import DEFAULT_MAX_ITEMS
+from .offline.prompts import DEFAULT_MAX_ITEMS, PromptError, named_perspectives
 from .store import BUILD_DTYPE
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
@@ -52,7 +52,7 @@ subcommand:
 examples:
   python -m llm4sbr_adapter.build_store                       # the demo
   python -m llm4sbr_adapter.build_store --sessions train.txt --items items.tsv --output train_intents.safetensors
-  python -m llm4sbr_adapter.build_store ... --llm openai:http://localhost:8000/v1#Qwen/Qwen2.5-7B-Instruct --batch-size 64
+  python -m llm4sbr_adapter.build_store ... --llm openai:http://gpu:8000/v1#Qwen/Qwen2.5-7B-Instruct --batch-size 64
   python -m llm4sbr_adapter.build_store --sessions clicks.csv --items items.csv --output intents.safetensors  # a log
   python -m llm4sbr_adapter.build_store ... --shard 0/4 --output part0.safetensors   # then: merge
   python -m llm4sbr_adapter.build_store ... --dry-run --export-prompts prompts.jsonl
@@ -183,10 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = p.add_argument_group("prompts")
     pr.add_argument(
+        "--perspectives",
+        default="long,short",
+        metavar="NAMES",
+        help="built-in perspectives, comma-separated: long, short (the same listing as long, qualifier "
+        "'short term', as in the paper) or short_last5 (stored as short: only the last 5 items). "
+        "Default: long,short.",
+    )
+    pr.add_argument(
         "--perspectives-file",
         metavar="JSON",
-        help="JSON list of {name, qualifier, template, last_n} replacing the default long/short "
-        "perspectives; templates use {items} and {qualifier}.",
+        help="JSON list of {name, qualifier, template, last_n} replacing --perspectives; templates use "
+        "{items} and {qualifier}.",
     )
     pr.add_argument(
         "--max-items",
@@ -358,6 +366,10 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace, demo
     if not args.output and not args.dry_run:
         parser.error("--output is required unless --dry-run")
     try:
+        named_perspectives(args.perspectives)
+    except PromptError as err:
+        parser.error(f"--perspectives: {err}")
+    try:
         return parse_shard(args.shard)
     except ValueError as err:
         parser.error(str(err))
@@ -376,7 +388,7 @@ def _build(args: argparse.Namespace, shard: tuple[int, int] | None) -> int:
         args.output,
         llm=args.llm,
         encoder=args.encoder,
-        perspectives=args.perspectives_file,
+        perspectives=args.perspectives_file or named_perspectives(args.perspectives),
         top_f=args.top_f,
         softmax_temperature=args.softmax_temperature,
         max_items=args.max_items,

@@ -333,6 +333,25 @@ def test_cli_dry_run_prints_prompts_and_loads_no_llm(capsys, tmp_path):
     assert "not called" in out
 
 
+def test_cli_perspectives_presets_default_same_listing_and_short_last5(tmp_path):
+    sessions, items = demo_paths()
+    views = {}
+    for spec in ("long,short", "long,short_last5"):
+        out = tmp_path / f"{spec}.jsonl"
+        argv = ["--sessions", str(sessions), "--items", str(items), "--dry-run", "--no-progress"]
+        assert build_main([*argv, "--perspectives", spec, "--export-prompts", str(out)]) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        views[spec] = {(r["session_id"], r["perspective"]): r["prompt"] for r in rows}
+    default, last5 = views["long,short"], views["long,short_last5"]
+    sids = {sid for sid, _ in default}
+    assert {p for _, p in default} == {p for _, p in last5} == {"long", "short"}  # short_last5 is stored as short
+    for sid in sids:  # the default short view lists what long lists; short_last5 at most 5 items
+        assert default[sid, "short"] == default[sid, "long"].replace("long term", "short term")
+        assert last5[sid, "long"] == default[sid, "long"]
+        assert "6. " not in last5[sid, "short"]
+    assert any(last5[sid, "short"] != default[sid, "short"] for sid in sids)
+
+
 def test_cli_resumes_after_sigkill_and_asks_only_unfinished_prompts(tmp_path, srgnn):
     path, items, seqs, *_ = srgnn
     env = _fake_env(tmp_path, delay="0.4")
@@ -777,6 +796,7 @@ def test_cli_failures_exit_1_with_the_traceback_only_at_debug(tmp_path, capsys):
         (build_main, ["--sessions", "s.tsv"]),
         (build_main, ["--shard", "x", "--demo"]),
         (build_main, ["--top-f", "many"]),
+        (build_main, ["--demo", "--dry-run", "--perspectives", "long,medium"]),
         (build_main, ["merge", "--output", "m.safetensors"]),
         (inspect_main, []),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -15,6 +16,7 @@ from llm4sbr_adapter.offline.prompts import (
     clean_answer,
     item_lines,
     load_perspectives,
+    named_perspectives,
     prompt_sha256,
     render_prompt,
 )
@@ -34,8 +36,30 @@ def test_default_prompt_lists_title_itemid_lines_and_asks_for_a_name_only():
     assert "short term" in render_prompt(short, lines)
 
 
-def test_short_term_uses_the_most_recent_items_and_max_items_truncates():
+def test_default_perspectives_share_the_listing_and_differ_only_after_it():
+    # the paper's views: same listing, qualifier after it, so a session's two prompts share the listing as a prefix
     long, short = DEFAULT_PERSPECTIVES
+    lines = item_lines(list(range(1, 21)), CAT)
+    long_text, short_text = render_prompt(long, lines), render_prompt(short, lines)
+    shared = os.path.commonprefix([long_text, short_text])
+    assert shared.endswith("20. Item number 20_20\nJudging from the user's ")
+    assert long_text.replace("long term", "short term") == short_text
+
+
+def test_named_perspectives_presets_and_errors():
+    assert named_perspectives("long,short") == list(DEFAULT_PERSPECTIVES)
+    long, last5 = named_perspectives(" long , short_last5 ")
+    assert (last5.name, last5.qualifier, last5.last_n) == ("short", "short term", SHORT_TERM_ITEMS)
+    with pytest.raises(PromptError, match="unknown preset.*'medium'.*choose from long, short, short_last5"):
+        named_perspectives("long,medium")
+    with pytest.raises(PromptError, match="stored as \\['short'\\]"):
+        named_perspectives("short,short_last5")
+    with pytest.raises(PromptError, match="none given"):
+        named_perspectives(" , ")
+
+
+def test_short_last5_uses_the_most_recent_items_and_max_items_truncates():
+    long, short = named_perspectives("long,short_last5")
     lines = item_lines(list(range(1, 21)), CAT)
     short_text = render_prompt(short, lines)
     assert SHORT_TERM_ITEMS == 5

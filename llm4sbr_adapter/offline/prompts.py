@@ -5,13 +5,17 @@ tensor names), a qualifier inserted into the request ("long term", "short term")
 two placeholders, ``{items}`` (the session's items, one ``Title_ItemID`` per line, numbered, oldest
 first) and ``{qualifier}``. ``last_n`` limits a perspective to the session's most recent items.
 
-Defaults (:data:`DEFAULT_PERSPECTIVES`):
+Defaults (:data:`DEFAULT_PERSPECTIVES`), the paper's (LLM4SBR Section 3.2, and the authors' released
+scripts): both views show the same item listing and differ only in the qualifier,
 
 * ``long``  -- qualifier "long term", the whole session (after truncation to ``max_items``);
-* ``short`` -- qualifier "short term", only the last :data:`SHORT_TERM_ITEMS` (= 5) items, so the
-  short-term view is built from recent behaviour. (The LLM4SBR authors' released scripts keep the whole
-  session for both views and change only the qualifier; we restrict the short view to recent items so
-  the two perspectives differ in their input, not just in one phrase.)
+* ``short`` -- qualifier "short term", the same listing.
+
+The qualifier comes after the listing, so the two prompts of a session share everything up to it: a
+backend that reuses a prompt prefix (llama.cpp, vLLM, the transformers backend) reads the listing once.
+:data:`PERSPECTIVE_PRESETS` also names ``short_last5``, our earlier short view (stored as ``short``)
+that shows only the last :data:`SHORT_TERM_ITEMS` (= 5) items; choose it with
+``named_perspectives("long,short_last5")`` (CLI ``--perspectives long,short_last5``).
 
 Very long sessions are truncated to their most recent ``max_items`` items (default
 :data:`DEFAULT_MAX_ITEMS` = 50) before any perspective's ``last_n`` applies.
@@ -42,6 +46,8 @@ __all__ = [
     "clean_answer",
     "item_lines",
     "load_perspectives",
+    "named_perspectives",
+    "PERSPECTIVE_PRESETS",
     "prompt_sha256",
     "render_prompt",
 ]
@@ -127,10 +133,34 @@ def validate_perspective(p: Perspective, where: str | None = None) -> None:
         raise PromptError(f"{where}: last_n must be a positive integer or null, got {p.last_n!r}")
 
 
-DEFAULT_PERSPECTIVES: tuple[Perspective, ...] = (
-    Perspective("long", "long term", DEFAULT_TEMPLATE, None),
-    Perspective("short", "short term", DEFAULT_TEMPLATE, SHORT_TERM_ITEMS),
-)
+#: Built-in perspectives by preset name. ``short_last5`` is stored under the name ``short``: it is
+#: another way to build the short view, not another view.
+PERSPECTIVE_PRESETS: dict[str, Perspective] = {
+    "long": Perspective("long", "long term", DEFAULT_TEMPLATE, None),
+    "short": Perspective("short", "short term", DEFAULT_TEMPLATE, None),
+    "short_last5": Perspective("short", "short term", DEFAULT_TEMPLATE, SHORT_TERM_ITEMS),
+}
+DEFAULT_PERSPECTIVES: tuple[Perspective, ...] = (PERSPECTIVE_PRESETS["long"], PERSPECTIVE_PRESETS["short"])
+
+
+def named_perspectives(spec: str) -> list[Perspective]:
+    """Perspectives from comma-separated preset names, e.g. ``"long,short_last5"``.
+
+    Raises :class:`PromptError` for an unknown name or two presets stored under the same name.
+    """
+    names = [part.strip() for part in str(spec).split(",") if part.strip()]
+    unknown = [n for n in names if n not in PERSPECTIVE_PRESETS]
+    if not names or unknown:
+        raise PromptError(
+            f"perspectives {spec!r}: unknown preset(s) {unknown or ['(none given)']}; "
+            f"choose from {', '.join(PERSPECTIVE_PRESETS)}, comma-separated"
+        )
+    out = [PERSPECTIVE_PRESETS[n] for n in names]
+    stored = [p.name for p in out]
+    dups = sorted({n for n in stored if stored.count(n) > 1})
+    if dups:
+        raise PromptError(f"perspectives {spec!r}: more than one preset is stored as {dups}; keep one of them")
+    return out
 
 
 def load_perspectives(path: str | os.PathLike) -> list[Perspective]:
@@ -175,7 +205,7 @@ def load_perspectives(path: str | os.PathLike) -> list[Perspective]:
 
 
 def prompt_sha256(perspectives: Sequence[Perspective], max_items: int = DEFAULT_MAX_ITEMS) -> str:
-    """sha256 of everything that shapes the prompts: each perspective (name, qualifier, template, last_n) and max_items."""
+    """sha256 of what shapes the prompts: each perspective (name, qualifier, template, last_n) and max_items."""
     blob = json.dumps(
         {"perspectives": [asdict(p) for p in perspectives], "max_items": int(max_items)},
         sort_keys=True,
