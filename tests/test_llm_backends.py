@@ -125,6 +125,7 @@ def test_batched_equals_one_at_a_time_in_original_order(tiny_backend):
 
 
 def test_batches_are_length_sorted_and_left_padded(tiny_backend, monkeypatch):
+    monkeypatch.setattr(tiny_backend, "share_prefix", False)
     seen = []
     real_forward = tiny_backend.model.forward
 
@@ -160,6 +161,79 @@ def test_rows_ending_at_different_steps_match_one_at_a_time(tiny_backend, monkey
     assert naive[0] == free[:2]
     assert len({len(r) for r in naive}) > 1, "need rows that end at different steps"
     assert tiny_backend.generate(_PROMPTS, cfg) == [tiny_backend._decode(ids, cfg) for ids in naive]
+
+
+# prompts as the default perspectives make them: one listing, then the qualifier; the third session
+# extends the second's listing (prefix augmentation)
+_LISTING = "Session items: Red_Shoes_12, Blue_Hat_7, Green_Scarf_3"
+_VIEW_PROMPTS = [
+    f"{listing}. Judging from the {q} term, what next?"
+    for listing in (_LISTING + ", Wool_Socks_44", _LISTING, _LISTING + ", Blue_Hat_7, Wool_Socks_44")
+    for q in ("long", "short")
+] + ["the cat", "a dog ran to the park"]
+
+
+def _prompt_tokens_read(backend, monkeypatch) -> list[int]:
+    """Spy on the model: real (unpadded) input tokens of every forward call that reads prompt text."""
+    calls = []
+    real_forward = backend.model.forward
+
+    def spy(*args, **kwargs):
+        cache = kwargs.get(backend._cache_kwarg)
+        if cache is None or cache.get_seq_length() == 0 or kwargs["input_ids"].shape[1] > 1:
+            calls.append(int(kwargs["input_ids"].shape[0] * kwargs["input_ids"].shape[1]))
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(backend.model, "forward", spy)
+    return calls
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 8])
+def test_shared_prefix_cache_gives_the_same_tokens_as_answering_each_prompt_alone(
+    tiny_backend, monkeypatch, batch_size
+):
+    cfg = GenerationConfig(max_new_tokens=8)
+    monkeypatch.setattr(tiny_backend, "batch_size", batch_size)
+    encoded = tiny_backend.encode_prompts(_VIEW_PROMPTS)
+    alone = [tiny_backend._generate_ids([ids], cfg)[0] for ids in encoded]
+    assert len({tuple(a) for a in alone}) > 2, "the random model must answer differently, or equality is vacuous"
+    monkeypatch.setattr(tiny_backend, "share_prefix", True)
+    shared = tiny_backend.generate(_VIEW_PROMPTS, cfg)
+    assert shared == [tiny_backend._decode(ids, cfg) for ids in alone]
+    assert tiny_backend.generate(_VIEW_PROMPTS[::-1], cfg) == shared[::-1]
+
+
+def test_shared_prefix_reads_a_sessions_listing_once(tiny_backend, monkeypatch):
+    cfg = GenerationConfig(max_new_tokens=1)
+    monkeypatch.setattr(tiny_backend, "batch_size", 8)
+    encoded = tiny_backend.encode_prompts(_VIEW_PROMPTS)
+    calls = _prompt_tokens_read(tiny_backend, monkeypatch)
+    monkeypatch.setattr(tiny_backend, "share_prefix", False)
+    tiny_backend.generate(_VIEW_PROMPTS, cfg)
+    unshared, calls[:] = sum(calls), []
+    monkeypatch.setattr(tiny_backend, "share_prefix", True)
+    tiny_backend.generate(_VIEW_PROMPTS, cfg)
+    assert len(calls) == 2  # one prefill of the shared prefixes, one of the members' own tokens
+    listing = len(tiny_backend.encode_prompts([_LISTING])[0])
+    # the six session prompts are one group: their common opening is read once instead of six times
+    assert sum(calls) <= unshared - 5 * listing
+    assert unshared >= sum(len(ids) for ids in encoded)
+
+
+def test_prefix_groups_join_neighbours_with_a_long_shared_opening():
+    from llm4sbr_adapter.offline.llm.prefix_groups import PrefixGroup, prefix_groups
+
+    a = [1, 2, 3, 4, 5, 6, 7, 8]
+    groups = prefix_groups([a, a[:7] + [9], a[:4] + [7], [1, 5], a, a], max_members=2)
+    assert groups == [
+        PrefixGroup(7, (0, 1)),  # the two views of one listing
+        PrefixGroup(4, (2,)),  # shares 4 tokens with the group before, but that group is full
+        PrefixGroup(1, (3,)),  # shares 1 token of 5: not worth the padding
+        PrefixGroup(7, (4, 5)),  # identical prompts still leave one token of their own
+    ]
+    assert prefix_groups([a, [1, 2, 0, 0, 0, 0, 0, 0]], max_members=8) == [PrefixGroup(7, (0,)), PrefixGroup(7, (1,))]
+    with pytest.raises(ValueError, match="max_members"):
+        prefix_groups([a], max_members=0)
 
 
 def test_chat_template_is_applied(tiny_backend, tiny_model_dir, tmp_path):

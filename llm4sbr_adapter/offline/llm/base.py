@@ -75,10 +75,12 @@ class LLMBackend(abc.ABC):
 
     model_id: str
 
-    #: True for a backend that keeps the previous prompt's key/value cache and re-reads only the tokens
-    #: after the longest shared prefix (llama.cpp). :func:`~llm4sbr_adapter.offline.llm.cache.answer_prompts`
-    #: then asks the uncached prompts in sorted order, so prompts that share an opening (the
-    #: prefix-augmented rows of one user list the same first items) follow one another.
+    #: True for a backend that reads an opening shared by neighbouring prompts once: llama.cpp keeps the
+    #: previous prompt's key/value cache, the transformers backend shares one within a batch.
+    #: :func:`~llm4sbr_adapter.offline.llm.cache.answer_prompts` then asks the uncached prompts in sorted
+    #: order, so prompts that share an opening follow one another: the perspectives of one session
+    #: (the same listing, the qualifier after it) back to back, and the prefix-augmented rows of one
+    #: user, whose listings extend one another, next to each other.
     reuses_prompt_prefix: bool = False
 
     #: Batches the backend can answer at once from separate threads. A server backend sets its number

@@ -10,6 +10,7 @@ name and size is converted again.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any
 
 from ..model_hash import folder_sha256, stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
+from .prefix_groups import PrefixGroup, prefix_groups
 
 __all__ = ["TransformersBackend", "dequantised_gguf_folder"]
 
@@ -43,6 +45,11 @@ def _resolve_dtype(dtype: Any, device: str):
         except AttributeError:
             raise ValueError(f"unknown torch dtype {dtype!r}") from None
     return dtype
+
+
+def _positions(mask):
+    """Position ids of left-padded rows: 0, 1, ... over the real tokens (as ``generate`` derives them)."""
+    return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
 
 
 def _dtype_name(dtype) -> str:
@@ -117,7 +124,13 @@ class TransformersBackend(LLMBackend):
             slow path with a warning if the folder cannot be written.
         lazy: load the weights only when first needed (``generate``, ``model``, ``tokenizer``, ...), so
             a build whose answers are all cached never loads the model; ``model_id`` is known at once.
+        share_prefix: read the opening shared by neighbouring prompts of a batch once and copy its
+            key/value cache per prompt (see :meth:`generate`); False answers each prompt from scratch.
     """
+
+    #: Neighbouring prompts of one batch share their key/value cache (``share_prefix``), so the answer
+    #: loop hands them over sorted: a session's perspectives, then the rows extending the same listing.
+    reuses_prompt_prefix = True
 
     def __init__(
         self,
@@ -130,6 +143,7 @@ class TransformersBackend(LLMBackend):
         model_id: str | None = None,
         cache_converted: bool = True,
         lazy: bool = False,
+        share_prefix: bool = True,
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.exists():
@@ -151,11 +165,21 @@ class TransformersBackend(LLMBackend):
             raise LLMError(f"model path must be an HF model folder or a .gguf file: {path}")
         self.model_id = f"{identity}|dtype={_dtype_name(self.dtype)}"
         self._cache_converted = bool(cache_converted)
+        self.share_prefix = bool(share_prefix)
         if not lazy:
             self._load()
 
     _LOADED_ATTRIBUTES = frozenset(
-        {"tokenizer", "model", "load_seconds", "vocab_rows", "has_chat_template", "eos_token_ids", "num_parameters"}
+        {
+            "tokenizer",
+            "model",
+            "load_seconds",
+            "vocab_rows",
+            "has_chat_template",
+            "eos_token_ids",
+            "num_parameters",
+            "_cache_kwarg",
+        }
     )
 
     def __getattr__(self, name: str):
@@ -198,6 +222,8 @@ class TransformersBackend(LLMBackend):
         self.has_chat_template = bool(getattr(tok, "chat_template", None))
         self.eos_token_ids = [i for i in self._eos_ids() if i < vocab_rows]
         self.num_parameters = sum(p.numel() for p in model.parameters())
+        # transformers 5 renamed forward's and generate's ``past_key_values`` to ``cache``
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self.load_seconds = time.perf_counter() - t0
 
     # ----------------------------------------------------------------------------------- loading
@@ -329,15 +355,21 @@ class TransformersBackend(LLMBackend):
 
     def _generate_ids(self, batch_ids: list[list[int]], config: GenerationConfig) -> list[list[int]]:
         """``model.generate`` on one left-padded batch; returns each row's new ids up to its first eos."""
+        input_ids, attention = self._left_pad(batch_ids)
+        return self._generate_ids_from(input_ids, attention, config)
+
+    def _generate_ids_from(self, input_ids, attention, config: GenerationConfig, cache=None) -> list[list[int]]:
+        """``model.generate`` from ``input_ids`` (whose first ``cache`` length tokens the cache already holds)."""
         import torch
 
-        input_ids, attention = self._left_pad(batch_ids)
         width = input_ids.shape[1]
         kwargs: dict[str, Any] = dict(
             max_new_tokens=int(config.max_new_tokens),
             pad_token_id=int(self.tokenizer.pad_token_id),
             eos_token_id=self.eos_token_ids or None,
         )
+        if cache is not None:
+            kwargs[self._cache_kwarg] = cache
         if config.stop:  # end each row early once it contains a stop string (cut exactly in _decode)
             kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
         if config.greedy:
@@ -358,23 +390,67 @@ class TransformersBackend(LLMBackend):
         return truncate_at_stop(text, config.stop)
 
     def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
-        """Batched generation: prompts sorted by token length, left-padded batches of ``batch_size``.
+        """Batched generation; returns completions in the prompt order.
 
-        Returns completions in the original prompt order.
+        With ``share_prefix`` (the default) neighbouring prompts that share an opening (see
+        :func:`~.prefix_groups.prefix_groups`: the perspectives of one session, prefix-augmented rows) are
+        one group: its shared tokens are read once and the key/value cache is copied per member. Otherwise
+        prompts are sorted by token length and answered in left-padded batches of ``batch_size``.
         """
         config = config or GenerationConfig()
         prompts = list(prompts)
         if not prompts:
             return []
         encoded = self.encode_prompts(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
-        answers: list[str | None] = [None] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            new_ids = self._generate_ids([encoded[i] for i in idx], config)
+        answers: list[str] = [""] * len(prompts)
+        for idx, new_ids in self._answer_batches(encoded, config):
             for i, ids in zip(idx, new_ids, strict=True):
                 answers[i] = self._decode(ids, config)
-        return [a if a is not None else "" for a in answers]
+        return answers
+
+    def _answer_batches(self, encoded: list[list[int]], config: GenerationConfig):
+        """Yield ``(prompt indices, new token ids)`` per batch."""
+        if not self.share_prefix:
+            order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                yield idx, self._generate_ids([encoded[i] for i in idx], config)
+            return
+        groups = prefix_groups(encoded, self.batch_size)
+        groups.sort(key=lambda g: -max(len(encoded[i]) for i in g.members))  # batches of similar length
+        batch: list[PrefixGroup] = []
+        for group in groups:
+            if batch and sum(len(g.members) for g in batch) + len(group.members) > self.batch_size:
+                yield [i for g in batch for i in g.members], self._generate_shared(encoded, batch, config)
+                batch = []
+            batch.append(group)
+        if batch:
+            yield [i for g in batch for i in g.members], self._generate_shared(encoded, batch, config)
+
+    def _generate_shared(
+        self, encoded: list[list[int]], groups: list[PrefixGroup], config: GenerationConfig
+    ) -> list[list[int]]:
+        """Read each group's shared prefix once (one left-padded forward), copy its key/value cache to every
+        member, then generate all members from their own suffixes (left-padded after the prefix)."""
+        import torch
+        from transformers import DynamicCache
+
+        prefix_ids, prefix_mask = self._left_pad([encoded[g.members[0]][: g.prefix] for g in groups])
+        cache = DynamicCache()
+        with torch.inference_mode():
+            self.model(
+                input_ids=prefix_ids,
+                attention_mask=prefix_mask,
+                position_ids=_positions(prefix_mask),
+                use_cache=True,
+                **{self._cache_kwarg: cache},
+            )
+        rows = [r for r, g in enumerate(groups) for _ in g.members]
+        cache.reorder_cache(torch.tensor(rows, device=prefix_ids.device))  # index_select: one copy per member
+        suffix_ids, suffix_mask = self._left_pad([encoded[i][g.prefix :] for g in groups for i in g.members])
+        input_ids = torch.cat([prefix_ids[rows], suffix_ids], dim=1)
+        attention = torch.cat([prefix_mask[rows], suffix_mask], dim=1)
+        return self._generate_ids_from(input_ids, attention, config, cache)
 
     def generate_naive(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
         """One prompt per `model.generate` call, no padding (reference for :meth:`generate`)."""
