@@ -208,6 +208,34 @@ def test_prefix_reusing_backend_is_asked_in_sorted_order_and_answers_keep_input_
     assert res2.answers == res.answers == [f"fake-model|{p}|32" for p in prompts]
 
 
+def test_default_perspectives_of_a_row_are_asked_back_to_back_and_rows_in_prefix_order():
+    from llm4sbr_adapter.offline.prompts import DEFAULT_PERSPECTIVES, render_prompt
+
+    users = {"u1": ["Soap_1", "Brush_2", "Comb_3", "Gel_4"], "u2": ["Wax_5", "Oil_6", "Soap_1"]}
+    # prefix augmentation: one row per prefix of a user's history, rows of the two users interleaved
+    rows = [(u, k) for k in range(1, 5) for u in users if k <= len(users[u])]
+    prompts, names = [], []
+    for u, k in rows:
+        for p in DEFAULT_PERSPECTIVES:
+            prompts.append(render_prompt(p, users[u][:k]))
+            names.append((u, k, p.name))
+
+    class PrefixReusing(CountingBackend):
+        reuses_prompt_prefix = True
+
+    backend = PrefixReusing()
+    answer_prompts(backend, prompts, GenerationConfig(), None, batch_size=3, progress=False)
+    asked = [names[prompts.index(p)] for p in backend.asked]
+    for j in range(0, len(asked), 2):  # each row's two perspectives one after the other
+        assert asked[j][:2] == asked[j + 1][:2] and {asked[j][2], asked[j + 1][2]} == {"long", "short"}
+    row_order = [a[:2] for a in asked[::2]]
+    for u in users:  # a user's rows are neighbours, each next to the row whose listing it extends
+        ks = [k for v, k in row_order if v == u]
+        start = row_order.index((u, ks[0]))
+        assert row_order[start : start + len(ks)] == [(u, k) for k in ks]
+        assert sorted(ks) == list(range(1, len(users[u]) + 1)) and ks in (sorted(ks), sorted(ks)[::-1])
+
+
 # ------------------------------------------------------------------------------------ claims (issue 15)
 
 
