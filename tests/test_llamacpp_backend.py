@@ -97,7 +97,7 @@ def test_chat_template_matches_the_transformers_backend():
         eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode(),
         bos_token="",
     )
-    converted = gguf.with_name(gguf.name + ".hf-float32")  # written by the transformers backend
+    converted = gguf.with_name(gguf.name + ".hf-float16")  # written by the transformers backend
     tok = (
         AutoTokenizer.from_pretrained(converted)
         if converted.is_dir()

@@ -743,9 +743,32 @@ def test_real_default_model_loads_and_answers():
     )
 
 
+def test_int8_backend_and_the_default_spec(tiny_model_dir, tiny_backend, monkeypatch):
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
+
+    monkeypatch.setattr(dm, "default_llm_path", lambda cache_dir=None: tiny_model_dir)
+    default = make_backend("default", batch_size=3)
+    assert default.quantize == "int8" and default.model_id.endswith("|dtype=float32|int8")
+    assert isinstance(default.model.lm_head, Int8Linear)
+    assert default.num_parameters == tiny_backend.num_parameters
+    full = make_backend("default:float32", batch_size=3)
+    assert full.quantize is None and full.model_id == default.model_id.removesuffix("|int8")
+    assert make_backend("default", device="cuda", lazy=True).quantize is None
+    cfg = GenerationConfig(max_new_tokens=6)
+    int8, fp32 = default.generate(_PROMPTS, cfg), full.generate(_PROMPTS, cfg)
+    assert fp32 == tiny_backend.generate(_PROMPTS, cfg) and sum(bool(a) for a in int8) >= len(_PROMPTS) - 1
+    with pytest.raises(ValueError, match="CPU only"):
+        TransformersBackend(tiny_model_dir, device="cuda", quantize="int8", lazy=True)
+    with pytest.raises(ValueError, match="quantize must be"):
+        TransformersBackend(tiny_model_dir, quantize="int4", lazy=True)
+
+
 def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, monkeypatch):
     """The GGUF path (faked: transformers' GGUF reader is swapped for the tiny folder) converts once,
     saves an HF folder beside the file, and later loads read that folder instead."""
+    import torch
     import transformers
 
     from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
@@ -779,10 +802,19 @@ def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, mo
 
     first = TransformersBackend(gguf)
     assert conversions == [("tok", gguf), ("model", gguf)]
-    converted = tmp_path / "tiny.gguf.hf-float32"
+    converted = tmp_path / "tiny.gguf.hf-float16"
     assert (converted / "llm4sbr_converted_from.json").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf", "tiny.gguf.hf-float32"]  # no temp dirs
-    assert first.model_id == f"gguf-sha256:{hashlib.sha256(gguf.read_bytes()).hexdigest()}|dtype=float32"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf", "tiny.gguf.hf-float16"]  # no temp dirs
+    sha = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert first.model_id == f"gguf-sha256:{sha}|weights=float16|dtype=float32"
+    # compact on disk: float16 weights, half the bytes of the float32 folder the model was read from
+    from safetensors import safe_open
+
+    with safe_open(str(converted / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}  # noqa: SIM118 (not a dict)
+    stored = (converted / "model.safetensors").stat().st_size
+    assert stored < 0.6 * (tiny_model_dir / "model.safetensors").stat().st_size
+    assert first.model.dtype == torch.float32  # converted to the compute dtype at load
 
     second = TransformersBackend(gguf)
     assert len(conversions) == 2, "the converted folder was not reused"
@@ -793,10 +825,12 @@ def test_gguf_conversion_is_cached_next_to_the_file(tiny_model_dir, tmp_path, mo
     gguf.write_bytes(b"GGUF other weights, longer")  # a changed file invalidates the converted copy
     third = TransformersBackend(gguf)
     assert len(conversions) == 4 and third.model_id != first.model_id
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf", "tiny.gguf.hf-float32"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.gguf", "tiny.gguf.hf-float16"]
 
-    TransformersBackend(gguf, cache_converted=False)
+    uncached = TransformersBackend(gguf, cache_converted=False)
     assert len(conversions) == 6
+    # weights are rounded to float16 whether or not the folder is written: the same answers either way
+    assert uncached.generate(_PROMPTS[:3], cfg) == third.generate(_PROMPTS[:3], cfg)
 
 
 def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_files(tmp_path, monkeypatch):
@@ -806,7 +840,7 @@ def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_fil
 
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF not a real model")
-    converted = tmp_path / "m.gguf.hf-float32"
+    converted = tmp_path / "m.gguf.hf-float16"
     converted.mkdir()
     (converted / _CONVERTED_STAMP).write_text(
         json.dumps(
@@ -817,7 +851,7 @@ def test_dequantised_gguf_folder_reuses_a_fresh_conversion_and_rejects_other_fil
     with pytest.raises(LLMError, match="not a .gguf file"):
         dequantised_gguf_folder(tmp_path / "weights.bin")
     gguf.write_bytes(b"GGUF changed")  # stale stamp: it must convert again, which fails loudly on a fake file
-    with pytest.raises(Exception):
+    with pytest.raises(LLMError, match="m.gguf: transformers cannot read this GGUF file"):
         dequantised_gguf_folder(gguf)
 
 

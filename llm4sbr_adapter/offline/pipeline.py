@@ -11,7 +11,8 @@ Stages (each timed in :attr:`BuildReport.seconds`):
                  finished batches are committed at once, so a killed build resumes where it stopped;
                  builds sharing a cache claim their batches, so no prompt is asked by both.
 5. ``clean``     :func:`clean_answer` on every raw answer.
-6. ``encode``    (after ``encoder_load``) embed the distinct cleaned answers with the text encoder (``[n, D]``, L2-normalised).
+6. ``encode``    (after ``encoder_load``) embed the distinct cleaned answers with the text encoder
+                 (``[n, D]``, L2-normalised).
 7. ``catalogue`` embed every catalogue title (cached on disk by encoder + catalogue hash).
 8. ``localize``  snap each answer to the catalogue: FAISS top-f by cosine, softmax over the f
                  cosines, weighted sum of those f item embeddings (:class:`ItemLocalizer`).
@@ -233,7 +234,7 @@ def _resolve_llm(
         return backend, True
     from .llm import make_backend
 
-    if llm == "default" or llm.startswith("hf:"):  # lazy: never loaded when every answer is cached
+    if llm in ("default", "default:float32") or llm.startswith("hf:"):  # lazy: not loaded if all answers are cached
         return make_backend(llm, device=device, batch_size=batch_size, lazy=True), True
     if llm.startswith("llamacpp:"):  # offload every layer when a GPU device is asked for
         return make_backend(llm, n_gpu_layers=0 if device == "cpu" else -1, n_threads=threads or None), True

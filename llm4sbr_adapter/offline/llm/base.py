@@ -107,6 +107,7 @@ class LLMBackend(abc.ABC):
 
     def close(self) -> None:  # pragma: no cover - default no-op
         """Release resources (threads, model memory). Safe to call more than once."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={getattr(self, 'model_id', '?')!r})"
