@@ -1,0 +1,212 @@
+"""Benchmark: today's prompts and order vs the paper's perspectives asked in prefix order, side by side.
+
+Two schedules answer the same rows with one loaded model, in one process:
+
+* ``old``: perspectives ``long,short_last5`` (the short view lists only the last 5 items), asked by
+  the answer loop in the builder's order (every row's long prompt, then every row's short one), each
+  prompt read in full (length-sorted batches, no shared key/value cache): the transformers backend
+  before this change;
+* ``new``: the default perspectives ``long,short`` (one listing, the qualifier after it), asked in the
+  answer loop's sorted order (a row's two views back to back, a user's prefix rows side by side),
+  shared openings read once (the transformers backend's prefix groups).
+
+Rows are a fixed seeded sample: ML-100K sessions (clicks split at 10-minute gaps) and Amazon Beauty
+prefix-augmented rows (every prefix of randomly drawn users' histories, as the paper's protocol makes
+them, the last user's chain cut at ``--rows``).
+For each it prints prompt tokens actually evaluated per row (real tokens and padded positions, from
+a spy on the model's forward calls), rows/s, the two schedules' ratio, how many answers agree where
+the prompt text is the same in both (the long view), and the prompt tokens/s as a fraction of what
+a float32 matmul of the model's shapes reaches on this machine in the same run (the machine's limit).
+For llama.cpp the script prints, per schedule, the tokens per row it would evaluate after the prefix
+each prompt shares with the previous one in sorted order (llama.cpp was already asked in sorted order
+before), counted with the same tokenizer; llama.cpp itself is not timed here.
+
+Example:
+    python benchmarks/bench_llm_schedule.py --data ../shared/data --rows 10 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SCHEDULES = {"old": "long,short_last5", "new": "long,short"}
+
+
+def sample_rows(data: Path, dataset: str, n_rows: int, seed: int) -> tuple[list[list[str]], dict]:
+    """``n_rows`` item listings (original ids, oldest first) and the titles."""
+    from llm4sbr_adapter.experiments.raw_data import augmented_rows, read_beauty, read_movielens, split_sessions
+
+    rng = random.Random(seed)
+    if dataset == "ml-100k":
+        raw = read_movielens(data / "ml-100k")
+        sessions = [s for s in split_sessions(raw.users, raw.items, raw.times, gap=600) if len(s.items) >= 2]
+        return [s.items for s in rng.sample(sessions, n_rows)], raw.titles
+    raw = read_beauty(data / "beauty")
+    histories = split_sessions(raw.users, raw.items, raw.times, gap=10**12)  # one session per user
+    rows: list[list[str]] = []
+    for s in rng.sample(histories, len(histories)):  # random users, each with all its prefix rows (a chain)
+        rows += [r.inputs for r in augmented_rows([s])]
+        if len(rows) >= n_rows:
+            break
+    return rows[:n_rows], raw.titles
+
+
+def render(rows: list[list[str]], titles: dict, spec: str) -> tuple[list[str], list[str]]:
+    """(prompts in the builder's order: every row's first perspective, then the next, ..., their names)."""
+    from llm4sbr_adapter.offline.prompts import named_perspectives, render_prompt
+
+    persp = named_perspectives(spec)
+    lines = [[f"{titles.get(i, i)}_{i}" for i in items] for items in rows]
+    return [render_prompt(p, ln) for p in persp for ln in lines], [p.name for p in persp for _ in lines]
+
+
+class ForwardSpy:
+    """Counts prompt tokens (real, and positions incl. padding) in the model's prompt-reading forward calls."""
+
+    def __init__(self, backend) -> None:
+        self.backend, self.real, self.positions, self.first = backend, 0, 0, False
+        model, generate_from = backend.model, backend._generate_ids_from
+        forward = model.forward
+
+        def spy(*args, **kwargs):
+            cache = kwargs.get(backend._cache_kwarg)
+            if self.first or cache is None or cache.get_seq_length() == 0:  # a prefill, or generate's first step
+                mask = kwargs["attention_mask"]
+                width = kwargs["input_ids"].shape[1]
+                self.real += int(mask[:, -width:].sum())
+                self.positions += int(kwargs["input_ids"].numel())
+                self.first = False
+            return forward(*args, **kwargs)
+
+        def flagged(*args, **kwargs):
+            self.first = True
+            return generate_from(*args, **kwargs)
+
+        model.forward, backend._generate_ids_from = spy, flagged
+
+
+def matmul_flops(m: int, k: int, n: int, repeats: int = 5) -> float:
+    """Best-of-``repeats`` float32 FLOP/s of ``[m, k] @ [k, n]``."""
+    import torch
+
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * m * k * n / best
+
+
+def tokens_after_previous(token_lists: list[list[int]]) -> int:
+    """Tokens a llama.cpp-style cache of the previous prompt leaves to read, in the given order."""
+    total, prev = 0, []
+    for toks in token_lists:
+        total += len(toks) - len(os.path.commonprefix([toks, prev]))
+        prev = toks
+    return total
+
+
+def run_transformers(backend, spy, schedules: dict, n_rows: int, cfg, rounds: int, batch_size: int) -> dict:
+    """Answer each schedule through the answer loop (no cache) ``rounds`` times, alternating which goes first."""
+    from llm4sbr_adapter.offline.llm.cache import answer_prompts
+
+    out = {name: {"seconds": 0.0, "real": 0, "positions": 0, "rounds": rounds} for name in schedules}
+    for r in range(rounds):
+        for name in list(schedules) if r % 2 == 0 else list(schedules)[::-1]:
+            prompts, _ = schedules[name]
+            backend.share_prefix = backend.reuses_prompt_prefix = name == "new"  # old: the former backend
+            spy.real = spy.positions = 0
+            t0 = time.perf_counter()
+            result = answer_prompts(backend, prompts, cfg, None, batch_size=batch_size, progress=False)
+            out[name]["seconds"] += time.perf_counter() - t0
+            out[name]["answers"] = result.answers
+            out[name]["real"], out[name]["positions"] = spy.real, spy.positions
+    for name in out:
+        out[name]["rows_per_s"] = n_rows * rounds / out[name]["seconds"]
+    return out
+
+
+def report(dataset: str, n_rows: int, schedules: dict, res: dict, flops_per_token: float, peak: float) -> None:
+    print(f"\n{dataset}: {n_rows} rows, transformers")
+    print(f"{'schedule':<10}{'tok/row real':>14}{'positions/row':>15}{'rows/s':>9}{'prompt tok/s':>14}{'% limit':>9}")
+    for name, r in res.items():
+        tok_s = r["real"] * r["rounds"] / r["seconds"]
+        print(
+            f"{name:<10}{r['real'] / n_rows:14.1f}{r['positions'] / n_rows:15.1f}{r['rows_per_s']:9.3f}"
+            f"{tok_s:14.1f}{100 * tok_s * flops_per_token / peak:8.1f}%"
+        )
+    old, new = res["old"], res["new"]
+    print(
+        f"new / old: {new['rows_per_s'] / old['rows_per_s']:.2f}x rows/s, "
+        f"{old['real'] / max(new['real'], 1):.2f}x fewer prompt tokens evaluated"
+    )
+    pairs = zip(_long(schedules["old"], old), _long(schedules["new"], new), strict=True)
+    same = [a == b for (_, _, a), (_, _, b) in pairs]
+    print(f"identical answers where the prompt is identical (long view): {sum(same)}/{len(same)}")
+
+
+def _long(schedule: tuple[list[str], list[str]], result: dict) -> list[tuple[str, str, str]]:
+    prompts, names = schedule
+    return sorted((p, n, a) for p, n, a in zip(prompts, names, result["answers"], strict=True) if n == "long")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="folder holding ml-100k/ and beauty/ (../shared/data)")
+    parser.add_argument("--datasets", default="ml-100k,beauty", help="comma-separated (default: %(default)s)")
+    parser.add_argument("--rows", type=int, default=10, help="rows per dataset (default %(default)s)")
+    parser.add_argument("--model", default="default", help="LLM spec for make_backend (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch (default %(default)s)")
+    parser.add_argument("--max-new-tokens", type=int, default=16, help="answer length cap (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per schedule (default 1)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--seed", type=int, default=0, help="row sample seed (default 0)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from llm4sbr_adapter.offline.llm import GenerationConfig, make_backend
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
+    backend = make_backend(args.model, batch_size=args.batch_size)
+    spy = ForwardSpy(backend)
+    print(f"model {backend.model_id}, {backend.num_parameters / 1e6:.0f} M parameters")
+    hidden = int(backend.model.config.hidden_size)
+    inter = int(backend.model.config.intermediate_size)
+    embed = backend.model.get_input_embeddings().weight.numel()
+    flops_per_token = 2.0 * (backend.num_parameters - embed)
+    peak = matmul_flops(512, hidden, inter)
+    print(f"limit: float32 matmul [512,{hidden}]x[{hidden},{inter}] {peak / 1e9:.1f} GFLOP/s")
+    cfg = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    try:
+        import llama_cpp  # noqa: F401
+
+        has_llamacpp = True
+    except ImportError:
+        has_llamacpp = False
+    for dataset in args.datasets.split(","):
+        rows, titles = sample_rows(Path(args.data), dataset, args.rows, args.seed)
+        schedules = {name: render(rows, titles, spec) for name, spec in SCHEDULES.items()}
+        res = run_transformers(backend, spy, schedules, len(rows), cfg, args.rounds, args.batch_size)
+        peak = max(peak, matmul_flops(512, hidden, inter))
+        report(dataset, len(rows), schedules, res, flops_per_token, peak)
+        for name, (prompts, _) in schedules.items():
+            after = tokens_after_previous(backend.encode_prompts(sorted(prompts)))
+            print(f"  llama.cpp ({name}): {after / len(rows):.1f} tokens/row left after the previous prompt's prefix")
+        print(f"  llama.cpp: not timed ({'not implemented' if has_llamacpp else 'llama_cpp is not importable here'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
