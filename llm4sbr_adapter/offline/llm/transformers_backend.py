@@ -225,7 +225,7 @@ class TransformersBackend(LLMBackend):
             path,
             how,
             self.device,
-            _dtype_name(self.dtype),
+            _dtype_name(self.dtype) + (" with int8 linear layers" if self.quantize else ""),
             time.perf_counter() - t0,
         )
 
