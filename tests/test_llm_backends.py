@@ -749,15 +749,15 @@ def test_int8_backend_and_the_default_spec(tiny_model_dir, tiny_backend, monkeyp
     from llm4sbr_adapter.offline.llm.transformers_backend import TransformersBackend
 
     monkeypatch.setattr(dm, "default_llm_path", lambda cache_dir=None: tiny_model_dir)
-    default = make_backend("default", batch_size=3)
-    assert default.quantize == "int8" and default.model_id.endswith("|dtype=float32|int8")
-    assert isinstance(default.model.lm_head, Int8Linear)
-    assert default.num_parameters == tiny_backend.num_parameters
-    full = make_backend("default:float32", batch_size=3)
-    assert full.quantize is None and full.model_id == default.model_id.removesuffix("|int8")
-    assert make_backend("default", device="cuda", lazy=True).quantize is None
+    quantized = make_backend("default:int8", batch_size=3)
+    assert quantized.quantize == "int8" and quantized.model_id.endswith("|dtype=float32|int8")
+    assert isinstance(quantized.model.lm_head, Int8Linear)
+    assert quantized.num_parameters == tiny_backend.num_parameters
+    full = make_backend("default", batch_size=3)
+    assert full.quantize is None and full.model_id == quantized.model_id.removesuffix("|int8")
     cfg = GenerationConfig(max_new_tokens=6)
-    int8, fp32 = default.generate(_PROMPTS, cfg), full.generate(_PROMPTS, cfg)
+    int8, fp32 = quantized.generate(_PROMPTS, cfg), full.generate(_PROMPTS, cfg)
+    assert quantized.generate(_PROMPTS, cfg) == int8  # the same batches give the same answers
     assert fp32 == tiny_backend.generate(_PROMPTS, cfg) and sum(bool(a) for a in int8) >= len(_PROMPTS) - 1
     with pytest.raises(ValueError, match="CPU only"):
         TransformersBackend(tiny_model_dir, device="cuda", quantize="int8", lazy=True)

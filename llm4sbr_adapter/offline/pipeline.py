@@ -234,7 +234,7 @@ def _resolve_llm(
         return backend, True
     from .llm import make_backend
 
-    if llm in ("default", "default:float32") or llm.startswith("hf:"):  # lazy: not loaded if all answers are cached
+    if llm in ("default", "default:int8") or llm.startswith("hf:"):  # lazy: not loaded if all answers are cached
         return make_backend(llm, device=device, batch_size=batch_size, lazy=True), True
     if llm.startswith("llamacpp:"):  # offload every layer when a GPU device is asked for
         return make_backend(llm, n_gpu_layers=0 if device == "cpu" else -1, n_threads=threads or None), True

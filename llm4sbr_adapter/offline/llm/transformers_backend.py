@@ -11,7 +11,7 @@ folder's stamp records the GGUF's content sha256, so a GGUF replaced by other we
 name and size is converted again.
 
 ``quantize="int8"`` replaces every ``nn.Linear`` (the output layer included) by PyTorch's dynamic
-int8 kernels after loading (see :mod:`.int8`): on a CPU about twice as fast, at a small cost in fidelity.
+int8 kernels after loading (see :mod:`.int8`): on a CPU about 1.8x faster, but answers depend on the batch.
 """
 
 from __future__ import annotations
