@@ -336,9 +336,7 @@ def test_summarize_metrics_flag_picks_columns_and_rejects_unknown_names(capsys):
 def test_seen_mask_marks_targets_absent_from_training(tmp_path):
     from llm4sbr_adapter.experiments.seen_targets import seen_mask
 
-    (tmp_path / "train.txt").write_bytes(
-        pickle.dumps(([[1, 2], [2, 3]], [4, 2]))
-    )  # seen: 1, 2, 3 (inputs), 4 (target)
+    (tmp_path / "train.txt").write_bytes(pickle.dumps(([[1, 2], [2, 3]], [4, 2])))  # seen: 1, 2, 3 (inputs), 4 (target)
     (tmp_path / "test.txt").write_bytes(pickle.dumps(([[1], [2], [3]], [4, 5, 3])))
     assert seen_mask(tmp_path).tolist() == [True, False, True]
 

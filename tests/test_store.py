@@ -256,7 +256,8 @@ def test_store_file_is_the_safetensors_librarys_own_serialisation(tmp_path):
         )
         data = path.read_bytes()
         with safe_open(str(path), framework="numpy") as handle:
-            library = save({k: handle.get_tensor(k) for k in handle.keys()}, metadata=handle.metadata())
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118 (a safe_open handle is not iterable)
+            library = save(tensors, metadata=handle.metadata())
         assert data == library, f"{path.name} differs from safetensors' own serialisation"
         (header_len,) = struct.unpack("<Q", data[:8])
         assert header_len % 8 == 0

@@ -1,4 +1,5 @@
-"""llm4sbr_adapter.experiments.table2 and llm4sbr_adapter.experiments.bootstrap: seeds paired, users as clusters, the best baseline chosen on validation."""
+"""experiments.table2 and experiments.bootstrap: seeds paired, users as clusters, the best baseline chosen on
+validation."""
 
 from __future__ import annotations
 

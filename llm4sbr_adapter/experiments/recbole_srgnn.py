@@ -25,7 +25,7 @@ Stores: :meth:`IntentSRGNN.bind_stores` takes one store for training mode and on
 mode (``model.training`` decides), so validation inside ``Trainer.fit`` reads the valid store; call
 ``bind_stores(eval=test_store)`` before testing. One store that holds every row's id may serve both.
 
-Which split a store is for: ``llm4sbr_adapter/experiments/train.py`` passes each batch's ``sessions_sha256`` (the hash of the
+Which split a store is for: :mod:`.train` passes each batch's ``sessions_sha256`` (the hash of the
 split's pickle, whose row numbers are the ids) to the enhancer, which refuses a store built from another
 file. RecBole gives a split no such identity: ``data_preparation`` cuts the leave-one-out split in memory
 from the one ``.inter`` file, after re-indexing every token to internal ids, augmenting sessions into
@@ -68,13 +68,14 @@ from recbole.config import Config
 from recbole.model.sequential_recommender.srgnn import SRGNN
 from recbole.utils import FeatureType
 
+from llm4sbr_adapter import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig, IntentStore, StoreMismatchError
+from llm4sbr_adapter.atomic_files import atomic_open
+
 # Importing recbole.model.sequential_recommender runs `torch.autograd.set_detect_anomaly(True)` (in its
 # SINE module) for the whole process: that slows every backward pass and turns harmless 0 * inf
 # gradients elsewhere into errors. Nothing here needs it.
 torch.autograd.set_detect_anomaly(False)
 
-from llm4sbr_adapter import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig, IntentStore, StoreMismatchError
-from llm4sbr_adapter.atomic_files import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ class IntentSRGNN(SRGNN):
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, session_ids: Any) -> EnhancerOutput:
         """:class:`EnhancerOutput` whose ``session`` (``[batch, d]``) replaces RecBole's ``seq_output``."""
         h_local, h_global = self.session_behaviours(item_seq, item_seq_len)
-        # No sessions_sha256= here (llm4sbr_adapter/experiments/train.py passes its split pickle's): a RecBole split is cut in
+        # No sessions_sha256= here (experiments/train.py passes its split pickle's): a RecBole split is cut in
         # memory from one .inter file and has no file identity; check_split covers each split's ids instead.
         return self.enhancer(h_local, h_global, session_ids=session_ids)
 

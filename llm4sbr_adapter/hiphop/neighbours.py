@@ -29,9 +29,12 @@ neighbour-enhanced view ``[batch, d]``.
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import faiss
 import numpy as np
@@ -88,6 +91,10 @@ def _as_faiss(x: Tensor | np.ndarray) -> np.ndarray:
     return arr
 
 
+@overload
+def _as_int64(x: None, n: int, name: str) -> None: ...
+@overload
+def _as_int64(x: Tensor | np.ndarray | Sequence[int], n: int, name: str) -> np.ndarray: ...
 def _as_int64(x: Tensor | np.ndarray | Sequence[int] | None, n: int, name: str) -> np.ndarray | None:
     if x is None:
         return None
@@ -450,7 +457,8 @@ class IntentGuidedNeighbourAggregator(nn.Module):
     def forward(
         self, intent: Tensor, neighbours: Mapping[str, Tensor], valid: Mapping[str, Tensor] | None = None
     ) -> NeighbourView:
-        """``intent [B, d]``, ``neighbours {level: [B, M, d]}``, ``valid {level: [B, M]}`` bool -> :class:`NeighbourView`."""
+        """``intent [B, d]``, ``neighbours {level: [B, M, d]}``, ``valid {level: [B, M]}`` bool
+        -> :class:`NeighbourView`."""
         if intent.dim() != 2 or intent.shape[1] != self.hidden_size:
             raise ValueError(f"intent must be [batch, {self.hidden_size}], got {tuple(intent.shape)}")
         views, weights = {}, {}
@@ -468,5 +476,6 @@ class IntentGuidedNeighbourAggregator(nn.Module):
             weights[lv] = a
             views[lv] = torch.einsum("bm,bmd->bd", a, n)
         gate = torch.softmax(self.gate(torch.cat([intent] + [views[lv] for lv in self.levels], dim=-1)), dim=-1)
-        view = sum(gate[:, i : i + 1] * views[lv] for i, lv in enumerate(self.levels))
+        terms = [gate[:, i : i + 1] * views[lv] for i, lv in enumerate(self.levels)]
+        view = functools.reduce(operator.add, terms)  # the same additions, in the same order, as sum()
         return NeighbourView(view=view, level_views=views, weights=weights, gate=gate)

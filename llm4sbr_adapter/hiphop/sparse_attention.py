@@ -55,7 +55,7 @@ def _prepare(scores: Tensor, mask: Tensor | None, dim: int) -> tuple[Tensor, Ten
 
 
 def _finish(p: Tensor, m: Tensor | None, empty: Tensor | None, dim: int) -> Tensor:
-    if m is not None:
+    if m is not None and empty is not None:  # _prepare returns both or neither
         p = torch.where(m & ~empty, p, torch.zeros_like(p))
     return p.movedim(-1, dim)
 
@@ -93,7 +93,7 @@ def topk_softmax(scores: Tensor, k: int, dim: int = -1, mask: Tensor | None = No
     if k < 1:
         raise ValueError(f"topk_softmax needs k >= 1, got {k}")
     z, m, empty = _prepare(scores, mask, dim)
-    if m is not None:
+    if m is not None and empty is not None:  # _prepare returns both or neither
         z = torch.where(m, z, torch.full_like(z, float("-inf")))
         z = torch.where(empty, torch.zeros_like(z), z)
     n = z.shape[-1]
@@ -121,7 +121,7 @@ def sparse_normalise(
         return topk_softmax(scores, k, dim=dim, mask=mask)
     if kind == "softmax":
         z, m, empty = _prepare(scores, mask, dim)
-        if m is not None:
+        if m is not None and empty is not None:  # _prepare returns both or neither
             z = torch.where(m, z, torch.full_like(z, float("-inf")))
             z = torch.where(empty, torch.zeros_like(z), z)
         return _finish(torch.softmax(z, dim=-1), m, empty, dim)

@@ -87,7 +87,9 @@ class ItemLocalizer:
         return self._items
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS search of already-normalised float32 queries ``[Q, D]`` -> (cosines ``[Q, k]``, idx ``int64 [Q, k]``)."""
+        """FAISS search of already-normalised float32 queries ``[Q, D]``.
+
+        Returns (cosines ``[Q, k]``, row indices ``int64 [Q, k]``)."""
         if self.index_kind == "hnsw":
             self.index.hnsw.efSearch = max(self.ef_search, k)
         sims, idx = self.index.search(queries, k)

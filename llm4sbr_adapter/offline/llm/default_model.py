@@ -66,6 +66,9 @@ def _chunk_paths() -> list[Path]:
         except ImportError:
             missing.append(dist)
             continue
+        if mod.__file__ is None:  # a namespace package has no file, hence no chunk beside it
+            missing.append(dist)
+            continue
         path = Path(mod.__file__).resolve().parent / rel
         if not path.is_file():
             raise DefaultModelError(

@@ -285,7 +285,7 @@ class TransformersBackend(LLMBackend):
             raise LLMError(f"{gguf}: transformers cannot read this GGUF file ({type(err).__name__}: {err})") from err
         model.to(getattr(torch, STORED_DTYPE_NAME))  # the same weights whether or not the folder is written
         logger.info("converted GGUF %s in %.1f s", gguf.name, time.perf_counter() - t0)
-        if cache_converted:
+        if source is not None:  # set exactly when cache_converted
             self._save_converted(tok, model, converted, source)
         return tok, model, "gguf"
 
@@ -472,7 +472,8 @@ class TransformersBackend(LLMBackend):
                 **{self._cache_kwarg: cache},
             )
         rows = [r for r, g in enumerate(groups) for _ in g.members]
-        cache.reorder_cache(torch.tensor(rows, device=prefix_ids.device))  # index_select: one copy per member
+        index = torch.tensor(rows, dtype=torch.long, device=prefix_ids.device)
+        cache.reorder_cache(index)  # type: ignore[arg-type]  # the stubs ask for LongTensor, a type no tensor has  # index_select: one copy per member
         suffix_ids, suffix_mask = self._left_pad([encoded[i][g.prefix :] for g in groups for i in g.members])
         input_ids = torch.cat([prefix_ids[rows], suffix_ids], dim=1)
         attention = torch.cat([prefix_mask[rows], suffix_mask], dim=1)
@@ -486,4 +487,4 @@ class TransformersBackend(LLMBackend):
         ]
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None
