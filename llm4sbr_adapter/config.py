@@ -16,13 +16,14 @@ choices and its help cannot drift from the Python API.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import numbers
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
@@ -56,12 +57,16 @@ def setting(
     flag: str | None = None,
     metavar: str | None = None,
     cli: bool = True,
+    parse: Callable[[str], Any] | None = None,
+    group: str | None = None,
 ) -> Any:
     """A config field: its default, its help text and simple bounds, all in one place.
 
     ``minimum``/``maximum`` bound numbers (``exclusive_minimum``/``exclusive_maximum`` make a bound strict);
     ``flag`` overrides the generated ``--field-name``; ``cli=False`` keeps a field out of the command line
-    (values that only Python can supply, such as an object).
+    (values that only Python can supply, such as an object); ``parse`` turns the flag's text into the
+    value (e.g. ``"0/4"`` -> ``(0, 4)``; raise ``ValueError`` for bad text); ``group`` names the ``--help``
+    section the flag is listed in.
     """
     metadata = {
         "help": help,
@@ -72,6 +77,8 @@ def setting(
         "flag": flag,
         "metavar": metavar,
         "cli": cli,
+        "parse": parse,
+        "group": group,
     }
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
@@ -104,6 +111,118 @@ def base_type(annotation: Any) -> Any:
     return annotation
 
 
+def nested_config_type(annotation: Any) -> type | None:
+    """The dataclass type of a field that holds a nested settings object (``X`` or ``X | None``), else ``None``."""
+    kind = base_type(annotation)
+    return kind if isinstance(kind, type) and dataclasses.is_dataclass(kind) else None
+
+
+def check_number(f: dataclasses.Field, kind: type, value: Any) -> int | float:
+    """``value`` as ``kind`` (``int`` or ``float``; numpy scalars too), finite and within the field's bounds;
+    ``ValueError`` (the problem) if not."""
+    whole = _is_integer(value) or (_is_number(value) and math.isfinite(value) and float(value).is_integer())
+    if not (whole if kind is int else _is_number(value)):
+        raise ValueError(f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    value = kind(value)
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
+    strict_low, strict_high = f.metadata.get("exclusive_minimum"), f.metadata.get("exclusive_maximum")
+    if low is not None and (value <= low if strict_low else value < low):
+        raise ValueError(f"must be {'>' if strict_low else '>='} {low}, got {value!r}")
+    if high is not None and (value >= high if strict_high else value > high):
+        raise ValueError(f"must be {'<' if strict_high else '<='} {high}, got {value!r}")
+    return value
+
+
+def check_fields(obj: Any) -> None:
+    """Check (and normalise) every field of the dataclass instance ``obj`` from its type and metadata.
+
+    ``Literal`` choices; ``bool``; finite, bounded ``int``/``float`` (stored as that type); ``str`` (a path
+    is kept as text); ``tuple[X, ...]`` (a list becomes a tuple, items checked); text given to a field
+    with a ``parse`` function is parsed; a mapping given to a nested settings field is built into that
+    dataclass (as :meth:`ConfigBase.load` needs). Raises :class:`ConfigError` naming the field. Works on
+    frozen dataclasses too, so a settings class that cannot derive from :class:`ConfigBase` can call it.
+    """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = _checked(obj, f, hints[f.name], getattr(obj, f.name))
+        if value is not getattr(obj, f.name):
+            object.__setattr__(obj, f.name, value)
+
+
+def _checked(obj: Any, f: dataclasses.Field, annotation: Any, value: Any) -> Any:
+    """The checked value of one field (raises :class:`ConfigError` naming it)."""
+    if value is None and allows_none(annotation):
+        return value
+    choices = literal_choices(annotation)
+    if choices is not None:
+        if value not in choices:
+            _fail(obj, f.name, f"must be one of {list(choices)}, got {value!r}")
+        return value
+    if isinstance(value, str) and f.metadata.get("parse"):
+        try:
+            value = f.metadata["parse"](value)
+        except ValueError as err:
+            _fail(obj, f.name, str(err))
+    kind = base_type(annotation)
+    nested = nested_config_type(annotation)
+    if nested is not None and isinstance(value, Mapping):
+        try:
+            return nested.from_dict(value) if issubclass(nested, ConfigBase) else nested(**value)
+        except (TypeError, ValueError) as err:
+            _fail(obj, f.name, f"is not a valid {nested.__name__} ({err})")
+    if kind is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            _fail(obj, f.name, f"must be true or false, got {value!r}")
+        return bool(value)
+    if kind in (int, float):
+        try:
+            return check_number(f, kind, value)
+        except ValueError as err:
+            _fail(obj, f.name, str(err))
+    if kind is str:
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str):
+            _fail(obj, f.name, f"must be a string, got {value!r}")
+    elif typing.get_origin(kind) is tuple:
+        return _sequence(obj, f, kind, value)
+    return value
+
+
+def _sequence(obj: Any, f: dataclasses.Field, kind: Any, value: Any) -> tuple:
+    """A list or tuple as a tuple, its items checked against ``tuple[X, ...]``'s ``X``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
+        _fail(obj, f.name, f"must be a sequence, got {shown}")
+    item = typing.get_args(kind)[0] if typing.get_args(kind) else Any
+    checks = {str: lambda v: isinstance(v, str), int: _is_integer, float: _is_number}
+    check = checks.get(item)
+    if check is not None:
+        bad = [v for v in value if not check(v)]
+        if bad:
+            _fail(obj, f.name, f"items must be {item.__name__}, got {bad[0]!r}")
+        if item in (int, float):
+            return tuple(item(v) for v in value)
+    return tuple(value)
+
+
+def _fail(obj: Any, name: str, problem: str) -> typing.NoReturn:
+    ref = obj.ref(name) if isinstance(obj, ConfigBase) else f"{type(obj).__name__}.{name}"
+    raise ConfigError(f"{ref} {problem}", field=name)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number (numpy's too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer (numpy's too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 @dataclasses.dataclass
 class ConfigBase:
     """Validated, JSON-serialisable settings; subclasses set ``FORMAT`` and may override :meth:`validate`."""
@@ -112,76 +231,20 @@ class ConfigBase:
     FORMAT_VERSION: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            self._check_field(f, hints[f.name])
+        check_fields(self)
         self.validate()
 
     def validate(self) -> None:
         """Cross-field rules of a subclass; raise :class:`ConfigError` naming the field."""
 
-    # ---- field checks -------------------------------------------------------------------
     def fail(self, name: str, problem: str) -> typing.NoReturn:
         """Raise a :class:`ConfigError` about field ``name`` (``problem`` may mention others with :meth:`ref`)."""
-        raise ConfigError(f"{self.ref(name)} {problem}", field=name)
+        _fail(self, name, problem)
 
     @classmethod
     def ref(cls, name: str) -> str:
         """How a message names field ``name``: ``MyConfig.name`` (a command line shows its flag instead)."""
         return f"{cls.__name__}.{name}"
-
-    def _check_field(self, f: dataclasses.Field, annotation: Any) -> None:
-        value = getattr(self, f.name)
-        if value is None and allows_none(annotation):
-            return
-        choices = literal_choices(annotation)
-        if choices is not None:
-            if value not in choices:
-                self.fail(f.name, f"must be one of {list(choices)}, got {value!r}")
-            return
-        kind = base_type(annotation)
-        if kind is bool:
-            if not isinstance(value, (bool, np.bool_)):
-                self.fail(f.name, f"must be true or false, got {value!r}")
-            setattr(self, f.name, bool(value))
-        elif kind in (int, float):
-            setattr(self, f.name, self._number(f, kind, value))
-        elif kind is str:
-            if not isinstance(value, str):
-                self.fail(f.name, f"must be a string, got {value!r}")
-        elif typing.get_origin(kind) is tuple:
-            setattr(self, f.name, self._sequence(f, kind, value))
-
-    def _sequence(self, f: dataclasses.Field, kind: Any, value: Any) -> tuple:
-        """A list or tuple as a tuple, its items checked against ``tuple[X, ...]``'s ``X``."""
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
-            self.fail(f.name, f"must be a sequence, got {shown}")
-        item = typing.get_args(kind)[0] if typing.get_args(kind) else Any
-        checks = {str: lambda v: isinstance(v, str), int: _is_integer, float: _is_number}
-        check = checks.get(item)
-        if check is not None:
-            bad = [v for v in value if not check(v)]
-            if bad:
-                self.fail(f.name, f"items must be {item.__name__}, got {bad[0]!r}")
-            if item in (int, float):
-                return tuple(item(v) for v in value)
-        return tuple(value)
-
-    def _number(self, f: dataclasses.Field, kind: type, value: Any) -> int | float:
-        whole = _is_integer(value) or (_is_number(value) and float(value).is_integer())
-        ok = whole if kind is int else _is_number(value)
-        if not ok:
-            self.fail(f.name, f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-        value = kind(value)
-        if not math.isfinite(value):
-            self.fail(f.name, f"must be a finite number, got {value!r}")
-        low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
-        if low is not None and (value <= low if f.metadata.get("exclusive_minimum") else value < low):
-            self.fail(f.name, f"must be {'>' if f.metadata.get('exclusive_minimum') else '>='} {low}, got {value!r}")
-        if high is not None and (value >= high if f.metadata.get("exclusive_maximum") else value > high):
-            self.fail(f.name, f"must be {'<' if f.metadata.get('exclusive_maximum') else '<='} {high}, got {value!r}")
-        return value
 
     # ---- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -213,11 +276,14 @@ class ConfigBase:
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}", field=err.field) from None
 
+    def to_payload(self) -> dict[str, Any]:
+        """:meth:`to_dict` with the format name and version: what :meth:`save` writes and :meth:`from_dict` reads."""
+        return {"format": self.FORMAT, "format_version": self.FORMAT_VERSION, **self.to_dict()}
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the config as JSON (with its format name and version) atomically; returns the path."""
-        payload = {"format": self.FORMAT, "format_version": self.FORMAT_VERSION, **self.to_dict()}
         path = Path(path)
-        atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(self.to_payload(), indent=2, sort_keys=True) + "\n")
         return path
 
     @classmethod
@@ -239,25 +305,28 @@ class ConfigBase:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise ConfigError(f"unknown {type(self).__name__} settings {unknown}")
+            raise ConfigError(f"unknown {type(self).__name__} settings {unknown}{_suggest(unknown, known)}")
         return dataclasses.replace(self, **changes)
-
-
-def _is_number(value: Any) -> bool:
-    """A real number (numpy's too), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_integer(value: Any) -> bool:
-    """An integer (numpy's too), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
+def _suggest(unknown: list[str], known: set[str]) -> str:
+    """``" (did you mean 'top_f'?)"`` for the first unknown name close to a known one, else ``""``."""
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        if close:
+            return f" (did you mean {close[0]!r}?)"
+    return ""
+
+
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, ConfigBase):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, list):

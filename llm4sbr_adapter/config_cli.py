@@ -2,10 +2,11 @@
 
 Each field with ``cli=True`` becomes ``--field-name`` (or the field's ``flag``): ``Literal`` fields get
 ``choices``, ``bool`` fields ``--x/--no-x``, ``tuple[...]``/``list[...]`` fields ``nargs="+"``, and the help
-text, default and choices come from the field. The parsed value sits where argparse would put that
-flag (``--aux-weight`` -> ``args.aux_weight``), so configs whose fields share a name but not a flag can
-share one parser. Only flags the user typed override the config the command starts from, and a bad
-value is reported with the flag's spelling, not the field's name (other fields a message mentions too).
+text, default and choices come from the field; a nested settings dataclass contributes its own fields'
+flags. The parsed value sits where argparse would put that flag (``--aux-weight`` -> ``args.aux_weight``),
+so configs whose fields share a name but not a flag can share one parser. Only flags the user typed
+override the config the command starts from, and a bad value is reported with the flag's spelling, not
+the field's name (other fields a message mentions too).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import argparse
 import dataclasses
 import re
 import typing
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple, TypeVar
 
-from .config import ConfigBase, ConfigError, allows_none, base_type, literal_choices
+from .config import ConfigBase, ConfigError, allows_none, base_type, check_number, literal_choices, nested_config_type
 
 C = TypeVar("C", bound=ConfigBase)
 
@@ -38,6 +39,32 @@ def cli_fields(cls: type[ConfigBase], skip: Iterable[str] = ()) -> list[dataclas
     return [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True) and f.name not in skipped]
 
 
+class Flag(NamedTuple):
+    """One flag of a config: the field's path (``outer.inner`` inside a nested settings dataclass), the
+    field, its annotation, its ``--help`` group and the class that declares it."""
+
+    path: str
+    field: dataclasses.Field
+    annotation: Any
+    group: str | None
+    owner: type
+
+
+def flag_fields(cls: type, skip: Iterable[str] = ()) -> list[Flag]:
+    """Every flag of ``cls``. A nested settings dataclass (e.g. a generation config inside a build config)
+    contributes its own fields, listed in the outer field's group unless they name their own."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in cli_fields(cls, skip):
+        group = f.metadata.get("group")
+        nested = nested_config_type(hints[f.name])
+        if nested is not None:
+            out += [x._replace(path=f"{f.name}.{x.path}", group=x.group or group) for x in flag_fields(nested)]
+        else:
+            out.append(Flag(f.name, f, hints[f.name], group, cls))
+    return out
+
+
 def add_config_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type[ConfigBase],
@@ -45,13 +72,27 @@ def add_config_arguments(
     skip: Iterable[str] = (),
     defaults: ConfigBase | None = None,
 ) -> None:
-    """Add one flag per field of ``cls`` to ``parser`` (its default shown from ``defaults`` or the field)."""
-    hints = typing.get_type_hints(cls)
-    for f in cli_fields(cls, skip):
-        default = getattr(defaults, f.name) if defaults is not None else _field_default(f)
-        parser.add_argument(
-            flag_of(f), dest=dest_of(f), default=argparse.SUPPRESS, **_argument(f, hints[f.name], default)
-        )
+    """Add one flag per field of ``cls`` to ``parser`` (its default shown from ``defaults`` or the field).
+
+    Fields with a ``group`` are listed under that heading of ``--help`` (a parser only; into a group,
+    every flag goes there). Bounds and ``parse`` are applied while parsing, so a bad value is a usage
+    error naming the flag.
+    """
+    for flag in flag_fields(cls, skip):
+        default = _lookup(defaults, flag.path) if defaults is not None else _dotted_default(cls, flag.path)
+        target = parser
+        if flag.group and isinstance(parser, argparse.ArgumentParser):
+            target = argument_group(parser, flag.group)
+        kwargs = _argument(flag.field, flag.annotation, default)
+        target.add_argument(flag_of(flag.field), dest=dest_of(flag.field), default=argparse.SUPPRESS, **kwargs)
+
+
+def argument_group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """The ``--help`` section ``title`` of ``parser``, made if it has none yet (hand-written flags can join it)."""
+    for group in parser._action_groups:
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title)
 
 
 def config_from_args(cls: type[C], args: argparse.Namespace, *, base: C | None = None, **extra: Any) -> C:
@@ -60,7 +101,19 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, base: C | None =
     A :class:`ConfigError` is re-raised with flag spellings instead of field names, e.g.
     ``--top-f must be >= 1, got 0`` or ``--contrastive needs --neighbours``.
     """
-    given = {f.name: getattr(args, dest_of(f)) for f in cli_fields(cls) if hasattr(args, dest_of(f))}
+    given: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for flag in flag_fields(cls):
+        if hasattr(args, dest_of(flag.field)):
+            outer, _, inner = flag.path.partition(".")
+            value = getattr(args, dest_of(flag.field))
+            if inner:
+                nested.setdefault(outer, {})[inner] = value
+            else:
+                given[outer] = value
+    for outer, values in nested.items():
+        start = getattr(base, outer) if base is not None else _dotted_default(cls, outer)
+        given[outer] = dataclasses.replace(start, **values)
     given.update(extra)
     try:
         return base.replace(**given) if base is not None else cls(**given)
@@ -71,13 +124,9 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, base: C | None =
 
 
 def flag_spelled(cls: type[ConfigBase], message: str) -> str:
-    """``message`` with each ``Cls.field`` of a field that has a flag written as that flag."""
-    flags = {f.name: flag_of(f) for f in cli_fields(cls)}
-
-    def spell(match: re.Match) -> str:
-        return flags.get(match.group(1), match.group(0))
-
-    return re.sub(rf"\b{re.escape(cls.__name__)}\.(\w+)", spell, message)
+    """``message`` with each ``Cls.field`` of a field that has a flag (nested ones too) written as that flag."""
+    flags = {f"{x.owner.__name__}.{x.field.name}": flag_of(x.field) for x in flag_fields(cls)}
+    return re.sub(r"\b\w+\.\w+\b", lambda m: flags.get(m.group(0), m.group(0)), message)
 
 
 def flag_settings(
@@ -90,13 +139,30 @@ def flag_settings(
     """
     cls = source if isinstance(source, type) else type(source)
     out = {}
-    for f in cli_fields(cls, skip):
+    for flag in flag_fields(cls, skip):
+        dest = dest_of(flag.field)
         if not isinstance(source, type):
-            value = getattr(source, f.name)
+            value = _lookup(source, flag.path)
+        elif args is not None and hasattr(args, dest):
+            value = getattr(args, dest)
         else:
-            value = getattr(args, dest_of(f)) if args is not None and hasattr(args, dest_of(f)) else _field_default(f)
-        out[dest_of(f)] = list(value) if isinstance(value, tuple) else value
+            value = _dotted_default(cls, flag.path)
+        out[dest] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def _lookup(obj: Any, dest: str) -> Any:
+    for part in dest.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _dotted_default(cls: type, dest: str) -> Any:
+    """The declared default of field ``dest`` (``outer.inner`` for a nested field)."""
+    outer, _, inner = dest.partition(".")
+    f = next(f for f in dataclasses.fields(cls) if f.name == outer)
+    value = _field_default(f)
+    return _lookup(value, inner) if inner else value
 
 
 def _field_default(f: dataclasses.Field) -> Any:
@@ -116,8 +182,12 @@ def _argument(f: dataclasses.Field, annotation: Any, default: Any) -> dict[str, 
     kwargs: dict[str, Any] = {"help": help_text + shown}
     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
         kwargs["required"] = True
-    if f.metadata.get("metavar"):
-        kwargs["metavar"] = f.metadata["metavar"]
+    kwargs["metavar"] = f.metadata.get("metavar") or (None if choices or kind is bool else f.name.upper())
+    if kwargs["metavar"] is None:
+        del kwargs["metavar"]
+    if f.metadata.get("parse"):
+        kwargs["type"] = _argparse_type(f.metadata["parse"], f.name)
+        return kwargs
     if kind is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
         kwargs["help"] = help_text + (" (default: on)" if default else " (default: off)")
@@ -133,10 +203,26 @@ def _argument(f: dataclasses.Field, annotation: Any, default: Any) -> dict[str, 
         kwargs["type"] = item if item in (int, float, str) else str
         return kwargs
     if kind in (int, float):
-        kwargs["type"] = kind
+        kwargs["type"] = _argparse_type(lambda text: check_number(f, kind, kind(text)), kind.__name__)
     elif allows_none(annotation) and kind is str:
         kwargs["type"] = str
     return kwargs
+
+
+def _argparse_type(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
+    """``parse`` as an argparse ``type``: its ``ValueError`` message becomes the usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as err:
+            message = str(err)
+            if name in ("int", "float") and message.startswith(("invalid literal", "could not convert")):
+                message = f"expected {'an integer' if name == 'int' else 'a number'}, got {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+
+    convert.__name__ = name
+    return convert
 
 
 def _show(value: Any) -> str:

@@ -25,7 +25,7 @@ from llm4sbr_adapter.build_store import build_parser, demo_paths
 from llm4sbr_adapter.build_store import main as build_main
 from llm4sbr_adapter.inspect_store import format_report, inspect_store
 from llm4sbr_adapter.inspect_store import main as inspect_main
-from llm4sbr_adapter.offline import build_intent_store, clean_answer, read_catalogue, read_sessions
+from llm4sbr_adapter.offline import BuildConfig, build_intent_store, clean_answer, read_catalogue, read_sessions
 from llm4sbr_adapter.offline.llm.base import LLMBackend
 from llm4sbr_adapter.offline.llm.cache import AnswerCache
 from llm4sbr_adapter.offline.prompts import DEFAULT_PERSPECTIVES, prompt_sha256
@@ -157,6 +157,12 @@ def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encod
     assert meta.prompt_sha256 == prompt_sha256(DEFAULT_PERSPECTIVES, 50)
     assert set(meta.prompts) == {"long", "short"} and "{items}" in meta.prompts["long"]
     assert store.session_ids.tolist() == list(range(12))
+    recorded = meta.extra["build_config"]  # every setting, as BuildConfig JSON
+    assert recorded["format"] == BuildConfig.FORMAT and recorded["top_f"] == 3
+    assert recorded["llm"] == "<python object CountingLLM: counting-fake-v1>"
+    assert BuildConfig.from_dict({**recorded, "llm": "default", "encoder": None}) == BuildConfig(
+        top_f=3, progress=False
+    )
 
     for sid in (0, 5, 11):
         ex = store.explain(sid)

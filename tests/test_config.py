@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.config import ConfigBase, ConfigError, setting
+from llm4sbr_adapter.config import ConfigBase, ConfigError, check_fields, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args, flag_settings
 
 
@@ -95,7 +95,7 @@ def test_only_typed_flags_override_the_base_and_errors_name_the_flag():
         width=16, mode="fast", rate=0.25
     )
     with pytest.raises(ConfigError, match=r"^--width must be >= 1, got 0$"):
-        config_from_args(ToyConfig, _parser().parse_args(["--width", "0"]))
+        config_from_args(ToyConfig, _parser().parse_args([]), width=0)
 
 
 def test_numpy_scalars_sequences_strings_and_non_finite_numbers():
@@ -176,3 +176,57 @@ def test_fields_without_a_default_are_required_flags(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--name", "y"])
     assert "required: --data" in capsys.readouterr().err
+
+
+def test_bounds_are_checked_while_parsing_and_name_the_flag():
+    with pytest.raises(argparse.ArgumentError, match=r"argument --width: must be >= 1, got 0"):
+        _parser().parse_args(["--width", "0"])
+    with pytest.raises(argparse.ArgumentError, match=r"argument --rate: must be a finite number, got nan"):
+        _parser().parse_args(["--rate", "nan"])
+    with pytest.raises(argparse.ArgumentError, match=r"argument --width: expected an integer, got 'many'"):
+        _parser().parse_args(["--width", "many"])
+    with pytest.raises(ConfigError, match=r"ToyConfig.rate must be > 0.0, got 0.0"):
+        ToyConfig(rate=0.0)
+
+
+@dataclass(frozen=True)
+class Inner:
+    depth: int = setting(2, "search depth", minimum=1)
+    label: str = setting("x", "a label", cli=False)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class OuterConfig(ConfigBase):
+    FORMAT: ClassVar[str] = "outer_config"
+    inner: Inner = setting(default_factory=Inner, help="nested settings")
+    span: tuple[int, int] | None = setting(None, "K/N", parse=lambda t: tuple(int(v) for v in t.split("/")))
+    where: str | None = setting(None, "a path", group="paths")
+
+
+def test_nested_settings_parse_hooks_groups_and_paths(tmp_path):
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_config_arguments(parser, OuterConfig)
+    assert "paths:" in parser.format_help() and "--label" not in parser.format_help()
+    args = parser.parse_args(["--depth", "5", "--span", "1/4", "--where", "w"])
+    cfg = config_from_args(OuterConfig, args)
+    assert cfg.inner == Inner(depth=5) and cfg.span == (1, 4) and cfg.where == "w"
+    with pytest.raises(argparse.ArgumentError, match="argument --span"):
+        parser.parse_args(["--span", "x"])
+    with pytest.raises(argparse.ArgumentError, match="argument --depth: must be >= 1"):
+        parser.parse_args(["--depth", "0"])
+    with pytest.raises(ConfigError, match=r"Inner.depth must be >= 1, got 0"):
+        Inner(depth=0)
+    assert OuterConfig(where=tmp_path).where == str(tmp_path)  # a path given to a str field is kept as text
+    assert OuterConfig(span="2/5").span == (2, 5)  # text given from Python is parsed as on the command line
+    with pytest.raises(ConfigError, match=r"OuterConfig.span invalid literal"):
+        OuterConfig(span="a/b")
+    loaded = OuterConfig.load(OuterConfig(inner=Inner(depth=3, label="y")).save(tmp_path / "o.json"))
+    assert loaded.inner == Inner(depth=3, label="y")
+
+
+def test_unknown_replace_names_suggest_the_close_one():
+    with pytest.raises(ConfigError, match=r"unknown ToyConfig settings \['widht'\] \(did you mean 'width'\?\)"):
+        ToyConfig().replace(widht=3)

@@ -528,13 +528,14 @@ def test_http_retry_errors_name_session_and_perspective(chat_server, tmp_path, m
 
 def test_request_timeout_flag_is_validated_and_reaches_the_http_backend(chat_server, tmp_path, monkeypatch):
     from llm4sbr_adapter.build_store import build_parser
-    from llm4sbr_adapter.offline import build_intent_store
+    from llm4sbr_adapter.config_cli import config_from_args
+    from llm4sbr_adapter.offline import BuildConfig, build_intent_store
 
     for bad in ("0", "-2", "soon"):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--request-timeout", bad])
     assert build_parser().parse_args(["--request-timeout", "2.5"]).request_timeout == 2.5
-    assert build_parser().parse_args([]).request_timeout is None
+    assert config_from_args(BuildConfig, build_parser().parse_args([])).request_timeout is None  # the default
     _no_sleep(monkeypatch)
     chat_server.delay = 1.0
     sessions, items = _tsv_inputs(tmp_path, n=5)

@@ -5,16 +5,9 @@ readers, prompt rendering and answer cleaning are importable on their own. The L
 :mod:`llm4sbr_adapter.offline.llm`, the text encoder and localizer in ``build.encode`` / ``build.localize``.
 """
 
+from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
 from .inputs.sessions import Catalogue, InputFormatError, SessionSet, read_catalogue, read_sessions
-from .pipeline import (
-    DEFAULT_TOP_F,
-    BuildConfig,
-    BuildReport,
-    build_intent_store,
-    default_cache_path,
-    parse_shard,
-    run_build,
-)
+from .pipeline import BuildReport, build_intent_store, default_cache_path, run_build
 from .prompts import (
     DEFAULT_MAX_ITEMS,
     DEFAULT_PERSPECTIVES,

@@ -47,7 +47,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import option_hint
-from ..store import BUILD_DTYPE, StoreMetadata, write_store
+from ..store import StoreMetadata, write_store
+from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
 from .inputs.sessions import (
     Catalogue,
     InputFormatError,
@@ -57,7 +58,6 @@ from .inputs.sessions import (
     read_sessions,
 )
 from .prompts import (
-    DEFAULT_MAX_ITEMS,
     DEFAULT_PERSPECTIVES,
     Perspective,
     clean_answer,
@@ -71,59 +71,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_TOP_F", "BuildConfig", "BuildReport", "build_intent_store", "default_cache_path", "parse_shard"]
 
-# The LLM4SBR authors' released intent-localization script averages the 5 most similar titles, so 5
-# is our default f (the paper's text does not pin one value for every dataset).
-DEFAULT_TOP_F = 5
-EMPTY_POLICIES = ("session_mean", "raw", "error")
-
-
-def parse_shard(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``"K/N"`` or ``(K, N)`` -> ``(K, N)`` with ``0 <= K < N``; ``None`` stays ``None``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            k_text, n_text = value.split("/")
-            k, n = int(k_text), int(n_text)
-        except ValueError:
-            raise ValueError(f"shard must look like K/N (e.g. 0/4), got {value!r}") from None
-    else:
-        k, n = (int(v) for v in value)
-    if n < 1 or not 0 <= k < n:
-        raise ValueError(f"shard K/N needs 0 <= K < N, got {k}/{n}")
-    return k, n
-
 
 def default_cache_path(output: str | os.PathLike) -> Path:
     """The answer cache beside a store: ``<output>.answers.sqlite3``."""
     return Path(str(output) + ".answers.sqlite3")
-
-
-@dataclass
-class BuildConfig:
-    """Every setting of a build (see :func:`build_intent_store` for their meaning)."""
-
-    llm: Any = "default"
-    encoder: Any = None
-    perspectives: Sequence[Perspective] | str | os.PathLike | None = None
-    top_f: int = DEFAULT_TOP_F
-    softmax_temperature: float = 1.0
-    max_items: int = DEFAULT_MAX_ITEMS
-    generation: Any = None
-    batch_size: int = 8
-    cache_path: str | os.PathLike | None = None
-    shard: tuple[int, int] | str | None = None
-    dtype: str = BUILD_DTYPE
-    dry_run: bool = False
-    index: str = "flat"
-    device: str = "cpu"
-    threads: int = 0
-    item_cache_dir: str | os.PathLike | None = None
-    on_missing_title: str = "error"
-    on_empty_answer: str = "session_mean"
-    export_prompts: str | os.PathLike | None = None
-    progress: bool = True
-    request_timeout: float | None = None
 
 
 @dataclass
@@ -201,13 +152,9 @@ class _Timer:
         self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.start
 
 
-def _check_request_timeout(llm: Any, request_timeout: float | None) -> None:
-    """Refuse a timeout that is not > 0; warn when the LLM is not an ``openai:`` spec it applies to."""
-    if request_timeout is None:
-        return
-    if not 0 < float(request_timeout) < float("inf"):
-        raise ValueError(f"request_timeout must be a finite number of seconds > 0, got {request_timeout}")
-    if not (isinstance(llm, str) and llm.startswith("openai:")):
+def _warn_unused_timeout(llm: Any, request_timeout: float | None) -> None:
+    """Warn when a request timeout is set for an LLM that is not an ``openai:`` spec it applies to."""
+    if request_timeout is not None and not (isinstance(llm, str) and llm.startswith("openai:")):
         logger.warning("request_timeout=%s is ignored: it applies to openai: backends only", request_timeout)
 
 
@@ -217,11 +164,9 @@ def _resolve_llm(
     """Return (backend, created_here); ``request_timeout`` (seconds) applies to ``openai:`` specs only."""
     from .llm.base import LLMBackend
 
-    _check_request_timeout(llm, request_timeout)
+    _warn_unused_timeout(llm, request_timeout)
     if isinstance(llm, LLMBackend):
         return llm, False
-    if not isinstance(llm, str):
-        raise TypeError(f"llm must be a spec string or an LLMBackend, got {type(llm).__name__}")
     if llm.startswith("py:"):
         # "py:module:factory": a zero-argument callable returning an LLMBackend (custom backends).
         try:
@@ -248,107 +193,46 @@ def _resolve_encoder(encoder: Any, device: str) -> Any:
 
     if encoder is None:
         return TextEncoder(device=device)
-    if isinstance(encoder, (str, os.PathLike)):
+    if isinstance(encoder, str):
         return TextEncoder(model_path=encoder, device=device)
     return encoder
 
 
-def _resolve_perspectives(value: Any) -> list[Perspective]:
+def _resolve_perspectives(value: str | Sequence[Perspective] | None) -> list[Perspective]:
+    """The default perspectives, those of a JSON file, or the (already checked) list given."""
     if value is None:
         return list(DEFAULT_PERSPECTIVES)
-    if isinstance(value, (str, os.PathLike)):
+    if isinstance(value, str):
         return load_perspectives(value)
-    out = list(value)
-    names = [p.name for p in out]
-    if not out or len(set(names)) != len(names):
-        raise ValueError(f"perspectives must be a non-empty list with unique names, got {names}")
-    return out
+    return list(value)
 
 
 def build_intent_store(
     sessions: SessionSet | str | os.PathLike,
     catalogue: Catalogue | str | os.PathLike,
     output: str | os.PathLike | None,
-    *,
-    llm: Any = "default",
-    encoder: Any = None,
-    perspectives: Sequence[Perspective] | str | os.PathLike | None = None,
-    top_f: int = DEFAULT_TOP_F,
-    softmax_temperature: float = 1.0,
-    max_items: int = DEFAULT_MAX_ITEMS,
-    generation: Any = None,
-    batch_size: int = 8,
-    cache_path: str | os.PathLike | None = None,
-    shard: tuple[int, int] | str | None = None,
-    dtype: str = BUILD_DTYPE,
-    dry_run: bool = False,
-    index: str = "flat",
-    device: str = "cpu",
-    threads: int = 0,
-    item_cache_dir: str | os.PathLike | None = None,
-    on_missing_title: str = "error",
-    on_empty_answer: str = "session_mean",
-    export_prompts: str | os.PathLike | None = None,
-    progress: bool = True,
-    request_timeout: float | None = None,
+    config: BuildConfig | None = None,
+    **overrides: Any,
 ) -> BuildReport:
     """Build an intent store from sessions and item titles (stage one of LLM4SBR).
 
     Args:
-        sessions: a :class:`SessionSet` or a sessions file (see :func:`read_sessions`).
-        catalogue: a :class:`Catalogue` or a catalogue file (see :func:`read_catalogue`).
+        sessions: a :class:`SessionSet` or a sessions file (read with the config's ``sessions_format``,
+            ``sessions_encoding``, ``on_empty_session`` and, for a click log, ``clicks_target``; see
+            :func:`read_session_file`).
+        catalogue: a :class:`Catalogue` or a catalogue file (read with ``items_encoding`` and ``items_header``).
         output: the store to write (``.safetensors``); may be ``None`` only with ``dry_run``.
-        llm: ``"default"`` (the embedded Qwen2.5-Coder-0.5B GGUF), ``"hf:<folder or .gguf>"``,
-            ``"llamacpp:<.gguf>"`` / ``"llamacpp:default"`` (llama.cpp, quantised, fastest on a CPU),
-            ``"openai:<base_url>#<model>"``, ``"replay:<jsonl>"``, ``"py:<module>:<factory>"`` (a
-            zero-argument callable returning an :class:`LLMBackend`), or an ``LLMBackend`` instance.
-        encoder: ``None`` (all-MiniLM-L6-v2, 384-d), a Hugging Face folder, or a ``TextEncoder``.
-        perspectives: ``None`` (``long`` + ``short``), a list of :class:`Perspective`, or a JSON file.
-        top_f: catalogue items each answer is snapped to (0 keeps the raw answer embedding).
-        softmax_temperature: temperature of the softmax over the top-f cosines.
-        max_items: sessions are cut to their most recent ``max_items`` items before rendering.
-        generation: a ``GenerationConfig`` (default: greedy, 32 new tokens).
-        batch_size: prompts per LLM call (and per cache commit).
-        cache_path: SQLite answer cache (default ``<output>.answers.sqlite3``).
-        shard: ``(k, n)`` or ``"k/n"``: build only the contiguous block ``[k*N//n, (k+1)*N//n)``.
-        dtype: ``"float16"`` (default) or ``"float32"`` intent vectors in the store (float32 compute either way).
-        dry_run: render (and export) prompts only; no LLM is loaded, nothing is written.
-        index: FAISS index for localization, ``"flat"`` (exact), ``"hnsw"`` or ``"ivf"``.
-        device: torch device for the LLM (where the backend supports it) and the encoder.
-        threads: CPU threads for a local LLM and the encoder (0 = the library defaults, all cores).
-        item_cache_dir: folder caching catalogue embeddings (default: ``llm4sbr_item_cache`` beside output).
-        on_missing_title: session item without a title: ``"error"``, ``"skip_item"`` or ``"id_only"``.
-        on_empty_answer: ``"session_mean"`` (default), ``"raw"`` or ``"error"`` (see module docs).
-        export_prompts: also write every prompt as JSONL ``{"session_id", "perspective", "prompt"}``.
-        progress: show tqdm progress bars.
-        request_timeout: seconds per HTTP request of an ``openai:`` backend (default: the backend's 60 s).
+        config: the settings (default: :class:`BuildConfig` ``()``); each field is documented there and
+            is the command-line flag of the same name.
+        overrides: settings replacing those of ``config``, e.g. ``top_f=3``; an unknown name or a bad
+            value is a :class:`~llm4sbr_adapter.config.ConfigError` naming it.
 
     Returns:
         A :class:`BuildReport`; ``report.output`` is the store path (``None`` for a dry run).
     """
-    config = BuildConfig(
-        llm=llm,
-        encoder=encoder,
-        perspectives=perspectives,
-        top_f=top_f,
-        softmax_temperature=softmax_temperature,
-        max_items=max_items,
-        generation=generation,
-        batch_size=batch_size,
-        cache_path=cache_path,
-        shard=shard,
-        dtype=dtype,
-        dry_run=dry_run,
-        index=index,
-        device=device,
-        threads=threads,
-        item_cache_dir=item_cache_dir,
-        on_missing_title=on_missing_title,
-        on_empty_answer=on_empty_answer,
-        export_prompts=export_prompts,
-        progress=progress,
-        request_timeout=request_timeout,
-    )
+    config = config if config is not None else BuildConfig()
+    if overrides:
+        config = config.replace(**overrides)
     return run_build(sessions, catalogue, output, config)
 
 
@@ -361,29 +245,15 @@ def run_build(
     """:func:`build_intent_store` with the settings in a :class:`BuildConfig`."""
     from tqdm.auto import tqdm
 
-    from .llm.base import GenerationConfig
-
     cfg = config
-    generation = cfg.generation if cfg.generation is not None else GenerationConfig()
+    generation = cfg.generation
     if output is None and not cfg.dry_run:
         raise ValueError("output is required unless dry_run=True")
-    if cfg.on_empty_answer not in EMPTY_POLICIES:
-        raise ValueError(f"on_empty_answer must be one of {EMPTY_POLICIES}, got {cfg.on_empty_answer!r}")
-    if cfg.top_f < 0:
-        raise ValueError(f"top_f must be >= 0, got {cfg.top_f}")
-    if cfg.max_items < 1:
-        raise ValueError(f"max_items must be >= 1, got {cfg.max_items}")
-    if cfg.dtype not in ("float32", "float16"):
-        raise ValueError(f"dtype must be 'float32' or 'float16', got {cfg.dtype!r}")
-    if cfg.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
-    if cfg.threads < 0:
-        raise ValueError(f"threads must be >= 0, got {cfg.threads}")
     if cfg.threads and not cfg.dry_run:
         import torch
 
         torch.set_num_threads(int(cfg.threads))
-    shard = parse_shard(cfg.shard)
+    shard = cfg.shard
     persp = _resolve_perspectives(cfg.perspectives)
     report = BuildReport(
         perspectives=[p.name for p in persp], dry_run=cfg.dry_run, shard=f"{shard[0]}/{shard[1]}" if shard else ""
@@ -392,9 +262,12 @@ def run_build(
 
     # 1. read ---------------------------------------------------------------------------
     with _Timer(seconds, "read"):
-        sess = sessions if isinstance(sessions, SessionSet) else read_sessions(sessions)
+        sess = sessions if isinstance(sessions, SessionSet) else read_session_file(sessions, cfg)
         _require_sessions(sess)
-        cat = catalogue if isinstance(catalogue, Catalogue) else read_catalogue(catalogue)
+        cat = catalogue
+        if not isinstance(cat, Catalogue):
+            header = {"auto": None, "yes": True, "no": False}[cfg.items_header]
+            cat = read_catalogue(cat, encoding=cfg.items_encoding, header=header)
         if shard:
             total, sess = len(sess), sess.shard(*shard)
             if not len(sess):
@@ -601,6 +474,8 @@ def run_build(
                 "catalogue_source": cat.source,
                 "catalogue_html_unescaped": int(cat.html_unescaped),
                 "untitled_sessions": len(untitled),
+                # every setting, loadable with BuildConfig.from_dict (the shard is the field above)
+                "build_config": cfg.replace(shard=None).to_payload(),
             },
         )
         keep_top = cfg.top_f > 0
@@ -618,6 +493,25 @@ def run_build(
         )
     logger.info("build finished: %s (%.1f s)", report.output, sum(seconds.values()))
     return report
+
+
+def read_session_file(
+    path: str | os.PathLike, config: BuildConfig, click_columns: dict[str, Any] | None = None, **cut: Any
+) -> SessionSet:
+    """A sessions file read with the config's settings: a click log (``sessions_format="clicks"``, or one
+    detected under ``"auto"``) grouped into sessions, with ``click_columns`` (roles, or ``names`` of a
+    headerless log) and ``gap``/``window`` in ``cut`` when its columns do not have common names; any
+    other file one session per row."""
+    from .inputs.clicks import looks_like_click_log, read_click_sessions
+
+    fmt, encoding = config.sessions_format, config.sessions_encoding
+    headerless = (click_columns or {}).get("names") is not None
+    if fmt == "clicks" or (fmt == "auto" and (headerless or looks_like_click_log(path, encoding))):
+        target, on_empty = config.clicks_target, config.on_empty_session
+        return read_click_sessions(
+            path, columns=click_columns, target=target, on_empty=on_empty, encoding=encoding, **cut
+        )
+    return read_sessions(path, fmt, on_empty=config.on_empty_session, encoding=encoding)
 
 
 def _count_untitled_items(sess: SessionSet, cat: Catalogue) -> tuple[int, int]:

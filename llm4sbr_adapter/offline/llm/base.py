@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from ...config import check_fields, setting
 from ...errors import Llm4sbrError
 
 __all__ = ["GenerationConfig", "LLMBackend", "LLMError"]
@@ -27,17 +28,18 @@ class GenerationConfig:
         stop: strings that end a completion; the returned text is cut before the first one.
     """
 
-    max_new_tokens: int = 32
-    temperature: float = 0.0
-    stop: tuple[str, ...] = field(default_factory=tuple)
+    max_new_tokens: int = setting(
+        32, "upper bound on generated tokens per answer (answers are one item name).", minimum=1
+    )
+    temperature: float = setting(0.0, "sampling temperature; 0 = greedy, deterministic.", minimum=0.0)
+    stop: tuple[str, ...] = setting(
+        default_factory=tuple, help="strings that end a completion (Python only).", cli=False
+    )
 
     def __post_init__(self) -> None:
-        if int(self.max_new_tokens) < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if float(self.temperature) < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if isinstance(self.stop, str):
             raise TypeError("stop must be a tuple of strings, not a single string")
+        check_fields(self)
         object.__setattr__(self, "stop", tuple(str(s) for s in self.stop))
 
     @property
@@ -105,7 +107,7 @@ class LLMBackend(abc.ABC):
         'long'``) which the backend's errors and warnings may use; by default the names are ignored."""
         return self.generate(prompts, config)
 
-    def close(self) -> None:  # pragma: no cover - default no-op
+    def close(self) -> None:  # noqa: B027  # pragma: no cover - a default no-op, not abstract
         """Release resources (threads, model memory). Safe to call more than once."""
         return None
 
