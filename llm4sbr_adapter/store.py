@@ -477,29 +477,12 @@ def write_store(
     if set(intents) != set(perspectives):
         raise StoreError(f"intents have perspectives {sorted(intents)}, metadata declares {perspectives}")
 
-    tensors: dict[str, np.ndarray] = {}
-    for name in perspectives:
-        vec = np.asarray(intents[name].detach().cpu() if isinstance(intents[name], torch.Tensor) else intents[name])
-        if vec.shape != (n, metadata.text_dim):
-            raise StoreError(f"intent {name!r} has shape {tuple(vec.shape)}, expected ({n}, {metadata.text_dim})")
-        with np.errstate(over="ignore"):  # float16 overflow becomes inf, refused just below
-            tensors[INTENT_PREFIX + name] = vec.astype(_VALUE_DTYPES[dtype], copy=False)
-        _refuse_non_finite(f"intent {name!r}", tensors[INTENT_PREFIX + name], ids, dtype)
-
-    if ids.dtype.kind == "U":
-        tensors[SESSION_IDS + UTF8_SUFFIX], tensors[SESSION_IDS + OFFSETS_SUFFIX] = encode_strings(ids.tolist())
-        id_kind = "str"
-    else:
-        tensors[SESSION_IDS] = ids
-        id_kind = "int"
-
+    tensors = _intent_tensors(intents, perspectives, ids, metadata.text_dim, dtype)
+    id_tensors, id_kind = _id_tensors(ids)
+    tensors.update(id_tensors)
     if top_items is not None:
         tensors.update(_top_item_tensors(top_items, top_weights, item_ids, ids))
-    for prefix, columns in ((ANSWER_PREFIX, answers), (RAW_ANSWER_PREFIX, raw_answers)):
-        for name, texts in (columns or {}).items():
-            if len(texts) != n:
-                raise StoreError(f"{prefix}{name} has {len(texts)} strings, expected {n}")
-            tensors[prefix + name + UTF8_SUFFIX], tensors[prefix + name + OFFSETS_SUFFIX] = encode_strings(texts)
+    tensors.update(_answer_tensors(answers, raw_answers, n))
 
     meta = dataclasses.replace(
         metadata,
@@ -515,6 +498,42 @@ def write_store(
     _write_safetensors_atomic(path, tensors, {METADATA_KEY: meta.to_json()})
     logger.info("wrote intent store %s (%d sessions, perspectives %s)", path, n, perspectives)
     return path
+
+
+def _intent_tensors(
+    intents: Mapping[str, np.ndarray | torch.Tensor], perspectives: list[str], ids: np.ndarray, dim: int, dtype: str
+) -> dict[str, np.ndarray]:
+    """One ``[N, dim]`` matrix per perspective in the store's ``dtype``, checked for shape and finite values."""
+    n, tensors = len(ids), {}
+    for name in perspectives:
+        vec = np.asarray(intents[name].detach().cpu() if isinstance(intents[name], torch.Tensor) else intents[name])
+        if vec.shape != (n, dim):
+            raise StoreError(f"intent {name!r} has shape {tuple(vec.shape)}, expected ({n}, {dim})")
+        with np.errstate(over="ignore"):  # float16 overflow becomes inf, refused just below
+            tensors[INTENT_PREFIX + name] = vec.astype(_VALUE_DTYPES[dtype], copy=False)
+        _refuse_non_finite(f"intent {name!r}", tensors[INTENT_PREFIX + name], ids, dtype)
+    return tensors
+
+
+def _id_tensors(ids: np.ndarray) -> tuple[dict[str, np.ndarray], str]:
+    """The session id tensor(s) and the id kind: ``"str"`` (UTF-8 bytes + offsets) or ``"int"``."""
+    if ids.dtype.kind == "U":
+        data, offsets = encode_strings(ids.tolist())
+        return {SESSION_IDS + UTF8_SUFFIX: data, SESSION_IDS + OFFSETS_SUFFIX: offsets}, "str"
+    return {SESSION_IDS: ids}, "int"
+
+
+def _answer_tensors(
+    answers: Mapping[str, Sequence[str]] | None, raw_answers: Mapping[str, Sequence[str]] | None, n: int
+) -> dict[str, np.ndarray]:
+    """The cleaned and raw answer strings per perspective (UTF-8 bytes + offsets), ``n`` each."""
+    tensors = {}
+    for prefix, columns in ((ANSWER_PREFIX, answers), (RAW_ANSWER_PREFIX, raw_answers)):
+        for name, texts in (columns or {}).items():
+            if len(texts) != n:
+                raise StoreError(f"{prefix}{name} has {len(texts)} strings, expected {n}")
+            tensors[prefix + name + UTF8_SUFFIX], tensors[prefix + name + OFFSETS_SUFFIX] = encode_strings(texts)
+    return tensors
 
 
 def _top_item_tensors(
@@ -694,7 +713,7 @@ class IntentStore:
                 self._check_rows(
                     TOP_ITEMS_PREFIX + name,
                     self._tensor(TOP_ITEMS_PREFIX + name),
-                    lambda b: (b >= -1) & (b < m),
+                    lambda b, m=m: (b >= -1) & (b < m),
                     f"holds an item index outside the catalogue of {m} items (0..{m - 1}, or -1 for none)",
                 )
             for prefix in (ANSWER_PREFIX, RAW_ANSWER_PREFIX):

@@ -1,22 +1,28 @@
 """Stage one of LLM4SBR end to end: sessions + catalogue -> prompts -> LLM answers -> intent store.
 
-Stages (each timed in :attr:`BuildReport.seconds`):
+:func:`run_build` calls one function per stage, each usable on its own (each timed in
+:attr:`BuildReport.seconds` under the name in the first column):
 
-1. ``read``      read and validate the sessions and the catalogue; take the shard's slice. No
-                 sessions (an empty or header-only file, every session empty and skipped, an empty
-                 shard) is an error here, before any model loads: an empty store is never written.
-2. ``render``    one prompt per (session, perspective); targets are never shown.
+1. ``read``      :func:`read_inputs`: read and validate the sessions and the catalogue; take the shard's
+                 slice. No sessions (an empty or header-only file, every session empty and skipped, an
+                 empty shard) is an error here, before any model loads: an empty store is never written.
+2. ``render``    :func:`render_prompts`: one prompt per (session, perspective), and the catalogue rows
+                 each prompt shows; targets are never shown.
 3. ``llm_load``  create the LLM backend (skipped in a dry run).
-4. ``answer``    :func:`answer_prompts` with the SQLite answer cache: identical prompts are asked once,
-                 finished batches are committed at once, so a killed build resumes where it stopped;
-                 builds sharing a cache claim their batches, so no prompt is asked by both.
-5. ``clean``     :func:`clean_answer` on every raw answer.
-6. ``encode``    (after ``encoder_load``) embed the distinct cleaned answers with the text encoder
-                 (``[n, D]``, L2-normalised).
-7. ``catalogue`` embed every catalogue title (cached on disk by encoder + catalogue hash).
-8. ``localize``  snap each answer to the catalogue: FAISS top-f by cosine, softmax over the f
-                 cosines, weighted sum of those f item embeddings (:class:`ItemLocalizer`).
-9. ``write``     :func:`write_store` (atomic) with the build's metadata and the top-f explanations.
+4. ``answer``    :func:`ask_llm`: :func:`answer_prompts` with the SQLite answer cache: identical prompts
+                 are asked once, finished batches are committed at once, so a killed build resumes where
+                 it stopped; builds sharing a cache claim their batches, so no prompt is asked by both.
+5. ``clean``     :func:`clean_answers`: :func:`clean_answer` on every raw answer; then
+                 :func:`query_texts` picks the text each answer is embedded as.
+6. ``encode``    (after ``encoder_load``) :func:`encode_texts`: embed the distinct texts with the text
+                 encoder (``[n, D]``, L2-normalised).
+7. ``catalogue`` :func:`embed_catalogue`: embed every catalogue title (cached on disk by encoder +
+                 catalogue hash).
+8. ``localize``  :func:`with_session_means` (queries for answers without text), then
+                 :func:`localize_intents`: FAISS top-f by cosine, softmax over the f cosines, weighted
+                 sum of those f item embeddings (:class:`ItemLocalizer`).
+9. ``write``     :func:`store_metadata` and :func:`write_intents` (:func:`write_store`, atomic) with the
+                 build's metadata and the top-f explanations.
 
 Sessions with no titled item (possible only with ``on_missing_title="skip_item"``, which leaves
 untitled items out of the prompt) are not asked: showing the LLM an empty list or bare ids makes it
@@ -35,11 +41,12 @@ the report. A query that is still all zeros (no titled item in view) gets a zero
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,14 +56,6 @@ import numpy as np
 from ..errors import option_hint
 from ..store import StoreMetadata, write_store
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
-from .inputs.sessions import (
-    Catalogue,
-    InputFormatError,
-    SessionSet,
-    item_key,
-    read_catalogue,
-    read_sessions,
-)
 from .prompts import (
     DEFAULT_PERSPECTIVES,
     Perspective,
@@ -66,10 +65,40 @@ from .prompts import (
     prompt_sha256,
     render_prompt,
 )
+from .sessions import (
+    Catalogue,
+    InputFormatError,
+    SessionSet,
+    item_key,
+    read_catalogue,
+    read_sessions,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_TOP_F", "BuildConfig", "BuildReport", "build_intent_store", "default_cache_path", "parse_shard"]
+__all__ = [
+    "DEFAULT_TOP_F",
+    "BuildConfig",
+    "BuildReport",
+    "LocalizedIntents",
+    "RenderedPrompts",
+    "ask_llm",
+    "build_intent_store",
+    "clean_answers",
+    "default_cache_path",
+    "embed_catalogue",
+    "encode_texts",
+    "localize_intents",
+    "parse_shard",
+    "query_texts",
+    "read_inputs",
+    "read_session_file",
+    "render_prompts",
+    "run_build",
+    "store_metadata",
+    "with_session_means",
+    "write_intents",
+]
 
 
 def default_cache_path(output: str | os.PathLike) -> Path:
@@ -139,17 +168,484 @@ class BuildReport:
         return "\n".join(lines)
 
 
-class _Timer:
-    def __init__(self, seconds: dict[str, float], name: str) -> None:
-        self.seconds, self.name = seconds, name
+def build_intent_store(
+    sessions: SessionSet | str | os.PathLike,
+    catalogue: Catalogue | str | os.PathLike,
+    output: str | os.PathLike | None,
+    config: BuildConfig | None = None,
+    **overrides: Any,
+) -> BuildReport:
+    """Build an intent store from sessions and item titles (stage one of LLM4SBR).
 
-    def __enter__(self) -> _Timer:
-        self.start = time.perf_counter()
-        logger.info("stage %s ...", self.name)
-        return self
+    Args:
+        sessions: a :class:`SessionSet` or a sessions file (read with the config's ``sessions_format``,
+            ``sessions_encoding`` and ``on_empty_session``; see :func:`read_sessions`).
+        catalogue: a :class:`Catalogue` or a catalogue file (read with ``items_encoding``).
+        output: the store to write (``.safetensors``); may be ``None`` only with ``dry_run``.
+        config: the settings (default: :class:`BuildConfig` ``()``); each field is documented there and
+            is the command-line flag of the same name.
+        overrides: settings replacing those of ``config``, e.g. ``top_f=3``; an unknown name or a bad
+            value is a :class:`~llm4sbr_adapter.config.ConfigError` naming it.
 
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.start
+    Returns:
+        A :class:`BuildReport`; ``report.output`` is the store path (``None`` for a dry run).
+    """
+    config = config if config is not None else BuildConfig()
+    if overrides:
+        config = config.replace(**overrides)
+    return run_build(sessions, catalogue, output, config)
+
+
+def run_build(
+    sessions: SessionSet | str | os.PathLike,
+    catalogue: Catalogue | str | os.PathLike,
+    output: str | os.PathLike | None,
+    config: BuildConfig,
+) -> BuildReport:
+    """:func:`build_intent_store` with the settings in a :class:`BuildConfig`: the stages in order."""
+    if output is None and not config.dry_run:
+        raise ValueError("output is required unless dry_run=True")
+    _set_threads(config)
+    perspectives = _resolve_perspectives(config.perspectives)
+    report = BuildReport(perspectives=[p.name for p in perspectives], dry_run=config.dry_run)
+    report.shard = f"{config.shard[0]}/{config.shard[1]}" if config.shard else ""
+    stage = _stage_timer(report.seconds)
+    with stage("read"):
+        sess, cat = read_inputs(sessions, catalogue, config)
+        report.sessions = len(sess)
+        report.untitled_items, report.distinct_items = _count_untitled_items(sess, cat)
+    with stage("render"):
+        prompts = render_prompts(sess, cat, perspectives, config)
+        _record_prompts(report, prompts, config)
+    if config.dry_run:
+        return report
+    output = Path(output)  # type: ignore[arg-type]  # not None outside a dry run (checked above)
+    raw = _answer_stage(prompts, config, report, stage, output)
+    with stage("clean"):
+        cleaned = clean_answers(raw, prompts.session_ids, config.on_empty_answer, prompts.untitled)
+        report.empty_answers = _count_empty(cleaned, prompts.untitled)
+    with stage("encoder_load"):
+        encoder = _resolve_encoder(config.encoder, config.device)
+        report.text_encoder = encoder.name
+    texts = query_texts(cleaned, raw, config.on_empty_answer)
+    with stage("encode"):
+        vectors = encode_texts(encoder, texts, config.progress)
+    with stage("catalogue"):
+        item_emb = embed_catalogue(encoder, cat, config.item_cache_dir or output.parent / "llm4sbr_item_cache")
+    with stage("localize"):
+        queries = with_session_means(vectors, texts, prompts.shown_rows, item_emb)
+        located = localize_intents(queries, item_emb, config)
+        report.zero_intents = located.zero_intents
+    with stage("write"):
+        meta = store_metadata(
+            config,
+            perspectives,
+            sess,
+            cat,
+            llm=report.llm,
+            encoder=encoder,
+            shard=report.shard,
+            untitled=prompts.untitled,
+        )
+        report.output = write_intents(output, sess, cat, located, cleaned, raw, meta, config.dtype)
+    logger.info("build finished: %s (%.1f s)", report.output, sum(report.seconds.values()))
+    return report
+
+
+# --------------------------------------------------------------------------- 1. read
+def read_inputs(
+    sessions: SessionSet | str | os.PathLike, catalogue: Catalogue | str | os.PathLike, config: BuildConfig
+) -> tuple[SessionSet, Catalogue]:
+    """The sessions (the config's shard of them) and the catalogue, read when given as files.
+
+    Refuses, before any model loads: no sessions, an empty shard, and a ``top_f`` above the catalogue size.
+    """
+    sess = sessions if isinstance(sessions, SessionSet) else read_session_file(sessions, config)
+    _require_sessions(sess)
+    cat = catalogue
+    if not isinstance(cat, Catalogue):
+        header = {"auto": None, "yes": True, "no": False}[config.items_header]
+        cat = read_catalogue(cat, encoding=config.items_encoding, header=header)
+    if config.shard:
+        total, sess = len(sess), sess.shard(*config.shard)
+        if not len(sess):
+            k, n = config.shard
+            raise InputFormatError(
+                f"{sess.source}: shard {k}/{n} has no sessions ({total} sessions in all): use fewer shards"
+            )
+    if config.top_f > len(cat):
+        raise ValueError(
+            f"{option_hint('top_f', '--top-f', config.top_f)} is larger than the catalogue "
+            f"{cat.source} ({len(cat)} items)"
+        )
+    logger.info("%d sessions from %s, %d catalogue items from %s", len(sess), sess.source, len(cat), cat.source)
+    return sess, cat
+
+
+def read_session_file(
+    path: str | os.PathLike, config: BuildConfig, click_columns: dict[str, Any] | None = None, **cut: Any
+) -> SessionSet:
+    """A sessions file read with the config's settings: a click log (``sessions_format="clicks"``, or one
+    detected under ``"auto"``) grouped into sessions, with ``click_columns`` (roles, or ``names`` of a
+    headerless log) and ``gap``/``window`` in ``cut`` when its columns do not have common names; any
+    other file one session per row."""
+    from .inputs.clicks import looks_like_click_log, read_click_sessions
+
+    fmt, encoding = config.sessions_format, config.sessions_encoding
+    headerless = (click_columns or {}).get("names") is not None
+    if fmt == "clicks" or (fmt == "auto" and (headerless or looks_like_click_log(path, encoding))):
+        target, on_empty = config.clicks_target, config.on_empty_session
+        return read_click_sessions(
+            path, columns=click_columns, target=target, on_empty=on_empty, encoding=encoding, **cut
+        )
+    return read_sessions(path, fmt, on_empty=config.on_empty_session, encoding=encoding)
+
+
+# --------------------------------------------------------------------------- 2. render
+@dataclass
+class RenderedPrompts:
+    """One prompt per (perspective, session), and the catalogue rows of the titled items each prompt shows.
+
+    A session without a titled item (``skip_item`` only) has no prompt (``None``) and no rows: it is not asked.
+    """
+
+    session_ids: list[Any]
+    perspectives: list[Perspective]
+    texts: dict[str, list[str | None]]  # perspective -> one prompt per session, in session order
+    shown_rows: dict[str, list[list[int]]]  # perspective -> per session, catalogue rows in view
+    untitled: set[int] = field(default_factory=set)  # sessions (rows) with no titled item
+
+    def flat(self) -> list[str | None]:
+        """Every prompt, perspective by perspective (the order answers come back in); ``None``: not asked."""
+        return [text for p in self.perspectives for text in self.texts[p.name]]
+
+    def labels(self) -> list[str]:
+        """A name for each prompt of :meth:`flat`, for error messages."""
+        return [f"session {sid!r}, perspective {p.name!r}" for p in self.perspectives for sid in self.session_ids]
+
+    def asked(self) -> list[int]:
+        """Positions in :meth:`flat` of the prompts that are asked."""
+        return [k for k, text in enumerate(self.flat()) if text is not None]
+
+
+def render_prompts(
+    sessions: SessionSet, catalogue: Catalogue, perspectives: Sequence[Perspective], config: BuildConfig
+) -> RenderedPrompts:
+    """Render every session for every perspective (targets are never shown)."""
+    from tqdm.auto import tqdm
+
+    n, ids = len(sessions), sessions.ids.tolist()
+    out = RenderedPrompts(
+        ids, list(perspectives), {p.name: [] for p in perspectives}, {p.name: [] for p in perspectives}
+    )
+    for i in tqdm(range(n), desc="render prompts", unit="session", disable=not config.progress or n < 1000):
+        lines, rows = _session_view(sessions, i, ids[i], catalogue, config.on_missing_title)
+        if not lines:  # only under skip_item: the session is not asked and gets a zero intent
+            out.untitled.add(i)
+            for p in perspectives:
+                out.texts[p.name].append(None)
+                out.shown_rows[p.name].append([])
+            continue
+        for p in perspectives:
+            out.texts[p.name].append(render_prompt(p, lines, config.max_items))
+            view = rows[-config.max_items :]
+            view = view[-p.last_n :] if p.last_n else view
+            out.shown_rows[p.name].append([r for r in view if r is not None])
+    return out
+
+
+def _session_view(
+    sessions: SessionSet, i: int, sid: Any, catalogue: Catalogue, on_missing_title: str
+) -> tuple[list[str], list[int | None]]:
+    """Session ``i``'s item lines and, aligned with them, each line's catalogue row (``None``: an id-only line)."""
+    seq = sessions.sequences[i]
+    where = f"{sessions.source}: {sessions.line_label} {sessions.lines[i]}" if sessions.lines else sessions.source
+    lines = item_lines(seq, catalogue, on_missing_title=on_missing_title, session_id=sid, source=where)
+    rows = [catalogue.row(item) for item in seq]
+    if on_missing_title == "skip_item":
+        rows = [r for r in rows if r is not None]
+    return lines, rows
+
+
+def _record_prompts(report: BuildReport, prompts: RenderedPrompts, config: BuildConfig) -> None:
+    """Counts and a few sample prompts into the report; every prompt to ``config.export_prompts`` if set."""
+    asked = [text for text in prompts.flat() if text is not None]
+    report.prompts_total, report.unique_prompts = len(asked), len(set(asked))
+    report.untitled_sessions = len(prompts.untitled)
+    for p in prompts.perspectives:
+        pairs = [(sid, text) for sid, text in zip(prompts.session_ids, prompts.texts[p.name], strict=True) if text]
+        for sid, text in pairs[:2]:
+            report.sample_prompts.append({"session_id": sid, "perspective": p.name, "prompt": text})
+    if config.export_prompts:
+        report.exported_prompts = _export_prompts(Path(config.export_prompts), prompts)
+    logger.info("%d prompts (%d distinct)", report.prompts_total, report.unique_prompts)
+
+
+# --------------------------------------------------------------------------- 3. answer
+def ask_llm(
+    backend: Any, prompts: RenderedPrompts, config: BuildConfig, cache_path: Path
+) -> tuple[dict[str, list[str]], int, int]:
+    """Raw answers per perspective (session order), and how many prompts were asked and read from the cache.
+
+    The SQLite cache makes a killed build resume where it stopped; ``batch_size`` is the commit unit (a
+    server backend with more connections than that gets several batches in flight at once).
+    """
+    from .llm.cache import AnswerCache, answer_prompts
+
+    flat, labels, asked = prompts.flat(), prompts.labels(), prompts.asked()
+    cache = AnswerCache(cache_path)
+    try:
+        result = answer_prompts(
+            backend,
+            [flat[k] for k in asked],
+            config.generation,
+            cache,
+            batch_size=config.batch_size,
+            progress=config.progress,
+            labels=[labels[k] for k in asked],
+        )
+    finally:
+        cache.close()
+    answers = [""] * len(flat)  # sessions not asked keep ""
+    for k, answer in zip(asked, result.answers, strict=True):
+        answers[k] = answer
+    n = len(prompts.session_ids)
+    raw = {p.name: answers[j * n : (j + 1) * n] for j, p in enumerate(prompts.perspectives)}
+    return raw, int(result.asked), int(result.cached)
+
+
+def _answer_stage(
+    prompts: RenderedPrompts, config: BuildConfig, report: BuildReport, stage: Any, output: Path
+) -> dict[str, list[str]]:
+    """Stages ``llm_load`` and ``answer``: make the backend, :func:`ask_llm`, close what was made here."""
+    report.cache_path = Path(config.cache_path) if config.cache_path else default_cache_path(output)
+    with stage("llm_load"):
+        backend, owned = _resolve_llm(
+            config.llm, config.device, config.batch_size, config.threads, config.request_timeout
+        )
+        report.llm = backend.model_id
+    try:
+        with stage("answer"):
+            raw, report.asked, report.cached = ask_llm(backend, prompts, config, report.cache_path)
+    finally:
+        if owned:
+            backend.close()
+    return raw
+
+
+# --------------------------------------------------------------------------- 4. clean
+def clean_answers(
+    raw: dict[str, list[str]], session_ids: Sequence[Any], on_empty_answer: str, not_asked: Collection[int] = ()
+) -> dict[str, list[str]]:
+    """:func:`clean_answer` on every raw answer; under ``on_empty_answer="error"`` an empty one stops the
+    build (sessions in ``not_asked`` have no answer to clean and are not counted)."""
+    cleaned = {name: [clean_answer(a) for a in answers] for name, answers in raw.items()}
+    if on_empty_answer == "error":
+        for name, answers in cleaned.items():
+            empty = [i for i, a in enumerate(answers) if not a and i not in not_asked]
+            if empty:
+                i = empty[0]
+                raise ValueError(
+                    f"session {session_ids[i]!r}, perspective {name!r}: the LLM answer {raw[name][i]!r} is empty "
+                    f"after cleaning ({option_hint('on_empty_answer', '--on-empty-answer', 'error')})"
+                )
+    return cleaned
+
+
+def _count_empty(cleaned: dict[str, list[str]], not_asked: Collection[int]) -> dict[str, int]:
+    """Empty answers per perspective among the sessions that were asked."""
+    return {
+        name: sum(1 for i, a in enumerate(answers) if not a and i not in not_asked) for name, answers in cleaned.items()
+    }
+
+
+def query_texts(cleaned: dict[str, list[str]], raw: dict[str, list[str]], on_empty_answer: str) -> dict[str, list[str]]:
+    """The text each answer is embedded as: the cleaned answer or, when that is empty under
+    ``on_empty_answer="raw"``, the raw completion (whitespace collapsed); ``""`` = no text (session mean)."""
+    if on_empty_answer != "raw":
+        return cleaned
+    return {
+        name: [text or " ".join(full.split()) for text, full in zip(texts, raw[name], strict=True)]
+        for name, texts in cleaned.items()
+    }
+
+
+# --------------------------------------------------------------------------- 5. encode
+def encode_texts(encoder: Any, texts: dict[str, list[str]], progress: bool = False) -> dict[str, np.ndarray]:
+    """``float32 [n, D]`` per perspective: the L2-normalised embedding of each text, zeros where it is empty.
+
+    Each distinct text is embedded once (in first-seen order, perspective by perspective).
+    """
+    distinct: dict[str, int] = {}
+    for column in texts.values():
+        for text in column:
+            if text:
+                distinct.setdefault(text, len(distinct))
+    emb = np.zeros((0, encoder.dim), np.float32)
+    if distinct:
+        emb = encoder.encode(
+            list(distinct), batch_size=64, normalize_embeddings=True, show_progress_bar=progress and len(distinct) > 640
+        )
+    out = {}
+    for name, column in texts.items():
+        vectors = np.zeros((len(column), encoder.dim), np.float32)
+        for i, text in enumerate(column):
+            if text:
+                vectors[i] = emb[distinct[text]]
+        out[name] = vectors
+    return out
+
+
+def embed_catalogue(encoder: Any, catalogue: Catalogue, cache_dir: str | os.PathLike) -> np.ndarray:
+    """``[num_items, D]`` title embeddings (cached in ``cache_dir`` by encoder + catalogue hash)."""
+    from .encode import catalogue_embeddings
+
+    return catalogue_embeddings(encoder, catalogue.item_ids, catalogue.titles, cache_dir=cache_dir)
+
+
+# --------------------------------------------------------------------------- 6. localize
+def with_session_means(
+    vectors: dict[str, np.ndarray],
+    texts: dict[str, list[str]],
+    shown_rows: dict[str, list[list[int]]],
+    item_emb: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The localisation queries: each answer's embedding, or for an answer without text the re-normalised
+    mean of the title embeddings of the items its prompt showed (zeros when it showed none)."""
+    out = {}
+    for name, column in texts.items():
+        queries = vectors[name].copy()
+        for i, text in enumerate(column):
+            if not text and shown_rows[name][i]:
+                mean = item_emb[shown_rows[name][i]].mean(axis=0)
+                norm = float(np.linalg.norm(mean))
+                if norm > 0:
+                    queries[i] = mean / norm
+        out[name] = queries
+    return out
+
+
+@dataclass
+class LocalizedIntents:
+    """Per perspective: intent vectors ``[n, D]``, top-f catalogue rows ``int64 [n, f]`` and weights ``[n, f]``."""
+
+    intents: dict[str, np.ndarray]
+    top_items: dict[str, np.ndarray]
+    top_weights: dict[str, np.ndarray]
+    zero_intents: int = 0  # queries that were all zeros: zero intent, top_items -1
+
+
+def localize_intents(queries: dict[str, np.ndarray], item_emb: np.ndarray, config: BuildConfig) -> LocalizedIntents:
+    """Snap every query to the catalogue (:class:`ItemLocalizer`: top-f by cosine, softmax-weighted sum)."""
+    from .localize import ItemLocalizer
+
+    localizer = ItemLocalizer(item_emb, index=config.index)
+    out = LocalizedIntents({}, {}, {})
+    for name, q in queries.items():
+        n = len(q)
+        vecs, idx, w = localizer.localize(np.ascontiguousarray(q), config.top_f, config.softmax_temperature)
+        vecs = np.array(vecs, dtype=np.float32)
+        idx = np.array(idx, dtype=np.int64).reshape(n, -1)
+        w = np.array(w, dtype=np.float32).reshape(n, -1)
+        zero = ~np.any(q != 0, axis=1)
+        vecs[zero], idx[zero], w[zero] = 0, -1, 0
+        out.zero_intents += int(zero.sum())
+        out.intents[name], out.top_items[name], out.top_weights[name] = vecs, idx, w
+    return out
+
+
+# --------------------------------------------------------------------------- 7. write
+def store_metadata(
+    config: BuildConfig,
+    perspectives: Sequence[Perspective],
+    sessions: SessionSet,
+    catalogue: Catalogue,
+    *,
+    llm: str,
+    encoder: Any,
+    shard: str = "",
+    untitled: Collection[int] = (),
+) -> StoreMetadata:
+    """What the store records about its build (every setting too, as ``extra["build_config"]``)."""
+    return StoreMetadata(
+        perspectives=[p.name for p in perspectives],
+        text_dim=int(encoder.dim),
+        text_encoder=encoder.name,
+        llm=llm,
+        top_f=int(config.top_f),
+        prompts={p.name: p.template for p in perspectives},
+        prompt_sha256=prompt_sha256(perspectives, config.max_items),
+        catalogue_sha256=catalogue.sha256,
+        sessions_source=sessions.source,
+        sessions_sha256=sessions.sha256,
+        shard=shard,
+        extra={
+            "builder": "llm4sbr_adapter.offline",
+            "qualifiers": {p.name: p.qualifier for p in perspectives},
+            "last_n": {p.name: p.last_n for p in perspectives},
+            "max_items": int(config.max_items),
+            "generation": config.generation.to_dict(),
+            "softmax_temperature": float(config.softmax_temperature),
+            "index": config.index,
+            "on_missing_title": config.on_missing_title,
+            "on_empty_answer": config.on_empty_answer,
+            "catalogue_source": catalogue.source,
+            "catalogue_html_unescaped": int(catalogue.html_unescaped),
+            "untitled_sessions": len(untitled),
+            # every setting, loadable with BuildConfig.from_dict (the shard is the field above)
+            "build_config": config.replace(shard=None).to_payload(),
+        },
+    )
+
+
+def write_intents(
+    output: Path,
+    sessions: SessionSet,
+    catalogue: Catalogue,
+    located: LocalizedIntents,
+    cleaned: dict[str, list[str]],
+    raw: dict[str, list[str]],
+    meta: StoreMetadata,
+    dtype: str = "float32",
+) -> Path:
+    """:func:`write_store` (atomic) with the intents, the top-f explanations (when ``top_f > 0``) and the answers."""
+    keep_top = meta.top_f > 0
+    return write_store(
+        output,
+        sessions.ids,
+        located.intents,
+        meta,
+        dtype=dtype,
+        top_items=located.top_items if keep_top else None,
+        top_weights=located.top_weights if keep_top else None,
+        item_ids=catalogue.item_ids if keep_top else None,
+        answers=cleaned,
+        raw_answers=raw,
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+def _stage_timer(seconds: dict[str, float]) -> Any:
+    """``with stage("name"):`` logs the stage and adds its wall time to ``seconds[name]``."""
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        logger.info("stage %s ...", name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+
+    return stage
+
+
+def _set_threads(config: BuildConfig) -> None:
+    """Cap torch's CPU threads when ``threads`` is set (not in a dry run, which loads no model)."""
+    if config.threads and not config.dry_run:
+        import torch
+
+        torch.set_num_threads(int(config.threads))
 
 
 def _warn_unused_timeout(llm: Any, request_timeout: float | None) -> None:
@@ -207,313 +703,6 @@ def _resolve_perspectives(value: str | Sequence[Perspective] | None) -> list[Per
     return list(value)
 
 
-def build_intent_store(
-    sessions: SessionSet | str | os.PathLike,
-    catalogue: Catalogue | str | os.PathLike,
-    output: str | os.PathLike | None,
-    config: BuildConfig | None = None,
-    **overrides: Any,
-) -> BuildReport:
-    """Build an intent store from sessions and item titles (stage one of LLM4SBR).
-
-    Args:
-        sessions: a :class:`SessionSet` or a sessions file (read with the config's ``sessions_format``,
-            ``sessions_encoding``, ``on_empty_session`` and, for a click log, ``clicks_target``; see
-            :func:`read_session_file`).
-        catalogue: a :class:`Catalogue` or a catalogue file (read with ``items_encoding`` and ``items_header``).
-        output: the store to write (``.safetensors``); may be ``None`` only with ``dry_run``.
-        config: the settings (default: :class:`BuildConfig` ``()``); each field is documented there and
-            is the command-line flag of the same name.
-        overrides: settings replacing those of ``config``, e.g. ``top_f=3``; an unknown name or a bad
-            value is a :class:`~llm4sbr_adapter.config.ConfigError` naming it.
-
-    Returns:
-        A :class:`BuildReport`; ``report.output`` is the store path (``None`` for a dry run).
-    """
-    config = config if config is not None else BuildConfig()
-    if overrides:
-        config = config.replace(**overrides)
-    return run_build(sessions, catalogue, output, config)
-
-
-def run_build(
-    sessions: SessionSet | str | os.PathLike,
-    catalogue: Catalogue | str | os.PathLike,
-    output: str | os.PathLike | None,
-    config: BuildConfig,
-) -> BuildReport:
-    """:func:`build_intent_store` with the settings in a :class:`BuildConfig`."""
-    from tqdm.auto import tqdm
-
-    cfg = config
-    generation = cfg.generation
-    if output is None and not cfg.dry_run:
-        raise ValueError("output is required unless dry_run=True")
-    if cfg.threads and not cfg.dry_run:
-        import torch
-
-        torch.set_num_threads(int(cfg.threads))
-    shard = cfg.shard
-    persp = _resolve_perspectives(cfg.perspectives)
-    report = BuildReport(
-        perspectives=[p.name for p in persp], dry_run=cfg.dry_run, shard=f"{shard[0]}/{shard[1]}" if shard else ""
-    )
-    seconds = report.seconds
-
-    # 1. read ---------------------------------------------------------------------------
-    with _Timer(seconds, "read"):
-        sess = sessions if isinstance(sessions, SessionSet) else read_session_file(sessions, cfg)
-        _require_sessions(sess)
-        cat = catalogue
-        if not isinstance(cat, Catalogue):
-            header = {"auto": None, "yes": True, "no": False}[cfg.items_header]
-            cat = read_catalogue(cat, encoding=cfg.items_encoding, header=header)
-        if shard:
-            total, sess = len(sess), sess.shard(*shard)
-            if not len(sess):
-                raise InputFormatError(
-                    f"{sess.source}: shard {shard[0]}/{shard[1]} has no sessions "
-                    f"({total} sessions in all): use fewer shards"
-                )
-        report.sessions = len(sess)
-        report.untitled_items, report.distinct_items = _count_untitled_items(sess, cat)
-        if cfg.top_f > len(cat):
-            raise ValueError(
-                f"{option_hint('top_f', '--top-f', cfg.top_f)} is larger than the catalogue "
-                f"{cat.source} ({len(cat)} items)"
-            )
-        logger.info("%d sessions from %s, %d catalogue items from %s", len(sess), sess.source, len(cat), cat.source)
-
-    # 2. render -------------------------------------------------------------------------
-    n = len(sess)
-    prompts: dict[str, list[str | None]] = {p.name: [] for p in persp}  # None: an untitled session, not asked
-    view_rows: dict[str, list[list[int]]] = {p.name: [] for p in persp}  # catalogue rows shown per prompt
-    untitled: set[int] = set()  # sessions with no titled item under skip_item: no prompt, a zero intent
-    with _Timer(seconds, "render"):
-        ids = sess.ids.tolist()
-        for i in tqdm(range(n), desc="render prompts", unit="session", disable=not cfg.progress or n < 1000):
-            seq = sess.sequences[i]
-            lines = item_lines(
-                seq,
-                cat,
-                on_missing_title=cfg.on_missing_title,
-                session_id=ids[i],
-                source=f"{sess.source}: {sess.line_label} {sess.lines[i]}" if sess.lines else sess.source,
-            )
-            if not lines:  # only under skip_item: the session is not asked and gets a zero intent
-                untitled.add(i)
-                for p in persp:
-                    prompts[p.name].append(None)
-                    view_rows[p.name].append([])
-                continue
-            # catalogue rows aligned with ``lines`` (None for an id-only line), truncated the same way
-            aligned = [cat.row(item) for item in seq]
-            if cfg.on_missing_title == "skip_item":
-                aligned = [r for r in aligned if r is not None]
-            for p in persp:
-                prompts[p.name].append(render_prompt(p, lines, cfg.max_items))
-                view = aligned[-cfg.max_items :]
-                view = view[-p.last_n :] if p.last_n else view
-                view_rows[p.name].append([r for r in view if r is not None])
-        flat = [prompts[p.name][i] for p in persp for i in range(n)]
-        asked_at = [k for k, prompt in enumerate(flat) if prompt is not None]
-        asked_prompts = [prompt for prompt in flat if prompt is not None]  # in the order of asked_at
-        report.untitled_sessions = len(untitled)
-        report.prompts_total = len(asked_at)
-        report.unique_prompts = len(set(asked_prompts))
-        for p in persp:
-            for i in [i for i in range(n) if i not in untitled][:2]:
-                report.sample_prompts.append(
-                    {"session_id": ids[i], "perspective": p.name, "prompt": prompts[p.name][i]}
-                )
-        if cfg.export_prompts:
-            report.exported_prompts = _export_prompts(Path(cfg.export_prompts), ids, persp, prompts)
-    logger.info("%d prompts (%d distinct)", report.prompts_total, report.unique_prompts)
-    if cfg.dry_run:
-        return report
-
-    # 3-4. LLM --------------------------------------------------------------------------
-    from .llm.cache import AnswerCache, answer_prompts
-
-    output = Path(output)
-    report.cache_path = Path(cfg.cache_path) if cfg.cache_path else default_cache_path(output)
-    with _Timer(seconds, "llm_load"):
-        backend, owned = _resolve_llm(cfg.llm, cfg.device, cfg.batch_size, cfg.threads, cfg.request_timeout)
-        report.llm = backend.model_id
-    try:
-        with _Timer(seconds, "answer"):
-            cache = AnswerCache(report.cache_path)
-            try:
-                # batch_size is the commit unit; a server backend with more connections than that gets
-                # several batches in flight at once (answer_prompts), so it is not starved either.
-                labels = [f"session {sid!r}, perspective {p.name!r}" for p in persp for sid in ids]
-                result = answer_prompts(
-                    backend,
-                    asked_prompts,
-                    generation,
-                    cache,
-                    batch_size=cfg.batch_size,
-                    progress=cfg.progress,
-                    labels=[labels[k] for k in asked_at],
-                )
-            finally:
-                close = getattr(cache, "close", None)
-                if close:
-                    close()
-            report.asked, report.cached = int(result.asked), int(result.cached)
-    finally:
-        if owned:
-            backend.close()
-    answers = [""] * len(flat)  # untitled sessions keep "" (never asked)
-    for k, answer in zip(asked_at, result.answers, strict=True):
-        answers[k] = answer
-    raw = {p.name: answers[j * n : (j + 1) * n] for j, p in enumerate(persp)}
-
-    # 5. clean --------------------------------------------------------------------------
-    with _Timer(seconds, "clean"):
-        cleaned = {name: [clean_answer(a) for a in answers] for name, answers in raw.items()}
-        report.empty_answers = {
-            name: sum(1 for i, a in enumerate(answers) if not a and i not in untitled)
-            for name, answers in cleaned.items()
-        }
-        if cfg.on_empty_answer == "error" and any(report.empty_answers.values()):
-            name = next(k for k, v in report.empty_answers.items() if v)
-            i = next(i for i, a in enumerate(cleaned[name]) if not a and i not in untitled)
-            raise ValueError(
-                f"session {ids[i]!r}, perspective {name!r}: the LLM answer {raw[name][i]!r} is empty after cleaning "
-                f"({option_hint('on_empty_answer', '--on-empty-answer', 'error')})"
-            )
-
-    # 6. encode answers -----------------------------------------------------------------
-    with _Timer(seconds, "encoder_load"):
-        enc = _resolve_encoder(cfg.encoder, cfg.device)
-        report.text_encoder = enc.name
-    with _Timer(seconds, "encode"):
-        texts: dict[str, int] = {}
-        for name in cleaned:
-            for i, text in enumerate(cleaned[name]):
-                if not text and cfg.on_empty_answer == "raw":
-                    text = " ".join(raw[name][i].split())
-                if text:
-                    texts.setdefault(text, len(texts))
-        text_list = list(texts)
-        text_emb = (
-            enc.encode(
-                text_list,
-                batch_size=64,
-                normalize_embeddings=True,
-                show_progress_bar=cfg.progress and len(text_list) > 640,
-            )
-            if text_list
-            else np.zeros((0, enc.dim), np.float32)
-        )
-
-    # 7. catalogue embeddings -----------------------------------------------------------
-    from .encode import catalogue_embeddings
-
-    with _Timer(seconds, "catalogue"):
-        cache_dir = cfg.item_cache_dir if cfg.item_cache_dir is not None else output.parent / "llm4sbr_item_cache"
-        item_emb = catalogue_embeddings(enc, cat.item_ids, cat.titles, cache_dir=cache_dir)
-
-    # 8. localize -----------------------------------------------------------------------
-    from .localize import ItemLocalizer
-
-    intents: dict[str, np.ndarray] = {}
-    top_items: dict[str, np.ndarray] = {}
-    top_weights: dict[str, np.ndarray] = {}
-    with _Timer(seconds, "localize"):
-        localizer = ItemLocalizer(item_emb, index=cfg.index)
-        for name in cleaned:
-            queries = np.zeros((n, enc.dim), np.float32)
-            for i, text in enumerate(cleaned[name]):
-                if not text and cfg.on_empty_answer == "raw":
-                    text = " ".join(raw[name][i].split())
-                if text:
-                    queries[i] = text_emb[texts[text]]
-                elif view_rows[name][i]:
-                    mean = item_emb[view_rows[name][i]].mean(axis=0)
-                    norm = float(np.linalg.norm(mean))
-                    if norm > 0:
-                        queries[i] = mean / norm
-            zero = ~np.any(queries != 0, axis=1)
-            vecs, idx, w = localizer.localize(np.ascontiguousarray(queries), cfg.top_f, cfg.softmax_temperature)
-            vecs = np.array(vecs, dtype=np.float32)
-            idx = np.array(idx, dtype=np.int64).reshape(n, -1)
-            w = np.array(w, dtype=np.float32).reshape(n, -1)
-            if zero.any():
-                vecs[zero] = 0
-                idx[zero] = -1
-                w[zero] = 0
-                report.zero_intents += int(zero.sum())
-            intents[name], top_items[name], top_weights[name] = vecs, idx, w
-
-    # 9. write --------------------------------------------------------------------------
-    with _Timer(seconds, "write"):
-        meta = StoreMetadata(
-            perspectives=[p.name for p in persp],
-            text_dim=int(enc.dim),
-            text_encoder=enc.name,
-            llm=backend.model_id,
-            top_f=int(cfg.top_f),
-            prompts={p.name: p.template for p in persp},
-            prompt_sha256=prompt_sha256(persp, cfg.max_items),
-            catalogue_sha256=cat.sha256,
-            sessions_source=sess.source,
-            sessions_sha256=sess.sha256,
-            shard=report.shard,
-            extra={
-                "builder": "llm4sbr_adapter.offline",
-                "qualifiers": {p.name: p.qualifier for p in persp},
-                "last_n": {p.name: p.last_n for p in persp},
-                "max_items": int(cfg.max_items),
-                "generation": generation.to_dict() if hasattr(generation, "to_dict") else str(generation),
-                "softmax_temperature": float(cfg.softmax_temperature),
-                "index": cfg.index,
-                "on_missing_title": cfg.on_missing_title,
-                "on_empty_answer": cfg.on_empty_answer,
-                "catalogue_source": cat.source,
-                "catalogue_html_unescaped": int(cat.html_unescaped),
-                "untitled_sessions": len(untitled),
-                # every setting, loadable with BuildConfig.from_dict (the shard is the field above)
-                "build_config": cfg.replace(shard=None).to_payload(),
-            },
-        )
-        keep_top = cfg.top_f > 0
-        report.output = write_store(
-            output,
-            sess.ids,
-            intents,
-            meta,
-            dtype=cfg.dtype,
-            top_items=top_items if keep_top else None,
-            top_weights=top_weights if keep_top else None,
-            item_ids=cat.item_ids if keep_top else None,
-            answers=cleaned,
-            raw_answers=raw,
-        )
-    logger.info("build finished: %s (%.1f s)", report.output, sum(seconds.values()))
-    return report
-
-
-def read_session_file(
-    path: str | os.PathLike, config: BuildConfig, click_columns: dict[str, Any] | None = None, **cut: Any
-) -> SessionSet:
-    """A sessions file read with the config's settings: a click log (``sessions_format="clicks"``, or one
-    detected under ``"auto"``) grouped into sessions, with ``click_columns`` (roles, or ``names`` of a
-    headerless log) and ``gap``/``window`` in ``cut`` when its columns do not have common names; any
-    other file one session per row."""
-    from .inputs.clicks import looks_like_click_log, read_click_sessions
-
-    fmt, encoding = config.sessions_format, config.sessions_encoding
-    headerless = (click_columns or {}).get("names") is not None
-    if fmt == "clicks" or (fmt == "auto" and (headerless or looks_like_click_log(path, encoding))):
-        target, on_empty = config.clicks_target, config.on_empty_session
-        return read_click_sessions(
-            path, columns=click_columns, target=target, on_empty=on_empty, encoding=encoding, **cut
-        )
-    return read_sessions(path, fmt, on_empty=config.on_empty_session, encoding=encoding)
-
-
 def _count_untitled_items(sess: SessionSet, cat: Catalogue) -> tuple[int, int]:
     """(distinct session items without a catalogue title, distinct session items)."""
     distinct = {item_key(item) for seq in sess.sequences for item in seq}
@@ -529,17 +718,17 @@ def _require_sessions(sess: SessionSet) -> None:
         )
 
 
-def _export_prompts(path: Path, ids: list, persp: Sequence[Perspective], prompts: dict[str, list[str | None]]) -> Path:
+def _export_prompts(path: Path, prompts: RenderedPrompts) -> Path:
     """Write every prompt as one JSON line (``session_id``, ``perspective``, ``prompt``, ``prompt_sha256``),
     the format :class:`~llm4sbr_adapter.offline.llm.replay.ReplayBackend` answers files refer to."""
     from .llm.replay import export_prompts
 
     records = (
         {"session_id": sid, "perspective": p.name, "prompt": prompt}
-        for p in persp
-        for sid, prompt in zip(ids, prompts[p.name], strict=True)
+        for p in prompts.perspectives
+        for sid, prompt in zip(prompts.session_ids, prompts.texts[p.name], strict=True)
         if prompt is not None
     )
     out = export_prompts(path, records)
-    logger.info("wrote %d prompts to %s", sum(p is not None for v in prompts.values() for p in v), out)
+    logger.info("wrote %d prompts to %s", len(prompts.asked()), out)
     return out
