@@ -19,6 +19,7 @@ from llm4sbr_adapter.offline.prompts import (
     named_perspectives,
     prompt_sha256,
     render_prompt,
+    visible_items,
 )
 from llm4sbr_adapter.offline.sessions import Catalogue, InputFormatError
 
@@ -165,3 +166,15 @@ def test_prompt_sha256_tracks_templates_and_truncation():
 )
 def test_clean_answer(raw, expected):
     assert clean_answer(raw) == expected
+
+
+@pytest.mark.parametrize("last_n,max_items", [(None, 50), (None, 3), (2, 50), (2, 3), (5, 3), (1, 1)])
+def test_visible_items_is_what_the_prompt_lists(last_n, max_items):
+    perspective = Perspective("p", "q", last_n=last_n)
+    lines = [f"Title {i}_{i}" for i in range(1, 8)]
+    listed = [line.split(". ", 1)[1] for line in render_prompt(perspective, lines, max_items).splitlines()[1:-1]]
+    assert listed == visible_items(lines, perspective, max_items)
+    assert visible_items(list(range(1, 8)), perspective, max_items) == [int(x.rsplit("_", 1)[1]) for x in listed]
+    assert len(listed) == min(7, max_items, last_n or 7)
+    with pytest.raises(ValueError, match="max_items must be >= 1"):
+        visible_items(lines, perspective, 0)

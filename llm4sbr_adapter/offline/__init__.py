@@ -18,6 +18,7 @@ from .prompts import (
     load_perspectives,
     prompt_sha256,
     render_prompt,
+    visible_items,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "read_sessions",
     "render_prompt",
     "run_build",
+    "visible_items",
 ]

@@ -64,6 +64,7 @@ from .prompts import (
     load_perspectives,
     prompt_sha256,
     render_prompt,
+    visible_items,
 )
 from .sessions import (
     Catalogue,
@@ -348,8 +349,7 @@ def render_prompts(
             continue
         for p in perspectives:
             out.texts[p.name].append(render_prompt(p, lines, config.max_items))
-            view = rows[-config.max_items :]
-            view = view[-p.last_n :] if p.last_n else view
+            view = visible_items(rows, p, config.max_items)  # the rows of the lines the prompt lists
             out.shown_rows[p.name].append([r for r in view if r is not None])
     return out
 

@@ -31,7 +31,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import Llm4sbrError, option_hint
 from .inputs.sessions import Catalogue, InputFormatError, ItemId, item_key
@@ -50,7 +50,10 @@ __all__ = [
     "PERSPECTIVE_PRESETS",
     "prompt_sha256",
     "render_prompt",
+    "visible_items",
 ]
+
+T = TypeVar("T")
 
 DEFAULT_MAX_ITEMS = 50
 SHORT_TERM_ITEMS = 5
@@ -255,17 +258,27 @@ def _missing_title_hint(policy: str) -> str:
     return option_hint("on_missing_title", "--on-missing-title", policy)
 
 
-def render_prompt(perspective: Perspective, lines: Sequence[str], max_items: int = DEFAULT_MAX_ITEMS) -> str:
-    """Fill a perspective's template with a session's item lines (oldest first).
+def visible_items(items: Sequence[T], perspective: Perspective, max_items: int = DEFAULT_MAX_ITEMS) -> list[T]:
+    """The part of a session a perspective's prompt shows (oldest first): the most recent ``max_items``
+    entries, then the last ``perspective.last_n`` of those.
 
-    Keeps the most recent ``max_items`` lines, then the last ``perspective.last_n`` of those, and
-    numbers them ``1. Title_ItemID``.
+    The one rule for "which items a perspective sees": :func:`render_prompt` applies it to the item
+    lines, and the builder to the catalogue rows aligned with them (for the session-mean fallback).
     """
     if max_items < 1:
         raise ValueError(f"max_items must be >= 1, got {max_items}")
-    kept = list(lines)[-max_items:]
+    kept = list(items)[-max_items:]
     if perspective.last_n is not None:
         kept = kept[-perspective.last_n :]
+    return kept
+
+
+def render_prompt(perspective: Perspective, lines: Sequence[str], max_items: int = DEFAULT_MAX_ITEMS) -> str:
+    """Fill a perspective's template with a session's item lines (oldest first).
+
+    Keeps the lines :func:`visible_items` selects and numbers them ``1. Title_ItemID``.
+    """
+    kept = visible_items(lines, perspective, max_items)
     listing = "\n".join(f"{i}. {line}" for i, line in enumerate(kept, 1))
     return perspective.template.format(items=listing, qualifier=perspective.qualifier)
 
