@@ -500,7 +500,7 @@ def embed_catalogue(encoder: Any, catalogue: Catalogue, cache_dir: str | os.Path
     """``[num_items, D]`` title embeddings (cached in ``cache_dir`` by encoder + catalogue hash)."""
     from .encode import catalogue_embeddings
 
-    return catalogue_embeddings(encoder, catalogue.item_ids, catalogue.titles, cache_dir=cache_dir)
+    return catalogue_embeddings(encoder, catalogue.item_ids.tolist(), catalogue.titles, cache_dir=cache_dir)
 
 
 # --------------------------------------------------------------------------- 6. localize
