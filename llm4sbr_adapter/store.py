@@ -464,19 +464,8 @@ def write_store(
         answers / raw_answers: optional ``{perspective: [N] str}``: cleaned and raw LLM answers.
     """
     path = Path(path)
-    if dtype not in _VALUE_DTYPES:
-        raise StoreError(f"dtype must be one of {sorted(_VALUE_DTYPES)}, got {dtype!r}")
-    ids = _normalise_ids(session_ids, "session_ids")
+    ids, perspectives = _checked_ids_and_perspectives(session_ids, intents, metadata, dtype)
     n = len(ids)
-    dups = _first_duplicates(ids)
-    if dups:
-        raise StoreError(f"duplicate session ids: {dups}")
-    perspectives = list(metadata.perspectives)
-    if not perspectives or len(set(perspectives)) != len(perspectives):
-        raise StoreError(f"perspectives must be a non-empty list of unique names, got {perspectives}")
-    if set(intents) != set(perspectives):
-        raise StoreError(f"intents have perspectives {sorted(intents)}, metadata declares {perspectives}")
-
     tensors = _intent_tensors(intents, perspectives, ids, metadata.text_dim, dtype)
     id_tensors, id_kind = _id_tensors(ids)
     tensors.update(id_tensors)
@@ -498,6 +487,27 @@ def write_store(
     _write_safetensors_atomic(path, tensors, {METADATA_KEY: meta.to_json()})
     logger.info("wrote intent store %s (%d sessions, perspectives %s)", path, n, perspectives)
     return path
+
+
+def _checked_ids_and_perspectives(
+    session_ids: Sequence[int] | Sequence[str] | np.ndarray,
+    intents: Mapping[str, np.ndarray | torch.Tensor],
+    metadata: StoreMetadata,
+    dtype: str,
+) -> tuple[np.ndarray, list[str]]:
+    """The session ids (unique, one kind) and the perspectives (unique, matching ``intents``) of :func:`write_store`."""
+    if dtype not in _VALUE_DTYPES:
+        raise StoreError(f"dtype must be one of {sorted(_VALUE_DTYPES)}, got {dtype!r}")
+    ids = _normalise_ids(session_ids, "session_ids")
+    dups = _first_duplicates(ids)
+    if dups:
+        raise StoreError(f"duplicate session ids: {dups}")
+    perspectives = list(metadata.perspectives)
+    if not perspectives or len(set(perspectives)) != len(perspectives):
+        raise StoreError(f"perspectives must be a non-empty list of unique names, got {perspectives}")
+    if set(intents) != set(perspectives):
+        raise StoreError(f"intents have perspectives {sorted(intents)}, metadata declares {perspectives}")
+    return ids, perspectives
 
 
 def _intent_tensors(
