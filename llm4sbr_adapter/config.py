@@ -64,9 +64,9 @@ def setting(
 
     ``minimum``/``maximum`` bound numbers (``exclusive_minimum``/``exclusive_maximum`` make a bound strict);
     ``flag`` overrides the generated ``--field-name``; ``cli=False`` keeps a field out of the command line
-    (values that only Python can supply, such as an object); ``parse`` turns the flag's text into the
-    value (e.g. ``"0/4"`` -> ``(0, 4)``; raise ``ValueError`` for bad text); ``group`` names the ``--help``
-    section the flag is listed in.
+    (values that only Python can supply, such as an object); ``parse`` turns text into the value, from
+    the command line or Python (e.g. ``"0/4"`` -> ``(0, 4)``; raise ``ValueError`` for bad text);
+    ``group`` names the ``--help`` section the flag is listed in.
     """
     metadata = {
         "help": help,
