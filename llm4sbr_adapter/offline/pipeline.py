@@ -232,7 +232,8 @@ def run_build(
     with stage("encode"):
         vectors = encode_texts(encoder, texts, config.progress)
     with stage("catalogue"):
-        item_emb = embed_catalogue(encoder, cat, config.item_cache_dir or output.parent / "llm4sbr_item_cache")
+        cache_dir = config.item_cache_dir if config.item_cache_dir is not None else output.parent / "llm4sbr_item_cache"
+        item_emb = embed_catalogue(encoder, cat, cache_dir)
     with stage("localize"):
         queries = with_session_means(vectors, texts, prompts.shown_rows, item_emb)
         located = localize_intents(queries, item_emb, config)
