@@ -92,7 +92,7 @@ def test_a_session_without_a_titled_item_is_not_rendered_nor_asked_under_skip_it
     sessions = SessionSet(ids=np.array([10, 13]), sequences=[[1, 2], [8, 9]], source="s.tsv")
     prompts = render_prompts(sessions, catalogue, [LONG], BuildConfig(on_missing_title="skip_item"))
     assert prompts.untitled == {1} and prompts.texts["long"][1] is None and prompts.shown_rows["long"][1] == []
-    assert prompts.asked() == [0]
+    assert prompts.asked() == [(0, prompts.texts["long"][0])]
     llm = EchoLLM()
     raw, asked, _ = ask_llm(llm, prompts, BuildConfig(progress=False), tmp_path / "c.sqlite3")
     assert llm.calls == 1 and asked == 1 and raw["long"][1] == ""

@@ -325,9 +325,9 @@ class RenderedPrompts:
         """A name for each prompt of :meth:`flat`, for error messages."""
         return [f"session {sid!r}, perspective {p.name!r}" for p in self.perspectives for sid in self.session_ids]
 
-    def asked(self) -> list[int]:
-        """Positions in :meth:`flat` of the prompts that are asked."""
-        return [k for k, text in enumerate(self.flat()) if text is not None]
+    def asked(self) -> list[tuple[int, str]]:
+        """``(position in flat(), prompt)`` of every prompt that is asked."""
+        return [(k, text) for k, text in enumerate(self.flat()) if text is not None]
 
 
 def render_prompts(
@@ -398,17 +398,17 @@ def ask_llm(
     try:
         result = answer_prompts(
             backend,
-            [flat[k] for k in asked],
+            [text for _, text in asked],
             config.generation,
             cache,
             batch_size=config.batch_size,
             progress=config.progress,
-            labels=[labels[k] for k in asked],
+            labels=[labels[k] for k, _ in asked],
         )
     finally:
         cache.close()
     answers = [""] * len(flat)  # sessions not asked keep ""
-    for k, answer in zip(asked, result.answers, strict=True):
+    for (k, _), answer in zip(asked, result.answers, strict=True):
         answers[k] = answer
     n = len(prompts.session_ids)
     raw = {p.name: answers[j * n : (j + 1) * n] for j, p in enumerate(prompts.perspectives)}
