@@ -19,6 +19,7 @@ safetensors holds tensors and a small string-to-string metadata map only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -489,6 +490,11 @@ def write_store(
     return path
 
 
+def _item_rows_in_catalogue(rows: np.ndarray, num_items: int) -> np.ndarray:
+    """Top-f catalogue rows that are valid: ``-1`` (none) or ``0 .. num_items - 1``."""
+    return (rows >= -1) & (rows < num_items)
+
+
 def _checked_ids_and_perspectives(
     session_ids: Sequence[int] | Sequence[str] | np.ndarray,
     intents: Mapping[str, np.ndarray | torch.Tensor],
@@ -516,7 +522,8 @@ def _intent_tensors(
     """One ``[N, dim]`` matrix per perspective in the store's ``dtype``, checked for shape and finite values."""
     n, tensors = len(ids), {}
     for name in perspectives:
-        vec = np.asarray(intents[name].detach().cpu() if isinstance(intents[name], torch.Tensor) else intents[name])
+        value = intents[name]
+        vec = np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value)
         if vec.shape != (n, dim):
             raise StoreError(f"intent {name!r} has shape {tuple(vec.shape)}, expected ({n}, {dim})")
         with np.errstate(over="ignore"):  # float16 overflow becomes inf, refused just below
@@ -719,11 +726,11 @@ class IntentStore:
                 weights = self._tensor(TOP_WEIGHTS_PREFIX + name)
                 self._check_rows(TOP_WEIGHTS_PREFIX + name, weights, np.isfinite, "holds NaN or inf")
             if TOP_ITEMS_PREFIX + name in self._header:
-                m = self._num_items
+                m = self._num_items or 0  # never None here: the layout check needs item ids beside top_items
                 self._check_rows(
                     TOP_ITEMS_PREFIX + name,
                     self._tensor(TOP_ITEMS_PREFIX + name),
-                    lambda b, m=m: (b >= -1) & (b < m),
+                    functools.partial(_item_rows_in_catalogue, num_items=m),
                     f"holds an item index outside the catalogue of {m} items (0..{m - 1}, or -1 for none)",
                 )
             for prefix in (ANSWER_PREFIX, RAW_ANSWER_PREFIX):
