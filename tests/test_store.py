@@ -990,3 +990,22 @@ def test_merge_of_complete_shards_in_any_order_and_of_whole_stores(tmp_path):
     assert len(merged) == 9 and merged.metadata.shard == ""
     whole = [_shard(tmp_path, f"w{k}.safetensors", [f"w{k}-{j}" for j in range(2)], seed=k)[0] for k in range(2)]
     assert len(IntentStore.open(merge_stores(whole, tmp_path / "w.safetensors"))) == 4
+
+
+@pytest.mark.parametrize("bad", [3, -2])
+def test_open_refuses_top_items_outside_the_catalogue(tmp_path, bad):
+    """Top-f rows written by another tool must index the store's own item ids (or be -1)."""
+    raw = json.loads(_meta(perspectives=["long"]).to_json())
+    raw.update(num_sessions=2, id_kind="int", top_f=1)
+    save_file(
+        {
+            "intent.long": np.zeros((2, D), np.float32),
+            "session_ids": np.array([1, 2], np.int64),
+            "item_ids": np.array([7, 8, 9], np.int64),
+            "top_items.long": np.array([[-1], [bad]], np.int64),
+        },
+        str(tmp_path / "top.safetensors"),
+        metadata={"llm4sbr": json.dumps(raw)},
+    )
+    with pytest.raises(StoreError, match=r"outside the catalogue of 3 items \(0..2, or -1 for none\)"):
+        IntentStore.open(tmp_path / "top.safetensors")
