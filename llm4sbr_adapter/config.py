@@ -55,6 +55,7 @@ def setting(
     exclusive_minimum: bool = False,
     exclusive_maximum: bool = False,
     flag: str | None = None,
+    aliases: tuple[str, ...] = (),
     metavar: str | None = None,
     cli: bool = True,
     parse: Callable[[str], Any] | None = None,
@@ -63,10 +64,10 @@ def setting(
     """A config field: its default, its help text and simple bounds, all in one place.
 
     ``minimum``/``maximum`` bound numbers (``exclusive_minimum``/``exclusive_maximum`` make a bound strict);
-    ``flag`` overrides the generated ``--field-name``; ``cli=False`` keeps a field out of the command line
-    (values that only Python can supply, such as an object); ``parse`` turns text into the value, from
-    the command line or Python (e.g. ``"0/4"`` -> ``(0, 4)``; raise ``ValueError`` for bad text);
-    ``group`` names the ``--help`` section the flag is listed in.
+    ``flag`` overrides the generated ``--field-name`` and ``aliases`` are more spellings of it;
+    ``cli=False`` keeps a field out of the command line (values that only Python can supply, such as an
+    object); ``parse`` turns text into the value, from the command line or Python (e.g. ``"0/4"`` ->
+    ``(0, 4)``; raise ``ValueError`` for bad text); ``group`` names the ``--help`` section of the flag.
     """
     metadata = {
         "help": help,
@@ -75,6 +76,7 @@ def setting(
         "exclusive_minimum": exclusive_minimum,
         "exclusive_maximum": exclusive_maximum,
         "flag": flag,
+        "aliases": tuple(aliases),
         "metavar": metavar,
         "cli": cli,
         "parse": parse,

@@ -84,7 +84,8 @@ def add_config_arguments(
         if flag.group and isinstance(parser, argparse.ArgumentParser):
             target = argument_group(parser, flag.group)
         kwargs = _argument(flag.field, flag.annotation, default)
-        target.add_argument(flag_of(flag.field), dest=dest_of(flag.field), default=argparse.SUPPRESS, **kwargs)
+        spellings = (flag_of(flag.field), *flag.field.metadata.get("aliases", ()))
+        target.add_argument(*spellings, dest=dest_of(flag.field), default=argparse.SUPPRESS, **kwargs)
 
 
 def argument_group(parser: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:

@@ -29,6 +29,7 @@ OLD_FLAGS = [
     (["--batch-size", "64"], "batch_size", 64),
     (["--request-timeout", "2.5"], "request_timeout", 2.5),
     (["--perspectives-file", "p.json"], "perspectives", "p.json"),
+    (["--perspectives", "long,short_last5"], "perspectives", "long,short_last5"),
     (["--max-items", "9"], "max_items", 9),
     (["--on-missing-title", "id_only"], "on_missing_title", "id_only"),
     (["--export-prompts", "p.jsonl"], "export_prompts", "p.jsonl"),
@@ -65,6 +66,7 @@ def test_no_flags_give_the_python_defaults():
         (["--shard", "3/2"], "argument --shard: K/N needs 0 <= K < N, got 3/2"),
         (["--max-new-tokens", "0"], "argument --max-new-tokens: must be >= 1, got 0"),
         (["--index", "tree"], "argument --index: invalid choice: 'tree'"),
+        (["--perspectives", "long,medium"], "--perspectives perspectives 'long,medium': unknown preset(s) ['medium']"),
     ],
 )
 def test_a_bad_setting_is_a_one_line_usage_error_naming_the_flag(argv, needle, capsys):

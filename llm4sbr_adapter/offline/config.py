@@ -23,7 +23,7 @@ from ..config import ConfigBase, setting
 from ..store import BUILD_DTYPE
 from .encode import TextEncoder
 from .llm.base import GenerationConfig, LLMBackend
-from .prompts import DEFAULT_MAX_ITEMS, Perspective
+from .prompts import DEFAULT_MAX_ITEMS, DEFAULT_PERSPECTIVES, Perspective, is_perspectives_file, named_perspectives
 
 __all__ = ["DEFAULT_TOP_F", "BuildConfig", "parse_shard"]
 
@@ -138,12 +138,15 @@ class BuildConfig(ConfigBase):
     )
 
     # ---- prompts -----------------------------------------------------------------------
-    perspectives: str | tuple[Perspective, ...] | None = setting(
-        None,
-        "JSON list of {name, qualifier, template, last_n} replacing the default long/short "
-        "perspectives; templates use {items} and {qualifier}. Python also takes a list of Perspective.",
-        flag="--perspectives-file",
-        metavar="JSON",
+    perspectives: str | tuple[Perspective, ...] = setting(
+        ",".join(p.name for p in DEFAULT_PERSPECTIVES),
+        "built-in perspectives, comma-separated: long, short (the same listing as long, qualifier 'short term', "
+        "as in the paper) or short_last5 (stored as short: only the last 5 items); or a JSON file (also "
+        "--perspectives-file) with a list of {name, qualifier, template, last_n}, templates using {items} and "
+        "{qualifier}. Python also takes a list of Perspective.",
+        flag="--perspectives",
+        aliases=("--perspectives-file",),
+        metavar="NAMES|JSON",
         group=_PROMPTS,
     )
     max_items: int = setting(
@@ -231,10 +234,7 @@ class BuildConfig(ConfigBase):
             self.fail("shard", str(err))
         self.llm = self._text_or(self.llm, "llm", LLMBackend, "a spec string or an LLMBackend")
         self.encoder = self._text_or(self.encoder, "encoder", TextEncoder, "a model folder or a TextEncoder")
-        if self.perspectives is not None and not isinstance(self.perspectives, (str, os.PathLike)):
-            self.perspectives = self._perspective_list(self.perspectives)
-        elif self.perspectives is not None:
-            self.perspectives = os.fspath(self.perspectives)
+        self.perspectives = self._perspectives(self.perspectives)
 
     def _text_or(self, value: Any, name: str, kind: type, what: str) -> Any:
         if value is None and name == "encoder":
@@ -246,6 +246,21 @@ class BuildConfig(ConfigBase):
         if not isinstance(value, (str, kind)):
             self.fail(name, f"must be {what}, got {type(value).__name__}")
         return value
+
+    def _perspectives(self, value: Any) -> str | tuple[Perspective, ...]:
+        """Preset names (checked here), a JSON file (read by the build), or a checked list of Perspective."""
+        if value is None:
+            return ",".join(p.name for p in DEFAULT_PERSPECTIVES)
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if isinstance(value, str):
+            if not is_perspectives_file(value):
+                try:
+                    named_perspectives(value)
+                except ValueError as err:
+                    self.fail("perspectives", str(err))
+            return value
+        return self._perspective_list(value)
 
     def _perspective_list(self, value: Any) -> tuple[Perspective, ...]:
         try:

@@ -57,13 +57,12 @@ from ..errors import option_hint
 from ..store import StoreMetadata, write_store
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
 from .prompts import (
-    DEFAULT_PERSPECTIVES,
     Perspective,
     clean_answer,
     item_lines,
-    load_perspectives,
     prompt_sha256,
     render_prompt,
+    resolve_perspectives,
     visible_items,
 )
 from .sessions import (
@@ -207,7 +206,7 @@ def run_build(
     if output is None and not config.dry_run:
         raise ValueError("output is required unless dry_run=True")
     _set_threads(config)
-    perspectives = _resolve_perspectives(config.perspectives)
+    perspectives = resolve_perspectives(config.perspectives)
     report = BuildReport(perspectives=[p.name for p in perspectives], dry_run=config.dry_run)
     report.shard = f"{config.shard[0]}/{config.shard[1]}" if config.shard else ""
     stage = _stage_timer(report.seconds)
@@ -693,15 +692,6 @@ def _resolve_encoder(encoder: Any, device: str) -> Any:
     if isinstance(encoder, str):
         return TextEncoder(model_path=encoder, device=device)
     return encoder
-
-
-def _resolve_perspectives(value: str | Sequence[Perspective] | None) -> list[Perspective]:
-    """The default perspectives, those of a JSON file, or the (already checked) list given."""
-    if value is None:
-        return list(DEFAULT_PERSPECTIVES)
-    if isinstance(value, str):
-        return load_perspectives(value)
-    return list(value)
 
 
 def _count_untitled_items(sess: SessionSet, cat: Catalogue) -> tuple[int, int]:

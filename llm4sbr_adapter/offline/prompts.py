@@ -46,7 +46,9 @@ __all__ = [
     "clean_answer",
     "item_lines",
     "load_perspectives",
+    "is_perspectives_file",
     "named_perspectives",
+    "resolve_perspectives",
     "PERSPECTIVE_PRESETS",
     "prompt_sha256",
     "render_prompt",
@@ -164,6 +166,20 @@ def named_perspectives(spec: str) -> list[Perspective]:
     if dups:
         raise PromptError(f"perspectives {spec!r}: more than one preset is stored as {dups}; keep one of them")
     return out
+
+
+def is_perspectives_file(spec: str) -> bool:
+    """Whether a perspectives setting names a JSON file (``.json``, a folder in it, or an existing file)
+    rather than preset names such as ``"long,short_last5"``."""
+    return spec.endswith(".json") or os.sep in spec or Path(spec).is_file()
+
+
+def resolve_perspectives(spec: str | Sequence[Perspective]) -> list[Perspective]:
+    """The perspectives a setting names: preset names (:func:`named_perspectives`), a JSON file
+    (:func:`load_perspectives`), or a list of :class:`Perspective` (kept as given)."""
+    if isinstance(spec, str):
+        return load_perspectives(spec) if is_perspectives_file(spec) else named_perspectives(spec)
+    return list(spec)
 
 
 def load_perspectives(path: str | os.PathLike) -> list[Perspective]:
