@@ -1031,11 +1031,12 @@ def _check_shard_set(stores: Sequence[IntentStore]) -> None:
         return
     if whole:
         raise StoreError(f"cannot merge: {', '.join(whole)} is not a shard (metadata shard ''), others are ({listing})")
-    counts = {n for _, n in shards}
+    pairs = [ks for ks in shards if ks is not None]  # all of them: no whole store is left here
+    counts = {n for _, n in pairs}
     if len(counts) > 1:
         raise StoreError(f"cannot merge: shard counts differ ({listing})")
     (n,) = counts
-    given = [k for k, _ in shards]
+    given = [k for k, _ in pairs]
     missing = [k for k in range(n) if k not in given]
     problems = [f"missing shard(s) {missing} of {n}"] if missing else []
     problems += [f"shard {k} given {given.count(k)} times" for k in sorted(set(given)) if given.count(k) > 1]
@@ -1063,7 +1064,11 @@ def merge_stores(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike
                     f"cannot merge {other.path} into {first.path}: {name} differs ({b!r} vs {a!r})"
                 )
         items_a, items_b = first.item_ids, other.item_ids
-        if (items_a is None) != (items_b is None) or (items_a is not None and not np.array_equal(items_a, items_b)):
+        if items_a is None or items_b is None:
+            differ = (items_a is None) != (items_b is None)
+        else:
+            differ = not np.array_equal(items_a, items_b)
+        if differ:
             raise StoreMismatchError(f"cannot merge {other.path} into {first.path}: item_ids differ")
 
     parts = [s.to_arrays() for s in stores]
@@ -1081,12 +1086,15 @@ def merge_stores(paths: Sequence[str | os.PathLike], out_path: str | os.PathLike
             return {n: [t for p in parts for t in p[key][n]] for n in names}
         return {n: np.concatenate([p[key][n] for p in parts]) for n in names}
 
+    intents = joined("intents")
+    if intents is None:  # every store holds its perspectives' intents, and they agree (checked above)
+        raise StoreError(f"cannot merge: the stores share no intent perspective ({[str(p) for p in paths]})")
     meta = dataclasses.replace(first.metadata, shard="", created_at="")
     meta.extra = {**meta.extra, "merged_from": [Path(p).name for p in paths]}
     return write_store(
         out_path,
         all_ids,
-        joined("intents"),
+        intents,
         meta,
         dtype=first.metadata.dtype,
         top_items=joined("top_items"),
