@@ -9,7 +9,7 @@ turns sessions and item titles into an intent store. Stage two (training): open 
 from .enhancer import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig
 from .errors import Llm4sbrError
 from .losses import AlignUniformLoss, InfoNCELoss
-from .offline import BuildConfig, BuildReport, build_intent_store
+from .offline import BuildConfig, BuildReport, LLMBackend, TextEncoder, build_intent_store
 from .store import IntentStore, StoreError, StoreMetadata, StoreMismatchError, merge_stores, write_store
 
 __all__ = [
@@ -21,12 +21,14 @@ __all__ = [
     "IntentEnhancer",
     "IntentEnhancerConfig",
     "IntentStore",
+    "LLMBackend",
     "Llm4sbrError",
     "StoreError",
     "StoreMetadata",
     "StoreMismatchError",
+    "TextEncoder",
     "build_intent_store",
     "merge_stores",
     "write_store",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
