@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log
+from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log_with
 from llm4sbr_adapter.offline.inputs.sessions import _parse_id, item_key, read_catalogue
 
 from .paper_protocol import drop_sessions_with_rare_items, user_split, write_session_split
@@ -42,16 +42,7 @@ def read_clicks_with_titles(
     items_header: bool | None = None,
 ):
     """The click log of ``src`` with the titles of the ``items`` catalogue (none when ``items`` is ``None``)."""
-    cols = columns or {}
-    log = read_click_log(
-        src,
-        session_column=cols.get("session"),
-        item_column=cols.get("item"),
-        time_column=cols.get("time"),
-        user_column=cols.get("user"),
-        names=cols.get("names"),
-        encoding=encoding,
-    )
+    log = read_click_log_with(src, columns, encoding=encoding)
     if items is not None:
         catalogue = read_catalogue(items, encoding=encoding, header=items_header)
         log.titles = {

@@ -48,6 +48,7 @@ __all__ = [
     "click_sessions",
     "clock_windows",
     "read_click_log",
+    "read_click_log_with",
     "split_sessions",
     "user_sort_key",
 ]
@@ -237,6 +238,24 @@ def looks_like_click_log(path: str | os.PathLike, encoding: str = "utf-8") -> bo
     return all(find_column(header, role, None, source=src, flag="") is not None for role in ("item", "time"))
 
 
+def read_click_log_with(
+    path: str | os.PathLike, columns: dict[str, Any] | None, *, encoding: str = "utf-8"
+) -> ClickLog:
+    """:func:`read_click_log` with the columns as the command lines collect them: a dict with the keys
+    ``session``, ``item``, ``time``, ``user`` (column names) and ``names`` (all names, for a log
+    without a header); a missing key is auto-detected."""
+    cols = columns or {}
+    return read_click_log(
+        path,
+        session_column=cols.get("session"),
+        item_column=cols.get("item"),
+        time_column=cols.get("time"),
+        user_column=cols.get("user"),
+        names=cols.get("names"),
+        encoding=encoding,
+    )
+
+
 def read_click_sessions(
     path: str | os.PathLike,
     *,
@@ -257,16 +276,7 @@ def read_click_sessions(
     """
     if target not in ("last", "none"):
         raise ValueError(f"target must be 'last' or 'none', got {target!r}")
-    cols = columns or {}
-    log = read_click_log(
-        path,
-        session_column=cols.get("session"),
-        item_column=cols.get("item"),
-        time_column=cols.get("time"),
-        user_column=cols.get("user"),
-        names=cols.get("names"),
-        encoding=encoding,
-    )
+    log = read_click_log_with(path, columns, encoding=encoding)
     keys = log.sessions if log.sessions is not None else log.users
     first_line: dict = {}
     for key, line in zip(keys, log.lines, strict=True):
