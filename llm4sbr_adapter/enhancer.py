@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigBase, setting
-from .losses import AlignUniformLoss, align_uniform_terms
+from .losses import AlignUniformLoss, normalized_align_uniform_terms
 from .pretrained import load_pretrained_weights, save_pretrained
 from .store import IntentStore, StoreMismatchError
 
@@ -489,8 +489,9 @@ class IntentEnhancer(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, dict[str, torch.Tensor]]]:
         """The unweighted sum over perspectives of alignment + uniformity, and its detached parts per perspective.
 
-        All perspectives go through one stacked :func:`~llm4sbr_adapter.losses.align_uniform_terms` (one batched
-        Gram matrix for every uniformity term). Rows without a stored intent (``found`` false) are left out.
+        All perspectives go through one stacked :func:`~llm4sbr_adapter.losses.normalized_align_uniform_terms`
+        (one batched Gram matrix for every uniformity term, one hand-written backward). Rows without a stored
+        intent (``found`` false) are left out.
         """
         cfg = self.config
         rows = None if found is None or bool(found.all()) else found
@@ -504,8 +505,7 @@ class IntentEnhancer(nn.Module):
         if pairs.shape[2] == 0:  # no row of this batch has a stored intent
             zero = pairs.new_zeros(())
             return zero, {p: {k: zero for k in ("align", "uniform", "loss")} for p in cfg.perspectives}
-        pairs = F.normalize(pairs, dim=-1, eps=self.align_uniform.eps)
-        terms = align_uniform_terms(pairs, cfg.uniformity_t, cfg.uniform_weight)
+        terms = normalized_align_uniform_terms(pairs, cfg.uniformity_t, cfg.uniform_weight, self.align_uniform.eps)
         parts = {k: v.detach() for k, v in terms.items()}
         losses = {p: {k: v[i] for k, v in parts.items()} for i, p in enumerate(cfg.perspectives)}
         return terms["loss"].sum(), losses

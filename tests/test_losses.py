@@ -11,6 +11,7 @@ from llm4sbr_adapter.losses import (
     AlignUniformLoss,
     InfoNCELoss,
     align_uniform_terms,
+    normalized_align_uniform_terms,
     pairwise_sq_dists,
     uniformity,
 )
@@ -221,3 +222,27 @@ def test_align_uniform_terms_of_a_stack_equal_the_loss_of_each_pair():
         one = loss.components(x[k], y[k])
         for name in ("align", "uniform", "loss"):
             torch.testing.assert_close(terms[name][k], one[name])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 5), (2, 9, 4), (2, 2, 1, 3, 6)])
+def test_normalized_align_uniform_terms_equal_the_reference_with_gradients(shape):
+    """The hand-written backward against autograd through F.normalize + align_uniform_terms (the definition)."""
+    torch.manual_seed(3)
+    raw = torch.randn(*shape, dtype=torch.float64)
+    raw[1, ..., 0, :] = raw[0, ..., 0, :] * 3.0  # a perfectly aligned pair
+    raw[0, ..., -1, :] = 0.0  # a zero row (its norm is clamped at eps)
+    weights = {k: torch.rand(shape[1:-2], dtype=torch.float64) for k in ("align", "uniform", "loss")}
+    results = []
+    for fn in (
+        lambda r: align_uniform_terms(torch.nn.functional.normalize(r, dim=-1), 1.7, 0.6),
+        lambda r: normalized_align_uniform_terms(r, 1.7, 0.6),
+    ):
+        r = raw.clone().requires_grad_()
+        terms = fn(r)
+        sum((terms[k] * w).sum() for k, w in weights.items()).backward()
+        results.append((terms, r.grad))
+    (want, want_grad), (got, got_grad) = results
+    for k in ("align", "uniform", "loss"):
+        torch.testing.assert_close(got[k], want[k])
+    torch.testing.assert_close(got_grad, want_grad)
+    assert got_grad.abs().sum() > 0
