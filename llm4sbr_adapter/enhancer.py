@@ -166,15 +166,37 @@ class EnhancerOutput:
             recommendation loss. It may be negative: the uniformity term is the log of a mean of
             ``exp(-t * d^2)``, which is ``<= 0`` (see :class:`~llm4sbr_adapter.losses.AlignUniformLoss`).
         projected: ``{perspective: [batch, hidden]}`` projected intents (before dropout).
-        losses: ``{perspective: {"align", "uniform", "loss"}}`` unweighted, detached scalars for logging.
+        losses: ``{perspective: {"align", "uniform", "loss"}}`` unweighted, detached scalars for logging (a
+            read-only mapping whose inner dicts are made on access, so that a step that does not log pays nothing).
         found: ``bool [batch]`` rows whose intents came from the store (``None`` when intents were passed in).
     """
 
     session: torch.Tensor
     aux_loss: torch.Tensor
     projected: dict[str, torch.Tensor]
-    losses: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    losses: Mapping[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     found: torch.Tensor | None = None
+
+
+TERM_NAMES = ("align", "uniform", "loss")
+
+
+class _PerspectiveTerms(Mapping):
+    """``{perspective: {"align", "uniform", "loss"}}`` read on access from one detached ``[3, P]`` tensor."""
+
+    def __init__(self, terms: torch.Tensor, perspectives: Sequence[str]) -> None:
+        self._terms = terms
+        self._index = {p: i for i, p in enumerate(perspectives)}
+
+    def __getitem__(self, perspective: str) -> dict[str, torch.Tensor]:
+        i = self._index[perspective]
+        return {k: self._terms[j, i] for j, k in enumerate(TERM_NAMES)}
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 # --------------------------------------------------------------------------- module
@@ -486,7 +508,7 @@ class IntentEnhancer(nn.Module):
         projected: Mapping[str, torch.Tensor],
         behaviours: Mapping[str, torch.Tensor],
         found: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, dict[str, dict[str, torch.Tensor]]]:
+    ) -> tuple[torch.Tensor, Mapping[str, dict[str, torch.Tensor]]]:
         """The unweighted sum over perspectives of alignment + uniformity, and its detached parts per perspective.
 
         All perspectives go through one stacked :func:`~llm4sbr_adapter.losses.normalized_align_uniform_terms`
@@ -504,10 +526,10 @@ class IntentEnhancer(nn.Module):
             pairs = pairs[:, :, rows]
         if pairs.shape[2] == 0:  # no row of this batch has a stored intent
             zero = pairs.new_zeros(())
-            return zero, {p: {k: zero for k in ("align", "uniform", "loss")} for p in cfg.perspectives}
+            return zero, {p: {k: zero for k in TERM_NAMES} for p in cfg.perspectives}
         terms = normalized_align_uniform_terms(pairs, cfg.uniformity_t, cfg.uniform_weight, self.align_uniform.eps)
-        parts = {k: v.detach() for k, v in terms.items()}
-        losses = {p: {k: v[i] for k, v in parts.items()} for i, p in enumerate(cfg.perspectives)}
+        parts = torch.stack([terms[k] for k in TERM_NAMES]).detach()
+        losses = _PerspectiveTerms(parts, cfg.perspectives)
         return terms["loss"].sum(), losses
 
     # ---- persistence ---------------------------------------------------------------------
