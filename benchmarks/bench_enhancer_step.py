@@ -8,6 +8,10 @@ step's own work, which other jobs on a shared machine do not inflate as they inf
 ratio, and the enhancer's parts timed on their own over the same batches: the store lookup, the
 projections and fusion, and the alignment + uniformity loss (forward and backward each).
 
+With ``--reference-loss`` a third copy runs in the same rotation: the enhancer with its alignment +
+uniformity loss computed by the reference definition (``F.normalize`` + ``align_uniform_terms``, autograd
+through every op) instead of the fused function, so that what the fused loss buys is measured side by side.
+
 A quicker companion to ``benchmarks/cost_table3.py`` (whole epochs in separate processes): use it to see
 what an enhancer change buys; report Table 3 from cost_table3.
 
@@ -24,21 +28,42 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
 from llm4sbr_adapter.experiments.catalogue import count_items
 from llm4sbr_adapter.experiments.recommender import Session, build_backbone
 from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split
+from llm4sbr_adapter.losses import align_uniform_terms
 from llm4sbr_adapter.store import IntentStore
 
 
-def make_session(name: str, num_items: int, store: IntentStore | None, seed: int) -> tuple[Session, torch.optim.Adam]:
+class ReferenceLossEnhancer(IntentEnhancer):
+    """The enhancer with the alignment + uniformity loss of the reference definition (for comparison only)."""
+
+    def aux_loss(self, projected, behaviours, found):
+        cfg = self.config
+        pairs = torch.stack(
+            [projected[p] for p in cfg.perspectives] + [behaviours[cfg.pairing[p]] for p in cfg.perspectives]
+        )
+        pairs = pairs.view(2, len(cfg.perspectives), *pairs.shape[1:])
+        if found is not None and not bool(found.all()):
+            pairs = pairs[:, :, found]
+        pairs = F.normalize(pairs, dim=-1, eps=self.align_uniform.eps)
+        terms = align_uniform_terms(pairs, cfg.uniformity_t, cfg.uniform_weight)
+        parts = {k: v.detach() for k, v in terms.items()}
+        return terms["loss"].sum(), {p: {k: v[i] for k, v in parts.items()} for i, p in enumerate(cfg.perspectives)}
+
+
+def make_session(
+    name: str, num_items: int, store: IntentStore | None, seed: int, enhancer_class: type = IntentEnhancer
+) -> tuple[Session, torch.optim.Adam]:
     torch.manual_seed(seed)
     backbone = build_backbone(name, num_items, 100)
     enhancer = None
     if store is not None:
         cfg = IntentEnhancerConfig(hidden_size=100, text_dim=store.text_dim, perspectives=tuple(store.perspectives))
-        enhancer = IntentEnhancer(cfg, store=store)
+        enhancer = enhancer_class(cfg, store=store)
     sess = Session(backbone, enhancer, {"train": store} if store is not None else {})
     sess.train(True)
     sess.use_split("train")
@@ -82,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=300, help="timed steps per variant (default 300)")
     p.add_argument("--batch-size", type=int, default=100, help="rows per batch (default 100)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument(
+        "--reference-loss",
+        action="store_true",
+        help="also time the enhancer with the reference (unfused) alignment + uniformity loss",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -90,24 +120,33 @@ def main(argv: list[str] | None = None) -> int:
     store = IntentStore.open(args.store, sessions_sha256=train.sha256)
     print(f"store {args.store}: {store.num_sessions} rows, dtype {store.metadata.dtype}; {args.threads} thread(s)")
     for name in args.models:
-        alone, enh = make_session(name, num_items, None, 0), make_session(name, num_items, store, 0)
-        times: dict[str, list[float]] = {"alone": [], "enhancer": []}
+        variants = {
+            "alone": make_session(name, num_items, None, 0),
+            "enhancer": make_session(name, num_items, store, 0),
+        }
+        if args.reference_loss:
+            variants["enhancer, reference loss"] = make_session(name, num_items, store, 0, ReferenceLossEnhancer)
+        times: dict[str, list[float]] = {v: [] for v in variants}
         batches = []
-        graph = alone[0].needs_graph
+        graph = variants["alone"][0].needs_graph
+        labels = list(variants)
         for k, batch in enumerate(iterate_batches(train, args.batch_size, shuffle=True, seed=1, graph=graph)):
             if k == args.steps + 5:
                 break
-            order = (("alone", alone), ("enhancer", enh)) if k % 2 == 0 else (("enhancer", enh), ("alone", alone))
-            for label, (sess, opt) in order:
-                took = timed_step(sess, opt, batch)
+            shift = k % len(labels)  # which variant goes first rotates every batch
+            for label in labels[shift:] + labels[:shift]:
+                took = timed_step(*variants[label], batch)
                 if k >= 5:  # warm-up steps are not counted
                     times[label].append(took)
             batches.append(batch)
-        a, e = (1e3 * statistics.median(times[v]) for v in ("alone", "enhancer"))
-        print(f"\n{name}: median CPU ms/step over {len(times['alone'])} steps: alone {a:.2f}, + enhancer {e:.2f}, ")
-        print(f"  ratio {e / a:.3f}x (extra {e - a:.2f} ms/step)")
-        for part, ms in part_times(enh[0].enhancer, batches[5:], train.sha256).items():
-            print(f"  {part:32s} {ms:6.2f} ms  ({ms / a:5.1%} of a step alone)")
+        ms = {v: 1e3 * statistics.median(t) for v, t in times.items()}
+        a = ms["alone"]
+        print(f"\n{name}: median CPU ms/step over {len(times['alone'])} steps: alone {a:.2f}")
+        for label in labels[1:]:
+            print(f"  + {label:26s} {ms[label]:6.2f}  ratio {ms[label] / a:.3f}x (extra {ms[label] - a:.2f} ms/step)")
+        enh = variants["enhancer"]
+        for part, part_ms in part_times(enh[0].enhancer, batches[5:], train.sha256).items():
+            print(f"  {part:32s} {part_ms:6.2f} ms  ({part_ms / a:5.1%} of a step alone)")
     return 0
 
 
