@@ -125,7 +125,7 @@ class _NormalizedAlignUniform(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, raw: torch.Tensor, t: float, eps: float):  # type: ignore[override]
+    def forward(ctx, raw: torch.Tensor, t: float, eps: float):
         norm = raw.norm(dim=-1, keepdim=True)
         z = raw / norm.clamp_min(eps)
         diff = z[0] - z[1]
@@ -143,7 +143,7 @@ class _NormalizedAlignUniform(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, g_align: torch.Tensor, g_uniform: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, g_align: torch.Tensor, g_uniform: torch.Tensor):
         z, norm, diff, weights = ctx.saved_tensors
         n, d = z.shape[-2:]
         flat = z.reshape(-1, n, d)
