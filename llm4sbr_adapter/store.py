@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -903,6 +903,30 @@ class IntentStore:
         found = (pos < n) & (self._sorted_ids[clipped] == query) if n else np.zeros(len(query), bool)
         rows = np.where(found, self._order[clipped] if n else 0, 0).astype(np.int64)
         return rows, found
+
+    @overload
+    def lookup(
+        self,
+        session_ids: Sequence | np.ndarray | torch.Tensor,
+        *,
+        perspectives: Iterable[str] | None = ...,
+        device: torch.device | str | None = ...,
+        dtype: torch.dtype | None = ...,
+        missing: MissingPolicy = ...,
+        return_found: Literal[False] = ...,
+    ) -> dict[str, torch.Tensor]: ...
+
+    @overload
+    def lookup(
+        self,
+        session_ids: Sequence | np.ndarray | torch.Tensor,
+        *,
+        perspectives: Iterable[str] | None = ...,
+        device: torch.device | str | None = ...,
+        dtype: torch.dtype | None = ...,
+        missing: MissingPolicy = ...,
+        return_found: Literal[True],
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]: ...
 
     def lookup(
         self,
