@@ -221,13 +221,13 @@ def test_train_cli_with_and_without_enhancer(tmp_path, name):
     assert set(summary["enhancer_minus_alone"]) == {name}
 
 
-def test_enhancer_needs_every_store(tmp_path):
+def test_enhancer_needs_every_store(tmp_path, capsys):
     from llm4sbr_adapter.experiments.text_mean_store import build_text_mean_stores
     from llm4sbr_adapter.experiments.train import main
 
     _write_dataset(tmp_path / "data")
     paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
-    with pytest.raises(ValueError, match="--store-test"):
+    assert (
         main(
             [
                 "--data",
@@ -246,8 +246,12 @@ def test_enhancer_needs_every_store(tmp_path):
                 str(tmp_path / "x.json"),
             ]
         )
+        == 1
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--store-test" in err[0]
     # Swapping the valid and test stores is caught by the sha256 of the pickle each store names.
-    with pytest.raises(ValueError, match="sessions_sha256"):
+    assert (
         main(
             [
                 "--data",
@@ -268,6 +272,10 @@ def test_enhancer_needs_every_store(tmp_path):
                 str(tmp_path / "x.json"),
             ]
         )
+        == 1
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "sessions_sha256" in err[0]
 
 
 def test_shuffled_control_store_permutes_rows(tmp_path):

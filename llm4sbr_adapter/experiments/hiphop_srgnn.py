@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
 from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
+from llm4sbr_adapter.errors import run_cli
 from llm4sbr_adapter.hiphop import BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding, align_text_to_rows
 
 from .backbones.srgnn import SRGNN
@@ -382,8 +383,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command: a failure is one line, ``error: <message>`` (exit 1; traceback at --log-level debug)."""
     args = parse_args(argv)
     setup_logging(args)
+    return run_cli(lambda: _report(args), args.log_level)
+
+
+def _report(args: argparse.Namespace) -> int:
     result = run(args)
     parts = "+".join(k for k, v in result["parts"].items() if v not in (False, "none")) or "plain"
     select = result["select_metric"]

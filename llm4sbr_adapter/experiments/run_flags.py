@@ -21,7 +21,7 @@ from typing import Any
 from llm4sbr_adapter.config import ConfigBase, ConfigError
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args, flag_settings
 from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
-from llm4sbr_adapter.errors import CliParser
+from llm4sbr_adapter.errors import CliParser, add_log_level
 
 from .intent_stores import open_stores
 from .session_data import SplitData
@@ -42,6 +42,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of :class:`TrainConfig` (data, schedule, optimiser, model size, evaluation, output)."""
     add_config_arguments(parser.add_argument_group("training run"), TrainConfig)
     parser.add_argument("--quiet", action="store_true", help="log only warnings")
+    add_log_level(parser, "info")
 
 
 def add_enhancer_arguments(parser: argparse.ArgumentParser, enhancer_help: str) -> None:
@@ -105,14 +106,14 @@ def run_settings(
     ``configs``: ``(config, skipped fields)`` pairs: each config the run built (its validated values), or the
     class of one it did not build (the flags as typed, else the defaults), and the fields it has no flag for.
     """
-    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(args).items() if k != "quiet"}
+    shown = {k: v for k, v in vars(args).items() if k not in ("quiet", "log_level")}
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in shown.items()}
     for source, skip in configs:
         settings.update(flag_settings(source, args, skip=skip))
     return settings
 
 
 def setup_logging(args: argparse.Namespace) -> None:
-    """INFO to stderr, or WARNING with ``--quiet``."""
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
-    )
+    """``--log-level`` (INFO by default) to stderr, or WARNING with ``--quiet``."""
+    level = logging.WARNING if args.quiet else logging.getLevelName(getattr(args, "log_level", "INFO"))
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", stream=sys.stderr)

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Sequence
 
 from llm4sbr_adapter.enhancer import IntentEnhancerConfig
+from llm4sbr_adapter.errors import run_cli
 
 from .backbones import BACKBONES
 from .process_memory import mapped_file_mb
@@ -104,8 +105,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command: a failure is one line, ``error: <message>`` (exit 1; traceback at --log-level debug)."""
     args = parse_args(argv)
     setup_logging(args)
+    return run_cli(lambda: _report(args), args.log_level)
+
+
+def _report(args: argparse.Namespace) -> int:
     result = run(args)
     metrics, select = result["test"], result["select_metric"]
     name = args.model + (" + enhancer" if args.enhancer else "")
