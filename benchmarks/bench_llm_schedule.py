@@ -34,6 +34,9 @@ import sys
 import time
 from pathlib import Path
 
+# the machine's limit is measured exactly as bench_llm.py measures it (this folder is on sys.path when run)
+from bench_llm import matmul_flops
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SCHEDULES = {"old": "long,short_last5", "new": "long,short"}
@@ -90,20 +93,6 @@ class ForwardSpy:
             return generate_from(*args, **kwargs)
 
         model.forward, backend._generate_ids_from = spy, flagged
-
-
-def matmul_flops(m: int, k: int, n: int, repeats: int = 5) -> float:
-    """Best-of-``repeats`` float32 FLOP/s of ``[m, k] @ [k, n]``."""
-    import torch
-
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * m * k * n / best
 
 
 def tokens_after_previous(token_lists: list[list[int]]) -> int:

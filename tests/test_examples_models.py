@@ -227,55 +227,19 @@ def test_enhancer_needs_every_store(tmp_path, capsys):
 
     _write_dataset(tmp_path / "data")
     paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
-    assert (
-        main(
-            [
-                "--data",
-                str(tmp_path / "data"),
-                "--model",
-                "stamp",
-                "--epochs",
-                "1",
-                "--enhancer",
-                "--quiet",
-                "--store-train",
-                str(paths["train"]),
-                "--store-valid",
-                str(paths["valid"]),
-                "--out",
-                str(tmp_path / "x.json"),
-            ]
-        )
-        == 1
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "--store-test" in err[0]
+    common = ["--data", str(tmp_path / "data"), "--model", "stamp", "--epochs", "1", "--enhancer", "--quiet"]
+    common += ["--out", str(tmp_path / "x.json"), "--store-train", str(paths["train"])]
+
+    def one_line_error() -> str:
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+        return err[0]
+
+    assert main([*common, "--store-valid", str(paths["valid"])]) == 1
+    assert "--store-test" in one_line_error()
     # Swapping the valid and test stores is caught by the sha256 of the pickle each store names.
-    assert (
-        main(
-            [
-                "--data",
-                str(tmp_path / "data"),
-                "--model",
-                "stamp",
-                "--epochs",
-                "1",
-                "--enhancer",
-                "--quiet",
-                "--store-train",
-                str(paths["train"]),
-                "--store-valid",
-                str(paths["test"]),
-                "--store-test",
-                str(paths["valid"]),
-                "--out",
-                str(tmp_path / "x.json"),
-            ]
-        )
-        == 1
-    )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "sessions_sha256" in err[0]
+    assert main([*common, "--store-valid", str(paths["test"]), "--store-test", str(paths["valid"])]) == 1
+    assert "sessions_sha256" in one_line_error()
 
 
 def test_shuffled_control_store_permutes_rows(tmp_path):
