@@ -17,12 +17,16 @@ For each it prints prompt tokens actually evaluated per row (real tokens and pad
 a spy on the model's forward calls), rows/s, the two schedules' ratio, how many answers agree where
 the prompt text is the same in both (the long view), and the prompt tokens/s as a fraction of what
 a float32 matmul of the model's shapes reaches on this machine in the same run (the machine's limit).
-For llama.cpp the script prints, per schedule, the tokens per row it would evaluate after the prefix
-each prompt shares with the previous one in sorted order (llama.cpp was already asked in sorted order
-before), counted with the same tokenizer; llama.cpp itself is not timed here.
+With ``llamacpp`` among ``--backends`` (needs ``pip install llama-cpp-python``), the same two
+schedules are answered by the llama.cpp backend on the same GGUF file, one prompt at a time. llama.cpp
+keeps the previous prompt's key/value cache and reads only what follows the shared prefix, and it
+was already asked in sorted order before, so for it ``old`` and ``new`` differ only by the
+perspectives. Prompt tokens evaluated are counted from its ``eval`` calls; its limit is the same
+float32 matmul (its quantised kernels do the same multiply-adds per token).
 
 Example:
     python benchmarks/bench_llm_schedule.py --data ../shared/data --rows 10 --threads 2
+    python benchmarks/bench_llm_schedule.py --data ../shared/data --rows 40 --threads 2 --backends llamacpp
 """
 
 from __future__ import annotations
@@ -95,13 +99,30 @@ class ForwardSpy:
         model.forward, backend._generate_ids_from = spy, flagged
 
 
-def tokens_after_previous(token_lists: list[list[int]]) -> int:
-    """Tokens a llama.cpp-style cache of the previous prompt leaves to read, in the given order."""
-    total, prev = 0, []
-    for toks in token_lists:
-        total += len(toks) - len(os.path.commonprefix([toks, prev]))
-        prev = toks
-    return total
+class EvalSpy:
+    """Counts the prompt tokens llama.cpp evaluates: the first ``eval`` call of each chat completion
+    holds the prompt's tokens after the prefix kept from the previous prompt (later calls are answer
+    tokens, one at a time)."""
+
+    def __init__(self, backend) -> None:
+        self.real = self.positions = self.answer = 0
+        self.first = False
+        llm = backend.llm
+        evaluate, complete = llm.eval, llm.create_chat_completion
+
+        def spy(tokens):
+            if self.first:
+                self.real += len(tokens)
+                self.first = False
+            else:
+                self.answer += len(tokens)
+            return evaluate(tokens)
+
+        def flagged(*args, **kwargs):
+            self.first = True
+            return complete(*args, **kwargs)
+
+        llm.eval, llm.create_chat_completion = spy, flagged
 
 
 def run_transformers(backend, spy, schedules: dict, n_rows: int, cfg, rounds: int, batch_size: int) -> dict:
@@ -124,13 +145,41 @@ def run_transformers(backend, spy, schedules: dict, n_rows: int, cfg, rounds: in
     return out
 
 
-def report(dataset: str, n_rows: int, schedules: dict, res: dict, flops_per_token: float, peak: float) -> None:
-    print(f"\n{dataset}: {n_rows} rows, transformers")
-    print(f"{'schedule':<10}{'tok/row real':>14}{'positions/row':>15}{'rows/s':>9}{'prompt tok/s':>14}{'% limit':>9}")
+def run_llamacpp(backend, spy, schedules: dict, n_rows: int, cfg, rounds: int) -> dict:
+    """Answer each schedule with llama.cpp ``rounds`` times (alternating which goes first), its key/value
+    cache emptied before each run so neither schedule starts from the other's last prompt."""
+    from llm4sbr_adapter.offline.llm.cache import answer_prompts
+
+    out = {name: {"seconds": 0.0, "real": 0, "rounds": rounds} for name in schedules}
+    for r in range(rounds):
+        for name in list(schedules) if r % 2 == 0 else list(schedules)[::-1]:
+            prompts, _ = schedules[name]
+            backend.llm.reset()
+            spy.real = spy.answer = 0
+            t0 = time.perf_counter()
+            result = answer_prompts(backend, prompts, cfg, None, batch_size=8, progress=False)
+            out[name]["seconds"] += time.perf_counter() - t0
+            out[name]["answers"] = result.answers
+            out[name]["real"] = out[name]["positions"] = spy.real
+            out[name]["answer"] = spy.answer
+    for name in out:
+        out[name]["rows_per_s"] = n_rows * rounds / out[name]["seconds"]
+    return out
+
+
+def report(
+    dataset: str, n_rows: int, schedules: dict, res: dict, flops_per_token: float, peak: float, backend: str
+) -> None:
+    print(f"\n{dataset}: {n_rows} rows, {backend}")
+    print(
+        f"{'schedule':<10}{'tok/row real':>14}{'positions/row':>15}{'answer tok/row':>16}{'rows/s':>9}"
+        f"{'prompt tok/s':>14}{'% limit':>9}"
+    )
     for name, r in res.items():
         tok_s = r["real"] * r["rounds"] / r["seconds"]
+        answer = f"{r['answer'] / n_rows:16.1f}" if "answer" in r else f"{'-':>16}"  # counted for llama.cpp only
         print(
-            f"{name:<10}{r['real'] / n_rows:14.1f}{r['positions'] / n_rows:15.1f}{r['rows_per_s']:9.3f}"
+            f"{name:<10}{r['real'] / n_rows:14.1f}{r['positions'] / n_rows:15.1f}{answer}{r['rows_per_s']:9.3f}"
             f"{tok_s:14.1f}{100 * tok_s * flops_per_token / peak:8.1f}%"
         )
     old, new = res["old"], res["new"]
@@ -148,52 +197,72 @@ def _long(schedule: tuple[list[str], list[str]], result: dict) -> list[tuple[str
     return sorted((p, n, a) for p, n, a in zip(prompts, names, result["answers"], strict=True) if n == "long")
 
 
+def load_backends(names: list[str], model: str, batch_size: int, threads: int) -> dict:
+    """{backend name: (backend, spy, flops per prompt token, hidden size, intermediate size)}."""
+    from llm4sbr_adapter.offline.llm import make_backend
+
+    out = {}
+    if "transformers" in names:
+        backend = make_backend(model, batch_size=batch_size)
+        config = backend.model.config
+        embed = backend.model.get_input_embeddings().weight.numel()
+        flops = 2.0 * (backend.num_parameters - embed)
+        out["transformers"] = (backend, ForwardSpy(backend), flops, config.hidden_size, config.intermediate_size)
+        print(f"transformers: {backend.model_id}, {backend.num_parameters / 1e6:.0f} M parameters")
+    if "llamacpp" in names:
+        spec = "llamacpp:default" if model == "default" else model
+        backend = make_backend(spec, n_threads=threads or None)
+        llm = backend.llm
+        arch = llm.metadata["general.architecture"]
+        hidden, inter = int(llm.n_embd()), int(llm.metadata[f"{arch}.feed_forward_length"])
+        flops = 2.0 * (llm._model.n_params() - llm.n_vocab() * hidden)  # the token embedding is a lookup
+        out["llamacpp"] = (backend, EvalSpy(backend), flops, hidden, inter)
+        print(f"llama.cpp: {backend.model_id}, {backend.n_threads} threads")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder holding ml-100k/ and beauty/ (../shared/data)")
     parser.add_argument("--datasets", default="ml-100k,beauty", help="comma-separated (default: %(default)s)")
     parser.add_argument("--rows", type=int, default=10, help="rows per dataset (default %(default)s)")
-    parser.add_argument("--model", default="default", help="LLM spec for make_backend (default: %(default)s)")
+    parser.add_argument(
+        "--model", default="default", help="LLM spec for make_backend, or a .gguf for llamacpp (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--backends", default="transformers", help="comma-separated: transformers, llamacpp (default: %(default)s)"
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch (default %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="answer length cap (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per schedule (default 1)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch / llama.cpp threads (0 = their default)")
     parser.add_argument("--seed", type=int, default=0, help="row sample seed (default 0)")
     args = parser.parse_args(argv)
+    names = args.backends.split(",")
+    if unknown := set(names) - {"transformers", "llamacpp"}:
+        parser.error(f"--backends: unknown {sorted(unknown)}")
 
     import torch
 
-    from llm4sbr_adapter.offline.llm import GenerationConfig, make_backend
+    from llm4sbr_adapter.offline.llm import GenerationConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
-    backend = make_backend(args.model, batch_size=args.batch_size)
-    spy = ForwardSpy(backend)
-    print(f"model {backend.model_id}, {backend.num_parameters / 1e6:.0f} M parameters")
-    hidden = int(backend.model.config.hidden_size)
-    inter = int(backend.model.config.intermediate_size)
-    embed = backend.model.get_input_embeddings().weight.numel()
-    flops_per_token = 2.0 * (backend.num_parameters - embed)
-    peak = matmul_flops(512, hidden, inter)
-    print(f"limit: float32 matmul [512,{hidden}]x[{hidden},{inter}] {peak / 1e9:.1f} GFLOP/s")
+    backends = load_backends(names, args.model, args.batch_size, args.threads)
     cfg = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    try:
-        import llama_cpp  # noqa: F401
-
-        has_llamacpp = True
-    except ImportError:
-        has_llamacpp = False
     for dataset in args.datasets.split(","):
         rows, titles = sample_rows(Path(args.data), dataset, args.rows, args.seed)
         schedules = {name: render(rows, titles, spec) for name, spec in SCHEDULES.items()}
-        res = run_transformers(backend, spy, schedules, len(rows), cfg, args.rounds, args.batch_size)
-        peak = max(peak, matmul_flops(512, hidden, inter))
-        report(dataset, len(rows), schedules, res, flops_per_token, peak)
-        for name, (prompts, _) in schedules.items():
-            after = tokens_after_previous(backend.encode_prompts(sorted(prompts)))
-            print(f"  llama.cpp ({name}): {after / len(rows):.1f} tokens/row left after the previous prompt's prefix")
-        print(f"  llama.cpp: not timed ({'not implemented' if has_llamacpp else 'llama_cpp is not importable here'})")
+        for name, (backend, spy, flops_per_token, hidden, inter) in backends.items():
+            peak = matmul_flops(512, hidden, inter)
+            if name == "transformers":
+                res = run_transformers(backend, spy, schedules, len(rows), cfg, args.rounds, args.batch_size)
+            else:
+                res = run_llamacpp(backend, spy, schedules, len(rows), cfg, args.rounds)
+            peak = max(peak, matmul_flops(512, hidden, inter))
+            print(f"limit: float32 matmul [512,{hidden}]x[{hidden},{inter}] {peak / 1e9:.1f} GFLOP/s (best of 2)")
+            report(dataset, len(rows), schedules, res, flops_per_token, peak, name)
     return 0
 
 
