@@ -29,6 +29,7 @@ from typing import Any
 
 from ..model_hash import folder_sha256, stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
+from .gguf_once import read_gguf_once
 from .prefix_groups import PrefixGroup, prefix_groups
 
 __all__ = ["TransformersBackend", "dequantised_gguf_folder"]
@@ -275,12 +276,13 @@ class TransformersBackend(LLMBackend):
         source = _gguf_source(gguf) if cache_converted else None  # what is converted, read before converting
         t0 = time.perf_counter()
         try:
-            tok = AutoTokenizer.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, trust_remote_code=self.trust_remote_code
-            )
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=None, trust_remote_code=self.trust_remote_code
-            )
+            with read_gguf_once():  # transformers would parse the metadata three times
+                tok = AutoTokenizer.from_pretrained(
+                    gguf.parent, gguf_file=gguf.name, trust_remote_code=self.trust_remote_code
+                )
+                model = AutoModelForCausalLM.from_pretrained(
+                    gguf.parent, gguf_file=gguf.name, dtype=None, trust_remote_code=self.trust_remote_code
+                )
         except Exception as err:  # the GGUF reader fails with struct, key and value errors alike
             raise LLMError(f"{gguf}: transformers cannot read this GGUF file ({type(err).__name__}: {err})") from err
         model.to(getattr(torch, STORED_DTYPE_NAME))  # the same weights whether or not the folder is written
