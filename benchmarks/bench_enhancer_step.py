@@ -12,6 +12,10 @@ With ``--reference-loss`` a third copy runs in the same rotation: the enhancer w
 uniformity loss computed by the reference definition (``F.normalize`` + ``align_uniform_terms``, autograd
 through every op) instead of the fused function, so that what the fused loss buys is measured side by side.
 
+With ``--compiled`` another copy runs in the same rotation: the enhancer whose tensor work (projections,
+fusion, loss) is one ``torch.compile``'d function (inductor; the store lookup stays eager), to see what
+fusing its small element-wise ops buys on this CPU. Compilation happens during the warm-up steps.
+
 A quicker companion to ``benchmarks/cost_table3.py`` (whole epochs in separate processes): use it to see
 what an enhancer change buys; report Table 3 from cost_table3.
 
@@ -30,7 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
+from llm4sbr_adapter.enhancer import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig
 from llm4sbr_adapter.experiments.catalogue import count_items
 from llm4sbr_adapter.experiments.recommender import Session, build_backbone
 from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split
@@ -53,6 +57,28 @@ class ReferenceLossEnhancer(IntentEnhancer):
         terms = align_uniform_terms(pairs, cfg.uniformity_t, cfg.uniform_weight)
         parts = {k: v.detach() for k, v in terms.items()}
         return terms["loss"].sum(), {p: {k: v[i] for k, v in parts.items()} for i, p in enumerate(cfg.perspectives)}
+
+
+class CompiledEnhancer(IntentEnhancer):
+    """The enhancer with projections, fusion and loss in one ``torch.compile``'d function (for comparison only).
+
+    Full batches only (the last, shorter batch runs eagerly, so that shapes stay static).
+    """
+
+    def _tensor_work(self, h_local, h_global, intents, found):
+        projected = self.project_intents(intents)
+        session = self.fuse_session(h_local, h_global, projected)
+        aux, _ = self.aux_loss(projected, {"local": h_local, "global": h_global}, found)
+        return session, aux, projected
+
+    def forward(self, h_local, h_global, intents=None, session_ids=None, **kw):
+        if "_compiled" not in self.__dict__:
+            self.__dict__["_compiled"] = torch.compile(self._tensor_work, dynamic=False)
+            self.__dict__["_batch"] = h_local.shape[0]
+        intents, found = self.lookup(session_ids, h_local, **kw)
+        work = self.__dict__["_compiled"] if h_local.shape[0] == self.__dict__["_batch"] else self._tensor_work
+        session, aux, projected = work(h_local, h_global, intents, found)
+        return EnhancerOutput(session=session, aux_loss=self.config.loss_weight * aux, projected=projected, found=found)
 
 
 def make_session(
@@ -112,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time the enhancer with the reference (unfused) alignment + uniformity loss",
     )
+    p.add_argument(
+        "--compiled", action="store_true", help="also time the enhancer with its tensor work torch.compile'd"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -126,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.reference_loss:
             variants["enhancer, reference loss"] = make_session(name, num_items, store, 0, ReferenceLossEnhancer)
+        if args.compiled:
+            variants["enhancer, torch.compile"] = make_session(name, num_items, store, 0, CompiledEnhancer)
         times: dict[str, list[float]] = {v: [] for v in variants}
         batches = []
         graph = variants["alone"][0].needs_graph
