@@ -572,6 +572,9 @@ def test_http_build_commits_every_batch_size_prompts_and_keeps_the_server_busy(c
 
     monkeypatch.setattr(AnswerCache, "put_many", spy)
     monkeypatch.setattr(pipeline, "_resolve_encoder", stop)
+    # each answer held 0.5 s, so that the second batch's requests overlap the first's even on loaded cores
+    # (at the fixture's 50 ms the first batch could finish before the second batch's threads started)
+    chat_server.delay = 0.5
     sessions, items = _tsv_inputs(tmp_path)
     backend = OpenAIChatBackend(chat_server.url, "m", concurrency=16)
     with pytest.raises(StopAfterAnswers):
