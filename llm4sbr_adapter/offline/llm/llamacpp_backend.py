@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..model_hash import stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
@@ -73,6 +74,7 @@ class LlamaCppBackend(LLMBackend):
             raise ImportError(f"the llama.cpp backend needs llama-cpp-python: {INSTALL_HINT}") from e
 
         self.model_path = path
+        self.llm: Any = None  # the Llama instance (llama_cpp's own type when it is installed), None once closed
         self.n_threads = int(n_threads or os.cpu_count() or 1)
         self.n_ctx = int(n_ctx)
         t0 = time.perf_counter()
@@ -98,6 +100,8 @@ class LlamaCppBackend(LLMBackend):
     def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
         config = config or GenerationConfig()
         out = []
+        if self.llm is None:
+            raise LLMError("this llama.cpp backend was closed")
         for i, prompt in enumerate(prompts):
             try:
                 res = self.llm.create_chat_completion(
