@@ -3,9 +3,10 @@
 Loading a GGUF with transformers (``AutoTokenizer`` then ``AutoModelForCausalLM``, each with
 ``gguf_file=``) reads the file's metadata three times: for the tokenizer, for the config and again for
 the weights. Each read builds a ``gguf.GGUFReader``, which parses every metadata field in Python, and
-then converts every field again; for the default model's 151,936-token vocabulary and its merges that
-is most of a minute of a first run on two cores, three times over. transformers offers no way to pass a
-parsed file along, so :func:`read_gguf_once` swaps two names for the duration of a load:
+then converts every field again; for the default model's 151,936 tokens and 151,387 merges the two
+extra reads cost about 28 s of a first run on two cores (``benchmarks/bench_gguf_conversion.py``: 52 s
+per conversion instead of 81 s). transformers offers no way to pass a parsed file along, so
+:func:`read_gguf_once` swaps two names for the duration of a load:
 
 * ``gguf.GGUFReader``: one reader per file (the reader only reads, through a read-only memory map);
 * ``transformers.modeling_gguf_pytorch_utils.load_gguf_checkpoint`` called without tensors (tokenizer
