@@ -98,6 +98,14 @@ class ForwardSpy:
 
         model.forward, backend._generate_ids_from = spy, flagged
 
+    def before_run(self, schedule: str) -> None:
+        """Zero the counts; ``old`` runs as the backend did before (no shared openings, builder's order)."""
+        self.real = self.positions = 0
+        self.backend.share_prefix = self.backend.reuses_prompt_prefix = schedule == "new"
+
+    def counts(self) -> dict:
+        return {"real": self.real, "positions": self.positions}
+
 
 class EvalSpy:
     """Counts the prompt tokens llama.cpp evaluates: the first ``eval`` call of each chat completion
@@ -105,9 +113,9 @@ class EvalSpy:
     tokens, one at a time)."""
 
     def __init__(self, backend) -> None:
-        self.real = self.positions = self.answer = 0
+        self.real = self.answer = 0
         self.first = False
-        llm = backend.llm
+        self.llm = llm = backend.llm
         evaluate, complete = llm.eval, llm.create_chat_completion
 
         def spy(tokens):
@@ -124,44 +132,29 @@ class EvalSpy:
 
         llm.eval, llm.create_chat_completion = spy, flagged
 
+    def before_run(self, schedule: str) -> None:
+        """Zero the counts and empty llama.cpp's key/value cache, so no run starts from another's last prompt."""
+        self.real = self.answer = 0
+        self.llm.reset()
 
-def run_transformers(backend, spy, schedules: dict, n_rows: int, cfg, rounds: int, batch_size: int) -> dict:
+    def counts(self) -> dict:
+        return {"real": self.real, "positions": self.real, "answer": self.answer}
+
+
+def run_schedules(backend, spy, schedules: dict, n_rows: int, cfg, rounds: int, batch_size: int) -> dict:
     """Answer each schedule through the answer loop (no cache) ``rounds`` times, alternating which goes first."""
     from llm4sbr_adapter.offline.llm.cache import answer_prompts
 
-    out = {name: {"seconds": 0.0, "real": 0, "positions": 0, "rounds": rounds} for name in schedules}
+    out: dict[str, dict] = {name: {"seconds": 0.0, "rounds": rounds} for name in schedules}
     for r in range(rounds):
         for name in list(schedules) if r % 2 == 0 else list(schedules)[::-1]:
             prompts, _ = schedules[name]
-            backend.share_prefix = backend.reuses_prompt_prefix = name == "new"  # old: the former backend
-            spy.real = spy.positions = 0
+            spy.before_run(name)
             t0 = time.perf_counter()
             result = answer_prompts(backend, prompts, cfg, None, batch_size=batch_size, progress=False)
             out[name]["seconds"] += time.perf_counter() - t0
             out[name]["answers"] = result.answers
-            out[name]["real"], out[name]["positions"] = spy.real, spy.positions
-    for name in out:
-        out[name]["rows_per_s"] = n_rows * rounds / out[name]["seconds"]
-    return out
-
-
-def run_llamacpp(backend, spy, schedules: dict, n_rows: int, cfg, rounds: int) -> dict:
-    """Answer each schedule with llama.cpp ``rounds`` times (alternating which goes first), its key/value
-    cache emptied before each run so neither schedule starts from the other's last prompt."""
-    from llm4sbr_adapter.offline.llm.cache import answer_prompts
-
-    out = {name: {"seconds": 0.0, "real": 0, "rounds": rounds} for name in schedules}
-    for r in range(rounds):
-        for name in list(schedules) if r % 2 == 0 else list(schedules)[::-1]:
-            prompts, _ = schedules[name]
-            backend.llm.reset()
-            spy.real = spy.answer = 0
-            t0 = time.perf_counter()
-            result = answer_prompts(backend, prompts, cfg, None, batch_size=8, progress=False)
-            out[name]["seconds"] += time.perf_counter() - t0
-            out[name]["answers"] = result.answers
-            out[name]["real"] = out[name]["positions"] = spy.real
-            out[name]["answer"] = spy.answer
+            out[name].update(spy.counts())
     for name in out:
         out[name]["rows_per_s"] = n_rows * rounds / out[name]["seconds"]
     return out
@@ -210,7 +203,7 @@ def load_backends(names: list[str], model: str, batch_size: int, threads: int) -
         out["transformers"] = (backend, ForwardSpy(backend), flops, config.hidden_size, config.intermediate_size)
         print(f"transformers: {backend.model_id}, {backend.num_parameters / 1e6:.0f} M parameters")
     if "llamacpp" in names:
-        spec = "llamacpp:default" if model == "default" else model
+        spec = model if model.startswith("llamacpp:") else f"llamacpp:{model}"  # "default" or a .gguf path
         backend = make_backend(spec, n_threads=threads or None)
         llm = backend.llm
         arch = llm.metadata["general.architecture"]
@@ -256,10 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         schedules = {name: render(rows, titles, spec) for name, spec in SCHEDULES.items()}
         for name, (backend, spy, flops_per_token, hidden, inter) in backends.items():
             peak = matmul_flops(512, hidden, inter)
-            if name == "transformers":
-                res = run_transformers(backend, spy, schedules, len(rows), cfg, args.rounds, args.batch_size)
-            else:
-                res = run_llamacpp(backend, spy, schedules, len(rows), cfg, args.rounds)
+            res = run_schedules(backend, spy, schedules, len(rows), cfg, args.rounds, args.batch_size)
             peak = max(peak, matmul_flops(512, hidden, inter))
             print(f"limit: float32 matmul [512,{hidden}]x[{hidden},{inter}] {peak / 1e9:.1f} GFLOP/s (best of 2)")
             report(dataset, len(rows), schedules, res, flops_per_token, peak, name)
