@@ -65,6 +65,11 @@ class CompiledEnhancer(IntentEnhancer):
     Full batches only (the last, shorter batch runs eagerly, so that shapes stay static).
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.compiled_work = torch.compile(self._tensor_work, dynamic=False)  # compiles on its first call
+        self.compiled_batch: int | None = None  # the batch size it was compiled for
+
     def _tensor_work(self, h_local, h_global, intents, found):
         projected = self.project_intents(intents)
         session = self.fuse_session(h_local, h_global, projected)
@@ -72,11 +77,10 @@ class CompiledEnhancer(IntentEnhancer):
         return session, aux, projected
 
     def forward(self, h_local, h_global, intents=None, session_ids=None, **kw):
-        if "_compiled" not in self.__dict__:
-            self.__dict__["_compiled"] = torch.compile(self._tensor_work, dynamic=False)
-            self.__dict__["_batch"] = h_local.shape[0]
+        if self.compiled_batch is None:
+            self.compiled_batch = h_local.shape[0]
         intents, found = self.lookup(session_ids, h_local, **kw)
-        work = self.__dict__["_compiled"] if h_local.shape[0] == self.__dict__["_batch"] else self._tensor_work
+        work = self.compiled_work if h_local.shape[0] == self.compiled_batch else self._tensor_work
         session, aux, projected = work(h_local, h_global, intents, found)
         return EnhancerOutput(session=session, aux_loss=self.config.loss_weight * aux, projected=projected, found=found)
 
