@@ -201,6 +201,7 @@ def _argument(f: dataclasses.Field, annotation: Any, default: Any) -> dict[str, 
     if origin in (tuple, list):
         item = typing.get_args(kind)[0] if typing.get_args(kind) else str
         kwargs["nargs"] = "+"
+        kwargs["action"] = "extend"  # a repeated flag adds to the list: --store A --store B == --store A B
         kwargs["type"] = item if item in (int, float, str) else str
         return kwargs
     if kind in (int, float):

@@ -152,6 +152,14 @@ class BuildConfig(ConfigBase):
     max_items: int = setting(
         DEFAULT_MAX_ITEMS, "keep only a session's most recent N items in prompts.", minimum=1, group=_PROMPTS
     )
+    candidate_sessions: str | None = setting(
+        None,
+        "sessions file (e.g. the training split) whose item transitions propose the candidates a template's "
+        "{candidates} lists (presets long_candidates, short_candidates); one row per session.",
+        metavar="FILE",
+        group=_PROMPTS,
+    )
+    num_candidates: int = setting(10, "candidates listed by a {candidates} template.", minimum=1, group=_PROMPTS)
     on_missing_title: Literal["error", "skip_item", "id_only"] = setting(
         "error",
         "a session item without a catalogue title: stop with an error naming it, "
@@ -184,6 +192,13 @@ class BuildConfig(ConfigBase):
     index: Literal["flat", "hnsw", "ivf"] = setting(
         "flat",
         "FAISS index over the catalogue: exact 'flat' or approximate hnsw / ivf for very large catalogues.",
+        group=_LOCALIZE,
+    )
+    exclude_session_items: bool = setting(
+        False,
+        "snap answers only to items that are not in the session itself (all of its items, shown or not). "
+        "Domain knowledge: right where users do not repeat items (a MovieLens user rates a movie once, a "
+        "Beauty user reviews a product once), wrong where they do (re-purchases, replays).",
         group=_LOCALIZE,
     )
     on_empty_answer: Literal["session_mean", "raw", "error"] = setting(

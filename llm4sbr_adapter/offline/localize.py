@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import faiss
@@ -95,14 +96,33 @@ class ItemLocalizer:
         sims, idx = self.index.search(queries, k)
         return sims, idx.astype(np.int64, copy=False)
 
+    def _search_excluding(
+        self, queries: np.ndarray, k: int, exclude: Sequence[Sequence[int]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` for the k best items of each query that are not in its ``exclude`` rows
+        (``-1`` / ``-inf`` pads a query left with fewer than k items)."""
+        extra = max((len(set(rows)) for rows in exclude), default=0)
+        sims, idx = self.search(queries, min(k + extra, self.num_items))
+        out_sims = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_idx = np.full((len(queries), k), -1, dtype=np.int64)
+        for r, banned in enumerate(exclude):
+            keep = (idx[r] >= 0) & ~np.isin(idx[r], np.asarray(list(banned), dtype=np.int64))
+            n = min(k, int(keep.sum()))
+            out_sims[r, :n], out_idx[r, :n] = sims[r][keep][:n], idx[r][keep][:n]
+        return out_sims, out_idx
+
     def localize(
         self,
         queries: np.ndarray | torch.Tensor,
         top_f: int,
         temperature: float = 1.0,
         batch_size: int = 65536,
+        exclude: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Localise query embeddings ``[Q, D]`` onto the catalogue.
+
+        ``exclude`` (one list of item rows per query) keeps those items out of a query's top f: the f most
+        similar items among the others are used (e.g. a session's own items, where users do not repeat).
 
         Returns:
             vectors: ``float32 [Q, D]``: sum over the top-f items of weight * normalised item embedding
@@ -127,6 +147,8 @@ class ItemLocalizer:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if exclude is not None and len(exclude) != len(q):
+            raise ValueError(f"exclude has {len(exclude)} rows, queries {len(q)}")
         faiss.normalize_L2(q)
         n = q.shape[0]
         top_idx = np.empty((n, top_f), dtype=np.int64)
@@ -137,7 +159,10 @@ class ItemLocalizer:
         empty_rows = 0
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            sims, idx = self.search(q[start:stop], top_f)
+            if exclude is None:
+                sims, idx = self.search(q[start:stop], top_f)
+            else:
+                sims, idx = self._search_excluding(q[start:stop], top_f, exclude[start:stop])
             valid = idx >= 0
             logits = np.where(valid, sims / np.float32(temperature), -np.inf)  # [b, f]
             row_max = logits.max(axis=1, keepdims=True)

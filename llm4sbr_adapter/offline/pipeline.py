@@ -55,6 +55,7 @@ import numpy as np
 
 from ..errors import option_hint
 from ..store import StoreMetadata, write_store
+from .candidates import candidate_lines
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
 from .prompts import (
     Perspective,
@@ -63,6 +64,7 @@ from .prompts import (
     prompt_sha256,
     render_prompt,
     resolve_perspectives,
+    uses_candidates,
     visible_items,
 )
 from .sessions import (
@@ -235,7 +237,7 @@ def run_build(
         item_emb = embed_catalogue(encoder, cat, cache_dir)
     with stage("localize"):
         queries = with_session_means(vectors, texts, prompts.shown_rows, item_emb)
-        located = localize_intents(queries, item_emb, config)
+        located = localize_intents(queries, item_emb, config, own_rows(sess, cat, config))
         report.zero_intents = located.zero_intents
     with stage("write"):
         meta = store_metadata(
@@ -339,6 +341,12 @@ def render_prompts(
     out = RenderedPrompts(
         ids, list(perspectives), {p.name: [] for p in perspectives}, {p.name: [] for p in perspectives}
     )
+    listed = [p for p in perspectives if uses_candidates(p)]
+    candidates = (
+        candidate_lines(sessions, catalogue, config.candidate_sessions, config.num_candidates, config.sessions_encoding)
+        if listed
+        else None
+    )
     for i in tqdm(range(n), desc="render prompts", unit="session", disable=not config.progress or n < 1000):
         lines, rows = _session_view(sessions, i, ids[i], catalogue, config.on_missing_title)
         if not lines:  # only under skip_item: the session is not asked and gets a zero intent
@@ -348,7 +356,8 @@ def render_prompts(
                 out.shown_rows[p.name].append([])
             continue
         for p in perspectives:
-            out.texts[p.name].append(render_prompt(p, lines, config.max_items))
+            shown = candidates[i] if candidates is not None and p in listed else None
+            out.texts[p.name].append(render_prompt(p, lines, config.max_items, shown))
             view = visible_items(rows, p, config.max_items)  # the rows of the lines the prompt lists
             out.shown_rows[p.name].append([r for r in view if r is not None])
     return out
@@ -535,15 +544,30 @@ class LocalizedIntents:
     zero_intents: int = 0  # queries that were all zeros: zero intent, top_items -1
 
 
-def localize_intents(queries: dict[str, np.ndarray], item_emb: np.ndarray, config: BuildConfig) -> LocalizedIntents:
-    """Snap every query to the catalogue (:class:`ItemLocalizer`: top-f by cosine, softmax-weighted sum)."""
+def own_rows(sessions: SessionSet, catalogue: Catalogue, config: BuildConfig) -> list[list[int]] | None:
+    """Each session's catalogue rows when ``config.exclude_session_items`` keeps them out of its top f."""
+    if not config.exclude_session_items:
+        return None
+    return [[r for r in (catalogue.row(item) for item in seq) if r is not None] for seq in sessions.sequences]
+
+
+def localize_intents(
+    queries: dict[str, np.ndarray],
+    item_emb: np.ndarray,
+    config: BuildConfig,
+    exclude: Sequence[Sequence[int]] | None = None,
+) -> LocalizedIntents:
+    """Snap every query to the catalogue (:class:`ItemLocalizer`: top-f by cosine, softmax-weighted sum);
+    ``exclude`` (per session, catalogue rows) keeps those items out of a session's top f."""
     from .localize import ItemLocalizer
 
     localizer = ItemLocalizer(item_emb, index=config.index)
     out = LocalizedIntents({}, {}, {})
     for name, q in queries.items():
         n = len(q)
-        vecs, idx, w = localizer.localize(np.ascontiguousarray(q), config.top_f, config.softmax_temperature)
+        vecs, idx, w = localizer.localize(
+            np.ascontiguousarray(q), config.top_f, config.softmax_temperature, exclude=exclude
+        )
         vecs = np.array(vecs, dtype=np.float32)
         idx = np.array(idx, dtype=np.int64).reshape(n, -1)
         w = np.array(w, dtype=np.float32).reshape(n, -1)

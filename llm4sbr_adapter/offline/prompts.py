@@ -43,6 +43,9 @@ __all__ = [
     "Perspective",
     "PromptError",
     "SHORT_TERM_ITEMS",
+    "CANDIDATES_TEMPLATE",
+    "UNSEEN_TEMPLATE",
+    "uses_candidates",
     "clean_answer",
     "item_lines",
     "load_perspectives",
@@ -59,7 +62,7 @@ T = TypeVar("T")
 
 DEFAULT_MAX_ITEMS = 50
 SHORT_TERM_ITEMS = 5
-PLACEHOLDERS = frozenset({"items", "qualifier"})
+PLACEHOLDERS = frozenset({"items", "qualifier", "candidates"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 # Our wording of the LLM4SBR prompt: the clicked items in order, then a request qualified by the
@@ -68,6 +71,27 @@ DEFAULT_TEMPLATE = (
     "A user clicked the following items in this order (each line is Title_ItemID):\n"
     "{items}\n"
     "Judging from the user's {qualifier} interests, name one item this user would be interested in. "
+    "Output only the item's name, with no explanation."
+)
+
+# The same listing presented as items the user already has, and a request for another one: the paper's
+# wording lets a small model answer with an item of the listing (on ML-100K the default 0.5B model did so
+# in about 95 % of answers), which can never be the next item where users do not repeat items.
+UNSEEN_TEMPLATE = (
+    "A user has already seen the following items, in this order (each line is Title_ItemID):\n"
+    "{items}\n"
+    "Judging from the user's {qualifier} interests, name one other item, not in the list above, that this "
+    "user would want next. Output only the item's name, with no explanation."
+)
+
+# The listing plus a short list of candidates that followed the same items in other (training) sessions;
+# the model picks one. The candidates come from BuildConfig.candidate_sessions (offline/candidates.py).
+CANDIDATES_TEMPLATE = (
+    "A user has already seen the following items, in this order (each line is Title_ItemID):\n"
+    "{items}\n"
+    "Other users who saw these items often went on to one of these:\n"
+    "{candidates}\n"
+    "Judging from the user's {qualifier} interests, which one of these candidates will this user want next? "
     "Output only the item's name, with no explanation."
 )
 
@@ -130,7 +154,7 @@ def validate_perspective(p: Perspective, where: str | None = None) -> None:
     if unknown:
         raise PromptError(
             f"{where}: unknown placeholder(s) {sorted('{' + u + '}' for u in unknown)} in template; "
-            f"allowed: {{items}}, {{qualifier}}"
+            f"allowed: {{items}}, {{qualifier}}, {{candidates}}"
         )
     if "items" not in fields:
         raise PromptError(f"{where}: template must contain {{items}}")
@@ -144,6 +168,10 @@ PERSPECTIVE_PRESETS: dict[str, Perspective] = {
     "long": Perspective("long", "long term", DEFAULT_TEMPLATE, None),
     "short": Perspective("short", "short term", DEFAULT_TEMPLATE, None),
     "short_last5": Perspective("short", "short term", DEFAULT_TEMPLATE, SHORT_TERM_ITEMS),
+    "long_unseen": Perspective("long", "long term", UNSEEN_TEMPLATE, None),
+    "short_unseen": Perspective("short", "short term", UNSEEN_TEMPLATE, None),
+    "long_candidates": Perspective("long", "long term", CANDIDATES_TEMPLATE, None),
+    "short_candidates": Perspective("short", "short term", CANDIDATES_TEMPLATE, None),
 }
 DEFAULT_PERSPECTIVES: tuple[Perspective, ...] = (PERSPECTIVE_PRESETS["long"], PERSPECTIVE_PRESETS["short"])
 
@@ -289,14 +317,30 @@ def visible_items(items: Sequence[T], perspective: Perspective, max_items: int =
     return kept
 
 
-def render_prompt(perspective: Perspective, lines: Sequence[str], max_items: int = DEFAULT_MAX_ITEMS) -> str:
+def uses_candidates(perspective: Perspective) -> bool:
+    """Whether the perspective's template lists candidate items (``{candidates}``)."""
+    return "candidates" in _template_fields(perspective.template, f"perspective {perspective.name!r}")
+
+
+def render_prompt(
+    perspective: Perspective,
+    lines: Sequence[str],
+    max_items: int = DEFAULT_MAX_ITEMS,
+    candidates: Sequence[str] | None = None,
+) -> str:
     """Fill a perspective's template with a session's item lines (oldest first).
 
-    Keeps the lines :func:`visible_items` selects and numbers them ``1. Title_ItemID``.
+    Keeps the lines :func:`visible_items` selects and numbers them ``1. Title_ItemID``; ``candidates``
+    (``Title_ItemID`` lines) fill ``{candidates}`` as a bulleted list, required when the template has it.
     """
     kept = visible_items(lines, perspective, max_items)
     listing = "\n".join(f"{i}. {line}" for i, line in enumerate(kept, 1))
-    return perspective.template.format(items=listing, qualifier=perspective.qualifier)
+    if candidates is None:
+        if uses_candidates(perspective):
+            raise PromptError(f"perspective {perspective.name!r}: its template lists {{candidates}}; none were given")
+        return perspective.template.format(items=listing, qualifier=perspective.qualifier)
+    shown = "\n".join(f"- {line}" for line in candidates)
+    return perspective.template.format(items=listing, qualifier=perspective.qualifier, candidates=shown)
 
 
 # --------------------------------------------------------------------------- answers
