@@ -28,6 +28,8 @@ ITEMS = np.array([[0, 0], [1, 0], [0, 1], [R2, R2], [R2, -R2]], dtype=np.float32
 def _data(tmp_path: Path) -> Path:
     with open(tmp_path / "valid.txt", "wb") as f:
         pickle.dump(([[1], [2]], [3, 1]), f)
+    with open(tmp_path / "train.txt", "wb") as f:  # votes 1->3 1, 1->2 1/2, 3->2 1
+        pickle.dump(([[1, 3]], [2]), f)
     (tmp_path / "items.tsv").write_text("item_id\ttitle\n1\ta\n2\tb\n3\tc\n4\td\n", encoding="utf-8")
     return tmp_path
 
@@ -108,6 +110,15 @@ def test_hand_computed_ranks(tmp_path):
     assert control_last.metrics["HR@2"] == pytest.approx(1.0) and control_last.metrics["MRR@2"] == pytest.approx(0.5)
     assert control.top1_own_share == pytest.approx(1.0) and control.distinct_top1 == 2
     assert control_last.distinct_top1 == 1  # item 3 in both rows
+
+    # transitions: row 0 [1] votes 3 (1), 2 (1/2) -> target 3 at rank 1; row 1 [2] has no votes, so the
+    # title cosine ranks 2, 3, then 1 -> rank 3 (own items last: rank 2).
+    votes, votes_last = (
+        rows[("train transitions, then mean title", False)],
+        rows[("train transitions, then mean title", True)],
+    )
+    assert votes.metrics["HR@1"] == pytest.approx(0.5) and votes.metrics["MRR@2"] == pytest.approx(0.5)
+    assert votes_last.metrics["HR@2"] == pytest.approx(1.0) and votes_last.metrics["MRR@2"] == pytest.approx(0.75)
 
 
 def test_store_of_another_split_is_refused(tmp_path, capsys):

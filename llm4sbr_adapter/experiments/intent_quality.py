@@ -12,7 +12,9 @@ and all of them together:
 * a store of raw answer embeddings (``top_f = 0``) ranks by that cosine alone.
 
 Beside the stores, in the same run and on the same rows, the semantic-neighbour control ranks by the cosine
-to the mean title embedding of the row's input items (all of them, and the last ``--control-window``).
+to the mean title embedding of the row's input items (all of them, and the last ``--control-window``), and
+the transition control ranks by the votes of ``train.txt``'s item transitions (the list the
+``*_candidates`` prompts show the LLM), then by that cosine: what a candidate list knows without an LLM.
 Every ranking is scored twice: as it is, and with the row's own input items moved to the bottom ("own
 items last": domain knowledge, right where users do not repeat items).
 
@@ -37,6 +39,8 @@ from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
 from llm4sbr_adapter.errors import CliParser, Llm4sbrError, add_log_level, run_cli
 from llm4sbr_adapter.hashing import sha256_file
+from llm4sbr_adapter.offline.candidates import TransitionCandidates
+from llm4sbr_adapter.offline.inputs.sessions import SessionSet, read_sessions
 from llm4sbr_adapter.store import IntentStore
 
 from .catalogue import read_items_tsv
@@ -78,6 +82,11 @@ class IntentQualityConfig(ConfigBase):
     )
     ks: tuple[int, ...] = setting((5, 10, 20), "cut-offs K of HR@K, MRR@K, NDCG@K")
     control_window: int = setting(3, "the control's short view: mean of the last N input titles", minimum=1)
+    transitions: bool = setting(
+        True,
+        "also rank by the transition votes of DIR/train.txt (what the long/short_candidates prompts list), "
+        "then by the title-mean cosine: the information a candidate list holds without an LLM",
+    )
     encoder: str | None = setting(
         None, "text encoder folder for the titles (default: the stores' default, all-MiniLM-L6-v2)", metavar="PATH"
     )
@@ -196,6 +205,24 @@ def control_scorers(data: SplitData, item_vectors: np.ndarray, window: int) -> d
     }
 
 
+def transition_scorer(data: SplitData, train_path: Path, title_scorer: Scorer, num_items: int) -> Scorer:
+    """Items by :class:`TransitionCandidates` votes from ``train_path`` first, the rest by ``title_scorer``."""
+    model = TransitionCandidates(read_sessions(train_path, fmt="pickle"))
+    rows = SessionSet(ids=data.ids, sequences=[data.sequence(r) for r in range(len(data))], source=str(data.path))
+    columns = torch.tensor([int(k) for k in model.keys], dtype=torch.int64)
+    votes = torch.zeros(len(data), num_items + 1, dtype=torch.float32)
+    lo = 0
+    for chunk in model.score_chunks(rows):
+        votes[lo : lo + len(chunk), columns] = chunk.float()
+        lo += len(chunk)
+
+    def scores(lo: int, hi: int) -> torch.Tensor:
+        v = votes[lo:hi]
+        return torch.where(v > 0, _SNAPPED + v, title_scorer(lo, hi))
+
+    return scores
+
+
 def evaluate_scorer(
     scorer: Scorer, data: SplitData, num_items: int, *, own_items_last: bool, ks: Sequence[int]
 ) -> tuple[dict[str, float], float, int]:
@@ -245,7 +272,13 @@ def run(config: IntentQualityConfig, item_vectors: np.ndarray | None = None) -> 
     item_vectors = _normalised(item_vectors)
     num_items = item_vectors.shape[0] - 1
     items = torch.from_numpy(item_vectors)
-    rows = quality_rows(control_scorers(data, item_vectors, config.control_window), data, num_items, config.ks)
+    controls = control_scorers(data, item_vectors, config.control_window)
+    if config.transitions:
+        title = controls["mean title, all inputs"]
+        controls["train transitions, then mean title"] = transition_scorer(
+            data, data_dir / "train.txt", title, num_items
+        )
+    rows = quality_rows(controls, data, num_items, config.ks)
     for path, arrays in bound.items():
         named = {f"{path.name}: {view}": s for view, s in store_scorers(path, arrays, items).items()}
         rows += quality_rows(named, data, num_items, config.ks)

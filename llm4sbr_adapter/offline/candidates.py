@@ -19,7 +19,7 @@ No target leaks into a prompt:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ __all__ = ["STEPS", "CandidateError", "TransitionCandidates", "candidate_lines"]
 STEPS = 10
 _CHUNK = 1024
 _AUGMENTED_SHARE = 0.25
+_NOISE = 1e-9
 
 
 class CandidateError(Llm4sbrError, ValueError):
@@ -57,9 +58,7 @@ def _refuse_prefix_rows(full: list[list[str]], inputs: list[list[str]], source: 
     """
     whole = {tuple(seq): row for row, seq in enumerate(full)}
     hits = [
-        (row, whole[tuple(seq)])
-        for row, seq in enumerate(inputs)
-        if len(seq) > 1 and whole.get(tuple(seq), row) != row
+        (row, whole[tuple(seq)]) for row, seq in enumerate(inputs) if len(seq) > 1 and whole.get(tuple(seq), row) != row
     ]
     if inputs and len(hits) > _AUGMENTED_SHARE * len(inputs):
         row, other = hits[0]
@@ -113,15 +112,20 @@ class TransitionCandidates:
 
     def candidates(self, sessions: SessionSet, k: int) -> list[list[str]]:
         """The ``k`` best candidate keys of every session (fewer when fewer items ever followed its items)."""
+        out: list[list[str]] = []
+        for scores in self.score_chunks(sessions):
+            out += [self._top(row, k) for row in scores]
+        return out
+
+    def score_chunks(self, sessions: SessionSet) -> Iterator[torch.Tensor]:
+        """Vote scores ``float64 [rows, len(keys)]`` of the sessions, chunk by chunk (own items 0)."""
         same_file = bool(sessions.sha256) and sessions.sha256 == self.sha256
         seqs = [[item_key(i) for i in s] for s in sessions.sequences]
         own = [self.row_of.get(sid) if same_file else None for sid in sessions.ids.tolist()]
-        out: list[list[str]] = []
         for lo in range(0, len(seqs), _CHUNK):
-            out += self._chunk(seqs[lo : lo + _CHUNK], own[lo : lo + _CHUNK], k)
-        return out
+            yield self._chunk(seqs[lo : lo + _CHUNK], own[lo : lo + _CHUNK])
 
-    def _chunk(self, seqs: list[list[str]], own: list[int | None], k: int) -> list[list[str]]:
+    def _chunk(self, seqs: list[list[str]], own: list[int | None]) -> torch.Tensor:
         n = len(self.vocab)
         weights = torch.zeros(len(seqs), n, dtype=torch.float64)
         for r, seq in enumerate(seqs):
@@ -133,14 +137,15 @@ class TransitionCandidates:
                 for a, b, v in self._pairs(self.sequences[row]):
                     scores[r, b] -= weights[r, a] * v
         scores = scores.clamp_min(0)
+        scores[scores < _NOISE] = 0  # what the leave-one-out subtraction leaves of a vote is rounding
         for r, seq in enumerate(seqs):
             scores[r, [self.vocab[key] for key in seq if key in self.vocab]] = 0
-        return [self._top(row, k) for row in scores]
+        return scores
 
     def _top(self, scores: torch.Tensor, k: int) -> list[str]:
         values = scores.numpy()
         order = np.lexsort((np.arange(len(values)), -values))[:k]  # by score, ties by first appearance
-        return [self.keys[c] for c in order if values[c] > 1e-12]
+        return [self.keys[c] for c in order if values[c] > 0]
 
 
 def candidate_lines(
