@@ -19,6 +19,7 @@ from .errors import CliParser, add_log_level, run_cli
 from .offline.config import BuildConfig
 from .offline.inputs.columns import add_click_log_flags
 from .offline.inputs.sessions import PICKLE_WARNING, SessionSet
+from .offline.llm.answers_file import export_answers
 from .offline.pipeline import build_intent_store, read_session_file
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
@@ -47,6 +48,9 @@ subcommand:
   merge --output OUT SHARD [SHARD ...]
                         join shard stores built with --shard K/N (same settings) into one store;
                         see `python -m llm4sbr_adapter.build_store merge --help`.
+  answers --cache SQLITE --output ANSWERS.jsonl.gz [--model-id ID]
+                        write a cache's answers as a small replay file to commit; rebuild the stores
+                        from it without an LLM with --llm replay:ANSWERS.jsonl.gz.
 
 examples:
   python -m llm4sbr_adapter.build_store                       # the demo
@@ -142,11 +146,39 @@ def _merge_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_answers_parser() -> argparse.ArgumentParser:
+    p = CliParser(
+        prog="python -m llm4sbr_adapter.build_store answers",
+        description="Write the answers of an answer cache as gzip-compressed JSONL (prompt_sha256, perspective, "
+        "model_id, generation, answer), sorted, byte-identical for the same answers: a file to commit and "
+        "to replay with --llm replay:FILE.",
+    )
+    p.add_argument("--cache", required=True, metavar="SQLITE", help="the answer cache of the builds.")
+    p.add_argument("--output", required=True, metavar="PATH", help="file to write (.jsonl.gz, or .jsonl).")
+    p.add_argument("--model-id", metavar="ID", help="export this model's answers only (needed when several).")
+    add_log_level(p, "INFO")
+    return p
+
+
+def _answers(argv: Sequence[str]) -> int:
+    """``answers`` subcommand: export a cache as a replay file."""
+    args = build_answers_parser().parse_args(argv)
+
+    def work() -> int:
+        path, n = export_answers(args.cache, args.output, model_id=args.model_id)
+        print(f"wrote {n} answers to {path}")
+        return 0
+
+    return run_cli(work, args.log_level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (1: a failure; usage errors exit with status 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "merge":
         return _merge(argv[1:])
+    if argv and argv[0] == "answers":
+        return _answers(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

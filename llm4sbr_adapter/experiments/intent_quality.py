@@ -190,8 +190,8 @@ def store_scorers(path: Path, arrays: dict, items: torch.Tensor) -> dict[str, Sc
     if len(names) > 1:
         views["together"] = list(names)
     for view, parts in views.items():
-        cosine = _cosine_scorer(sum(vectors[p] for p in parts), items)
-        out[view] = _snapped_scorer(sum(weights[p] for p in parts), cosine) if snapped else cosine
+        cosine = _cosine_scorer(np.sum([vectors[p] for p in parts], axis=0), items)
+        out[view] = _snapped_scorer(torch.stack([weights[p] for p in parts]).sum(0), cosine) if snapped else cosine
     return out
 
 
@@ -208,7 +208,8 @@ def control_scorers(data: SplitData, item_vectors: np.ndarray, window: int) -> d
 def transition_scorer(data: SplitData, train_path: Path, title_scorer: Scorer, num_items: int) -> Scorer:
     """Items by :class:`TransitionCandidates` votes from ``train_path`` first, the rest by ``title_scorer``."""
     model = TransitionCandidates(read_sessions(train_path, fmt="pickle"))
-    rows = SessionSet(ids=data.ids, sequences=[data.sequence(r) for r in range(len(data))], source=str(data.path))
+    sequences: list[list[int | str]] = [list(data.sequence(r)) for r in range(len(data))]
+    rows = SessionSet(ids=data.ids, sequences=sequences, source=str(data.path))
     columns = torch.tensor([int(k) for k in model.keys], dtype=torch.int64)
     votes = torch.zeros(len(data), num_items + 1, dtype=torch.float32)
     lo = 0

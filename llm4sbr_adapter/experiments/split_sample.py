@@ -48,9 +48,11 @@ class SplitSampleConfig(ConfigBase):
 
 
 def sample_rows(num_rows: int, rows: int, seed: int) -> np.ndarray:
-    """``int64 [min(rows, num_rows)]`` distinct row indices, drawn with ``seed``, in increasing order."""
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(num_rows, size=min(rows, num_rows), replace=False)
+    """``int64 [min(rows, num_rows)]`` distinct row indices, drawn with ``seed``, in increasing order.
+
+    The rows are the first ones of one seeded permutation, so with the same seed a smaller sample is part
+    of a larger one (LLM answers for 150 rows serve the 300-row sample too)."""
+    picked = np.random.default_rng(seed).permutation(num_rows)[:rows]
     return np.sort(picked).astype(np.int64)
 
 
@@ -73,7 +75,7 @@ def write_sample(config: SplitSampleConfig) -> tuple[Path, int]:
     write_pickle_split(out, [data.sequence(int(r)) for r in picked], [int(data.targets[r]) for r in picked])
     rows_in = data_dir / f"rows_{config.split}.tsv"
     columns, extra = _row_columns(rows_in) if rows_in.is_file() else ([], {})
-    table = [[k, int(r), *extra.get(int(r), [""] * len(columns))] for k, r in enumerate(picked)]
+    table: list[Sequence[object]] = [[k, int(r), *extra.get(int(r), [""] * len(columns))] for k, r in enumerate(picked)]
     write_tsv(data_dir / f"rows_{config.name}.tsv", ["row", "source_row", *columns], table)
     return out, len(picked)
 

@@ -43,11 +43,10 @@ class CandidateError(Llm4sbrError, ValueError):
 
 def _full_sequences(sessions: SessionSet) -> list[list[str]]:
     """Each row's items as keys, with its target appended when the file has targets."""
-    targets = sessions.targets or [None] * len(sessions.sequences)
-    return [
-        [item_key(i) for i in seq] + ([item_key(t)] if t is not None else [])
-        for seq, t in zip(sessions.sequences, targets, strict=True)
-    ]
+    keys = [[item_key(i) for i in seq] for seq in sessions.sequences]
+    if sessions.targets is None:
+        return keys
+    return [seq + [item_key(t)] for seq, t in zip(keys, sessions.targets, strict=True)]
 
 
 def _refuse_prefix_rows(full: list[list[str]], inputs: list[list[str]], source: str) -> None:

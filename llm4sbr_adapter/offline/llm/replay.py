@@ -7,6 +7,7 @@ lines; :class:`ReplayBackend` then serves those answers as if it were a model.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -47,7 +48,8 @@ class ReplayBackend(LLMBackend):
         if not self.path.is_file():
             raise FileNotFoundError(f"replay file not found: {self.path}")
         self.answers: dict[str, str] = {}
-        with open(self.path, encoding="utf-8") as f:
+        opener = gzip.open if self.path.suffix == ".gz" else open  # an exported answers file is gzipped
+        with opener(self.path, "rt", encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
