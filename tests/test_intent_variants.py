@@ -93,3 +93,17 @@ def test_build_stage_keeps_session_items_out_of_the_top_f():
     located = localize_intents(queries, item_emb, on, exclude).top_items["long"].tolist()
     assert located[0][0] == 2 and 0 not in located[0] and 1 not in located[0]
     assert located[1][0] == 3 and 2 not in located[1]
+
+
+def test_prompts_without_item_ids_do_not_depend_on_the_numbering():
+    titles = ["Alpha", "Beta", "Gamma"]
+    perspectives = named_perspectives("long,short")
+    texts = []
+    for ids in ([1, 2, 3], [3, 1, 2]):  # two preparations number the same titles differently
+        catalogue = Catalogue(item_ids=np.array(ids), titles=titles, source="items.tsv")
+        session = SessionSet(ids=np.array([0]), sequences=[[ids[0], ids[2]]], source="s", sha256="s")
+        with_ids = render_prompts(session, catalogue, perspectives, BuildConfig())
+        bare = render_prompts(session, catalogue, perspectives, BuildConfig(item_ids=False))
+        assert f"1. Alpha_{ids[0]}\n2. Gamma_{ids[2]}\n" in with_ids.texts["long"][0]
+        texts.append(bare.texts["long"][0])
+    assert texts[0] == texts[1] and "1. Alpha\n2. Gamma\n" in texts[0]

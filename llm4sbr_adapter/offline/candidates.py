@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import Llm4sbrError, option_hint
+from .config import BuildConfig
 from .inputs.sessions import Catalogue, SessionSet, item_key, read_sessions
 from .prompts import item_lines
 
@@ -147,16 +148,17 @@ class TransitionCandidates:
         return [self.keys[c] for c in order if values[c] > 0]
 
 
-def candidate_lines(
-    sessions: SessionSet, catalogue: Catalogue, path: str | None, k: int, encoding: str = "utf-8"
-) -> list[list[str]]:
-    """``Title_ItemID`` lines of each session's ``k`` candidates from the sessions file ``path`` (untitled
-    candidates are left out)."""
-    if path is None:
+def candidate_lines(sessions: SessionSet, catalogue: Catalogue, config: BuildConfig) -> list[list[str]]:
+    """The item lines of each session's ``config.num_candidates`` candidates from ``config.candidate_sessions``
+    (untitled candidates are left out)."""
+    if config.candidate_sessions is None:
         flag = option_hint("candidate_sessions", "--candidate-sessions", "FILE")
         raise CandidateError(
             f"a perspective's template lists {{candidates}}: set {flag} (other sessions, e.g. the training "
             "split, whose transitions propose them)"
         )
-    model = TransitionCandidates(read_sessions(path, encoding=encoding))
-    return [item_lines(keys, catalogue, on_missing_title="skip_item") for keys in model.candidates(sessions, k)]
+    model = TransitionCandidates(read_sessions(config.candidate_sessions, encoding=config.sessions_encoding))
+    return [
+        item_lines(keys, catalogue, on_missing_title="skip_item", with_ids=config.item_ids)
+        for keys in model.candidates(sessions, config.num_candidates)
+    ]

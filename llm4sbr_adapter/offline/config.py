@@ -152,6 +152,13 @@ class BuildConfig(ConfigBase):
     max_items: int = setting(
         DEFAULT_MAX_ITEMS, "keep only a session's most recent N items in prompts.", minimum=1, group=_PROMPTS
     )
+    item_ids: bool = setting(
+        True,
+        "show each item as Title_ItemID, as the paper does (--no-item-ids: the title alone). Ids mean nothing to "
+        "an LLM, cost tokens, and tie the prompts to one preparation's id numbering: without them, splits "
+        "prepared with other seeds ask the same prompts, and one answer cache serves them all.",
+        group=_PROMPTS,
+    )
     candidate_sessions: str | None = setting(
         None,
         "sessions file (e.g. the training split) whose item transitions propose the candidates a template's "

@@ -342,13 +342,9 @@ def render_prompts(
         ids, list(perspectives), {p.name: [] for p in perspectives}, {p.name: [] for p in perspectives}
     )
     listed = [p for p in perspectives if uses_candidates(p)]
-    candidates = (
-        candidate_lines(sessions, catalogue, config.candidate_sessions, config.num_candidates, config.sessions_encoding)
-        if listed
-        else None
-    )
+    candidates = candidate_lines(sessions, catalogue, config) if listed else None
     for i in tqdm(range(n), desc="render prompts", unit="session", disable=not config.progress or n < 1000):
-        lines, rows = _session_view(sessions, i, ids[i], catalogue, config.on_missing_title)
+        lines, rows = _session_view(sessions, i, ids[i], catalogue, config)
         if not lines:  # only under skip_item: the session is not asked and gets a zero intent
             out.untitled.add(i)
             for p in perspectives:
@@ -364,14 +360,16 @@ def render_prompts(
 
 
 def _session_view(
-    sessions: SessionSet, i: int, sid: Any, catalogue: Catalogue, on_missing_title: str
+    sessions: SessionSet, i: int, sid: Any, catalogue: Catalogue, config: BuildConfig
 ) -> tuple[list[str], list[int | None]]:
     """Session ``i``'s item lines and, aligned with them, each line's catalogue row (``None``: an id-only line)."""
     seq = sessions.sequences[i]
     where = f"{sessions.source}: {sessions.line_label} {sessions.lines[i]}" if sessions.lines else sessions.source
-    lines = item_lines(seq, catalogue, on_missing_title=on_missing_title, session_id=sid, source=where)
+    lines = item_lines(
+        seq, catalogue, on_missing_title=config.on_missing_title, session_id=sid, source=where, with_ids=config.item_ids
+    )
     rows = [catalogue.row(item) for item in seq]
-    if on_missing_title == "skip_item":
+    if config.on_missing_title == "skip_item":
         rows = [r for r in rows if r is not None]
     return lines, rows
 

@@ -269,8 +269,9 @@ def item_lines(
     session_id: Any = None,
     source: str = "<sessions>",
     catalogue_source: str | None = None,
+    with_ids: bool = True,
 ) -> list[str]:
-    """``Title_ItemID`` strings for a session's items.
+    """``Title_ItemID`` strings for a session's items (``Title`` alone when ``with_ids`` is false).
 
     ``on_missing_title`` for an item the catalogue has no title for: ``"error"`` (raise, naming the
     sessions file, session id, item id and catalogue), ``"skip_item"`` (leave it out) or ``"id_only"``
@@ -293,7 +294,7 @@ def item_lines(
                 continue
             out.append(key)
         else:
-            out.append(f"{title}_{key}")
+            out.append(f"{title}_{key}" if with_ids else title)
     return out
 
 
