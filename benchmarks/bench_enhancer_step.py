@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from llm4sbr_adapter.enhancer import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig
-from llm4sbr_adapter.experiments.catalogue import count_items
-from llm4sbr_adapter.experiments.recommender import Session, build_backbone
-from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split
+from llm4sbr_adapter.experiments.data.catalogue import count_items
+from llm4sbr_adapter.experiments.data.splits import load_split
+from llm4sbr_adapter.experiments.models.batching import iterate_batches
+from llm4sbr_adapter.experiments.models.recommender import Session, build_backbone
 from llm4sbr_adapter.losses import align_uniform_terms
 from llm4sbr_adapter.store import IntentStore
 

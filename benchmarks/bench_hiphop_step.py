@@ -1,6 +1,6 @@
 """CPU time of one training step of SR-GNN with HIPHOP parts vs plain SR-GNN, side by side, plus the bank rebuild.
 
-Every configuration is built by ``llm4sbr_adapter.experiments.hiphop_srgnn`` from its flags (so it is the
+Every configuration is built by ``llm4sbr_adapter.experiments.training.hiphop_srgnn`` from its flags (so it is the
 harness's model), on a prepared split; their steps alternate over the same shuffled batches (the order flips
 every batch). Title vectors are random unit vectors (the cost does not depend on their content, and no
 encoder has to run). Times are CPU seconds of this process (``time.process_time``, one torch thread), which
@@ -21,8 +21,8 @@ import time
 
 import torch
 
-import llm4sbr_adapter.experiments.hiphop_srgnn as harness
-from llm4sbr_adapter.experiments.session_data import iterate_batches
+import llm4sbr_adapter.experiments.training.hiphop_srgnn as harness
+from llm4sbr_adapter.experiments.models.batching import iterate_batches
 
 CONFIGS = {
     "plain": [],

@@ -48,7 +48,7 @@ SCHEDULES = {"old": "long,short_last5", "new": "long,short"}
 
 def sample_rows(data: Path, dataset: str, n_rows: int, seed: int) -> tuple[list[list[str]], dict]:
     """``n_rows`` item listings (original ids, oldest first) and the titles."""
-    from llm4sbr_adapter.experiments.raw_data import augmented_rows, read_beauty, read_movielens, split_sessions
+    from llm4sbr_adapter.experiments.data.raw_data import augmented_rows, read_beauty, read_movielens, split_sessions
 
     rng = random.Random(seed)
     if dataset == "ml-100k":

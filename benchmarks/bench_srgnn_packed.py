@@ -3,10 +3,12 @@
 Three variants train side by side on the same batches of a prepared split, in alternating rounds
 (each round times every variant on its own share of batches, so a noisy neighbour hits all of them):
 
-* ``dense``: :func:`llm4sbr_adapter.experiments.backbones.srgnn.dense_reference_embeddings` (linear maps over the padded
+* ``dense``: :func:`llm4sbr_adapter.experiments.models.backbones.srgnn.dense_reference_embeddings` (linear maps over
+  the padded
   ``[B, n, d]`` grid, dense ``adj @ x``), ``torch.optim.Adam`` as before;
 * ``packed``: :meth:`SRGNN.states` (real nodes and clicks only, sparse messages), the same Adam;
-* ``packed+fused``: the packed model with ``Adam(fused=True)``, what ``llm4sbr_adapter/experiments/train.py`` uses.
+* ``packed+fused``: the packed model with ``Adam(fused=True)``, what ``llm4sbr_adapter/experiments/training/train.py``
+  uses.
 
 Prints milliseconds per training step (forward, CE over all items, backward, optimiser step) and the
 ratios to ``dense``. Before timing it checks that dense and packed give the same session embeddings.
@@ -25,9 +27,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from llm4sbr_adapter.experiments.backbones.srgnn import SRGNN, dense_reference_embeddings  # noqa: E402
-from llm4sbr_adapter.experiments.catalogue import count_items  # noqa: E402
-from llm4sbr_adapter.experiments.session_data import iterate_batches, load_split  # noqa: E402
+from llm4sbr_adapter.experiments.data.catalogue import count_items  # noqa: E402
+from llm4sbr_adapter.experiments.data.splits import load_split  # noqa: E402
+from llm4sbr_adapter.experiments.models.backbones.srgnn import SRGNN, dense_reference_embeddings  # noqa: E402
+from llm4sbr_adapter.experiments.models.batching import iterate_batches  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +38,7 @@ def main() -> int:
     p.add_argument(
         "--data",
         required=True,
-        help="prepared data folder (llm4sbr_adapter.experiments.prepare_data) with train.txt, items.tsv",
+        help="prepared data folder (llm4sbr_adapter.experiments.data.prepare_data) with train.txt, items.tsv",
     )
     p.add_argument("--batches", type=int, default=60, help="training batches per variant per round")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median per variant is reported")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the LLM intent stores of a prepared dataset (llm4sbr_adapter.experiments.prepare_data): one store per split and
+# Build the LLM intent stores of a prepared dataset (llm4sbr_adapter.experiments.data.prepare_data): one store per split and
 # per top-f, all sharing one SQLite answer cache, so the LLM is asked each distinct prompt once.
 # Safe to kill and re-run at any time: a re-run asks only the prompts not yet in the cache, and a
 # store is written atomically only when its split is complete.

@@ -1,7 +1,8 @@
 """Cost of the enhancer (the paper's Table 3): training time per epoch and peak memory, alone vs with it.
 
 For each backbone the script trains one epoch alone and one epoch with the enhancer, each in its own
-``python -m llm4sbr_adapter.experiments.train`` process (so peak RSS is per variant), back to back and alternating which
+``python -m llm4sbr_adapter.experiments.training.train`` process (so peak RSS is per variant), back to back and
+alternating which
 goes first over ``--rounds`` rounds, so that load drift on a shared machine hits both variants alike.
 It prints the medians and the ratios enhancer / alone: wall and CPU seconds per epoch, and memory with
 the trained state (parameters, gradients, Adam's moments) apart from the intent store's resident pages
@@ -30,7 +31,7 @@ def run_once(args: argparse.Namespace, model: str, enhancer: bool, out: Path) ->
     cmd = [
         sys.executable,
         "-m",
-        "llm4sbr_adapter.experiments.train",
+        "llm4sbr_adapter.experiments.training.train",
         "--data",
         args.data,
         "--model",
@@ -101,7 +102,7 @@ def print_memory_table(rows: list) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.prepare_data)")
+    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.data.prepare_data)")
     p.add_argument("--stores", required=True, help="folder with <prefix>_{train,valid,test}.safetensors")
     p.add_argument("--store-prefix", default="text_mean", help="store file prefix inside --stores (default text_mean)")
     p.add_argument("--models", nargs="+", default=["srgnn", "narm", "stamp"], help="backbones to measure")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llm4sbr_adapter.experiments.summarize import load_runs  # noqa: E402
+from llm4sbr_adapter.experiments.evaluation.summarize import load_runs  # noqa: E402
 
 MODELS = ("srgnn", "narm", "stamp")
 LABELS = {"srgnn": "SR-GNN", "narm": "NARM", "stamp": "STAMP"}

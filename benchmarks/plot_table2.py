@@ -1,5 +1,6 @@
 """PNG of Table 2 (paper protocol): HR@20 per model and variant, with 95 % intervals from a bootstrap
-over test users, one panel per dataset. Reads the JSON of ``python -m llm4sbr_adapter.experiments.table2 ... --json``.
+over test users, one panel per dataset. Reads the JSON of ``python -m llm4sbr_adapter.experiments.evaluation.table2 ...
+--json``.
 
     python benchmarks/plot_table2.py --json /work/runs/paper/beauty/table2.json /work/runs/paper/ml100k/table2.json \\
         --titles "Amazon Beauty" "ML-100K" --out docs/img/paper_table2_hr20.png
@@ -32,10 +33,13 @@ def panel(ax, data: dict, metric: str, title: str) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(
-        description="Plot Table 2 (paper protocol) from llm4sbr_adapter.experiments.table2 JSON files."
+        description="Plot Table 2 (paper protocol) from llm4sbr_adapter.experiments.evaluation.table2 JSON files."
     )
     p.add_argument(
-        "--json", nargs="+", required=True, help="llm4sbr_adapter.experiments.table2 --json outputs, one per panel"
+        "--json",
+        nargs="+",
+        required=True,
+        help="llm4sbr_adapter.experiments.evaluation.table2 --json outputs, one per panel",
     )
     p.add_argument("--titles", nargs="+", help="panel titles (default: the JSON file names)")
     p.add_argument("--metric", default="HR@20", help="metric to plot (one of the table's difference metrics)")

@@ -1,6 +1,6 @@
 """Time SR-GNN session-graph batching: the vectorised builder against a per-session Python loop.
 
-The vectorised builder (``experiments.session_data.session_graph``) returns sparse graphs: packed node ids
+The vectorised builder (``experiments.models.batching.session_graph``) returns sparse graphs: packed node ids
 and the list of distinct edges with their degree weights, which is all the packed SR-GNN update needs.
 The loop builds what the published SR-GNN data loader builds, dense ``[B, n, n]`` in/out adjacency
 matrices. The check compares the loop's matrices with the dense ones the sparse graph expands to (on
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llm4sbr_adapter.experiments.session_data import load_split, make_batch  # noqa: E402
+from llm4sbr_adapter.experiments.data.splits import load_split  # noqa: E402
+from llm4sbr_adapter.experiments.models.batching import make_batch  # noqa: E402
 
 
 def loop_graph(items: np.ndarray, lengths: np.ndarray):

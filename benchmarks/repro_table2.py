@@ -1,8 +1,9 @@
 """Run the reproduction grid (backbones x {alone, + enhancer} x seeds) and summarise it.
 
-Each run is one ``python -m llm4sbr_adapter.experiments.train`` process (so peak memory is measured per run) writing
+Each run is one ``python -m llm4sbr_adapter.experiments.training.train`` process (so peak memory is measured per run)
+writing
 ``<runs>/<model>[_enh]_s<seed>.json``; runs whose JSON already exists are skipped, so an interrupted
-grid resumes where it stopped. At the end ``experiments.summarize`` prints the Markdown tables and writes
+grid resumes where it stopped. At the end ``experiments.evaluation.summarize`` prints the Markdown tables and writes
 ``<runs>/summary.json``.
 
 Example (ML-100K, text-mean control stores):
@@ -27,7 +28,7 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description="Run backbones with and without the intent enhancer over seeds, then summarise."
     )
-    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.prepare_data)")
+    p.add_argument("--data", required=True, help="prepared data folder (llm4sbr_adapter.experiments.data.prepare_data)")
     p.add_argument("--stores", help="folder with <prefix>_{train,valid,test}.safetensors (needed for enhancer runs)")
     p.add_argument("--store-prefix", default="text_mean", help="store file prefix inside --stores")
     p.add_argument("--runs", required=True, help="output folder for the per-run JSON / ranks files")
@@ -50,7 +51,7 @@ def main() -> int:
         "--extra",
         nargs=argparse.REMAINDER,
         default=[],
-        help="further flags passed to llm4sbr_adapter.experiments.train",
+        help="further flags passed to llm4sbr_adapter.experiments.training.train",
     )
     args = p.parse_args()
 
@@ -64,7 +65,7 @@ def main() -> int:
                 cmd = [
                     sys.executable,
                     "-m",
-                    "llm4sbr_adapter.experiments.train",
+                    "llm4sbr_adapter.experiments.training.train",
                     "--data",
                     args.data,
                     "--model",
@@ -111,7 +112,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "llm4sbr_adapter.experiments.summarize",
+            "llm4sbr_adapter.experiments.evaluation.summarize",
             "--runs",
             str(runs),
             "--json",

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# SR-GNN + each HIPHOP part (llm4sbr_adapter.experiments.hiphop_srgnn) over seeds, on one prepared dataset.
+# SR-GNN + each HIPHOP part (llm4sbr_adapter.experiments.training.hiphop_srgnn) over seeds, on one prepared dataset.
 # Runs whose JSON already exists are skipped, so the grid can be killed and re-run.
 # Seed-major order: every config of seed 0 first, so a grid cut short still compares all configs.
 #
 # usage: benchmarks/run_hiphop_grid.sh DATA_DIR RUNS_DIR [CONFIG ...]
-#   DATA_DIR  folder written by llm4sbr_adapter.experiments.prepare_data; text-mean stores are read from
-#             DATA_DIR/stores/text_mean_<split>.safetensors (llm4sbr_adapter.experiments.text_mean_store) by the *_textmean configs
+#   DATA_DIR  folder written by llm4sbr_adapter.experiments.data.prepare_data; text-mean stores are read from
+#             DATA_DIR/stores/text_mean_<split>.safetensors (llm4sbr_adapter.experiments.data.text_mean_store) by the *_textmean configs
 #   RUNS_DIR  output folder for <config>_s<seed>.json / .ranks.npz / .log
 #   CONFIG    default: all configs listed in the case statement below
 # env: SEEDS (default "0 1 2"), JOBS (runs in parallel, default 2), EPOCHS (default 8),
@@ -48,7 +48,7 @@ for seed in ${SEEDS:-0 1 2}; do
     parts=$(parts_of "$c")
     out="$runs/${c}_s${seed}.json"
     [ -f "$out" ] && { echo "skip $out (exists)"; continue; }
-    echo "python -m llm4sbr_adapter.experiments.hiphop_srgnn --data $data --epochs ${EPOCHS:-8} --patience ${PATIENCE:-2}" \
+    echo "python -m llm4sbr_adapter.experiments.training.hiphop_srgnn --data $data --epochs ${EPOCHS:-8} --patience ${PATIENCE:-2}" \
       "--encoder-cache $data/llm/hiphop_enc --seed $seed $parts ${EXTRA:-} --threads 1 --quiet" \
       "--out $out > $runs/${c}_s${seed}.log 2>&1 && echo done $out || echo FAILED $out" >> "$jobs_file"
   done

@@ -16,7 +16,7 @@ jobs=${JOBS:-2}; seeds=${SEEDS:-0 1 2}; models=${MODELS:-srgnn narm stamp}; epoc
 # top-f stores from the cached answers (no LLM call when the f=5 build has finished)
 "$here/build_llm_stores.sh" "$data" llamacpp:default 5 0 1 3
 
-grid() {  # grid RUNS_DIR PREFIX MODELS [extra flags for llm4sbr_adapter.experiments.train...]
+grid() {  # grid RUNS_DIR PREFIX MODELS [extra flags for llm4sbr_adapter.experiments.training.train...]
   local runs=$1 prefix=$2 ms=$3; shift 3
   local extra=()
   [ $# -gt 0 ] && extra=(--extra "$@")
@@ -43,7 +43,7 @@ grid results_llm_short_only llm_f5 srgnn --perspectives short
 # Figure 5: top-f sweep (SR-GNN; f = 5 is results_llm)
 for f in 0 1 3; do grid "results_llm_f$f" "llm_f$f" srgnn; done
 
-python -m llm4sbr_adapter.experiments.summarize --runs "$data/results_llm" --data "$data" --versus "$data/results" \
+python -m llm4sbr_adapter.experiments.evaluation.summarize --runs "$data/results_llm" --data "$data" --versus "$data/results" \
   --json "$data/results_llm/summary.json"
 
 # HIPHOP (issue 5): SR-GNN with the LLM intents alone, and with all four HIPHOP parts + LLM intents,
@@ -57,7 +57,7 @@ for s in $seeds; do
     out="$data/hiphop/${name}_s$s.json"
     [ -f "$out" ] && continue
     # shellcheck disable=SC2086
-    python -m llm4sbr_adapter.experiments.hiphop_srgnn --data "$data" --epochs 8 --patience 2 --encoder-cache "$data/llm/hiphop_enc" \
+    python -m llm4sbr_adapter.experiments.training.hiphop_srgnn --data "$data" --epochs 8 --patience 2 --encoder-cache "$data/llm/hiphop_enc" \
       --seed "$s" $flags --enhancer "${stores[@]}" --out "$out" > "${out%.json}.log" 2>&1
   done
 done

@@ -6,7 +6,7 @@
 #   benchmarks/run_paper_protocol.sh movielens ../shared/data/ml-100k /work/runs/paper/ml100k
 #
 # Steps, each skipped when its output exists (so a killed run resumes):
-#   1. <root>/seed<s>/: llm4sbr_adapter.experiments.prepare_data <dataset> --protocol paper --seed <s>
+#   1. <root>/seed<s>/: llm4sbr_adapter.experiments.data.prepare_data <dataset> --protocol paper --seed <s>
 #   2. <root>/seed<s>/stores/: text-mean stores and their shuffled control (--shuffle-seed <s>)
 #   3. <root>/results/<model>[_enh]_s<s>.json: each backbone alone and with the text-mean stores;
 #      <root>/shuffled/<model>_enh_s<s>.json: with the shuffled stores
@@ -28,14 +28,14 @@ for s in $SEEDS; do
   d=$root/seed$s
   if has prepare && [ ! -f "$d/stats.json" ]; then
     # shellcheck disable=SC2086
-    python -m llm4sbr_adapter.experiments.prepare_data "$dataset" --protocol paper --seed "$s" --src "$src" --out "$d" $EXTRA_PREP \
+    python -m llm4sbr_adapter.experiments.data.prepare_data "$dataset" --protocol paper --seed "$s" --src "$src" --out "$d" $EXTRA_PREP \
       | tee "$root/table1_s$s.md"
   fi
   if has stores && [ ! -f "$d/stores/text_mean_test.safetensors" ]; then
-    python -m llm4sbr_adapter.experiments.text_mean_store --data "$d" --out "$d/stores"
+    python -m llm4sbr_adapter.experiments.data.text_mean_store --data "$d" --out "$d/stores"
   fi
   if has stores && [ ! -f "$d/stores/text_mean_shuffled_test.safetensors" ]; then
-    python -m llm4sbr_adapter.experiments.text_mean_store --data "$d" --out "$d/stores" --shuffle-seed "$s"
+    python -m llm4sbr_adapter.experiments.data.text_mean_store --data "$d" --out "$d/stores" --shuffle-seed "$s"
   fi
 done
 

@@ -18,7 +18,7 @@ for m in $MODELS; do
   for cfg in "1e-3 3" "1e-3 10" "3e-3 10"; do
     read -r lr step <<< "$cfg"
     out=$R/tune/${m}_lr${lr}_step${step}.json
-    [ -f "$out" ] || python -m llm4sbr_adapter.experiments.train --data "$R/seed0" --model "$m" --epochs 30 --patience 5 \
+    [ -f "$out" ] || python -m llm4sbr_adapter.experiments.training.train --data "$R/seed0" --model "$m" --epochs 30 --patience 5 \
         --lr "$lr" --lr-step "$step" --seed 0 --out "$out" --quiet
   done
 done

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from llm4sbr_adapter.experiments import baselines as bl
-from llm4sbr_adapter.experiments.metrics import target_ranks
-from llm4sbr_adapter.experiments.session_data import SplitData
-from llm4sbr_adapter.experiments.summarize import load_named_runs, load_runs
+from llm4sbr_adapter.experiments.data.splits import SplitData
+from llm4sbr_adapter.experiments.evaluation.metrics import target_ranks
+from llm4sbr_adapter.experiments.evaluation.summarize import load_named_runs, load_runs
 
 
 def arrays(*seqs: list[int]) -> list[np.ndarray]:

@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
-from llm4sbr_adapter.experiments.backbones import STAMP
-from llm4sbr_adapter.experiments.process_memory import anonymous_rss_mb, mapped_file_mb
-from llm4sbr_adapter.experiments.session_data import load_split, make_batch
+from llm4sbr_adapter.experiments.data.splits import load_split
+from llm4sbr_adapter.experiments.models.backbones import STAMP
+from llm4sbr_adapter.experiments.models.batching import make_batch
+from llm4sbr_adapter.experiments.training.process_memory import anonymous_rss_mb, mapped_file_mb
 from llm4sbr_adapter.store import IntentStore, StoreMetadata, sha256_file, write_store
 
 ROWS, TEXT_DIM, ITEMS, HIDDEN = 16384, 256, 30, 8  # a 16 MiB float16 store, a tiny model

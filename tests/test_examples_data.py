@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.experiments.prepare_data import (  # noqa: E402
+from llm4sbr_adapter.experiments.data.prepare_data import (  # noqa: E402
     Session,
     augmented_rows,
     chronological_split,
@@ -19,7 +19,8 @@ from llm4sbr_adapter.experiments.prepare_data import (  # noqa: E402
     split_rows_by_target_time,
     split_sessions,
 )
-from llm4sbr_adapter.experiments.session_data import SplitData, iterate_batches, load_split, make_batch  # noqa: E402
+from llm4sbr_adapter.experiments.data.splits import SplitData, load_split  # noqa: E402
+from llm4sbr_adapter.experiments.models.batching import iterate_batches, make_batch  # noqa: E402
 
 
 # --------------------------------------------------------------------------- sessions

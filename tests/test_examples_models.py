@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from llm4sbr_adapter.experiments.backbones import BACKBONES  # noqa: E402
-from llm4sbr_adapter.experiments.backbones.srgnn import dense_reference_embeddings  # noqa: E402
-from llm4sbr_adapter.experiments.bootstrap import cluster_bootstrap  # noqa: E402
-from llm4sbr_adapter.experiments.metrics import per_session_metrics, summarize_ranks, target_ranks  # noqa: E402
-from llm4sbr_adapter.experiments.session_data import SplitData, iterate_batches, make_batch  # noqa: E402
-from llm4sbr_adapter.experiments.summarize import summarize  # noqa: E402
+from llm4sbr_adapter.experiments.data.splits import SplitData  # noqa: E402
+from llm4sbr_adapter.experiments.evaluation.bootstrap import cluster_bootstrap  # noqa: E402
+from llm4sbr_adapter.experiments.evaluation.metrics import per_session_metrics, summarize_ranks, target_ranks  # noqa: E402
+from llm4sbr_adapter.experiments.evaluation.summarize import summarize  # noqa: E402
+from llm4sbr_adapter.experiments.models.backbones import BACKBONES  # noqa: E402
+from llm4sbr_adapter.experiments.models.backbones.srgnn import dense_reference_embeddings  # noqa: E402
+from llm4sbr_adapter.experiments.models.batching import iterate_batches, make_batch  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -159,8 +160,8 @@ def _vectors(dim: int = 8) -> np.ndarray:
 
 
 def test_text_mean_store_uses_inputs_only(tmp_path):
-    from llm4sbr_adapter.experiments.session_data import load_split
-    from llm4sbr_adapter.experiments.text_mean_store import build_text_mean_stores
+    from llm4sbr_adapter.experiments.data.splits import load_split
+    from llm4sbr_adapter.experiments.data.text_mean_store import build_text_mean_stores
     from llm4sbr_adapter.store import IntentStore, sha256_file
 
     _write_dataset(tmp_path / "data")
@@ -182,8 +183,8 @@ def test_text_mean_store_uses_inputs_only(tmp_path):
 
 @pytest.mark.parametrize("name", ["srgnn", "stamp"])
 def test_train_cli_with_and_without_enhancer(tmp_path, name):
-    from llm4sbr_adapter.experiments.text_mean_store import build_text_mean_stores
-    from llm4sbr_adapter.experiments.train import main
+    from llm4sbr_adapter.experiments.data.text_mean_store import build_text_mean_stores
+    from llm4sbr_adapter.experiments.training.train import main
 
     _write_dataset(tmp_path / "data")
     paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
@@ -222,8 +223,8 @@ def test_train_cli_with_and_without_enhancer(tmp_path, name):
 
 
 def test_enhancer_needs_every_store(tmp_path, capsys):
-    from llm4sbr_adapter.experiments.text_mean_store import build_text_mean_stores
-    from llm4sbr_adapter.experiments.train import main
+    from llm4sbr_adapter.experiments.data.text_mean_store import build_text_mean_stores
+    from llm4sbr_adapter.experiments.training.train import main
 
     _write_dataset(tmp_path / "data")
     paths = build_text_mean_stores(tmp_path / "data", tmp_path / "stores", item_vectors=_vectors(), encoder_name="toy")
@@ -243,7 +244,7 @@ def test_enhancer_needs_every_store(tmp_path, capsys):
 
 
 def test_shuffled_control_store_permutes_rows(tmp_path):
-    from llm4sbr_adapter.experiments.text_mean_store import build_text_mean_stores
+    from llm4sbr_adapter.experiments.data.text_mean_store import build_text_mean_stores
     from llm4sbr_adapter.store import IntentStore
 
     _write_dataset(tmp_path / "data")
@@ -264,7 +265,7 @@ def test_shuffled_control_store_permutes_rows(tmp_path):
 
 
 def test_named_summary_pairs_shared_seeds_only(tmp_path):
-    from llm4sbr_adapter.experiments.summarize import load_named_runs, named_markdown
+    from llm4sbr_adapter.experiments.evaluation.summarize import load_named_runs, named_markdown
 
     rng = np.random.default_rng(0)
     for name, seeds, best in (("plain", (0, 1, 2), 50), ("better", (0, 1), 1)):
@@ -295,7 +296,7 @@ def test_named_summary_pairs_shared_seeds_only(tmp_path):
 def test_summarize_metrics_flag_picks_columns_and_rejects_unknown_names(capsys):
     import argparse
 
-    from llm4sbr_adapter.experiments.summarize import METRICS, parse_metrics
+    from llm4sbr_adapter.experiments.evaluation.summarize import METRICS, parse_metrics
 
     parser = argparse.ArgumentParser()
     assert parse_metrics("all", parser) == METRICS
@@ -306,7 +307,7 @@ def test_summarize_metrics_flag_picks_columns_and_rejects_unknown_names(capsys):
 
 
 def test_seen_mask_marks_targets_absent_from_training(tmp_path):
-    from llm4sbr_adapter.experiments.seen_targets import seen_mask
+    from llm4sbr_adapter.experiments.evaluation.seen_targets import seen_mask
 
     (tmp_path / "train.txt").write_bytes(pickle.dumps(([[1, 2], [2, 3]], [4, 2])))  # seen: 1, 2, 3 (inputs), 4 (target)
     (tmp_path / "test.txt").write_bytes(pickle.dumps(([[1], [2], [3]], [4, 5, 3])))
@@ -316,12 +317,12 @@ def test_seen_mask_marks_targets_absent_from_training(tmp_path):
 def test_forgetting_to_switch_the_split_store_raises(tmp_path):
     """Row ids are 0..N-1 in every split: a pass over test rows with the training store bound must fail."""
     from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
-    from llm4sbr_adapter.experiments.hiphop_srgnn import HiphopRecommender
-    from llm4sbr_adapter.experiments.hiphop_srgnn import parse_args as hiphop_args
-    from llm4sbr_adapter.experiments.intent_stores import open_stores
-    from llm4sbr_adapter.experiments.session_data import load_split
-    from llm4sbr_adapter.experiments.text_mean_store import build_text_mean_stores
-    from llm4sbr_adapter.experiments.train import Session
+    from llm4sbr_adapter.experiments.data.splits import load_split
+    from llm4sbr_adapter.experiments.data.text_mean_store import build_text_mean_stores
+    from llm4sbr_adapter.experiments.training.hiphop_srgnn import HiphopRecommender
+    from llm4sbr_adapter.experiments.training.hiphop_srgnn import parse_args as hiphop_args
+    from llm4sbr_adapter.experiments.training.intent_stores import open_stores
+    from llm4sbr_adapter.experiments.training.train import Session
     from llm4sbr_adapter.store import StoreMismatchError
 
     _write_dataset(tmp_path / "data")

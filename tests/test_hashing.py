@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from llm4sbr_adapter import hashing, store
-from llm4sbr_adapter.experiments.bootstrap import test_set_key as set_key  # not collected as a test
+from llm4sbr_adapter.experiments.evaluation.bootstrap import test_set_key as set_key  # not collected as a test
 from llm4sbr_adapter.offline import model_hash
 
 

@@ -1,4 +1,5 @@
-"""llm4sbr_adapter/experiments/hiphop_srgnn.py end to end on a tiny synthetic dataset (no titles encoder needed)."""
+"""llm4sbr_adapter/experiments/training/hiphop_srgnn.py end to end on a tiny synthetic dataset (no titles encoder
+needed)."""
 
 import json
 import pickle
@@ -6,7 +7,7 @@ import random
 
 import pytest
 
-hiphop_srgnn = pytest.importorskip("llm4sbr_adapter.experiments.hiphop_srgnn")
+hiphop_srgnn = pytest.importorskip("llm4sbr_adapter.experiments.training.hiphop_srgnn")
 
 
 def _write_split(path, rows, num_items, seed):

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from llm4sbr_adapter.experiments.prepare_data import main as prepare_main
+from llm4sbr_adapter.experiments.data.prepare_data import main as prepare_main
 from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log
 from llm4sbr_adapter.offline.inputs.text import InputFormatError
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llm4sbr_adapter.experiments.prepare_data import main as prepare_main
+from llm4sbr_adapter.experiments.data.prepare_data import main as prepare_main
 from llm4sbr_adapter.offline.inputs.movielens import detect_release, read_movielens
 from llm4sbr_adapter.offline.inputs.text import InputFormatError
 

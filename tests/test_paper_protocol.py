@@ -1,5 +1,5 @@
-"""The authors' protocol (llm4sbr_adapter.experiments.paper_protocol) and its command line
-(llm4sbr_adapter.experiments.prepare_data --protocol paper)."""
+"""The authors' protocol (llm4sbr_adapter.experiments.data.paper_protocol) and its command line
+(llm4sbr_adapter.experiments.data.prepare_data --protocol paper)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from llm4sbr_adapter.experiments.paper_protocol import (  # noqa: E402
+from llm4sbr_adapter.experiments.data.paper_protocol import (  # noqa: E402
     clock_windows,
     drop_sessions_with_rare_items,
     prepare_beauty_paper,
     prepare_movielens_paper,
     user_split,
 )
-from llm4sbr_adapter.experiments.prepare_data import main as prepare_main  # noqa: E402
-from llm4sbr_adapter.experiments.raw_data import Session  # noqa: E402
+from llm4sbr_adapter.experiments.data.prepare_data import main as prepare_main  # noqa: E402
+from llm4sbr_adapter.experiments.data.raw_data import Session  # noqa: E402
 
 
 def test_windows_floor_the_clock_not_gaps():

@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from llm4sbr_adapter.experiments import session_data
-from llm4sbr_adapter.experiments.session_data import SplitFormatError, load_split
+from llm4sbr_adapter.experiments.data import splits
+from llm4sbr_adapter.experiments.data.splits import SplitFormatError, load_split
 from llm4sbr_adapter.offline import srgnn_pickle
 from llm4sbr_adapter.offline.inputs import sessions
 from llm4sbr_adapter.offline.sessions import InputFormatError, read_sessions
@@ -28,7 +28,7 @@ def test_both_readers_go_through_the_one_reader_and_agree(tmp_path, monkeypatch)
         return srgnn_pickle.read_srgnn_pickle(p, error)
 
     monkeypatch.setattr(sessions, "read_srgnn_pickle", spy)
-    monkeypatch.setattr(session_data, "read_srgnn_pickle", spy)
+    monkeypatch.setattr(splits, "read_srgnn_pickle", spy)
     built, split = read_sessions(path), load_split(path)
     assert calls == [InputFormatError, SplitFormatError]
     assert built.sequences == [split.sequence(r) for r in range(len(split))]

@@ -1,4 +1,5 @@
-"""experiments.table2 and experiments.bootstrap: seeds paired, users as clusters, the best baseline chosen on
+"""experiments.evaluation.table2 and experiments.evaluation.bootstrap: seeds paired, users as clusters, the best
+baseline chosen on
 validation."""
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.experiments.bootstrap import paired_difference, user_clusters  # noqa: E402
-from llm4sbr_adapter.experiments.metrics import summarize_ranks  # noqa: E402
-from llm4sbr_adapter.experiments.table2 import best_baseline, table2  # noqa: E402
+from llm4sbr_adapter.experiments.evaluation.bootstrap import paired_difference, user_clusters  # noqa: E402
+from llm4sbr_adapter.experiments.evaluation.metrics import summarize_ranks  # noqa: E402
+from llm4sbr_adapter.experiments.evaluation.table2 import best_baseline, table2  # noqa: E402
 
 
 def _data(folder: Path, users: list[str]) -> Path:

@@ -1,4 +1,4 @@
-"""experiments.train on a folder with train.txt and test.txt only (the official SR-GNN pickles)."""
+"""experiments.training.train on a folder with train.txt and test.txt only (the official SR-GNN pickles)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pickle
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.experiments.train import main as train_main
-from llm4sbr_adapter.experiments.training import load_splits
+from llm4sbr_adapter.experiments.training.loop import load_splits
+from llm4sbr_adapter.experiments.training.train import main as train_main
 from llm4sbr_adapter.store import StoreMetadata, sha256_file, write_store
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from llm4sbr_adapter.config import ConfigError
-from llm4sbr_adapter.experiments import hiphop_srgnn, train
-from llm4sbr_adapter.experiments.backbones import BACKBONES
-from llm4sbr_adapter.experiments.recommender import Session
-from llm4sbr_adapter.experiments.training import TrainConfig, fit_and_evaluate, load_run_data
+from llm4sbr_adapter.experiments.models.backbones import BACKBONES
+from llm4sbr_adapter.experiments.models.recommender import Session
+from llm4sbr_adapter.experiments.training import hiphop_srgnn, train
+from llm4sbr_adapter.experiments.training.loop import TrainConfig, fit_and_evaluate, load_run_data
 from llm4sbr_adapter.hiphop import HiphopConfig
 
 

@@ -1,9 +1,14 @@
-"""The experiment harness: everything the reproduction of the LLM4SBR paper needs beyond the library.
+"""The experiment harness: everything the reproduction of the LLM4SBR paper needs beyond the library,
+grouped by job.
 
-Data preparation under the authors' protocol and a temporal one (:mod:`.prepare_data`), batching and
-session graphs (:mod:`.session_data`), backbones (:mod:`.backbones`: SR-GNN, NARM, STAMP), simple
-session baselines (:mod:`.baselines`), the training loop (:mod:`.train`), metrics, the user-clustered
-bootstrap and the summaries (:mod:`.metrics`, :mod:`.bootstrap`, :mod:`.summarize`, :mod:`.table2`).
-Each module with a ``main`` runs as ``python -m llm4sbr_adapter.experiments.<name> --help``.
+* :mod:`.data`: raw readers, the paper / temporal / clicks protocols, split files, ``prepare_data``.
+* :mod:`.models`: backbones (SR-GNN, NARM, STAMP), batching and session graphs.
+* :mod:`.training`: ``TrainConfig``, the training loop and the ``train`` / ``hiphop_srgnn`` commands.
+* :mod:`.evaluation`: metrics, the user-clustered bootstrap, ``summarize``, ``table2``, ``seen_targets``.
+* :mod:`.baselines` (simple session baselines) and :mod:`.recbole_srgnn` (RecBole's SR-GNN with the enhancer).
+
+Each command runs as ``python -m llm4sbr_adapter.experiments.<job>.<name> --help``; the short names
+``python -m llm4sbr_adapter.experiments.<name>`` (``prepare_data``, ``text_mean_store``, ``train``,
+``hiphop_srgnn``, ``summarize``, ``table2``, ``seen_targets``) forward to them.
 Some need the ``examples`` extra (scipy, matplotlib).
 """

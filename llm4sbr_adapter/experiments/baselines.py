@@ -17,7 +17,7 @@ once). For a prefix ``q = (q_1 .. q_L)`` each model gives a score per item ``i``
   session, i.e. the higher row of train.txt); ``score(i) = sum_{s in N_k(q), i in s} sim(q, s)``.
   Candidates: all sessions sharing an item with ``q``; with ``sample > 0`` only the ``sample`` latest of
   them, where "latest" means the highest row of ``train.txt`` (SplitData has no timestamps, but both
-  protocols of ``llm4sbr_adapter.experiments.prepare_data`` write training rows in time order). Grid: ``k`` in
+  protocols of ``llm4sbr_adapter.experiments.data.prepare_data`` write training rows in time order). Grid: ``k`` in
   {20, 50, 100, 200, 500}, ``sample = 0``.
 * ``vsknn`` (:class:`VSKNN`, V-SKNN): the prefix's items are weighted by their distance ``d`` from the
   end (``d = 0`` for the last click; an item clicked twice keeps its latest, largest weight):
@@ -44,11 +44,12 @@ raised SKNN's valid MRR@20 from 0.010 to 0.025.
 **Protocol** (as :mod:`.train`): each grid point is fitted on train and evaluated on ``valid.txt``;
 the point with the best ``--select-metric`` (first in grid order on ties, exclude_seen False before True) is
 evaluated on ``test.txt``
-once. Ranks come from :func:`llm4sbr_adapter.experiments.metrics.target_ranks` on the scores, in batches of 256 rows (a
+once. Ranks come from :func:`llm4sbr_adapter.experiments.evaluation.metrics.target_ranks` on the scores, in batches of
+256 rows (a
 ``[256, N]`` float64 block is small enough for the allocator to reuse; 1000-row blocks were 3x slower),
 so they are computed by the same code as the neural models'. Per model the CLI writes ``<runs>/<model><suffix>.json``
-and ``<same stem>.ranks.npz`` in the shape of ``llm4sbr_adapter.experiments.train``'s results (readable by
-``llm4sbr_adapter.experiments.summarize``)::
+and ``<same stem>.ranks.npz`` in the shape of ``llm4sbr_adapter.experiments.training.train``'s results (readable by
+``llm4sbr_adapter.experiments.evaluation.summarize``)::
 
     python -m llm4sbr_adapter.experiments.baselines --data DIR --runs OUTDIR [--models pop markov sr sknn vsknn]
 """
@@ -70,10 +71,10 @@ import torch
 
 from llm4sbr_adapter.atomic_files import atomic_write_text
 
-from .catalogue import count_items
-from .metrics import summarize_ranks, target_ranks
-from .session_data import SplitData, load_split
-from .training import atomic_savez, check_select_metric, peak_rss_mb
+from .data.catalogue import count_items
+from .data.splits import SplitData, load_split
+from .evaluation.metrics import summarize_ranks, target_ranks
+from .training.loop import atomic_savez, check_select_metric, peak_rss_mb
 
 SPLITS = ("train", "valid", "test")
 
@@ -407,7 +408,7 @@ def batches(data: SplitData, batch_size: int) -> Iterator[tuple[slice, list[np.n
 
 
 def ranks_of(scores: np.ndarray, targets: torch.Tensor) -> np.ndarray:
-    """``llm4sbr_adapter.experiments.metrics.target_ranks`` of numpy scores: the neural models' rank code."""
+    """``llm4sbr_adapter.experiments.evaluation.metrics.target_ranks`` of numpy scores: the neural models' rank code."""
     return target_ranks(torch.from_numpy(scores), targets).numpy()
 
 
@@ -562,7 +563,7 @@ def load_data(data_dir: Path) -> tuple[dict[str, SplitData], list[np.ndarray], i
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Popularity, Markov, SR, SKNN and V-SKNN baselines: hyperparameters "
-        "chosen on valid, test once, results in llm4sbr_adapter.experiments.train's format."
+        "chosen on valid, test once, results in llm4sbr_adapter.experiments.training.train's format."
     )
     p.add_argument(
         "--data", required=True, help="folder with train.txt, valid.txt, test.txt (items.tsv, rows_train.tsv)"
@@ -572,7 +573,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="recorded in the results (the baselines are deterministic)")
     p.add_argument(
         "--name-suffix",
-        help="file name suffix (default _s<seed>, as llm4sbr_adapter.experiments.summarize --by-name expects)",
+        help="file name suffix (default _s<seed>, as llm4sbr_adapter.experiments.evaluation.summarize --by-name "
+        "expects)",
     )
     p.add_argument("--topk", type=int, nargs="+", default=[5, 10, 20], help="cut-offs K for HR/MRR/NDCG")
     p.add_argument("--select-metric", default="MRR@20", help="validation metric that picks the hyperparameters")

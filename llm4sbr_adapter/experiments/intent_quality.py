@@ -43,10 +43,10 @@ from llm4sbr_adapter.offline.candidates import TransitionCandidates
 from llm4sbr_adapter.offline.inputs.sessions import SessionSet, read_sessions
 from llm4sbr_adapter.store import IntentStore
 
-from .catalogue import read_items_tsv
-from .metrics import summarize_ranks, target_ranks
-from .session_data import SplitData, load_split
-from .text_mean_store import encode_titles, mean_intents
+from .data.catalogue import read_items_tsv
+from .data.splits import SplitData, load_split
+from .data.text_mean_store import encode_titles, mean_intents
+from .evaluation.metrics import summarize_ranks, target_ranks
 
 __all__ = [
     "IntentQualityConfig",

@@ -310,7 +310,7 @@ class IntentSRGNN(SRGNN):
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor, session_ids: Any) -> EnhancerOutput:
         """:class:`EnhancerOutput` whose ``session`` (``[batch, d]``) replaces RecBole's ``seq_output``."""
         h_local, h_global = self.session_behaviours(item_seq, item_seq_len)
-        # No sessions_sha256= here (experiments/train.py passes its split pickle's): a RecBole split is cut in
+        # No sessions_sha256= here (experiments/training/train.py passes its split pickle's): a RecBole split is cut in
         # memory from one .inter file and has no file identity; check_split covers each split's ids instead.
         return self.enhancer(h_local, h_global, session_ids=session_ids)
 

@@ -22,8 +22,8 @@ from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
 from llm4sbr_adapter.errors import CliParser, add_log_level, run_cli
 
-from .dataset_files import write_pickle_split, write_tsv
-from .session_data import SplitData, load_split
+from .data.dataset_files import write_pickle_split, write_tsv
+from .data.splits import SplitData, load_split
 
 __all__ = ["SplitSampleConfig", "main", "sample_rows", "write_sample"]
 

@@ -46,7 +46,7 @@ class HiphopConfig(ConfigBase):
     """Settings of :class:`HiphopHead`; validated on construction, saved beside the weights.
 
     Each field's help text is in its metadata (``dataclasses.fields(HiphopConfig)``); the command line of
-    ``llm4sbr_adapter.experiments.hiphop_srgnn`` is generated from them (``use_intents`` is ``--intents``,
+    ``llm4sbr_adapter.experiments.training.hiphop_srgnn`` is generated from them (``use_intents`` is ``--intents``,
     ``use_neighbours`` ``--neighbours``, ``use_contrastive`` ``--contrastive``, ``topk`` ``--topk-attention``).
     """
 

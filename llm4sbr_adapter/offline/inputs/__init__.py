@@ -1,4 +1,4 @@
-"""Every reader of input data, shared by ``build_store`` and ``experiments.prepare_data`` (see docs/your-data.md).
+"""Every reader of input data, shared by ``build_store`` and ``experiments.data.prepare_data`` (see docs/your-data.md).
 
 * :mod:`.sessions`: session-per-row files (TSV/CSV/JSONL), SR-GNN pickles (trusted input only) and item
   catalogues (headers in common spellings, HTML entities unescaped).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..session_data import Batch
+from ..batching import Batch
 from .base import SessionBackbone
 
 

@@ -1,8 +1,9 @@
 """SR-GNN with the HIPHOP parts from :mod:`llm4sbr_adapter.hiphop`, on the harness's data and protocol.
 
-Same protocol as ``llm4sbr_adapter/experiments/train.py``: train on ``train.txt``, evaluate ``valid.txt`` after every
+Same protocol as ``llm4sbr_adapter/experiments/training/train.py``: train on ``train.txt``, evaluate ``valid.txt``
+after every
 epoch, keep the state of the best validation ``--select-metric`` epoch, evaluate ``test.txt`` once with
-it. Metrics are averaged over all test sessions (``llm4sbr_adapter/experiments/metrics.py``).
+it. Metrics are averaged over all test sessions (``llm4sbr_adapter/experiments/evaluation/metrics.py``).
 
 Parts (each can be switched on alone):
 
@@ -22,9 +23,10 @@ Parts (each can be switched on alone):
 
 Example::
 
-    python -m llm4sbr_adapter.experiments.prepare_data movielens --protocol temporal \\
+    python -m llm4sbr_adapter.experiments.data.prepare_data movielens --protocol temporal \\
         --src ../shared/data/ml-100k --out /tmp/ml100k
-    python -m llm4sbr_adapter.experiments.hiphop_srgnn --data /tmp/ml100k --semantic add --intents --neighbours \\
+    python -m llm4sbr_adapter.experiments.training.hiphop_srgnn --data /tmp/ml100k --semantic add --intents
+    --neighbours \\
         --contrastive --out /tmp/runs/hiphop_all_s0.json
 """
 
@@ -49,9 +51,12 @@ from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
 from llm4sbr_adapter.errors import run_cli
 from llm4sbr_adapter.hiphop import BackboneBatch, HiphopConfig, HiphopHead, SemanticItemEmbedding, align_text_to_rows
 
-from .backbones.srgnn import SRGNN
-from .catalogue import read_items_tsv
-from .recommender import RecommenderModules
+from ..data.catalogue import read_items_tsv
+from ..data.splits import SplitData
+from ..models.backbones.srgnn import SRGNN
+from ..models.batching import Batch, batch_to_device, iterate_batches
+from ..models.recommender import RecommenderModules
+from .loop import TrainConfig, fit_and_evaluate, load_run_data
 from .run_flags import (
     ENHANCER_SKIP,
     add_enhancer_arguments,
@@ -63,8 +68,6 @@ from .run_flags import (
     setup_logging,
     train_config,
 )
-from .session_data import Batch, SplitData, batch_to_device, iterate_batches
-from .training import TrainConfig, fit_and_evaluate, load_run_data
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.hiphop_srgnn")
 
@@ -163,7 +166,7 @@ def title_config(args: argparse.Namespace) -> TitleConfig:
 class HiphopRecommender(RecommenderModules):
     """Backbone + optional semantic items + HiphopHead + optional IntentEnhancer, with one forward.
 
-    A :class:`llm4sbr_adapter.experiments.training.Recommender`; the neighbour bank is not part of ``state()``:
+    A :class:`llm4sbr_adapter.experiments.training.loop.Recommender`; the neighbour bank is not part of ``state()``:
     rebuild it with :meth:`refresh_bank` (at every epoch start and after the best state is restored). Build
     it from parsed flags with :meth:`from_args`, or from configs; :meth:`attach_enhancer` adds the enhancer
     (after the other parts, so that they are initialised from the same random draws either way).

@@ -3,11 +3,11 @@
 Protocol: train on ``train.txt``; after every epoch evaluate on ``valid.txt``; keep the model state of
 the epoch with the best validation ``select_metric`` (MRR@20 by default); evaluate ``test.txt`` once,
 with that state, at the end. Metrics are averaged over all test sessions (see
-:mod:`llm4sbr_adapter.experiments.metrics`).
+:mod:`llm4sbr_adapter.experiments.evaluation.metrics`).
 
 Any model that follows the small :class:`Recommender` protocol can be trained and evaluated by
 :func:`fit_and_evaluate` (``Session`` in :mod:`.recommender`, ``HiphopRecommender`` in :mod:`.hiphop_srgnn`);
-the command lines ``llm4sbr_adapter.experiments.train`` and ``.hiphop_srgnn`` generate their flags from
+the command lines ``llm4sbr_adapter.experiments.training.train`` and ``.hiphop_srgnn`` generate their flags from
 :class:`TrainConfig`'s fields.
 """
 
@@ -30,9 +30,10 @@ import torch
 from llm4sbr_adapter.atomic_files import atomic_path, atomic_write_text
 from llm4sbr_adapter.config import ConfigBase, setting
 
-from .catalogue import count_items
-from .metrics import summarize_ranks, target_ranks
-from .session_data import Batch, SplitData, iterate_batches, load_split
+from ..data.catalogue import count_items
+from ..data.splits import SplitData, load_split
+from ..evaluation.metrics import summarize_ranks, target_ranks
+from ..models.batching import Batch, iterate_batches
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.train")
 
@@ -58,14 +59,15 @@ def check_select_metric(name: str, ks: Sequence[int]) -> None:
 class TrainConfig(ConfigBase):
     """Settings of one training run: where data and results live, schedule, optimiser, model size, evaluation.
 
-    Each field's help text is in its metadata; the flags of ``llm4sbr_adapter.experiments.train`` and
+    Each field's help text is in its metadata; the flags of ``llm4sbr_adapter.experiments.training.train`` and
     ``.hiphop_srgnn`` are generated from them (``--batch-size`` for ``batch_size`` and so on).
     """
 
     FORMAT: ClassVar[str] = "llm4sbr-train-run"
 
     data: str = setting(
-        help="folder with train.txt, valid.txt, test.txt (and items.tsv) from llm4sbr_adapter.experiments.prepare_data"
+        help="folder with train.txt, valid.txt, test.txt (and items.tsv) from "
+        "llm4sbr_adapter.experiments.data.prepare_data"
         "; without valid.txt (the official SR-GNN pickles) validation is carved from train.txt (--valid-from-train)"
     )
     out: str = setting(help="results JSON path; per-session ranks go to <stem>.ranks.npz beside it")

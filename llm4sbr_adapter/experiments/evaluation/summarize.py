@@ -1,12 +1,12 @@
 """Summarise runs of :mod:`.train` and :mod:`.baselines`: mean ± std over seeds and paired
-differences with intervals from a bootstrap over users (:mod:`llm4sbr_adapter.experiments.bootstrap`).
+differences with intervals from a bootstrap over users (:mod:`llm4sbr_adapter.experiments.evaluation.bootstrap`).
 
 * Default: per (model, enhancer) the mean and sample standard deviation over seeds of every test
   metric, the chosen epochs, seconds per training epoch and peak RSS; then, for each model run both
   alone and with the enhancer, the difference (enhancer - alone) with its 95 % interval.
 * ``--versus OTHER``: the same difference between two folders (e.g. real vs shuffled intents).
 * ``--by-name BASELINE``: groups named by file (``all_llm_s2.json`` -> ``all_llm``) against one of them.
-* ``--table2``: the paper-protocol Table 2 (:mod:`llm4sbr_adapter.experiments.table2`).
+* ``--table2``: the paper-protocol Table 2 (:mod:`llm4sbr_adapter.experiments.evaluation.table2`).
 
 An interval that excludes 0 (marked ``*``) supports a difference on this test data for these seeds;
 one that contains 0 means "not resolved", never "the same". Per-seed differences sit beside it.
@@ -56,8 +56,8 @@ def popularity_metrics(data_dir: Path, ks: Sequence[int]) -> dict[str, float]:
     """Test metrics of ranking every item by its click count in train.txt (inputs and targets)."""
     import torch
 
+    from ..data.splits import load_split
     from .metrics import summarize_ranks, target_ranks
-    from .session_data import load_split
 
     train, test = load_split(data_dir / "train.txt"), load_split(data_dir / "test.txt")
     num_items = max(train.max_item, test.max_item)
@@ -252,7 +252,7 @@ def parse_metrics(spec: str, parser: argparse.ArgumentParser) -> tuple[str, ...]
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        description="Summarise llm4sbr_adapter.experiments.train result JSONs: mean ± std over seeds, "
+        description="Summarise llm4sbr_adapter.experiments.training.train result JSONs: mean ± std over seeds, "
         "paired bootstrap CIs for enhancer - alone."
     )
     p.add_argument("--runs", required=True, help="folder with the result JSON and .ranks.npz files")

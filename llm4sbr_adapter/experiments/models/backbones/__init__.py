@@ -1,6 +1,7 @@
 """Session-based recommender backbones written for the reproduction harness.
 
-Every backbone is a :class:`~llm4sbr_adapter.experiments.backbones.base.SessionBackbone`: it turns a padded batch into a
+Every backbone is a :class:`~llm4sbr_adapter.experiments.models.backbones.base.SessionBackbone`: it turns a padded
+batch into a
 local and a global session embedding (``[batch, d]`` each), fuses them its own way when no
 :class:`~llm4sbr_adapter.enhancer.IntentEnhancer` is used, and scores all items by a dot product with
 its item embedding table.

@@ -1,14 +1,15 @@
 """Prepare MovieLens, Amazon Beauty or any click log for the LLM4SBR reproduction, in SR-GNN's pickle format.
 
 Subcommands: ``movielens`` (any release: ML-1M/10M ``::``, ML-100K, the ``ratings.csv`` releases),
-``beauty``, and ``clicks`` (one click per row, see :mod:`llm4sbr_adapter.experiments.clicks_protocol`).
+``beauty``, and ``clicks`` (one click per row, see :mod:`llm4sbr_adapter.experiments.data.clicks_protocol`).
 
 Two protocols (``--protocol``):
 
 * ``paper`` (the default): the authors' own rules, a split **by user** (train and test users cover the
-  same period); see :mod:`llm4sbr_adapter.experiments.paper_protocol`. Use it to set numbers beside the paper's Table 2.
+  same period); see :mod:`llm4sbr_adapter.experiments.data.paper_protocol`. Use it to set numbers beside the paper's
+  Table 2.
 * ``temporal``: a split **by time** (every test target after every training target); see
-  :mod:`llm4sbr_adapter.experiments.temporal_protocol`. Stricter and closer to deployment; the earlier tables of
+  :mod:`llm4sbr_adapter.experiments.data.temporal_protocol`. Stricter and closer to deployment; the earlier tables of
   docs/results.md use it.
 
 Outputs in ``--out``: ``train.txt`` / ``valid.txt`` / ``test.txt`` (each ``pickle.dump((sequences, targets))``,

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing import sha256_file
+from llm4sbr_adapter.hashing import sha256_file
+
 from .metrics import per_session_metrics
 
 

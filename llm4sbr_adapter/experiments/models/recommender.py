@@ -2,7 +2,7 @@
 
 :class:`Session` is a session-based backbone (:mod:`.backbones`: SR-GNN, NARM, STAMP) with, optionally, the
 LLM4SBR :class:`~llm4sbr_adapter.enhancer.IntentEnhancer` between its two behaviour embeddings and its
-scores; both follow :class:`llm4sbr_adapter.experiments.training.Recommender`.
+scores; both follow :class:`llm4sbr_adapter.experiments.training.loop.Recommender`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import BACKBONES, SessionBackbone
-from .session_data import Batch, batch_to_device
+from .batching import Batch, batch_to_device
 
 if TYPE_CHECKING:
     from llm4sbr_adapter.enhancer import IntentEnhancer
 
 
 def build_backbone(name: str, num_items: int, hidden_size: int, gnn_steps: int = 1) -> SessionBackbone:
-    """A backbone of :data:`~llm4sbr_adapter.experiments.backbones.BACKBONES` (``gnn_steps``: SR-GNN only)."""
+    """A backbone of :data:`~llm4sbr_adapter.experiments.models.backbones.BACKBONES` (``gnn_steps``: SR-GNN only)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(BACKBONES)}")
     if name == "srgnn":

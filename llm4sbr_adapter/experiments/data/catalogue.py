@@ -6,7 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
-from .session_data import SplitData
+from .splits import SplitData
 
 
 def read_items_tsv(path: str | Path, *, dense_ids: bool = True) -> tuple[list[int], list[str]]:
@@ -32,7 +32,7 @@ def read_items_tsv(path: str | Path, *, dense_ids: bool = True) -> tuple[list[in
             titles.append(row[1] if len(row) > 1 else "")
     if dense_ids and ids != list(range(1, len(ids) + 1)):
         raise ValueError(
-            f"{path}: item ids must be 1..N in order (as written by llm4sbr_adapter.experiments.prepare_data)"
+            f"{path}: item ids must be 1..N in order (as written by llm4sbr_adapter.experiments.data.prepare_data)"
         )
     return ids, titles
 

@@ -1,6 +1,6 @@
 """The temporal protocol: splits by time, so that every test target comes after every training target.
 
-Stricter and closer to deployment than the authors' user split (:mod:`llm4sbr_adapter.experiments.paper_protocol`).
+Stricter and closer to deployment than the authors' user split (:mod:`llm4sbr_adapter.experiments.data.paper_protocol`).
 
 ``movielens``: sessions cut at gaps of more than ``gap`` seconds; items seen fewer than
 ``min_item_count`` times removed and sessions shorter than 2 dropped, repeated until stable;

@@ -2,7 +2,7 @@
 
 * Node states start as item embeddings and go through ``steps`` gated-GNN updates; each update mixes
   messages along incoming and outgoing edges (adjacency normalised by in-/out-degree, see
-  :class:`~llm4sbr_adapter.experiments.session_data.SessionGraph`) through GRU-style gates.
+  :class:`~llm4sbr_adapter.experiments.models.batching.SessionGraph`) through GRU-style gates.
 * Local embedding ``s_l``: the state of the last clicked item.
 * Global embedding ``s_g = sum_i alpha_i v_i`` with ``alpha_i = q^T sigmoid(W1 v_last + W2 v_i + c)``.
 * Default fusion: ``s_h = W3 [s_l; s_g]``.
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..session_data import Batch, SessionGraph
+from ..batching import Batch, SessionGraph
 from .base import SessionBackbone
 
 

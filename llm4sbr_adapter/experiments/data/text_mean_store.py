@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .catalogue import read_items_tsv
-from .session_data import SplitData, load_split
+from .splits import SplitData, load_split
 
 SPLITS = ("train", "valid", "test")
 
@@ -145,7 +145,7 @@ def build_text_mean_stores(
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Build the no-LLM control intent stores (mean of item-title embeddings) "
-        "for train/valid/test of a folder written by llm4sbr_adapter.experiments.prepare_data."
+        "for train/valid/test of a folder written by llm4sbr_adapter.experiments.data.prepare_data."
     )
     p.add_argument("--data", required=True, help="folder with items.tsv and train.txt/valid.txt/test.txt")
     p.add_argument("--out", required=True, help="folder for text_mean_<split>.safetensors")

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from ..session_data import Batch
+from ..batching import Batch
 
 
 class SessionBackbone(nn.Module, abc.ABC):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .session_data import SplitData
+from ..data.splits import SplitData
 
 
 def open_stores(paths: Mapping[str, str | None], data: Mapping[str, SplitData]) -> dict:

@@ -23,9 +23,9 @@ from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args, f
 from llm4sbr_adapter.enhancer import IntentEnhancer, IntentEnhancerConfig
 from llm4sbr_adapter.errors import CliParser, add_log_level
 
+from ..data.splits import SplitData
 from .intent_stores import open_stores
-from .session_data import SplitData
-from .training import TrainConfig
+from .loop import TrainConfig
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.train")
 

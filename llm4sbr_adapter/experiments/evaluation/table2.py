@@ -1,11 +1,12 @@
 """Table 2 of the reproduction: the simple baselines and each backbone alone / + text-mean store /
 + shuffled text-mean store, with paired differences and intervals from a bootstrap over users.
 
-Reads ``<results>/<name>_s<seed>.json`` (``llm4sbr_adapter.experiments.train`` via benchmarks/repro_table2.py, and
+Reads ``<results>/<name>_s<seed>.json`` (``llm4sbr_adapter.experiments.training.train`` via benchmarks/repro_table2.py,
+and
 :mod:`.baselines`) and ``<shuffled>/<model>_enh_s<seed>.json``. The best simple baseline is the one
 with the highest mean *validation* score (its ``select_metric``), never chosen on test.
 
-    python -m llm4sbr_adapter.experiments.table2 --results /work/runs/paper/beauty/results \
+    python -m llm4sbr_adapter.experiments.evaluation.table2 --results /work/runs/paper/beauty/results \
         --shuffled /work/runs/paper/beauty/shuffled
 """
 

@@ -3,7 +3,7 @@
 Protocol: train on ``train.txt``; after every epoch evaluate on ``valid.txt``; keep the model state of
 the epoch with the best validation ``--select-metric`` (MRR@20 by default); evaluate ``test.txt`` once,
 with that state, at the end. Metrics are averaged over all test sessions (see
-``llm4sbr_adapter/experiments/metrics.py``).
+``llm4sbr_adapter/experiments/evaluation/metrics.py``).
 
 With ``--enhancer`` the backbone's ``(h_local, h_global)`` go through
 :class:`llm4sbr_adapter.enhancer.IntentEnhancer`; each split has its own intent store (row ids of that
@@ -11,10 +11,10 @@ split's pickle, tied to it by ``sessions_sha256``) and the loss is ``CE + out.au
 
 Writes ``--out`` (JSON: config, per-epoch log, best epoch, test metrics, seconds per epoch, peak memory)
 and, beside it, ``<out stem>.ranks.npz`` with the per-session test and validation ranks (for paired
-bootstrap comparisons in ``llm4sbr_adapter/experiments/summarize.py``).
+bootstrap comparisons in ``llm4sbr_adapter/experiments/evaluation/summarize.py``).
 
-This module is the command line only: the loop is :func:`llm4sbr_adapter.experiments.training.fit_and_evaluate`
-(shared with ``hiphop_srgnn``), its settings :class:`~llm4sbr_adapter.experiments.training.TrainConfig`, from
+This module is the command line only: the loop is :func:`llm4sbr_adapter.experiments.training.loop.fit_and_evaluate`
+(shared with ``hiphop_srgnn``), its settings :class:`~llm4sbr_adapter.experiments.training.loop.TrainConfig`, from
 whose fields (and :class:`~llm4sbr_adapter.enhancer.IntentEnhancerConfig`'s) the flags are generated.
 """
 
@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from llm4sbr_adapter.enhancer import IntentEnhancerConfig
 from llm4sbr_adapter.errors import run_cli
 
-from .backbones import BACKBONES
+from ..models.backbones import BACKBONES
+from ..models.recommender import RecommenderModules, Session, build_backbone
+from .loop import Recommender, TrainConfig, fit_and_evaluate, load_run_data, peak_rss_mb
 from .process_memory import mapped_file_mb
-from .recommender import RecommenderModules, Session, build_backbone
 from .run_flags import (
     ENHANCER_SKIP,
     add_enhancer_arguments,
@@ -41,7 +42,6 @@ from .run_flags import (
     setup_logging,
     train_config,
 )
-from .training import Recommender, TrainConfig, fit_and_evaluate, load_run_data, peak_rss_mb
 
 __all__ = [
     "Recommender",

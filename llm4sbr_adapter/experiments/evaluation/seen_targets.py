@@ -4,9 +4,10 @@ Under a temporal split, new products appear among the test targets (on Beauty 4,
 item embeddings never receive a positive gradient, so no model here ranks them high. This splits each
 run group's per-session test metrics into rows whose target is *seen* in ``train.txt`` (as an input
 or a target) and rows whose target is *unseen*, so that gains on the learnable part are visible.
-Uses the ``.ranks.npz`` files that ``llm4sbr_adapter.experiments.train`` writes; nothing is retrained.
+Uses the ``.ranks.npz`` files that ``llm4sbr_adapter.experiments.training.train`` writes; nothing is retrained.
 
-    python -m llm4sbr_adapter.experiments.seen_targets --data /work/runs/beauty --runs /work/runs/beauty/results
+    python -m llm4sbr_adapter.experiments.evaluation.seen_targets --data /work/runs/beauty --runs
+    /work/runs/beauty/results
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .session_data import load_split
+from ..data.splits import load_split
 from .summarize import load_named_runs, session_metrics
 
 

@@ -1,0 +1,43 @@
+"""The experiments harness grouped by job: no job imports one above it."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import llm4sbr_adapter.experiments as experiments
+
+ROOT = Path(experiments.__file__).parent
+# A job may import the jobs listed for it (and itself), never one that is not.
+ALLOWED = {
+    "data": set(),
+    "models": {"data"},
+    "evaluation": {"data"},
+    "training": {"data", "models", "evaluation"},
+}
+
+
+def _imported_jobs(path: Path, job: str) -> set[str]:
+    """The other jobs a module of ``job`` imports (relative or absolute)."""
+    jobs = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            depth = len(path.relative_to(ROOT / job).parts)  # 1 for job/x.py, 2 for job/sub/x.py
+            if node.level <= depth:
+                continue  # inside the same job
+            target = (node.module or "").split(".")[0]
+        elif (node.module or "").startswith("llm4sbr_adapter.experiments."):
+            target = node.module.split(".")[2]
+        else:
+            continue
+        if target in ALLOWED and target != job:
+            jobs.add(target)
+    return jobs
+
+
+@pytest.mark.parametrize("job", sorted(ALLOWED))
+def test_no_job_imports_one_above_it(job):
+    for path in sorted((ROOT / job).rglob("*.py")):
+        assert _imported_jobs(path, job) <= ALLOWED[job], path
