@@ -1,6 +1,9 @@
-"""The experiments harness grouped by job: no job imports one above it."""
+"""The experiments harness grouped by job: the short ``python -m`` names forward, and no job imports one above it."""
 
 import ast
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,15 @@ import pytest
 import llm4sbr_adapter.experiments as experiments
 
 ROOT = Path(experiments.__file__).parent
+FORWARDED = {
+    "prepare_data": "data.prepare_data",
+    "text_mean_store": "data.text_mean_store",
+    "train": "training.train",
+    "hiphop_srgnn": "training.hiphop_srgnn",
+    "summarize": "evaluation.summarize",
+    "table2": "evaluation.table2",
+    "seen_targets": "evaluation.seen_targets",
+}
 # A job may import the jobs listed for it (and itself), never one that is not.
 ALLOWED = {
     "data": set(),
@@ -15,6 +27,23 @@ ALLOWED = {
     "evaluation": {"data"},
     "training": {"data", "models", "evaluation"},
 }
+
+
+@pytest.mark.parametrize("short", sorted(FORWARDED))
+def test_short_name_runs_the_commands_main(short):
+    old = importlib.import_module(f"llm4sbr_adapter.experiments.{short}")
+    new = importlib.import_module(f"llm4sbr_adapter.experiments.{FORWARDED[short]}")
+    assert old.main is new.main
+
+
+def test_short_name_runs_as_a_module():
+    out = subprocess.run(
+        [sys.executable, "-m", "llm4sbr_adapter.experiments.summarize", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--runs" in out.stdout
 
 
 def _imported_jobs(path: Path, job: str) -> set[str]:
