@@ -14,13 +14,12 @@ from importlib import resources
 from pathlib import Path
 
 from .config import ConfigError
-from .config_cli import add_config_arguments, argument_group, config_from_args
+from .config_cli import add_config_arguments, argument_group, config_from_args, hint_flags
 from .errors import CliParser, add_log_level, run_cli
 from .offline.config import BuildConfig
-from .offline.inputs.columns import add_click_log_flags
-from .offline.inputs.sessions import PICKLE_WARNING, SessionSet
+from .offline.inputs.sessions import PICKLE_WARNING
 from .offline.llm.answers_file import export_answers
-from .offline.pipeline import build_intent_store, read_session_file
+from .offline.pipeline import build_intent_store
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
 
@@ -100,19 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"use the embedded demo sessions and items; output defaults to ./{DEMO_OUTPUT}.",
     )
     add_config_arguments(p, BuildConfig)
-    _add_click_log_group(p)
+    argument_group(p, "click logs").description = (
+        "--sessions may be a click log, one click per row (CSV/TSV/Parquet with a header, e.g. "
+        "session_id,item_id,timestamp); its clicks are grouped into sessions in time order."
+    )
     add_log_level(argument_group(p, "caching, sharding, logging"), "INFO")
     return p
-
-
-def _add_click_log_group(p: argparse.ArgumentParser) -> None:
-    """Flags naming the columns of a one-click-per-row --sessions file (shared with prepare_data; issue 16)."""
-    g = p.add_argument_group(
-        "click logs",
-        "--sessions may be a click log, one click per row (CSV/TSV/Parquet with a header, e.g. "
-        "session_id,item_id,timestamp); its clicks are grouped into sessions in time order.",
-    )
-    add_click_log_flags(g)
 
 
 def build_merge_parser() -> argparse.ArgumentParser:
@@ -183,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _check_usage(parser, args, demo=args.demo or not argv)
-    return run_cli(lambda: _build(args, config), args.log_level)
+    return run_cli(lambda: _build(args, config), args.log_level, hint_flags(BuildConfig))
 
 
 def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace, demo: bool) -> BuildConfig:
@@ -207,7 +199,7 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace, demo
 
 def _build(args: argparse.Namespace, config: BuildConfig) -> int:
     """Build (or dry-run) the store and print the summary."""
-    report = build_intent_store(_sessions_input(args, config), args.items, args.output, config)
+    report = build_intent_store(args.sessions, args.items, args.output, config)
     if config.dry_run:
         print("\n=== dry run: sample prompts ===")
         for sample in report.sample_prompts[:4]:
@@ -217,16 +209,6 @@ def _build(args: argparse.Namespace, config: BuildConfig) -> int:
     print("\n=== summary ===")
     print(report.summary())
     return 0
-
-
-def _sessions_input(args: argparse.Namespace, config: BuildConfig) -> SessionSet | str:
-    """``--sessions`` read here when a click-log column flag is given (they are prepare_data's too, so they
-    stay hand-written); otherwise the path, read by the build with ``config``."""
-    columns = {role: getattr(args, f"{role}_column") for role in ("session", "item", "time", "user")}
-    columns["names"] = args.log_columns
-    if not any(v is not None for v in columns.values()) and args.gap is None and args.window is None:
-        return args.sessions
-    return read_session_file(args.sessions, config, columns, gap=args.gap, window=args.window)
 
 
 if __name__ == "__main__":

@@ -194,11 +194,15 @@ def _checked(obj: Any, f: dataclasses.Field, annotation: Any, value: Any) -> Any
 
 
 def _sequence(obj: Any, f: dataclasses.Field, kind: Any, value: Any) -> tuple:
-    """A list or tuple as a tuple, its items checked against ``tuple[X, ...]``'s ``X``."""
+    """A list or tuple as a tuple, its items checked against ``tuple[X, ...]``'s ``X`` (``tuple[X, X, X]``:
+    also its length)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         shown = f"the string {value!r}" if isinstance(value, str) else repr(value)
         _fail(obj, f.name, f"must be a sequence, got {shown}")
-    item = typing.get_args(kind)[0] if typing.get_args(kind) else Any
+    args = typing.get_args(kind)
+    if args and Ellipsis not in args and len(value) != len(args):
+        _fail(obj, f.name, f"must have {len(args)} items, got {len(value)}")
+    item = args[0] if args else Any
     checks = {str: lambda v: isinstance(v, str), int: _is_integer, float: _is_number}
     check = checks.get(item)
     if check is not None:

@@ -124,6 +124,17 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, base: C | None =
         raise ConfigError(flag_spelled(cls, str(err)), field=err.field) from None
 
 
+def hint_flags(cls: type[ConfigBase]) -> dict[str, str]:
+    """``{field name: flag}`` of every flag of ``cls`` (a nested field by its own name), for
+    :func:`~llm4sbr_adapter.errors.flag_spelling`; plus the config's ``HINT_ALIASES`` ``{setting: field}``:
+    a library setting that one of this command's flags sets under another name (prepare_data's
+    ``--encoding`` sets what a build calls ``sessions_encoding``)."""
+    flags = {x.field.name: flag_of(x.field) for x in flag_fields(cls)}
+    for name, field_name in getattr(cls, "HINT_ALIASES", {}).items():
+        flags[name] = flags[field_name]
+    return flags
+
+
 def flag_spelled(cls: type[ConfigBase], message: str) -> str:
     """``message`` with each ``Cls.field`` of a field that has a flag (nested ones too) written as that flag."""
     flags = {f"{x.owner.__name__}.{x.field.name}": flag_of(x.field) for x in flag_fields(cls)}
@@ -199,9 +210,14 @@ def _argument(f: dataclasses.Field, annotation: Any, default: Any) -> dict[str, 
         return kwargs
     origin = typing.get_origin(kind)
     if origin in (tuple, list):
-        item = typing.get_args(kind)[0] if typing.get_args(kind) else str
-        kwargs["nargs"] = "+"
-        kwargs["action"] = "extend"  # a repeated flag adds to the list: --store A --store B == --store A B
+        args = typing.get_args(kind)
+        item = args[0] if args else str
+        fixed = origin is tuple and bool(args) and Ellipsis not in args  # tuple[float, float, float]: 3 values
+        kwargs["nargs"] = len(args) if fixed else "+"
+        if fixed and " " in kwargs.get("metavar", ""):
+            kwargs["metavar"] = tuple(kwargs["metavar"].split())  # one name per value
+        if not fixed:
+            kwargs["action"] = "extend"  # a repeated flag adds to the list: --store A --store B == --store A B
         kwargs["type"] = item if item in (int, float, str) else str
         return kwargs
     if kind in (int, float):

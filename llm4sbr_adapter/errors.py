@@ -3,9 +3,11 @@
 * :class:`Llm4sbrError` is the base of every exception class this package defines; each also keeps
   its built-in base (``ValueError``, ``RuntimeError``, ``ImportError``), so ``except ValueError`` code
   keeps working and ``except Llm4sbrError`` catches all of them.
-* :func:`option_hint` writes a setting in the caller's spelling: ``on_missing_title='skip_item'``
-  when the library is called from Python, ``--on-missing-title skip_item`` inside a CLI (which runs
-  its work under :func:`flag_spelling`).
+* :func:`setting_hint` names a config field in the caller's spelling: ``on_missing_title='skip_item'``
+  when the library is called from Python, ``--on-missing-title skip_item`` inside a CLI (which runs its
+  work under :func:`flag_spelling` with its config's flags, see ``config_cli.hint_flags``). A hint names a
+  field, never a flag, so it cannot name a flag the running command does not have: a command without
+  that setting gets the Python spelling.
 * :class:`CliParser` turns a usage error into one line, ``error: <message>``, exit status 2.
 * :func:`run_cli` turns any failure into one line, ``error: <message>``, exit status 1, and prints
   the traceback too only at ``--log-level debug``.
@@ -19,7 +21,7 @@ import contextvars
 import logging
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import NoReturn
 
 __all__ = [
@@ -29,8 +31,9 @@ __all__ = [
     "add_log_level",
     "flag_spelling",
     "one_line",
-    "option_hint",
     "run_cli",
+    "setting_hint",
+    "setting_name",
 ]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -40,25 +43,37 @@ class Llm4sbrError(Exception):
     """Root of every exception class defined by ``llm4sbr_adapter`` (each keeps its built-in base too)."""
 
 
-_FLAG_SPELLING: contextvars.ContextVar[bool] = contextvars.ContextVar("llm4sbr_flag_spelling", default=False)
+# The running command's {config field: flag}; None outside a command line.
+_HINT_FLAGS: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "llm4sbr_hint_flags", default=None
+)
 
 # Failures a user can fix from the message alone; any other exception is named by its type.
 _EXPECTED = (ValueError, OSError, LookupError)
 
 
-def option_hint(param: str, flag: str, value: object) -> str:
-    """``param=value`` (Python spelling), or ``flag value`` when called inside :func:`flag_spelling`."""
-    return f"{flag} {value}" if _FLAG_SPELLING.get() else f"{param}={value!r}"
+def setting_hint(field: str, value: object) -> str:
+    """How to set config field ``field`` to ``value``: ``field=value`` (Python spelling), or ``--flag value``
+    inside :func:`flag_spelling` when the running command has a flag for ``field``."""
+    flags = _HINT_FLAGS.get()
+    flag = None if flags is None else flags.get(field)
+    return f"{field}={value!r}" if flag is None else f"{flag} {value}"
+
+
+def setting_name(field: str) -> str:
+    """Config field ``field`` as the caller spells it: its flag inside :func:`flag_spelling`, else the name."""
+    flags = _HINT_FLAGS.get()
+    return (None if flags is None else flags.get(field)) or field
 
 
 @contextlib.contextmanager
-def flag_spelling() -> Iterator[None]:
-    """Within this block :func:`option_hint` spells settings as command-line flags."""
-    token = _FLAG_SPELLING.set(True)
+def flag_spelling(flags: Mapping[str, str]) -> Iterator[None]:
+    """Within this block :func:`setting_hint` spells the fields of ``flags`` (``{field: flag}``) as flags."""
+    token = _HINT_FLAGS.set(flags)
     try:
         yield
     finally:
-        _FLAG_SPELLING.reset(token)
+        _HINT_FLAGS.reset(token)
 
 
 def one_line(err: BaseException) -> str:
@@ -89,12 +104,13 @@ def add_log_level(parser: argparse._ActionsContainer, default: str) -> None:
     )
 
 
-def run_cli(work: Callable[[], int], log_level: str) -> int:
-    """Run a CLI's ``work`` with flag-spelled hints; a failure prints ``error: <message>`` and returns 1.
+def run_cli(work: Callable[[], int], log_level: str, flags: Mapping[str, str] | None = None) -> int:
+    """Run a CLI's ``work``, hints spelled with ``flags`` (``{field: flag}``, see ``config_cli.hint_flags``);
+    a failure prints ``error: <message>`` and returns 1.
 
     The traceback is printed (before the error line) only when ``log_level`` is ``DEBUG``.
     """
-    with flag_spelling():
+    with flag_spelling(flags or {}):
         try:
             return work()
         except Exception as err:  # noqa: BLE001 - every failure becomes one line

@@ -11,21 +11,44 @@ Errors are one line, ``error: <message>`` on stderr (exit status 2 for usage, 1 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from .config import ConfigBase, ConfigError, setting
+from .config_cli import add_config_arguments, config_from_args, hint_flags
 from .errors import CliParser, add_log_level, run_cli
 from .offline.inputs.clicks import looks_like_click_log, read_click_sessions
 from .offline.inputs.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
 from .store import IntentStore
 
-__all__ = ["inspect_store", "answer_statistics", "format_report", "main"]
+__all__ = ["InspectConfig", "inspect_store", "answer_statistics", "format_report", "main"]
+
+
+@dataclasses.dataclass
+class InspectConfig(ConfigBase):
+    """The settings of ``python -m llm4sbr_adapter.inspect_store`` (besides the store); its flags come from these."""
+
+    FORMAT: ClassVar[str] = "llm4sbr_inspect_config"
+
+    session: str | None = setting(None, "a session id to explain (row index for SR-GNN pickles).", metavar="ID")
+    sessions: str | None = setting(
+        None, "the sessions file the store was built from (shows the session's items).", metavar="PATH"
+    )
+    sessions_format: Literal["auto", "pickle", "tsv", "csv", "jsonl", "clicks"] = setting(
+        "auto",
+        "format of --sessions (auto: by extension; a pickle header is trusted only in .pkl/.pickle/.txt files).",
+    )
+    sessions_encoding: str = setting("utf-8", "text encoding of a TSV/CSV/JSONL --sessions file.", metavar="ENCODING")
+    items: str | None = setting(None, "the item catalogue (shows titles next to item ids).", metavar="PATH")
+    items_encoding: str = setting("utf-8", "text encoding of --items.")
+    as_json: bool = setting(False, "print the information as JSON instead of text.", flag="--json")
 
 
 def _read_sessions(path: str | os.PathLike, fmt: str, encoding: str) -> SessionSet:
@@ -221,49 +244,35 @@ def build_parser() -> argparse.ArgumentParser:
         "pickle. Errors are one line, 'error: <message>' on stderr (exit status 2 for usage, 1 for a failure).",
     )
     p.add_argument("store", help="intent store (.safetensors) to inspect.")
-    p.add_argument("--session", metavar="ID", help="a session id to explain (row index for SR-GNN pickles).")
-    p.add_argument(
-        "--sessions", metavar="PATH", help="the sessions file the store was built from (shows the session's items)."
-    )
-    p.add_argument(
-        "--sessions-format",
-        default="auto",
-        choices=["auto", "pickle", "tsv", "csv", "jsonl", "clicks"],
-        help="format of --sessions (default: auto, by extension; a pickle header is trusted only in "
-        ".pkl/.pickle/.txt files).",
-    )
-    p.add_argument(
-        "--sessions-encoding",
-        default="utf-8",
-        metavar="ENCODING",
-        help="text encoding of a TSV/CSV/JSONL --sessions file.",
-    )
-    p.add_argument("--items", metavar="PATH", help="the item catalogue (shows titles next to item ids).")
-    p.add_argument("--items-encoding", default="utf-8", help="text encoding of --items (default utf-8).")
-    p.add_argument("--json", action="store_true", help="print the information as JSON instead of text.")
+    add_config_arguments(p, InspectConfig)
     add_log_level(p, "WARNING")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (1: a failure; usage errors exit with status 2)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level)
-    return run_cli(lambda: _inspect(args), args.log_level)
+    try:
+        config = config_from_args(InspectConfig, args)
+    except ConfigError as err:
+        parser.error(str(err))
+    return run_cli(lambda: _inspect(args.store, config), args.log_level, hint_flags(InspectConfig))
 
 
-def _inspect(args: argparse.Namespace) -> int:
-    """Print the report (or JSON) for the store and session of ``args``."""
+def _inspect(store: str, config: InspectConfig) -> int:
+    """Print the report (or JSON) for the store and the session of ``config``."""
     info = inspect_store(
-        args.store,
-        args.session,
-        sessions=args.sessions,
-        items=args.items,
-        items_encoding=args.items_encoding,
-        sessions_format=args.sessions_format,
-        sessions_encoding=args.sessions_encoding,
+        store,
+        config.session,
+        sessions=config.sessions,
+        items=config.items,
+        items_encoding=config.items_encoding,
+        sessions_format=config.sessions_format,
+        sessions_encoding=config.sessions_encoding,
     )
-    if args.json:
+    if config.as_json:
         print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
     else:
         print(format_report(info))

@@ -57,7 +57,7 @@ def test_named_columns_and_a_missing_column(tmp_path):
         read_click_log(path)
     log = read_click_log(path, session_column="visit", item_column="product", time_column="when")
     assert [s.items for s in click_sessions(log)] == [[1, 2]]
-    with pytest.raises(InputFormatError, match=r"no column 'visits' \(--session-column\)"):
+    with pytest.raises(InputFormatError, match=r"no column 'visits' \(session_column='visits'\)"):
         read_click_log(path, session_column="visits", item_column="product", time_column="when")
 
 
@@ -159,3 +159,53 @@ def test_build_store_reads_a_headerless_log_with_log_columns(tmp_path, capsys):
     argv = ["--sessions", str(log), "--items", str(items), "--log-columns", "session,item,time", "--dry-run"]
     assert build_main([*argv, "--top-f", "1", "--no-progress"]) == 0
     assert "sessions:        2" in capsys.readouterr().out
+
+
+def _headerless_log(tmp_path):
+    log = tmp_path / "clicks.dat"
+    log.write_text("7,100,1\n7,101,2\n7,102,3\n8,101,5\n8,100,6\n")
+    items = tmp_path / "items.tsv"
+    items.write_text("item_id\ttitle\n100\tHeat\n101\tKolya\n102\tSalt\n")
+    return log, items
+
+
+def test_build_intent_store_takes_the_click_log_settings_from_python(tmp_path):
+    from llm4sbr_adapter.offline import BuildConfig, build_intent_store
+
+    log, items = _headerless_log(tmp_path)
+    click_log = {"log_columns": ["session", "item", "time"]}
+    report = build_intent_store(log, items, None, dry_run=True, top_f=1, progress=False, click_log=click_log)
+    assert report.sessions == 2
+    config = BuildConfig(click_log=click_log)
+    assert config.to_dict()["click_log"]["log_columns"] == ["session", "item", "time"]
+    assert BuildConfig.from_dict(config.to_dict()) == config
+    assert "click_log" not in BuildConfig().to_dict()  # at its default it is left out (stores as before)
+
+
+def test_a_latin1_click_log_is_told_the_encoding_flag_of_the_command_that_read_it(tmp_path, capsys):
+    from llm4sbr_adapter.build_store import main as build_main
+    from llm4sbr_adapter.offline.inputs.clicks import read_click_sessions
+
+    log = tmp_path / "clicks.csv"
+    log.write_bytes("session_id,item_id,timestamp\ns1,100,1\nsé,101,2\n".encode("latin-1"))
+    items = tmp_path / "items.tsv"
+    items.write_text("item_id\ttitle\n100\tHeat\n101\tKolya\n")
+    assert build_main(["--sessions", str(log), "--items", str(items), "--dry-run", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and "--sessions-encoding latin-1" in err and " --encoding" not in err
+    assert prepare_main(["clicks", "--src", str(log), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "not UTF-8" in err and "pass --encoding latin-1" in err
+    with pytest.raises(InputFormatError, match="sessions_encoding='latin-1'"):
+        read_click_sessions(log)
+
+
+def test_a_missing_named_column_is_told_in_each_spelling(tmp_path, capsys):
+    from llm4sbr_adapter.build_store import main as build_main
+
+    log, items = _log_with_titles(tmp_path)
+    argv = ["--sessions", str(log), "--items", str(items), "--session-column", "visit", "--dry-run"]
+    assert build_main([*argv, "--no-progress"]) == 1
+    assert "no column 'visit' (--session-column visit)" in capsys.readouterr().err
+    assert prepare_main(["clicks", "--src", str(log), "--out", str(tmp_path / "o"), "--time-column", "when"]) == 2
+    assert "no column 'when' (--time-column when)" in capsys.readouterr().err

@@ -53,7 +53,7 @@ def test_a_pickle_under_another_name_is_refused_and_never_unpickled(tmp_path, na
     marker = tmp_path / "code_ran"
     path = tmp_path / name
     path.write_bytes(pickle.dumps(([[1, 2]], [_Payload(marker)]), protocol=4))
-    with pytest.raises(InputFormatError, match=rf"{name}: starts with a pickle header .*fmt='pickle'"):
+    with pytest.raises(InputFormatError, match=rf"{name}: starts with a pickle header .*sessions_format='pickle'"):
         read_sessions(path)
     assert not marker.exists()
 
@@ -197,7 +197,7 @@ def test_catalogue_headerless_pipe_latin1_like_movielens(tmp_path):
     with pytest.raises(
         InputFormatError,
         match=r"u.item: line 2: not UTF-8 \(byte 0xe9 at byte offset 46, column 6\); "
-        r"try encoding='latin-1'",
+        r"try items_encoding='latin-1'",
     ):
         read_catalogue(path)
     c = read_catalogue(path, encoding="latin-1")

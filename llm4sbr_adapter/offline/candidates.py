@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..errors import Llm4sbrError, option_hint
+from ..errors import Llm4sbrError, setting_hint
 from .config import BuildConfig
 from .inputs.sessions import Catalogue, SessionSet, item_key, read_sessions
 from .prompts import item_lines
@@ -152,7 +152,7 @@ def candidate_lines(sessions: SessionSet, catalogue: Catalogue, config: BuildCon
     """The item lines of each session's ``config.num_candidates`` candidates from ``config.candidate_sessions``
     (untitled candidates are left out)."""
     if config.candidate_sessions is None:
-        flag = option_hint("candidate_sessions", "--candidate-sessions", "FILE")
+        flag = setting_hint("candidate_sessions", "FILE")
         raise CandidateError(
             f"a perspective's template lists {{candidates}}: set {flag} (other sessions, e.g. the training "
             "split, whose transitions propose them)"

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from ..config import ConfigBase, setting
 from ..store import BUILD_DTYPE
 from .encode import TextEncoder
+from .inputs.columns import ClickLogConfig
 from .llm.base import GenerationConfig, LLMBackend
 from .prompts import DEFAULT_MAX_ITEMS, DEFAULT_PERSPECTIVES, Perspective, is_perspectives_file, named_perspectives
 
@@ -246,10 +247,20 @@ class BuildConfig(ConfigBase):
     )
     progress: bool = setting(True, "show progress bars.", group=_RUN)
 
+    # ---- click logs --------------------------------------------------------------------
+    click_log: ClickLogConfig = setting(
+        default_factory=ClickLogConfig,
+        help="how a click log given as --sessions is read (its fields are the flags --session-column, "
+        "--item-column, --time-column, --user-column, --log-columns, --gap and --window).",
+        group="click logs",
+    )
+
     def validate(self) -> None:
         """Normalise the forms Python accepts (paths, ``"K/N"``, perspective lists) and refuse the rest."""
         if self.generation is None:  # the default generation settings
             self.generation = GenerationConfig()
+        if self.click_log is None:
+            self.click_log = ClickLogConfig()
         try:
             self.shard = parse_shard(self.shard)  # text was parsed already; this checks (K, N) given as numbers
         except (TypeError, ValueError) as err:
@@ -297,8 +308,12 @@ class BuildConfig(ConfigBase):
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values; an object in ``llm``/``encoder`` is recorded by class and name only."""
+        """JSON-ready values; an object in ``llm``/``encoder`` is recorded by class and name only. ``click_log``
+        is left out at its default (loading restores it), so a build from a session file records the same
+        settings, and writes the same store, as before the click-log settings joined this config."""
         out = super().to_dict()
+        if self.click_log.is_default():
+            del out["click_log"]
         for name in ("llm", "encoder"):
             value = getattr(self, name)
             if not (value is None or isinstance(value, str)):

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import option_hint
+from ..errors import setting_hint
 from ..store import StoreMetadata, write_store
 from .candidates import candidate_lines
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
@@ -278,28 +278,31 @@ def read_inputs(
             )
     if config.top_f > len(cat):
         raise ValueError(
-            f"{option_hint('top_f', '--top-f', config.top_f)} is larger than the catalogue "
-            f"{cat.source} ({len(cat)} items)"
+            f"{setting_hint('top_f', config.top_f)} is larger than the catalogue {cat.source} ({len(cat)} items)"
         )
     logger.info("%d sessions from %s, %d catalogue items from %s", len(sess), sess.source, len(cat), cat.source)
     return sess, cat
 
 
-def read_session_file(
-    path: str | os.PathLike, config: BuildConfig, click_columns: dict[str, Any] | None = None, **cut: Any
-) -> SessionSet:
+def read_session_file(path: str | os.PathLike, config: BuildConfig) -> SessionSet:
     """A sessions file read with the config's settings: a click log (``sessions_format="clicks"``, or one
-    detected under ``"auto"``) grouped into sessions, with ``click_columns`` (roles, or ``names`` of a
-    headerless log) and ``gap``/``window`` in ``cut`` when its columns do not have common names; any
-    other file one session per row."""
+    detected under ``"auto"``) grouped into sessions as ``config.click_log`` says (column names when they
+    are not common ones, ``gap``/``window`` for a log without a session column); any other file one
+    session per row."""
     from .inputs.clicks import looks_like_click_log, read_click_sessions
 
-    fmt, encoding = config.sessions_format, config.sessions_encoding
-    headerless = (click_columns or {}).get("names") is not None
+    fmt, encoding, click = config.sessions_format, config.sessions_encoding, config.click_log
+    headerless = click.log_columns is not None
     if fmt == "clicks" or (fmt == "auto" and (headerless or looks_like_click_log(path, encoding))):
         target, on_empty = config.clicks_target, config.on_empty_session
         return read_click_sessions(
-            path, columns=click_columns, target=target, on_empty=on_empty, encoding=encoding, **cut
+            path,
+            columns=click.columns(),
+            target=target,
+            on_empty=on_empty,
+            encoding=encoding,
+            gap=click.gap,
+            window=click.window,
         )
     return read_sessions(path, fmt, on_empty=config.on_empty_session, encoding=encoding)
 
@@ -454,7 +457,7 @@ def clean_answers(
                 i = empty[0]
                 raise ValueError(
                     f"session {session_ids[i]!r}, perspective {name!r}: the LLM answer {raw[name][i]!r} is empty "
-                    f"after cleaning ({option_hint('on_empty_answer', '--on-empty-answer', 'error')})"
+                    f"after cleaning ({setting_hint('on_empty_answer', 'error')})"
                 )
     return cleaned
 

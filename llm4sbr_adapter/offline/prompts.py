@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Llm4sbrError, option_hint
+from ..errors import Llm4sbrError, setting_hint
 from .inputs.sessions import Catalogue, InputFormatError, ItemId, item_key
 
 __all__ = [
@@ -300,7 +300,7 @@ def item_lines(
 
 def _missing_title_hint(policy: str) -> str:
     """The ``on_missing_title`` setting in the caller's spelling (Python keyword or CLI flag)."""
-    return option_hint("on_missing_title", "--on-missing-title", policy)
+    return setting_hint("on_missing_title", policy)
 
 
 def visible_items(items: Sequence[T], perspective: Perspective, max_items: int = DEFAULT_MAX_ITEMS) -> list[T]:

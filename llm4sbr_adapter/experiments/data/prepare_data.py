@@ -26,7 +26,8 @@ import sys
 from collections.abc import Sequence
 from typing import TypeVar
 
-from llm4sbr_adapter.offline.inputs.columns import add_click_log_flags
+from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args, hint_flags
+from llm4sbr_adapter.errors import flag_spelling, setting_hint, setting_name
 from llm4sbr_adapter.offline.inputs.movielens import detect_release
 
 from .clicks_protocol import prepare_clicks
@@ -38,6 +39,7 @@ from .paper_protocol import (
     prepare_movielens_paper,
     user_split,
 )
+from .prepare_config import BeautyConfig, ClicksConfig, MovieLensConfig, PrepareConfig
 from .raw_data import (
     DataFormatError,
     Interactions,
@@ -71,6 +73,7 @@ __all__ = [
     "filter_sessions",
     "format_stats",
     "main",
+    "prepare",
     "prepare_beauty",
     "prepare_beauty_paper",
     "prepare_movielens",
@@ -132,7 +135,7 @@ def format_stats(stats: dict, paper: str | None = None) -> str:
     return "\n".join(lines)
 
 
-# Flags that only one protocol reads: giving one to the other protocol is an error, not silently ignored.
+# Settings that only one protocol reads: giving one to the other protocol is an error, not silently ignored.
 TEMPORAL_ONLY = {
     "movielens": ("gap", "split", "split_key"),
     "beauty": ("test_rows", "sample_users", "sample_seed"),
@@ -143,216 +146,120 @@ PAPER_ONLY = {
     "beauty": ("test_share", "seed", "tie_seed"),
     "clicks": ("test_share", "seed"),
 }
-
-
-def _add_paper_flags(p: argparse.ArgumentParser, dataset: str) -> None:
-    p.add_argument(
-        "--seed", type=int, help="paper: seed of the user order (Beauty) and of the validation users (default 0)"
-    )
-    p.add_argument(
-        "--test-share", type=float, help="paper: share of sessions (whole users) in the test split (default 0.1)"
-    )
-    if dataset == "clicks":
-        return
-    if dataset == "movielens":
-        p.add_argument(
-            "--window",
-            type=int,
-            help="paper: clock window in seconds; a session = one user's ratings "
-            "with the same floor(timestamp / window) (default 600)",
-        )
-    else:
-        p.add_argument(
-            "--tie-seed",
-            type=int,
-            help="paper: shuffle each user's same-timestamp reviews with this seed (default: keep the source's order)",
-        )
+CONFIGS: dict[str, type[PrepareConfig]] = {c.DATASET: c for c in (MovieLensConfig, BeautyConfig, ClicksConfig)}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One subcommand per dataset, its flags generated from its config (:mod:`.prepare_config`)."""
     parser = argparse.ArgumentParser(
         description="Prepare MovieLens (any release), Amazon Beauty or a click log as SR-GNN pickles "
         "(train.txt/valid.txt/test.txt) plus items.tsv, rows_*.tsv and stats.json; prints Table 1.",
     )
     sub = parser.add_subparsers(dest="dataset", required=True)
-    ml = sub.add_parser("movielens", help="sessions of one user's ratings, one example per session")
-    be = sub.add_parser("beauty", help="one session per user, every prefix predicts the next review")
-    cl = sub.add_parser("clicks", help="any one-click-per-row log (CSV/TSV/Parquet) plus an optional catalogue")
-    for p in (ml, be, cl):
-        p.add_argument(
-            "--protocol",
-            choices=("paper", "temporal"),
-            default="paper",
-            help="paper (default): the authors' split by user; temporal: split by time (stricter)",
-        )
-        p.add_argument("--out", required=True, help="output folder (created); keep it outside the git checkout")
-        p.add_argument(
-            "--valid-share",
-            type=float,
-            default=0.1,
-            help="paper: share of training users moved to validation; temporal: share of the non-test "
-            "sessions (movielens: see --split) or rows (beauty) used for validation (default 0.1)",
-        )
-        _add_paper_flags(p, {id(ml): "movielens", id(be): "beauty", id(cl): "clicks"}[id(p)])
-    ml.add_argument(
-        "--src",
-        required=True,
-        help="folder of any MovieLens release: ratings.dat+movies.dat (ML-1M, ML-10M), u.data+u.item (ML-100K) "
-        "or ratings.csv+movies.csv (ml-latest, ml-20m, ml-25m, ml-32m), detected from the files",
-    )
-    ml.add_argument(
-        "--encoding",
-        help="text encoding of the files (default: the release's: latin-1 for ML-100K/ML-1M unless the copy is "
-        "valid UTF-8, UTF-8 otherwise)",
-    )
-    ml.add_argument(
-        "--min-item-count",
-        type=int,
-        default=5,
-        help="paper: drop sessions holding an item seen fewer times (one pass); temporal: drop such "
-        "items, iterated with length >= 2 (default 5)",
-    )
-    ml.add_argument(
-        "--gap", type=int, help="temporal: new session after a gap of more than this many seconds (default 600)"
-    )
-    ml.add_argument(
-        "--split",
-        type=float,
-        nargs=3,
-        metavar=("TRAIN", "VALID", "TEST"),
-        help="temporal: chronological shares of sessions (default 0.7 0.1 0.2)",
-    )
-    ml.add_argument(
-        "--split-key",
-        choices=("end", "start"),
-        help="temporal: order sessions by their last (end, default) or first (start) click",
-    )
-    be.add_argument("--src", required=True, help="folder with beauty_interactions.tsv and beauty_items.tsv")
-    be.add_argument(
-        "--test-rows", type=int, help="temporal: the latest this many rows form the test split (default 18000)"
-    )
-    be.add_argument(
-        "--sample-users",
-        type=float,
-        help="temporal: keep this seeded random share of users (0-1, default 1 = all), test rows scaled; "
-        "for cheaper documented runs, never for headline numbers",
-    )
-    be.add_argument("--sample-seed", type=int, help="temporal: seed of --sample-users (default 0)")
-    add_clicks_flags(cl)
+    for name, cls in CONFIGS.items():
+        add_config_arguments(sub.add_parser(name, help=(cls.__doc__ or "").split(": ", 1)[-1].rstrip(".")), cls)
     return parser
-
-
-def add_clicks_flags(p: argparse.ArgumentParser) -> None:
-    """The ``clicks`` subcommand's flags: the log, its columns, the catalogue, sessionisation, filters, split."""
-    p.add_argument("--src", required=True, help="click log: CSV, TSV or Parquet, one click per row, with a header")
-    p.add_argument(
-        "--items", help="catalogue 'item_id<sep>title' (header detected); items.tsv titles stay empty without"
-    )
-    add_click_log_flags(p)
-    p.add_argument("--encoding", default="utf-8", help="text encoding of --src and --items (default utf-8)")
-    p.add_argument(
-        "--items-header", choices=("auto", "yes", "no"), default="auto", help="does --items start with a header row"
-    )
-    p.add_argument(
-        "--rows",
-        choices=("prefixes", "last"),
-        default="prefixes",
-        help="prefixes (default): every prefix predicts its next click; last: one row per session",
-    )
-    p.add_argument("--min-item-count", type=int, default=5, help="drop items (or sessions) rarer than this")
-    p.add_argument("--split", type=float, nargs=3, metavar=("TRAIN", "VALID", "TEST"), help="temporal: shares")
-    p.add_argument("--split-key", choices=("end", "start"), help="temporal: order sessions by last or first click")
-
-
-def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
-    return ["--" + n.replace("_", "-") for n in names if getattr(args, n) is not None]
 
 
 def _or(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def prepare(args: argparse.Namespace) -> tuple[dict, str | None]:
-    """Run the chosen dataset and protocol; returns the statistics and the paper column to print."""
-    wrong = TEMPORAL_ONLY if args.protocol == "paper" else PAPER_ONLY
-    misplaced = _given(args, wrong[args.dataset])
+def prepare(config: PrepareConfig) -> tuple[dict, str | None]:
+    """Run the config's dataset and protocol; returns the statistics and the paper column to print."""
+    dataset = config.DATASET
+    wrong = TEMPORAL_ONLY if config.protocol == "paper" else PAPER_ONLY
+    misplaced = [setting_name(n) for n in wrong[dataset] if getattr(config, n) is not None]
     if misplaced:
         raise ValueError(
-            f"{', '.join(misplaced)} only apply to the other protocol; this run uses --protocol {args.protocol}"
+            f"{', '.join(misplaced)} only apply to the other protocol; this run uses "
+            f"{setting_hint('protocol', config.protocol)}"
         )
-    if args.dataset == "clicks":
-        return _prepare_clicks(args), None
-    is_ml1m = args.dataset == "movielens" and detect_release(args.src)[0] == "ml-1m"
-    paper = "beauty" if args.dataset == "beauty" else ("ml-1m" if is_ml1m else None)
-    if args.protocol == "paper":
-        common = {"test_share": _or(args.test_share, 0.1), "valid_share": args.valid_share, "seed": _or(args.seed, 0)}
-        if args.dataset == "movielens":
-            return prepare_movielens_paper(
-                args.src,
-                args.out,
-                window=_or(args.window, 600),
-                min_item_count=args.min_item_count,
-                encoding=args.encoding,
-                **common,
-            ), paper
-        return prepare_beauty_paper(args.src, args.out, tie_seed=args.tie_seed, **common), paper
-    if args.dataset == "movielens":
-        return prepare_movielens(
-            args.src,
-            args.out,
-            gap=_or(args.gap, 600),
-            min_item_count=args.min_item_count,
-            shares=_or(args.split, (0.7, 0.1, 0.2)),
-            split_key=_or(args.split_key, "end"),
-            encoding=args.encoding,
-        ), None
-    sample = _or(args.sample_users, 1.0)
+    if isinstance(config, ClicksConfig):
+        return _prepare_clicks(config), None
+    is_ml1m = isinstance(config, MovieLensConfig) and detect_release(config.src)[0] == "ml-1m"
+    paper = "beauty" if dataset == "beauty" else ("ml-1m" if is_ml1m else None)
+    if isinstance(config, MovieLensConfig):
+        return _prepare_movielens(config), paper
+    assert isinstance(config, BeautyConfig)
+    return _prepare_beauty(config), paper
+
+
+def _paper_shares(config: PrepareConfig) -> dict:
+    return {"test_share": _or(config.test_share, 0.1), "valid_share": config.valid_share, "seed": _or(config.seed, 0)}
+
+
+def _prepare_movielens(config: MovieLensConfig) -> dict:
+    if config.protocol == "paper":
+        return prepare_movielens_paper(
+            config.src,
+            config.out,
+            window=_or(config.window, 600),
+            min_item_count=config.min_item_count,
+            encoding=config.encoding,
+            **_paper_shares(config),
+        )
+    return prepare_movielens(
+        config.src,
+        config.out,
+        gap=_or(config.gap, 600),
+        min_item_count=config.min_item_count,
+        shares=_or(config.split, (0.7, 0.1, 0.2)),
+        split_key=_or(config.split_key, "end"),
+        encoding=config.encoding,
+    )
+
+
+def _prepare_beauty(config: BeautyConfig) -> dict:
+    if config.protocol == "paper":
+        return prepare_beauty_paper(config.src, config.out, tie_seed=config.tie_seed, **_paper_shares(config))
     return prepare_beauty(
-        args.src,
-        args.out,
-        test_rows=_or(args.test_rows, 18_000),
-        valid_share=args.valid_share,
-        sample_users=sample,
-        sample_seed=_or(args.sample_seed, 0),
-    ), None
+        config.src,
+        config.out,
+        test_rows=_or(config.test_rows, 18_000),
+        valid_share=config.valid_share,
+        sample_users=_or(config.sample_users, 1.0),
+        sample_seed=_or(config.sample_seed, 0),
+    )
 
 
-def _prepare_clicks(args: argparse.Namespace) -> dict:
-    columns = {role: getattr(args, f"{role}_column") for role in ("session", "item", "time", "user")}
-    columns["names"] = args.log_columns
+def _prepare_clicks(config: ClicksConfig) -> dict:
     return prepare_clicks(
-        args.src,
-        args.out,
-        items=args.items,
-        columns=columns,
-        encoding=args.encoding,
-        items_header={"auto": None, "yes": True, "no": False}[args.items_header],
-        gap=args.gap,
-        window=args.window,
-        protocol=args.protocol,
-        rows=args.rows,
-        min_item_count=args.min_item_count,
-        test_share=_or(args.test_share, 0.1),
-        valid_share=args.valid_share,
-        seed=_or(args.seed, 0),
-        shares=_or(args.split, (0.7, 0.1, 0.2)),
-        split_key=_or(args.split_key, "end"),
+        config.src,
+        config.out,
+        items=config.items,
+        columns=config.click_log.columns(),
+        encoding=config.encoding,
+        items_header={"auto": None, "yes": True, "no": False}[config.items_header],
+        gap=config.click_log.gap,
+        window=config.click_log.window,
+        protocol=config.protocol,
+        rows=config.rows,
+        min_item_count=config.min_item_count,
+        test_share=_or(config.test_share, 0.1),
+        valid_share=config.valid_share,
+        seed=_or(config.seed, 0),
+        shares=_or(config.split, (0.7, 0.1, 0.2)),
+        split_key=_or(config.split_key, "end"),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    cls = CONFIGS[args.dataset]
     try:
-        stats, paper = prepare(args)
+        config = config_from_args(cls, args)
+        with flag_spelling(hint_flags(cls)):
+            stats, paper = prepare(config)
     except (DataFormatError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(
-        f"Table 1, {args.dataset}, --protocol {args.protocol}"
-        + ("" if paper or args.protocol == "temporal" else " (the paper reports ML-1M only; no paper column)")
+        f"Table 1, {args.dataset}, --protocol {config.protocol}"
+        + ("" if paper or config.protocol == "temporal" else " (the paper reports ML-1M only; no paper column)")
     )
-    print(format_stats(stats, paper if args.protocol == "paper" else None))
-    print(f"\nwrote {args.out}: train.txt valid.txt test.txt items.tsv item_map.tsv rows_*.tsv stats.json")
+    print(format_stats(stats, paper if config.protocol == "paper" else None))
+    print(f"\nwrote {config.out}: train.txt valid.txt test.txt items.tsv item_map.tsv rows_*.tsv stats.json")
     return 0
 
 

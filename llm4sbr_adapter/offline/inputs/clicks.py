@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import option_hint
+from ...errors import setting_hint, setting_name
 from ...hashing import sha256_file
-from .columns import find_column
+from .columns import ROLE_FIELDS, find_column
 from .sessions import SessionSet
 from .sessions import _parse_id as parse_id
 from .text import InputFormatError, read_text
@@ -112,10 +112,7 @@ def read_click_log(
     rows = _parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else _text_rows(path, encoding)
     header = list(names) if names else next(rows, (1, []))[1]
     flags = {"session": session_column, "item": item_column, "time": time_column, "user": user_column}
-    cols = {
-        role: find_column(header, role, given, source=str(path), flag=f"--{role}-column")
-        for role, given in flags.items()
-    }
+    cols = {role: find_column(header, role, given, source=str(path)) for role, given in flags.items()}
     item_col, time_col = _require_columns(path, header, cols)
     session_col, user_col = cols["session"], cols["user"]
     users: list[str] = []
@@ -151,7 +148,7 @@ def _require_columns(path: Path, header: Sequence[str], cols: dict[str, int | No
     if cols["session"] is None and cols["user"] is None:
         missing.append("session (or user)")
     if missing:
-        flags = " / ".join(f"--{m.split()[0]}-column" for m in missing)
+        flags = " / ".join(setting_name(ROLE_FIELDS[m.split()[0]]) for m in missing)
         raise InputFormatError(
             f"{path}: line 1: found no {' and no '.join(missing)} column in the header {list(header)}; "
             f"name it with {flags}"
@@ -192,7 +189,7 @@ def _delimiter(path: Path, first_line: str) -> str:
 
 def _text_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) of a CSV/TSV file; double quotes are honoured, CRLF line ends too."""
-    text = read_text(path, encoding, f"pass {option_hint('encoding', '--encoding', 'latin-1')} if it is latin-1")
+    text = read_text(path, encoding, f"pass {setting_hint('sessions_encoding', 'latin-1')} if it is latin-1")
     text = text.removeprefix("\ufeff")
     delimiter = _delimiter(path, text.split("\n", 1)[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -235,7 +232,7 @@ def looks_like_click_log(path: str | os.PathLike, encoding: str = "utf-8") -> bo
         first = handle.readline(65536).decode(encoding, errors="replace").removeprefix("\ufeff").strip()
     header = next(csv.reader([first], delimiter=_delimiter(path, first)), [])
     src = str(path)
-    return all(find_column(header, role, None, source=src, flag="") is not None for role in ("item", "time"))
+    return all(find_column(header, role, None, source=src) is not None for role in ("item", "time"))
 
 
 def read_click_log_with(
@@ -294,7 +291,7 @@ def read_click_sessions(
                 raise InputFormatError(
                     f"{path}: line {line}: session {s.id!r} has no clicks left to show "
                     f"(one click, held out as the target); pass "
-                    f"{option_hint('on_empty', '--on-empty-session', 'skip')} to drop such sessions"
+                    f"{setting_hint('on_empty_session', 'skip')} to drop such sessions"
                 )
             skipped += 1
             continue
@@ -330,7 +327,7 @@ def click_sessions(log: ClickLog, *, gap: int | None = None, window: int | None 
     if (gap is None) == (window is None):
         raise ValueError(
             f"{log.source} has no session column: cut each user's clicks with "
-            f"{option_hint('gap', '--gap', 1800)} or {option_hint('window', '--window', 600)} "
+            f"{setting_hint('gap', 1800)} or {setting_hint('window', 600)} "
             "(seconds, or the time column's unit)"
         )
     if gap is not None:

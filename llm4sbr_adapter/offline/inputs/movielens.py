@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import option_hint
+from ...errors import setting_hint
 from .clicks import ClickLog
 from .text import InputFormatError, read_lines, read_text, resolve_encoding
 
@@ -60,7 +60,7 @@ def read_movielens(folder: str | os.PathLike, encoding: str | None = None) -> Cl
     Raises :class:`InputFormatError` naming the file and line of a malformed row or an undecodable byte.
     """
     release, ratings, movies = detect_release(folder)
-    hint = f"pass {option_hint('encoding', '--encoding', 'latin-1')} (or the file's encoding)"
+    hint = f"pass {setting_hint('encoding', 'latin-1')} (or the file's encoding)"
     enc = resolve_encoding(ratings, encoding, _DEFAULT_ENCODING[release])
     users, items, times = _read_ratings(ratings, release, read_lines(ratings, enc, hint))
     titles = {}

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import option_hint
+from ...errors import setting_hint
 from ...hashing import sha256_file
 from ..srgnn_pickle import read_srgnn_pickle
 from .columns import COMMON_NAMES, find_column, normalise_name
@@ -130,7 +130,7 @@ def _refuse_untrusted_pickle(path: Path) -> None:
     if path.suffix.lower() not in TRUSTED_PICKLE_SUFFIXES:
         raise InputFormatError(
             f"{path}: starts with a pickle header but is not named .pkl/.pickle/.txt, so it is not unpickled "
-            f"({PICKLE_WARNING}); if it is yours, pass {option_hint('fmt', '--sessions-format', 'pickle')}"
+            f"({PICKLE_WARNING}); if it is yours, pass {setting_hint('sessions_format', 'pickle')}"
         )
 
 
@@ -289,7 +289,7 @@ def read_sessions(
                 where = f"row {line}" if kind == "pickle" else f"line {line}"
                 raise InputFormatError(
                     f"{path}: {where}: session {sid!r} has no items "
-                    f"(pass {option_hint('on_empty', '--on-empty-session', 'skip')} to drop empty sessions)"
+                    f"(pass {setting_hint('on_empty_session', 'skip')} to drop empty sessions)"
                 )
             skipped += 1
             continue
@@ -342,7 +342,7 @@ def _jsonl_objects(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Any]
 
 def _sessions_text(path: Path, encoding: str) -> str:
     """A sessions text file decoded, with a hint naming the sessions encoding setting."""
-    hint = f"re-save it as UTF-8 or pass {option_hint('encoding', '--sessions-encoding', 'latin-1')}"
+    hint = f"re-save it as UTF-8 or pass {setting_hint('sessions_encoding', 'latin-1')}"
     return read_text(path, encoding, hint)
 
 
@@ -504,7 +504,7 @@ def read_catalogue(
     kind = _detect_format(path, fmt)
     if kind == "pickle":
         raise InputFormatError(f"{path}: a catalogue must be TSV/CSV/JSONL, not a pickle")
-    text = read_text(path, encoding, f"try {option_hint('encoding', '--items-encoding', 'latin-1')}")
+    text = read_text(path, encoding, f"try {setting_hint('items_encoding', 'latin-1')}")
     if kind == "jsonl":
         rows = _jsonl_catalogue_rows(path, text)
     else:
@@ -555,9 +555,9 @@ def _or(value: int | None, default: int) -> int:
 def _header_columns(path: Path, row: list[str], id_column: int | None, title_column: int | None) -> tuple[int, int]:
     """The id and title columns: those given, else found by name in the header ``row``, else 0 and 1."""
     if id_column is None:
-        id_column = _or(find_column(row, "item", None, source=str(path), flag="id_column"), 0)
+        id_column = _or(find_column(row, "item", None, source=str(path)), 0)
     if title_column is None:
-        title_column = _or(find_column(row, "title", None, source=str(path), flag="title_column"), 1)
+        title_column = _or(find_column(row, "title", None, source=str(path)), 1)
     return id_column, title_column
 
 
