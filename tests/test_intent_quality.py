@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.experiments.intent_quality import IntentQualityConfig, IntentQualityError, main, run
+from llm4sbr_adapter.experiments.evaluation.intent_quality import IntentQualityConfig, IntentQualityError, main, run
 from llm4sbr_adapter.hashing import sha256_file
 from llm4sbr_adapter.store import StoreMetadata, write_store
 

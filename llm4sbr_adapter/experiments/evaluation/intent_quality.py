@@ -1,6 +1,7 @@
 """How much an intent store knows about the next item: its intents used as a recommender on their own.
 
-    python -m llm4sbr_adapter.experiments.intent_quality --data DIR --split valid --store A.safetensors B.safetensors
+    python -m llm4sbr_adapter.experiments.evaluation.intent_quality --data DIR --split valid \\
+        --store A.safetensors B.safetensors
 
 For every row of ``DIR/<split>.txt`` each store's intents rank the whole catalogue, each perspective alone
 and all of them together:
@@ -43,10 +44,10 @@ from llm4sbr_adapter.offline.candidates import TransitionCandidates
 from llm4sbr_adapter.offline.inputs.sessions import SessionSet, read_sessions
 from llm4sbr_adapter.store import IntentStore
 
-from .data.catalogue import read_items_tsv
-from .data.splits import SplitData, load_split
-from .data.text_mean_store import encode_titles, mean_intents
-from .evaluation.metrics import summarize_ranks, target_ranks
+from ..data.catalogue import read_items_tsv
+from ..data.splits import SplitData, load_split
+from ..data.text_mean_store import encode_titles, mean_intents
+from .metrics import summarize_ranks, target_ranks
 
 __all__ = [
     "IntentQualityConfig",

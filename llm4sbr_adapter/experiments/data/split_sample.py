@@ -1,6 +1,6 @@
 """A seeded sample of a prepared split, written as a split of its own (for screening LLM variants cheaply).
 
-    python -m llm4sbr_adapter.experiments.split_sample --data DIR --split valid --rows 300 --seed 0 --name valid300
+    python -m llm4sbr_adapter.experiments.data.split_sample --data DIR --split valid --rows 300 --seed 0 --name valid300
 
 writes ``DIR/valid300.txt`` (an SR-GNN pickle holding the sampled rows in their original order) and
 ``DIR/rows_valid300.tsv`` (each new row's ``source_row`` in ``valid.txt`` and, where ``rows_valid.tsv``
@@ -22,8 +22,8 @@ from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
 from llm4sbr_adapter.errors import CliParser, add_log_level, run_cli
 
-from .data.dataset_files import write_pickle_split, write_tsv
-from .data.splits import SplitData, load_split
+from .dataset_files import write_pickle_split, write_tsv
+from .splits import SplitData, load_split
 
 __all__ = ["SplitSampleConfig", "main", "sample_rows", "write_sample"]
 
