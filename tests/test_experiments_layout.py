@@ -19,6 +19,8 @@ FORWARDED = {
     "summarize": "evaluation.summarize",
     "table2": "evaluation.table2",
     "seen_targets": "evaluation.seen_targets",
+    "intent_quality": "evaluation.intent_quality",
+    "split_sample": "data.split_sample",
 }
 # A job may import the jobs listed for it (and itself), never one that is not.
 ALLOWED = {
