@@ -4,7 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+import llm4sbr_adapter
+
+EXAMPLES = Path(llm4sbr_adapter.__file__).resolve().parents[1] / "examples"
 
 
 def run(script: str, *args: str) -> str:

@@ -13,7 +13,11 @@ import re
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+
+import llm4sbr_adapter
+
+REPO = Path(llm4sbr_adapter.__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "your-data.md"
 
 
@@ -21,6 +25,7 @@ def _bash_blocks() -> list[str]:
     return re.findall(r"```bash\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.S)
 
 
+@pytest.mark.slow  # about a minute: every command of the page, with the real encoder
 def test_every_command_of_the_page_runs(tmp_path):
     (tmp_path / "docs").symlink_to(REPO / "docs")
     blocks = _bash_blocks()

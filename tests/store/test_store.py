@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
+import llm4sbr_adapter
 from llm4sbr_adapter import store as store_mod
 from llm4sbr_adapter.store import (
     IntentStore,
@@ -596,7 +597,7 @@ def test_merge_different_catalogue_ids_is_mismatch(tmp_path):
 
 # --------------------------------------------------------------------------- the documented format
 def _doc_example() -> str:
-    doc = Path(__file__).resolve().parents[1] / "docs" / "store-format.md"
+    doc = Path(llm4sbr_adapter.__file__).resolve().parents[1] / "docs" / "store-format.md"
     if not doc.is_file():
         pytest.fail(f"{doc} is missing")
     match = re.search(

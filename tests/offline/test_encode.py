@@ -30,11 +30,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def encoder() -> TextEncoder:
-    return TextEncoder()
-
-
 def test_shape_dtype_norm(encoder):
     assert encoder.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert encoder.dim == 384

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "integration-srgnn-official.md"
-INTEGRATION = Path(__file__).resolve().parents[1] / "docs" / "integration.md"
+import llm4sbr_adapter
+
+GUIDE = Path(llm4sbr_adapter.__file__).resolve().parents[1] / "docs" / "integration-srgnn-official.md"
+INTEGRATION = Path(llm4sbr_adapter.__file__).resolve().parents[1] / "docs" / "integration.md"
 
 
 def _guide_statement(pattern: str) -> str:

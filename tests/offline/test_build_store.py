@@ -13,14 +13,15 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny_llm import LINE, TitleLLM
 
+import llm4sbr_adapter
 from llm4sbr_adapter.build_store import build_parser, demo_paths
 from llm4sbr_adapter.build_store import main as build_main
 from llm4sbr_adapter.inspect_store import format_report, inspect_store
@@ -31,55 +32,14 @@ from llm4sbr_adapter.offline.llm.cache import AnswerCache
 from llm4sbr_adapter.offline.prompts import DEFAULT_PERSPECTIVES, prompt_sha256
 from llm4sbr_adapter.store import IntentStore, merge_stores, sha256_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(llm4sbr_adapter.__file__).resolve().parents[1]
 # float16 rounding of a value in [-1, 1] moves it by at most half a unit in the last place at 1.0 (2**-11)
 FP16_HALF_ULP_AT_1 = 2.0**-11
-LINE = re.compile(r"^\d+\. (.*)_(\d+)$")
-
-# A fake backend module for the CLI (``--llm py:fakellm:make``): answers with the title of the last
-# item the prompt lists; FAKE_DELAY slows each batch; every answered batch is appended to FAKE_LOG.
-FAKE_MODULE = textwrap.dedent(
-    """
-    import json, os, re, time
-    from llm4sbr_adapter.offline.llm.base import LLMBackend
-
-    LINE = re.compile(r"^\\d+\\. (.*)_(\\d+)$")
-
-    class Fake(LLMBackend):
-        model_id = "fake-llm-v1"
-
-        def generate(self, prompts, config):
-            time.sleep(float(os.environ.get("FAKE_DELAY", "0")))
-            out = []
-            for p in prompts:
-                titles = [m.group(1) for m in map(LINE.match, p.splitlines()) if m]
-                out.append("Answer: " + titles[-1])
-            with open(os.environ["FAKE_LOG"], "a") as f:
-                f.write(json.dumps(list(prompts)) + "\\n")
-            return out
-
-    def make():
-        return Fake()
-    """
-)
 
 
-class CountingLLM(LLMBackend):
-    """Answers with the first listed title; counts prompts; can return empty answers for some sessions."""
-
-    model_id = "counting-fake-v1"
-
-    def __init__(self, empty_for: tuple[str, ...] = ()) -> None:
-        self.prompts: list[str] = []
-        self.empty_for = empty_for
-
-    def generate(self, prompts, config):
-        self.prompts.extend(prompts)
-        out = []
-        for p in prompts:
-            titles = [m.group(1) for m in map(LINE.match, p.splitlines()) if m]
-            out.append("" if any(t in self.empty_for for t in titles) else f'"{titles[0]}"_{len(titles)}')
-        return out
+def counting_llm(empty_for: tuple[str, ...] = ()) -> TitleLLM:
+    """The tiny test LLM answering '"<first listed title>"_<how many listed>' (empty for ``empty_for``)."""
+    return TitleLLM("first", answer='"{title}"_{count}', empty_for=empty_for, model_id="counting-fake-v1")
 
 
 class ExplodingLLM(LLMBackend):
@@ -87,13 +47,6 @@ class ExplodingLLM(LLMBackend):
 
     def generate(self, prompts, config):
         raise AssertionError("the LLM was called")
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    from llm4sbr_adapter.offline.encode import TextEncoder
-
-    return TextEncoder()
 
 
 @pytest.fixture()
@@ -116,7 +69,7 @@ def srgnn(tmp_path):
 
 def test_targets_never_appear_in_prompts(srgnn, tmp_path, encoder):
     path, items, seqs, targets, titles = srgnn
-    llm = CountingLLM()
+    llm = counting_llm()
     export = tmp_path / "prompts.jsonl"
     build_intent_store(
         path, items, tmp_path / "s.safetensors", llm=llm, encoder=encoder, export_prompts=export, progress=False
@@ -136,7 +89,7 @@ def test_targets_never_appear_in_prompts(srgnn, tmp_path, encoder):
 def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encoder):
     path, items, seqs, targets, titles = srgnn
     out = tmp_path / "intents.safetensors"
-    llm = CountingLLM()
+    llm = counting_llm()
     report = build_intent_store(path, items, out, llm=llm, encoder=encoder, top_f=3, progress=False)
     assert report.sessions == 12 and report.prompts_total == 24 and report.asked == 24 and report.cached == 0
     assert report.output == out and report.cache_path == Path(str(out) + ".answers.sqlite3")
@@ -159,7 +112,7 @@ def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encod
     assert store.session_ids.tolist() == list(range(12))
     recorded = meta.extra["build_config"]  # every setting, as BuildConfig JSON
     assert recorded["format"] == BuildConfig.FORMAT and recorded["top_f"] == 3
-    assert recorded["llm"] == "<python object CountingLLM: counting-fake-v1>"
+    assert recorded["llm"] == "<python object TitleLLM: counting-fake-v1>"
     assert BuildConfig.from_dict({**recorded, "llm": "default", "encoder": None}) == BuildConfig(
         top_f=3, progress=False
     )
@@ -180,7 +133,7 @@ def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encod
     expected = (np.asarray(store.explain(0)["long"]["top_weights"])[:, None] * item_emb).sum(0)
     np.testing.assert_allclose(vec, expected, atol=FP16_HALF_ULP_AT_1)
 
-    again = CountingLLM()
+    again = counting_llm()
     report2 = build_intent_store(path, items, out, llm=again, encoder=encoder, top_f=3, progress=False)
     assert again.prompts == [] and report2.asked == 0 and report2.cached == 24
     np.testing.assert_array_equal(IntentStore.open(out).vectors("long"), store.vectors("long"))
@@ -189,10 +142,10 @@ def test_end_to_end_store_metadata_explanations_and_cache(srgnn, tmp_path, encod
 def test_float32_setting_keeps_full_precision_and_the_float16_default_is_within_its_rounding(srgnn, tmp_path, encoder):
     path, items, *_ = srgnn
     half = build_intent_store(
-        path, items, tmp_path / "h.safetensors", llm=CountingLLM(), encoder=encoder, progress=False
+        path, items, tmp_path / "h.safetensors", llm=counting_llm(), encoder=encoder, progress=False
     )
     full = build_intent_store(
-        path, items, tmp_path / "f.safetensors", llm=CountingLLM(), encoder=encoder, dtype="float32", progress=False
+        path, items, tmp_path / "f.safetensors", llm=counting_llm(), encoder=encoder, dtype="float32", progress=False
     )
     h, f = IntentStore.open(half.output), IntentStore.open(full.output)
     assert (h.metadata.dtype, f.metadata.dtype) == ("float16", "float32")
@@ -225,7 +178,7 @@ def test_dry_run_calls_no_llm_and_writes_nothing(srgnn, tmp_path):
 def test_empty_answers_fall_back_to_the_session_mean_and_are_counted(srgnn, tmp_path, encoder):
     path, items, seqs, targets, titles = srgnn
     hit = titles[seqs[0][0]]
-    llm = CountingLLM(empty_for=(hit,))
+    llm = counting_llm(empty_for=(hit,))
     report = build_intent_store(path, items, tmp_path / "e.safetensors", llm=llm, encoder=encoder, progress=False)
     n_empty = sum(1 for s in seqs if hit in [titles[i] for i in s])  # the long prompt shows every item
     assert sum(report.empty_answers.values()) >= 1 and report.empty_answers["long"] == n_empty
@@ -238,7 +191,7 @@ def test_empty_answers_fall_back_to_the_session_mean_and_are_counted(srgnn, tmp_
             path,
             items,
             tmp_path / "e2.safetensors",
-            llm=CountingLLM(empty_for=(hit,)),
+            llm=counting_llm(empty_for=(hit,)),
             encoder=encoder,
             on_empty_answer="error",
             progress=False,
@@ -249,11 +202,17 @@ def test_shards_merged_equal_a_full_build(srgnn, tmp_path, encoder):
     path, items, *_ = srgnn
     cache = tmp_path / "shared.sqlite3"
     full = build_intent_store(
-        path, items, tmp_path / "full.safetensors", llm=CountingLLM(), encoder=encoder, cache_path=cache, progress=False
+        path,
+        items,
+        tmp_path / "full.safetensors",
+        llm=counting_llm(),
+        encoder=encoder,
+        cache_path=cache,
+        progress=False,
     ).output
     parts = []
     for k in range(2):
-        llm = CountingLLM()
+        llm = counting_llm()
         rep = build_intent_store(
             path, items, tmp_path / f"part{k}.safetensors", llm=llm, encoder=encoder, shard=f"{k}/2", progress=False
         )
@@ -306,10 +265,8 @@ def test_help_mentions_every_flag_and_explains_each(capsys):
 
 
 def _fake_env(tmp_path, delay="0"):
-    (tmp_path / "fakellm.py").write_text(FAKE_MODULE)
     env = dict(
         os.environ,
-        PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
         FAKE_LOG=str(tmp_path / "fake.log"),
         FAKE_DELAY=delay,
         HF_HUB_OFFLINE="1",
@@ -358,6 +315,7 @@ def test_cli_perspectives_presets_default_same_listing_and_short_last5(tmp_path)
     assert any(last5[sid, "short"] != default[sid, "short"] for sid in sids)
 
 
+@pytest.mark.slow  # about 25 s: a build killed mid-run and resumed, in child processes
 def test_cli_resumes_after_sigkill_and_asks_only_unfinished_prompts(tmp_path, srgnn):
     path, items, seqs, *_ = srgnn
     env = _fake_env(tmp_path, delay="0.4")
@@ -373,7 +331,7 @@ def test_cli_resumes_after_sigkill_and_asks_only_unfinished_prompts(tmp_path, sr
         "--output",
         str(out),
         "--llm",
-        "py:fakellm:make",
+        "py:tiny_llm:make",
         "--batch-size",
         "2",
         "--no-progress",
@@ -410,7 +368,6 @@ def test_cli_resumes_after_sigkill_and_asks_only_unfinished_prompts(tmp_path, sr
 def test_cli_shards_and_merge_subcommand_and_inspect(tmp_path, srgnn, capsys, monkeypatch):
     path, items, seqs, targets, titles = srgnn
     env = _fake_env(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("FAKE_LOG", env["FAKE_LOG"])
     common = [
         "--sessions",
@@ -418,7 +375,7 @@ def test_cli_shards_and_merge_subcommand_and_inspect(tmp_path, srgnn, capsys, mo
         "--items",
         str(items),
         "--llm",
-        "py:fakellm:make",
+        "py:tiny_llm:make",
         "--no-progress",
         "--top-f",
         "2",

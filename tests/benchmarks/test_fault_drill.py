@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import llm4sbr_adapter
+
+ROOT = Path(llm4sbr_adapter.__file__).resolve().parents[1]
 
 
 def _fault_drill():

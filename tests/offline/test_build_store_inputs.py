@@ -4,37 +4,14 @@ the skip_item policy for sessions with no titled item (zero intent, not asked, c
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
+from tiny_llm import LINE, TitleLLM
 
 from llm4sbr_adapter.build_store import main as build_main
 from llm4sbr_adapter.offline import SessionSet, build_intent_store, read_catalogue
-from llm4sbr_adapter.offline.llm.base import LLMBackend
 from llm4sbr_adapter.store import IntentStore, sha256_file
-
-LINE = re.compile(r"^\d+\. (.*)_(\w+)$")
-
-
-class LastTitleLLM(LLMBackend):
-    """Answers with the last listed title; records every prompt."""
-
-    model_id = "last-title-fake-v1"
-
-    def __init__(self) -> None:
-        self.prompts: list[str] = []
-
-    def generate(self, prompts, config):
-        self.prompts.extend(prompts)
-        return [[m.group(1) for m in map(LINE.match, p.splitlines()) if m][-1] for p in prompts]
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    from llm4sbr_adapter.offline.encode import TextEncoder
-
-    return TextEncoder()
 
 
 @pytest.fixture()
@@ -72,9 +49,7 @@ def test_click_log_store_records_entities_and_file(click_log, tmp_path, encoder)
     log, items = click_log
     sessions = read_click_sessions(log)
     out = tmp_path / "s.safetensors"
-    build_intent_store(
-        sessions, read_catalogue(items), out, llm=LastTitleLLM(), encoder=encoder, top_f=2, progress=False
-    )
+    build_intent_store(sessions, read_catalogue(items), out, llm=TitleLLM(), encoder=encoder, top_f=2, progress=False)
     store = IntentStore.open(out)
     assert sorted(store.session_ids.tolist()) == [77, 232]
     assert store.metadata.sessions_sha256 == sha256_file(log) and store.metadata.sessions_source == "clicks.csv"
@@ -87,7 +62,7 @@ def test_skip_item_gives_a_session_without_titles_a_zero_intent_and_never_asks(t
     sessions = SessionSet.from_lists([[1, 3], [3, 4], [2, 1]], source="s.tsv")
     with pytest.raises(ValueError, match="item '3' has no title"):
         build_intent_store(sessions, items, None, dry_run=True, top_f=1, progress=False)
-    llm = LastTitleLLM()
+    llm = TitleLLM()
     out = tmp_path / "skip.safetensors"
     report = build_intent_store(
         sessions, items, out, llm=llm, encoder=encoder, top_f=1, on_missing_title="skip_item", progress=False
@@ -113,8 +88,6 @@ def test_inspect_store_reads_the_click_log_a_store_was_built_from(click_log, tmp
     log, items = click_log
     out = tmp_path / "s.safetensors"
     sessions = read_click_sessions(log)
-    build_intent_store(
-        sessions, read_catalogue(items), out, llm=LastTitleLLM(), encoder=encoder, top_f=2, progress=False
-    )
+    build_intent_store(sessions, read_catalogue(items), out, llm=TitleLLM(), encoder=encoder, top_f=2, progress=False)
     info = inspect_store(out, 232, sessions=log, items=items)
     assert [i["title"] for i in info["session"]["items"]] == ["Salt & Cedar", "The Quiet Orbit", "Copper Skies"]

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+import llm4sbr_adapter
+
 pytest.importorskip("matplotlib", reason="plots need matplotlib (pip install -e '.[examples]')")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(llm4sbr_adapter.__file__).resolve().parents[1]
 
 
 def _run(folder: Path, model: str, enhancer: bool, seed: int, hr: float) -> None:
