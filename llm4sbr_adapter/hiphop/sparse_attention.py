@@ -14,7 +14,7 @@ exact zeros, so an unrelated neighbour receives no weight at all rather than a s
 sparsemax and 1.5-entmax are computed by the ``entmax`` package (its exact sort-based thresholds
 and closed-form backward passes); this module adds the masking. Against the hand-written version
 it replaced, the outputs are bitwise equal and the gradients equal (sparsemax) or within a few ULP
-(1.5-entmax: an analytic backward instead of autograd through the sort); ``tests/test_hiphop_sparse.py``
+(1.5-entmax: an analytic backward instead of autograd through the sort); ``tests/hiphop/test_hiphop_sparse.py``
 keeps that version as its reference.
 
 Every function takes an optional boolean ``mask`` (``True`` = valid entry). Masked entries get

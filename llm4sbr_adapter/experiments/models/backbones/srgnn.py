@@ -126,7 +126,7 @@ def dense_reference_embeddings(model: SRGNN, batch: Batch) -> tuple[torch.Tensor
     grid and dense ``adj @ x`` products, as in the published code.
 
     Kept as the reference that the packed :meth:`SRGNN.states` is tested against
-    (``tests/test_examples_models.py``) and timed against (``benchmarks/bench_srgnn_packed.py``).
+    (``tests/experiments/models/test_examples_models.py``) and timed against (``benchmarks/bench_srgnn_packed.py``).
     """
     g, cell = batch.graph, model.cell
     if g is None:
