@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_llm import LINE, TitleLLM
+from tiny_llm import LINE
 
 from llm4sbr_adapter.build_store import main as build_main
 from llm4sbr_adapter.offline import SessionSet, build_intent_store, read_catalogue
@@ -43,26 +43,26 @@ def test_a_click_log_is_read_directly_grouped_in_time_order(click_log, tmp_path,
     assert "Heat_4" in next(json.loads(x)["prompt"] for x in everything.read_text().splitlines())
 
 
-def test_click_log_store_records_entities_and_file(click_log, tmp_path, encoder):
+def test_click_log_store_records_entities_and_file(click_log, tmp_path, encoder, title_llm):
     from llm4sbr_adapter.offline.inputs.clicks import read_click_sessions
 
     log, items = click_log
     sessions = read_click_sessions(log)
     out = tmp_path / "s.safetensors"
-    build_intent_store(sessions, read_catalogue(items), out, llm=TitleLLM(), encoder=encoder, top_f=2, progress=False)
+    build_intent_store(sessions, read_catalogue(items), out, llm=title_llm, encoder=encoder, top_f=2, progress=False)
     store = IntentStore.open(out)
     assert sorted(store.session_ids.tolist()) == [77, 232]
     assert store.metadata.sessions_sha256 == sha256_file(log) and store.metadata.sessions_source == "clicks.csv"
     assert store.metadata.extra["catalogue_html_unescaped"] == 1
 
 
-def test_skip_item_gives_a_session_without_titles_a_zero_intent_and_never_asks(tmp_path, encoder, capsys):
+def test_skip_item_gives_a_session_without_titles_a_zero_intent_and_never_asks(tmp_path, encoder, capsys, title_llm):
     items = tmp_path / "items.tsv"
     items.write_text("item_id\ttitle\n1\tHeat\n2\tKolya\n3\t\n4\t\n")  # items 3 and 4 have no title
     sessions = SessionSet.from_lists([[1, 3], [3, 4], [2, 1]], source="s.tsv")
     with pytest.raises(ValueError, match="item '3' has no title"):
         build_intent_store(sessions, items, None, dry_run=True, top_f=1, progress=False)
-    llm = TitleLLM()
+    llm = title_llm
     out = tmp_path / "skip.safetensors"
     report = build_intent_store(
         sessions, items, out, llm=llm, encoder=encoder, top_f=1, on_missing_title="skip_item", progress=False
@@ -81,13 +81,13 @@ def test_skip_item_gives_a_session_without_titles_a_zero_intent_and_never_asks(t
     assert "untitled sessions: 1" in dry.summary()
 
 
-def test_inspect_store_reads_the_click_log_a_store_was_built_from(click_log, tmp_path, encoder):
+def test_inspect_store_reads_the_click_log_a_store_was_built_from(click_log, tmp_path, encoder, title_llm):
     from llm4sbr_adapter.inspect_store import inspect_store
     from llm4sbr_adapter.offline.inputs.clicks import read_click_sessions
 
     log, items = click_log
     out = tmp_path / "s.safetensors"
     sessions = read_click_sessions(log)
-    build_intent_store(sessions, read_catalogue(items), out, llm=TitleLLM(), encoder=encoder, top_f=2, progress=False)
+    build_intent_store(sessions, read_catalogue(items), out, llm=title_llm, encoder=encoder, top_f=2, progress=False)
     info = inspect_store(out, 232, sessions=log, items=items)
     assert [i["title"] for i in info["session"]["items"]] == ["Salt & Cedar", "The Quiet Orbit", "Copper Skies"]

@@ -60,6 +60,7 @@ def llama_default():
     backend.close()
 
 
+@pytest.mark.slow  # the real default model (0.5B) loaded and run on the CPU
 def test_default_model_answers_greedily_and_deterministically(llama_default):
     prompts = ["Name one fruit. Answer with one word.", "Name one colour. Answer with one word."]
     cfg = GenerationConfig(max_new_tokens=8)
@@ -70,6 +71,7 @@ def test_default_model_answers_greedily_and_deterministically(llama_default):
     assert llama_default.model_id == f"llamacpp:gguf-sha256:{dm.DEFAULT_LLM_SHA256}"
 
 
+@pytest.mark.slow  # the real default model (0.5B) loaded and run on the CPU
 def test_stop_strings_cut_the_answer(llama_default):
     cfg = GenerationConfig(max_new_tokens=16)
     full = llama_default.generate(["Count from 1 to 9, separated by commas."], cfg)[0]
@@ -80,11 +82,13 @@ def test_stop_strings_cut_the_answer(llama_default):
     assert "," not in cut and full.startswith(cut)
 
 
+@pytest.mark.slow  # the real default model (0.5B) loaded and run on the CPU
 def test_prompt_longer_than_context_names_the_limit(llama_default):
     with pytest.raises(LLMError, match="n_ctx=1024"):
         llama_default.generate(["word " * 3000], GenerationConfig(max_new_tokens=4))
 
 
+@pytest.mark.slow  # the real default model, loaded by llama.cpp and by transformers
 @pytest.mark.skipif(not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed (pip install llama-cpp-python)")
 def test_chat_template_matches_the_transformers_backend():
     """Both backends must feed the model the same text, or their answers would differ for that reason."""
