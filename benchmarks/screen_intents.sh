@@ -20,7 +20,7 @@ variants=("${@:-a b d a_x b_x d_x}")
 read -r -a variants <<< "${variants[*]}"
 THREADS=${THREADS:-2} LLM=${LLM:-llamacpp:default} ROWS=${ROWS:-300} NICE=${NICE:-19}
 mkdir -p "$out"
-[ -f "$data/valid$ROWS.txt" ] || python -m llm4sbr_adapter.experiments.split_sample --data "$data" --split valid \
+[ -f "$data/valid$ROWS.txt" ] || python -m llm4sbr_adapter.experiments.data.split_sample --data "$data" --split valid \
   --rows "$ROWS" --seed 0 --name "valid$ROWS"
 for v in "${variants[@]}"; do
   case ${v%_x} in
@@ -37,5 +37,5 @@ for v in "${variants[@]}"; do
 done
 stores=()
 for v in "${variants[@]}"; do stores+=("$out/$v.safetensors"); done
-python -m llm4sbr_adapter.experiments.intent_quality --data "$data" --split "valid$ROWS" --store "${stores[@]}" \
+python -m llm4sbr_adapter.experiments.evaluation.intent_quality --data "$data" --split "valid$ROWS" --store "${stores[@]}" \
   --json "$out/intent_quality.json" | tee "$out/intent_quality.md"

@@ -1,5 +1,5 @@
 """Data for the experiments: raw readers (:mod:`.raw_data`), the split protocols (:mod:`.paper_protocol`,
 :mod:`.temporal_protocol`, :mod:`.clicks_protocol`), the split files written (:mod:`.dataset_files`) and
-read (:mod:`.splits`), the item catalogue (:mod:`.catalogue`), and three commands: :mod:`.prepare_data`,
-:mod:`.split_sample` (a seeded sample of a split) and :mod:`.text_mean_store` (a store of mean title
-embeddings, the text-only baseline)."""
+read (:mod:`.splits`), the item catalogue (:mod:`.catalogue`), and four commands: :mod:`.prepare_data`,
+:mod:`.split_sample` (a seeded sample of a split), and the control stores :mod:`.text_mean_store` (mean
+title embeddings, the text-only baseline) and :mod:`.shuffle_store` (a store's intents given to other sessions)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.experiments.shuffle_store import ShuffleStoreConfig, main, shuffle_store
+from llm4sbr_adapter.experiments.data.shuffle_store import ShuffleStoreConfig, main, shuffle_store
 from llm4sbr_adapter.store import IntentStore, StoreMetadata, write_store
 
 

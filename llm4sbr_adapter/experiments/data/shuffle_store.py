@@ -1,6 +1,6 @@
 """The shuffled control of any intent store: the same intents, given to other sessions of the same split.
 
-    python -m llm4sbr_adapter.experiments.shuffle_store --store llm_test.safetensors --seed 0 \
+    python -m llm4sbr_adapter.experiments.data.shuffle_store --store llm_test.safetensors --seed 0 \
         --out llm_shuffled_test.safetensors
 
 Every per-session entry (intent vectors, top items and weights, answers) moves together to the row of a
