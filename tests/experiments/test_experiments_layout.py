@@ -21,6 +21,7 @@ FORWARDED = {
     "seen_targets": "evaluation.seen_targets",
     "intent_quality": "evaluation.intent_quality",
     "split_sample": "data.split_sample",
+    "shuffle_store": "data.shuffle_store",
 }
 # A job may import the jobs listed for it (and itself), never one that is not.
 ALLOWED = {
