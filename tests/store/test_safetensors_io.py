@@ -37,5 +37,6 @@ def test_refuses_mixed_tensors_and_non_string_metadata_and_leaves_the_old_file(t
 
 
 def test_stores_pretrained_weights_and_catalogue_cache_all_write_through_it():
-    assert store.save_safetensors is pretrained.save_safetensors is encode.save_safetensors  # stores, weights, cache
-    assert store.save_safetensors is safetensors_io.save_safetensors
+    # stores, weights, cache
+    assert store.container.save_safetensors is pretrained.save_safetensors is encode.save_safetensors
+    assert store.container.save_safetensors is safetensors_io.save_safetensors

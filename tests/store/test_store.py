@@ -1,4 +1,4 @@
-"""The intent store (llm4sbr_adapter/store.py): round trips, lookup, validation, damage, merging."""
+"""The intent store (llm4sbr_adapter/store/): round trips, lookup, validation, damage, merging."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import torch
 from safetensors.numpy import save_file
 
 import llm4sbr_adapter
-from llm4sbr_adapter import store as store_mod
 from llm4sbr_adapter.store import (
     IntentStore,
     StoreError,
@@ -465,7 +464,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def failing_fsync(fd):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(store_mod.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="disk full"):
         _write_int_store(path, ids=np.arange(5), seed=9)
     assert path.read_bytes() == before
@@ -473,7 +472,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     monkeypatch.undo()
     np.testing.assert_array_equal(IntentStore.open(path).lookup([100])["long"].numpy(), intents["long"][:1])
     # and a failure on a fresh path leaves nothing at all
-    monkeypatch.setattr(store_mod.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError):
         _write_int_store(tmp_path / "new.safetensors")
     assert not (tmp_path / "new.safetensors").exists()
