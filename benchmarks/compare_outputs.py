@@ -183,7 +183,8 @@ def _bound_enhancer(config: Any, store: Any) -> Any:
     """The enhancer of ``config`` reading ``store`` (the constructor keyword this version accepts)."""
     if IntentSource is None:
         return IntentEnhancer(config, store=store)
-    return IntentEnhancer(config, source=IntentSource(store, missing=config.missing))
+    missing = "raise" if config.missing == "raise" else "zeros"  # a learned vector fills the rows not found
+    return IntentEnhancer(config, source=IntentSource(store, missing=missing))
 
 
 def run_digests(root: Path, data: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from llm4sbr_adapter import IntentEnhancer, IntentEnhancerConfig, IntentStore, StoreMetadata, write_store
+from llm4sbr_adapter import IntentEnhancer, IntentEnhancerConfig, IntentSource, IntentStore, StoreMetadata, write_store
 
 
 class GRUSessionModel(nn.Module):
@@ -28,7 +28,7 @@ class GRUSessionModel(nn.Module):
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.attention = nn.Linear(hidden, 1)
         config = IntentEnhancerConfig(hidden_size=hidden, text_dim=store.text_dim)  # intents
-        self.enhancer = IntentEnhancer(config, store=store)  # intents: a submodule, so it trains and moves
+        self.enhancer = IntentEnhancer(config, source=IntentSource(store))  # intents: a submodule, trains and moves
 
     def forward(self, sessions: torch.Tensor, session_ids: torch.Tensor):
         mask = sessions > 0

@@ -2,12 +2,13 @@
 
 Stage one (offline): :func:`build_intent_store` / ``python -m llm4sbr_adapter.build_store``
 turns sessions and item titles into an intent store. Stage two (training): open the store with
-:class:`IntentStore` and fuse its vectors into a backbone's session embedding with
-:class:`IntentEnhancer`, adding :class:`AlignUniformLoss` to the recommendation loss.
+:class:`IntentStore` (bound to one split as an :class:`IntentSource`) and fuse its vectors into a
+backbone's session embedding with :class:`IntentEnhancer`, adding :class:`AlignUniformLoss` to the recommendation loss.
 """
 
 from .enhancer import EnhancerOutput, IntentEnhancer, IntentEnhancerConfig
 from .errors import Llm4sbrError
+from .intent_source import IntentSource
 from .losses import AlignUniformLoss, InfoNCELoss
 from .offline import BuildConfig, BuildReport, LLMBackend, TextEncoder, build_intent_store
 from .store import IntentStore, StoreError, StoreMetadata, StoreMismatchError, merge_stores, write_store
@@ -20,6 +21,7 @@ __all__ = [
     "InfoNCELoss",
     "IntentEnhancer",
     "IntentEnhancerConfig",
+    "IntentSource",
     "IntentStore",
     "LLMBackend",
     "Llm4sbrError",

@@ -19,13 +19,14 @@ with :meth:`IntentEnhancer.save_pretrained` and read back with :meth:`IntentEnha
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -33,9 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigBase, setting
+from .intent_source import IntentSource, StoreIdentity
 from .losses import AlignUniformLoss, normalized_align_uniform_terms
 from .pretrained import load_pretrained_weights, save_pretrained
-from .store import IntentStore, StoreMismatchError
+from .store import IntentStore
 
 logger = logging.getLogger(__name__)
 
@@ -120,15 +122,15 @@ class IntentEnhancerConfig(ConfigBase):
     intent_norm: bool = setting(True, "L2-normalise text vectors before projection")
     text_encoder: str = setting(
         "",
-        "encoder that made the store's vectors; filled in from the first bound store when empty; when set, "
-        "a store from another encoder is refused",
+        "encoder that made the store's vectors; when set, a store from another encoder is refused; when empty, "
+        "save_pretrained records the first source's",
         cli=False,
     )
     catalogue_sha256: str = setting(
         "",
-        "sha256 of the item catalogue the store's intents were localised to; filled in from the first bound "
-        "store when empty; when set, a store built from another catalogue is refused (configs saved before "
-        "this field existed load with '')",
+        "sha256 of the item catalogue the store's intents were localised to; when set, a store built from "
+        "another catalogue is refused; when empty, save_pretrained records the first source's (configs saved "
+        "before this field existed load with '')",
         cli=False,
     )
 
@@ -200,28 +202,16 @@ class _PerspectiveTerms(Mapping):
 
 
 # --------------------------------------------------------------------------- module
-class _SharedRef:
-    """Holds the bound store: ``copy.deepcopy`` shares it (a read-only, possibly huge memory map)
-    and pickling (``torch.save(model)``) drops it, so neither copies the store's vectors."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any = None) -> None:
-        self.obj = obj
-
-    def __deepcopy__(self, memo: dict) -> _SharedRef:
-        return _SharedRef(self.obj)  # a new holder, the same store
-
-    def __reduce__(self):
-        return (_SharedRef, ())
-
-
 class IntentEnhancer(nn.Module):
     """Projects intent vectors, fuses them with ``h_local``/``h_global`` and computes the aux loss.
 
     Args:
         config: an :class:`IntentEnhancerConfig`.
-        store: optional :class:`IntentStore` to look session ids up in (see :meth:`bind_store`).
+        source: optional :class:`~llm4sbr_adapter.intent_source.IntentSource` that ``forward(session_ids=...)``
+            reads (see :meth:`use_source`); without one, pass ``intents=`` tensors to :meth:`forward`.
+        store: shorthand for ``source=enhancer.source_for(store)`` (the missing-id policy of the config).
+
+    The module holds no data and never changes its config: the source is a reference to a read-only file.
 
     Submodules: ``project`` (``ModuleDict`` perspective -> ``Linear(text_dim, hidden)``),
     ``fuse`` (the final ``Linear``), ``gates`` (``ModuleDict`` behaviour -> ``Linear(2*hidden, hidden)``,
@@ -234,7 +224,9 @@ class IntentEnhancer(nn.Module):
     same weight; scale ``loss_weight`` down if you use many perspectives.
     """
 
-    def __init__(self, config: IntentEnhancerConfig, store: IntentStore | None = None) -> None:
+    def __init__(
+        self, config: IntentEnhancerConfig, source: IntentSource | None = None, *, store: IntentStore | None = None
+    ) -> None:
         super().__init__()
         if not isinstance(config, IntentEnhancerConfig):
             raise TypeError(f"config must be an IntentEnhancerConfig, got {type(config).__name__}")
@@ -253,101 +245,97 @@ class IntentEnhancer(nn.Module):
                 {p: nn.Parameter(torch.randn(t) / t**0.5) for p in config.perspectives}
             )
         self.align_uniform = AlignUniformLoss(t=config.uniformity_t, uniform_weight=config.uniform_weight)
-        self._store_ref = _SharedRef()
-        self._first_store: dict[str, str] | None = None  # identity of the first store bound (see bind_store)
+        self._source: IntentSource | None = None
+        self._origin: StoreIdentity | None = None  # the first source's encoder and catalogue (see use_source)
+        if source is not None and store is not None:
+            raise ValueError("give source= or store= (shorthand for source=enhancer.source_for(store)), not both")
         if store is not None:
-            self.bind_store(store)
+            source = self.source_for(store)
+        if source is not None:
+            self.use_source(source)
 
     def extra_repr(self) -> str:
         c = self.config
         return f"fusion={c.fusion!r}, perspectives={list(c.perspectives)}, pairing={c.pairing}, missing={c.missing!r}"
 
-    # ---- store -------------------------------------------------------------------------
+    # ---- where intents come from ------------------------------------------------------
+    @property
+    def source(self) -> IntentSource | None:
+        """The :class:`IntentSource` that ``forward(session_ids=...)`` reads (``None`` until :meth:`use_source`).
+
+        ``copy.deepcopy`` of the enhancer shares it; pickling drops it (use a source again after loading).
+        """
+        return getattr(self, "_source", None)  # absent in enhancers pickled before sources existed
+
     @property
     def store(self) -> IntentStore | None:
-        """The bound :class:`IntentStore` (``None`` until :meth:`bind_store`).
+        """The store of :attr:`source` (``None`` without one)."""
+        source = self.source
+        return source.store if source is not None else None
 
-        ``copy.deepcopy`` of the enhancer shares it; pickling drops it (bind it again after loading).
+    def source_for(self, store: IntentStore) -> IntentSource:
+        """``store`` as a source with the missing-id policy this config needs (``"raise"``, else ``"zeros"``)."""
+        return IntentSource(store, missing="raise" if self.config.missing == "raise" else "zeros")
+
+    def use_source(self, source: IntentSource) -> IntentEnhancer:
+        """Read session ids from ``source`` in ``forward(session_ids=...)``; returns ``self``.
+
+        Raises :class:`~llm4sbr_adapter.store.StoreMismatchError` (a ``ValueError``) when the store's
+        ``text_dim`` differs from the config's, lacks one of the config's perspectives, or was made by
+        another text encoder or from another catalogue than the one the config names; and, naming both
+        files, when its ``text_encoder`` or ``catalogue_sha256`` differs from that of the first source this
+        enhancer used (an empty value counts as a value: a store that records no encoder does not pass for
+        one that does). Sources of several splits (train, valid, test) may be used in turn: they differ in
+        their sessions only. The config is never changed; :meth:`save_pretrained` records the first
+        source's encoder and catalogue beside the weights (:meth:`saved_config`).
         """
-        return self._store_ref.obj
-
-    def bind_store(self, store: IntentStore) -> IntentEnhancer:
-        """Attach a store for ``forward(session_ids=...)``; returns ``self``.
-
-        Raises :class:`~llm4sbr_adapter.store.StoreMismatchError` (a ``ValueError``) when the
-        store's ``text_dim`` differs from the config's, lacks one of the config's perspectives,
-        or was made by another text encoder or from another catalogue than the one recorded in the
-        config; and, naming both files, when its ``text_encoder`` or ``catalogue_sha256`` differs
-        from that of the first store this enhancer was bound to (an empty value counts as a value:
-        a store that records no encoder does not pass for one that does). Stores of several splits
-        (train, valid, test) may be bound in turn: they differ in their sessions only.
-        """
-        if not isinstance(store, IntentStore):
-            raise TypeError(f"store must be an IntentStore, got {type(store).__name__}")
-        meta = store.metadata
-        identity = {
-            "path": str(store.path),
-            "text_encoder": meta.text_encoder,
-            "catalogue_sha256": meta.catalogue_sha256,
-        }
-        first = getattr(self, "_first_store", None)  # absent in enhancers pickled before it existed
-        if first is not None:
-            differ = [k for k in ("text_encoder", "catalogue_sha256") if identity[k] != first[k]]
-            if differ:
-
-                def shown(ident: dict[str, str]) -> str:
-                    return ", ".join(f"{k} {ident[k]!r}" for k in differ)
-
-                raise StoreMismatchError(
-                    f"{identity['path']} ({shown(identity)}) does not match the store this enhancer was first "
-                    f"bound to, {first['path']} ({shown(first)}): its intents come from another "
-                    + (
-                        "text encoder"
-                        if differ == ["text_encoder"]
-                        else "catalogue"
-                        if differ == ["catalogue_sha256"]
-                        else "text encoder and catalogue"
-                    )
-                )
-        store.validate(
-            perspectives=list(self.config.perspectives),
-            text_dim=self.config.text_dim,
-            text_encoder=self.config.text_encoder or None,
-            catalogue_sha256=self.config.catalogue_sha256 or None,
+        if not isinstance(source, IntentSource):
+            raise TypeError(f"source must be an IntentSource, got {type(source).__name__}")
+        wanted = "raise" if self.config.missing == "raise" else "zeros"
+        if source.missing != wanted:
+            raise ValueError(
+                f"IntentEnhancerConfig.missing={self.config.missing!r} needs an IntentSource with "
+                f"missing={wanted!r}, got {source.missing!r}"
+            )
+        origin = getattr(self, "_origin", None)
+        if origin is not None:
+            source.identity.check_same_origin(origin)
+        source.check_fits(
+            self.config.perspectives,
+            self.config.text_dim,
+            text_encoder=self.config.text_encoder,
+            catalogue_sha256=self.config.catalogue_sha256,
         )
-        if not self.config.text_encoder and meta.text_encoder:
-            self.config.text_encoder = meta.text_encoder
-        if not self.config.catalogue_sha256 and meta.catalogue_sha256:
-            self.config.catalogue_sha256 = meta.catalogue_sha256
-        if first is None:
-            self._first_store = identity
-        self._store_ref.obj = store
+        if origin is None:
+            self._origin = source.identity
+        self._source = source
         return self
 
-    def check_sessions_file(self, sessions_sha256: str, sessions_source: str | os.PathLike | None = None) -> None:
-        """Raise :class:`~llm4sbr_adapter.store.StoreMismatchError` unless the bound store's ids refer to the
-        file with this sha256 (integer ids are row numbers: rows of ``train.txt`` and ``test.txt`` share them).
+    def bind_store(self, store: IntentStore) -> IntentEnhancer:
+        """Shorthand for ``use_source(source_for(store))``: read session ids from ``store``; returns ``self``."""
+        if not isinstance(store, IntentStore):
+            raise TypeError(f"store must be an IntentStore, got {type(store).__name__}")
+        return self.use_source(self.source_for(store))
 
-        ``sessions_source`` only names that file in the error. A store that records no
-        ``sessions_sha256`` cannot be checked and is refused too.
-        """
-        store = self.store
-        if store is None:
-            raise ValueError("no IntentStore is bound: pass store= or call bind_store(store)")
-        have = store.metadata.sessions_sha256
-        if have == sessions_sha256:
-            return
-        batch_file = f"{sessions_source} " if sessions_source is not None else ""
-        store_file = store.metadata.sessions_source or "a sessions file"
-        built_for = (
-            f"was built for {store_file} (sessions_sha256 {have[:12]})"
-            if have
-            else "records no sessions_sha256, so it cannot be matched to any sessions file"
+    def saved_config(self) -> IntentEnhancerConfig:
+        """The config as :meth:`save_pretrained` writes it: empty ``text_encoder`` / ``catalogue_sha256`` filled
+        in from the first source used, so that a reloaded enhancer refuses a store from another encoder or
+        catalogue. ``self.config`` itself is left as constructed."""
+        origin = getattr(self, "_origin", None)
+        if origin is None:
+            return self.config
+        return dataclasses.replace(
+            self.config,
+            text_encoder=self.config.text_encoder or origin.text_encoder,
+            catalogue_sha256=self.config.catalogue_sha256 or origin.catalogue_sha256,
         )
-        raise StoreMismatchError(
-            f"session ids refer to {batch_file}(sessions_sha256 {sessions_sha256[:12]}) but the bound store "
-            f"{store.path} {built_for}: bind that file's store first (bind_store / use_split)"
-        )
+
+    def check_sessions_file(self, sessions_sha256: str, sessions_source: str | os.PathLike | None = None) -> None:
+        """:meth:`IntentSource.check_sessions_file` of the current source (``ValueError`` without one)."""
+        source = self.source
+        if source is None:
+            raise ValueError("no IntentStore is bound: pass source= (or store=) or call use_source / bind_store")
+        source.check_sessions_file(sessions_sha256, sessions_source)
 
     # ---- checks ------------------------------------------------------------------------
     def _check_behaviours(self, h_local: torch.Tensor, h_global: torch.Tensor) -> None:
@@ -396,28 +384,26 @@ class IntentEnhancer(nn.Module):
         sessions_sha256: str | None = None,
         sessions_source: str | os.PathLike | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """Intent vectors ``{perspective: [batch, text_dim]}`` for ids from the bound store.
+        """Intent vectors ``{perspective: [batch, text_dim]}`` for ids, from the source.
 
         Returns the vectors (on ``like``'s device and dtype, learned substitutes already filled in
         for ``missing="learned"``) and the ``bool [batch]`` found mask (``None`` for ``"raise"``).
         With ``sessions_sha256`` the store is first checked with :meth:`check_sessions_file`.
         """
-        if self.store is None:
-            raise ValueError("session_ids given but no IntentStore is bound: pass store= or call bind_store(store)")
-        if sessions_sha256 is not None:
-            self.check_sessions_file(sessions_sha256, sessions_source)
-        n = len(session_ids)
-        if n != like.shape[0]:
-            raise ValueError(f"session_ids has {n} ids but h_local has batch size {like.shape[0]}")
-        persp = list(self.config.perspectives)
-        if self.config.missing == "raise":
-            vecs = self.store.lookup(session_ids, perspectives=persp, device=like.device, dtype=like.dtype)
-            return vecs, None
-        vecs, found = self.store.lookup(
-            session_ids, perspectives=persp, device=like.device, dtype=like.dtype, missing="zeros", return_found=True
+        source = self.source
+        if source is None:
+            raise ValueError(
+                "session_ids given but no IntentStore is bound: "
+                "pass source= (or store=) or call use_source / bind_store"
+            )
+        vecs, found = source.lookup(
+            session_ids,
+            perspectives=self.config.perspectives,
+            like=like,
+            sessions_sha256=sessions_sha256,
+            sessions_source=sessions_source,
         )
-        found = found.to(like.device)
-        if self.config.missing == "learned" and not bool(found.all()):
+        if found is not None and self.config.missing == "learned" and not bool(found.all()):
             keep = found.unsqueeze(1)
             vecs = {
                 p: torch.where(keep, v, self.missing_intent[p].to(v.dtype).unsqueeze(0).expand_as(v))
@@ -536,9 +522,10 @@ class IntentEnhancer(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``enhancer_config.json`` and ``enhancer.safetensors`` into ``directory`` (atomically each).
 
-        The bound store is not saved (it is data, not weights); pass it again to :meth:`from_pretrained`.
+        The source is not saved (it is data, not weights); pass it again to :meth:`from_pretrained`. The config
+        written is :meth:`saved_config` (the first source's encoder and catalogue filled in).
         """
-        save_pretrained(self, self.config, directory, config_name=CONFIG_NAME, weights_name=WEIGHTS_NAME)
+        save_pretrained(self, self.saved_config(), directory, config_name=CONFIG_NAME, weights_name=WEIGHTS_NAME)
         logger.info("saved intent enhancer to %s", directory)
         return Path(directory)
 
@@ -548,8 +535,10 @@ class IntentEnhancer(nn.Module):
         directory: str | os.PathLike,
         store: IntentStore | None = None,
         map_location: str | torch.device = "cpu",
+        *,
+        source: IntentSource | None = None,
     ) -> IntentEnhancer:
-        """Rebuild an enhancer saved with :meth:`save_pretrained` (optionally binding ``store``).
+        """Rebuild an enhancer saved with :meth:`save_pretrained` (optionally reading ``source``, or ``store``).
 
         Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the tensors when
         the weights do not fit the config (missing or unexpected names, other shapes).
@@ -565,6 +554,10 @@ class IntentEnhancer(nn.Module):
             settings=f"fusion={config.fusion!r}, perspectives={list(config.perspectives)}, missing={config.missing!r}",
             map_location=map_location,
         )
+        if source is not None and store is not None:
+            raise ValueError("give source= or store=, not both")
         if store is not None:
             model.bind_store(store)
+        if source is not None:
+            model.use_source(source)
         return model

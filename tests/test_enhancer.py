@@ -395,7 +395,8 @@ def test_session_ids_path_matches_explicit_intents(store_path):
     explicit = {p: torch.from_numpy(v[rows]) for p, v in vecs.items()}
     torch.testing.assert_close(out.session, enh(h_local, h_global, intents=explicit).session)
     assert out.found is None
-    assert enh.config.text_encoder == "enc-a"  # adopted from the store
+    assert enh.config.text_encoder == ""  # the config is never changed by binding a store ...
+    assert enh.saved_config().text_encoder == "enc-a"  # ... the saved one records the store's encoder
 
 
 def test_missing_raise_names_the_id(store_path):
@@ -477,7 +478,7 @@ def test_from_pretrained_binds_store_and_checks_it(tmp_path, store_path):
     enh.bind_store(IntentStore.open(path))
     enh.save_pretrained(tmp_path / "enh")
     back = IntentEnhancer.from_pretrained(tmp_path / "enh", store=IntentStore.open(path))
-    assert back.store is not None and back.config.text_encoder == "enc-a"
+    assert back.store is not None and back.config.text_encoder == "enc-a"  # saved from the first store
     meta = StoreMetadata(perspectives=["long", "short"], text_dim=T, text_encoder="enc-b")
     other = write_store(
         tmp_path / "b.safetensors", [1], {p: np.zeros((1, T), np.float32) for p in ("long", "short")}, meta
@@ -596,9 +597,13 @@ def test_second_store_of_another_encoder_or_catalogue_is_refused(tmp_path, field
 def test_config_records_the_catalogue_and_old_configs_still_load(tmp_path):
     store = _store(tmp_path / "a.safetensors", [0, 1])
     enh = make("concat")
+    before = enh.config.to_dict()
     enh.bind_store(store)
-    assert enh.config.catalogue_sha256 == "c" * 64 and enh.config.text_encoder == "enc-a"
+    assert enh.config.to_dict() == before  # binding never changes the config
+    saved = enh.saved_config()
+    assert saved.catalogue_sha256 == "c" * 64 and saved.text_encoder == "enc-a"
     enh.save_pretrained(tmp_path / "enh")
+    assert IntentEnhancerConfig.load(tmp_path / "enh" / CONFIG_NAME) == saved
     other = _store(tmp_path / "b.safetensors", [0, 1], catalogue="d" * 64)
     with pytest.raises(StoreMismatchError, match="catalogue_sha256"):
         IntentEnhancer.from_pretrained(tmp_path / "enh", store=other)
@@ -608,6 +613,6 @@ def test_config_records_the_catalogue_and_old_configs_still_load(tmp_path):
     del raw["catalogue_sha256"]
     cfg_path.write_text(json.dumps(raw))
     old = IntentEnhancer.from_pretrained(tmp_path / "enh", store=other)
-    assert old.config.catalogue_sha256 == "d" * 64
+    assert old.config.catalogue_sha256 == "" and old.saved_config().catalogue_sha256 == "d" * 64
     h_local, h_global, _ = batch(2)
     assert old(h_local, h_global, session_ids=[0, 1]).session.shape == (2, H)
