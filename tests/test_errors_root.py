@@ -43,7 +43,7 @@ def test_every_package_exception_derives_from_the_root():
     "name, builtin",
     [
         ("llm4sbr_adapter.store.StoreError", ValueError),
-        ("llm4sbr_adapter.offline.sessions.InputFormatError", ValueError),
+        ("llm4sbr_adapter.offline.inputs.sessions.InputFormatError", ValueError),
         ("llm4sbr_adapter.offline.prompts.PromptError", ValueError),
         ("llm4sbr_adapter.offline.llm.base.LLMError", RuntimeError),
         ("llm4sbr_adapter.offline.llm.default_model.MissingChunkPackageError", ImportError),

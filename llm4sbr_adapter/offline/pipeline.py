@@ -57,6 +57,14 @@ from ..errors import setting_hint
 from ..store import StoreMetadata, write_store
 from .candidates import candidate_lines
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
+from .inputs.sessions import (
+    Catalogue,
+    InputFormatError,
+    SessionSet,
+    item_key,
+    read_catalogue,
+    read_sessions,
+)
 from .prompts import (
     Perspective,
     clean_answer,
@@ -66,14 +74,6 @@ from .prompts import (
     resolve_perspectives,
     uses_candidates,
     visible_items,
-)
-from .sessions import (
-    Catalogue,
-    InputFormatError,
-    SessionSet,
-    item_key,
-    read_catalogue,
-    read_sessions,
 )
 
 logger = logging.getLogger(__name__)

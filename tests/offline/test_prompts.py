@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from llm4sbr_adapter.offline.inputs.sessions import Catalogue, InputFormatError
 from llm4sbr_adapter.offline.prompts import (
     DEFAULT_PERSPECTIVES,
     DEFAULT_TEMPLATE,
@@ -21,7 +22,6 @@ from llm4sbr_adapter.offline.prompts import (
     render_prompt,
     visible_items,
 )
-from llm4sbr_adapter.offline.sessions import Catalogue, InputFormatError
 
 CAT = Catalogue.from_pairs([(i, f"Item number {i}") for i in range(1, 101)])
 

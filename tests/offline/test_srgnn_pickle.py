@@ -6,12 +6,12 @@ import pickle
 
 import pytest
 
+from llm4sbr_adapter import srgnn_pickle
 from llm4sbr_adapter.experiments.data import splits
 from llm4sbr_adapter.experiments.data.splits import SplitFormatError, load_split
-from llm4sbr_adapter.offline import srgnn_pickle
 from llm4sbr_adapter.offline.inputs import sessions
-from llm4sbr_adapter.offline.sessions import InputFormatError, read_sessions
-from llm4sbr_adapter.offline.srgnn_pickle import read_srgnn_pickle
+from llm4sbr_adapter.offline.inputs.sessions import InputFormatError, read_sessions
+from llm4sbr_adapter.srgnn_pickle import read_srgnn_pickle
 
 
 def dump(path, obj):

@@ -16,7 +16,7 @@ import numpy as np
 
 from llm4sbr_adapter.errors import Llm4sbrError
 from llm4sbr_adapter.hashing import sha256_file
-from llm4sbr_adapter.offline.srgnn_pickle import read_srgnn_pickle
+from llm4sbr_adapter.srgnn_pickle import read_srgnn_pickle
 
 
 class SplitFormatError(Llm4sbrError, ValueError):
@@ -115,7 +115,7 @@ class SplitData:
 
 def load_split(path: str | os.PathLike) -> SplitData:
     """Read one SR-GNN pickle (``train.txt`` / ``valid.txt`` / ``test.txt``; trusted input only: a pickle can
-    run code) through the package's one reader, :func:`~llm4sbr_adapter.offline.srgnn_pickle.read_srgnn_pickle`."""
+    run code) through the package's one reader, :func:`~llm4sbr_adapter.srgnn_pickle.read_srgnn_pickle`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split file not found: {path}")

@@ -44,7 +44,7 @@ import numpy as np
 
 from ...errors import setting_hint
 from ...hashing import sha256_file
-from ..srgnn_pickle import read_srgnn_pickle
+from ...srgnn_pickle import read_srgnn_pickle
 from .columns import COMMON_NAMES, find_column, normalise_name
 from .text import InputFormatError, read_text
 

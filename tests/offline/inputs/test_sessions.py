@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from llm4sbr_adapter.offline.sessions import (
+from llm4sbr_adapter.offline.inputs.sessions import (
     Catalogue,
     InputFormatError,
     SessionSet,

@@ -2,9 +2,12 @@
 
 A pickle can run code when it is read: open only files from a trusted source (the builder's
 ``fmt="auto"`` refuses pickle-headed files not named like one). Both users read through
-:func:`read_srgnn_pickle`: the builder's session reader (:func:`~.sessions.read_sessions`, which turns
-rows into sessions with ids) and the experiment harness (:func:`~llm4sbr_adapter.experiments.data.splits.load_split`,
-which packs them into flat arrays); each checks the item ids its own way and raises its own error class.
+:func:`read_srgnn_pickle`: the builder's session reader
+(:func:`~llm4sbr_adapter.offline.inputs.sessions.read_sessions`, which turns rows into sessions with ids)
+and the experiment harness (:func:`~llm4sbr_adapter.experiments.data.splits.load_split`, which packs
+them into flat arrays); each checks the item ids its own way and raises its own error class. It sits at
+the top of the package, beside the other leaves both stages share, so that training loads no module of
+stage one.
 """
 
 from __future__ import annotations
