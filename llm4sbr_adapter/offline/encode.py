@@ -21,7 +21,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -75,6 +75,26 @@ def _same_folder(a: Path, b: Path | None) -> bool:
         return b is not None and a.resolve() == b.resolve()
     except OSError:
         return False
+
+
+class SentenceEncoder(Protocol):
+    """What a build needs of a text encoder (:class:`TextEncoder` is one): a ``name`` that identifies model and
+    weights (it keys the catalogue cache and is recorded in the store), the width ``dim`` of its vectors, and
+    ``encode`` returning ``float32 [n, dim]`` rows in input order."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        normalize_embeddings: bool = True,
+        show_progress_bar: bool = False,
+    ) -> np.ndarray: ...
 
 
 class TextEncoder:
@@ -274,7 +294,7 @@ def _load_cached(path: Path, expected_shape: tuple[int, int]) -> np.ndarray | No
 
 
 def catalogue_embeddings(
-    encoder: TextEncoder,
+    encoder: SentenceEncoder,
     item_ids: Sequence[int] | Sequence[str],
     titles: Sequence[str],
     cache_dir: str | os.PathLike | None = None,

@@ -634,12 +634,13 @@ def test_clis_refuse_a_pickle_named_tsv_and_run_no_code(tmp_path, capsys):
 def no_models(monkeypatch):
     """Make loading the LLM or the text encoder fail the test."""
     from llm4sbr_adapter.offline import pipeline
+    from llm4sbr_adapter.offline.stages import answer
 
     def boom(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(pipeline, "_resolve_llm", boom)
-    monkeypatch.setattr(pipeline, "_resolve_encoder", boom)
+    monkeypatch.setattr(answer, "resolve_llm", boom)  # called by the answer stage
+    monkeypatch.setattr(pipeline, "resolve_encoder", boom)  # called by run_build
 
 
 @pytest.mark.parametrize("text", ["", "session_id\titem_ids\n", "s1\t \ns2\t\n"])

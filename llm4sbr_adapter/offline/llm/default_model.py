@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,15 @@ from ...errors import Llm4sbrError
 from ...hashing import copy_and_sha256
 from ..model_hash import default_cache_dir, record_sha256, stamped_sha256
 from .base import LLMBackend, LLMError
-from .openai_http import redact_url
+from .openai_http import OpenAIChatBackend, redact_url
+from .replay import ReplayBackend
 
 __all__ = [
     "DEFAULT_LLM_SHA256",
     "DEFAULT_LLM_SIZE",
     "DEFAULT_LLM_FILENAME",
+    "SPEC_KINDS",
+    "BackendSpec",
     "DefaultModelError",
     "default_cache_dir",
     "default_llm_path",
@@ -130,12 +134,65 @@ def default_llm_path(cache_dir: str | os.PathLike | None = None) -> Path:
 
 _SPEC_HELP = (
     '"default", "default:int8", "hf:<model folder or .gguf file>", "llamacpp:<.gguf file or default>", '
-    '"openai:<base_url>#<model>" or "replay:<answers.jsonl>"'
+    '"openai:<base_url>#<model>", "replay:<answers.jsonl>" or "py:<module>:<factory>"'
 )
+SPEC_KINDS = ("default", "hf", "llamacpp", "openai", "replay", "py")
 
 
-def make_backend(spec: str, **kw: Any) -> LLMBackend:
-    """Build a backend from a short text spec.
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed LLM spec: its ``kind`` (one of :data:`SPEC_KINDS`) and what follows the first ``:``.
+
+    ``default`` and ``default:int8`` are kind ``default`` with ``target`` ``""`` / ``"int8"``.
+    """
+
+    kind: str
+    target: str
+    text: str
+
+    @classmethod
+    def parse(cls, spec: str) -> BackendSpec:
+        """The one parser of LLM specs; ``ValueError`` (URL credentials hidden) for anything else."""
+        text = str(spec).strip()
+        shown = redact_url(text)  # what error messages may show: no URL credentials
+        if text in ("default", "default:int8"):
+            return cls("default", text.partition(":")[2], text)
+        kind, sep, rest = text.partition(":")
+        if not sep or not rest or kind not in SPEC_KINDS or kind == "default":
+            raise ValueError(f"unknown LLM spec {shown!r}; expected {_SPEC_HELP}")
+        if kind == "openai":
+            base_url, hash_, model = rest.rpartition("#")
+            if not hash_ or not base_url or not model:
+                raise ValueError(f"LLM spec {shown!r} lacks the model name; expected openai:<base_url>#<model>")
+        if kind == "py" and rest.count(":") != 1:
+            raise ValueError(f"llm spec {shown!r}: expected py:MODULE:FACTORY")
+        return cls(kind, rest, text)
+
+    def build_options(
+        self, *, device: str, batch_size: int, threads: int, request_timeout: float | None
+    ) -> dict[str, Any]:
+        """The keywords a build passes to :func:`make_backend` for this kind: local models load lazily (not
+        at all when every answer is cached) on ``device``; llama.cpp offloads every layer when a GPU device
+        is asked for; ``request_timeout`` applies to ``openai:`` only (a warning says when it is ignored)."""
+        warn_unused_timeout(self.kind, request_timeout)
+        if self.kind in ("default", "hf"):
+            return {"device": device, "batch_size": batch_size, "lazy": True}
+        if self.kind == "llamacpp":
+            return {"n_gpu_layers": 0 if device == "cpu" else -1, "n_threads": threads or None}
+        if self.kind == "openai" and request_timeout is not None:
+            return {"timeout": float(request_timeout)}
+        return {}
+
+
+def warn_unused_timeout(kind: str | None, request_timeout: float | None) -> None:
+    """Warn when a request timeout is set for a backend (``kind``; ``None``: a Python object) it does not
+    apply to: only ``openai:`` backends take one."""
+    if request_timeout is not None and kind != "openai":
+        logger.warning("request_timeout=%s is ignored: it applies to openai: backends only", request_timeout)
+
+
+def make_backend(spec: str | BackendSpec, **kw: Any) -> LLMBackend:
+    """Build a backend from a short text spec (parsed by :meth:`BackendSpec.parse`).
 
     Forms:
         ``default``: the embedded Qwen GGUF via :class:`TransformersBackend` (``kw``: device, dtype,
@@ -146,43 +203,42 @@ def make_backend(spec: str, **kw: Any) -> LLMBackend:
         ``llamacpp:<path>``: :class:`LlamaCppBackend` on a ``.gguf`` file (``kw``: n_threads, n_ctx, ...);
         ``llamacpp:default`` runs the embedded default model with llama.cpp;
         ``openai:<base_url>#<model>``: :class:`OpenAIChatBackend` (``kw``: api_key_env, concurrency, ...);
-        ``replay:<jsonl>``: :class:`ReplayBackend`.
-    """
-    spec = str(spec).strip()
-    shown = redact_url(spec)  # what error messages may show: no URL credentials
-    if spec in ("default", "default:int8"):
-        from .transformers_backend import TransformersBackend
+        ``replay:<jsonl>``: :class:`ReplayBackend`;
+        ``py:<module>:<factory>``: what the zero-argument ``factory`` returns (an :class:`LLMBackend`).
 
+    The heavy backends (transformers, llama.cpp) are imported here, on use: a build whose answers are all
+    cached, or that uses another backend, never loads them.
+    """
+    parsed = spec if isinstance(spec, BackendSpec) else BackendSpec.parse(spec)
+    kind, rest = parsed.kind, parsed.target
+    path: str | Path = rest
+    if kind == "default" or (kind == "llamacpp" and rest == "default"):
         path = default_llm_path(kw.pop("cache_dir", None))
         kw.setdefault("model_id", f"gguf-sha256:{DEFAULT_LLM_SHA256}")
-        kw.setdefault("quantize", "int8" if spec == "default:int8" else None)
+        if kind == "default":
+            kw.setdefault("quantize", "int8" if parsed.target == "int8" else None)
+    if kind in ("default", "hf"):
+        from .transformers_backend import TransformersBackend  # heavy (transformers): on use only
+
         return TransformersBackend(path, **kw)
-    kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise ValueError(f"unknown LLM spec {shown!r}; expected {_SPEC_HELP}")
-    if kind == "hf":
-        from .transformers_backend import TransformersBackend
-
-        return TransformersBackend(rest, **kw)
     if kind == "llamacpp":
-        from .llamacpp_backend import LlamaCppBackend
+        from .llamacpp_backend import LlamaCppBackend  # optional dependency: on use only
 
-        if rest == "default":
-            path = default_llm_path(kw.pop("cache_dir", None))
-            kw.setdefault("model_id", f"gguf-sha256:{DEFAULT_LLM_SHA256}")
-            return LlamaCppBackend(path, **kw)
-        return LlamaCppBackend(rest, **kw)
+        return LlamaCppBackend(path, **kw)
     if kind == "openai":
-        from .openai_http import OpenAIChatBackend
-
-        base_url, hash_, model = rest.rpartition("#")
-        if not hash_ or not base_url or not model:
-            raise ValueError(f"LLM spec {shown!r} lacks the model name; expected openai:<base_url>#<model>")
+        base_url, _, model = rest.rpartition("#")
         return OpenAIChatBackend(base_url, model, **kw)
     if kind == "replay":
-        from .replay import ReplayBackend
-
         if kw:
             raise TypeError(f"replay backend takes no options, got {sorted(kw)}")
         return ReplayBackend(rest)
-    raise ValueError(f"unknown LLM spec {shown!r}; expected {_SPEC_HELP}")
+    return _from_factory(parsed)
+
+
+def _from_factory(spec: BackendSpec) -> LLMBackend:
+    """``py:MODULE:FACTORY``: import the module, call the factory, check it made an :class:`LLMBackend`."""
+    module_name, attr = spec.target.rsplit(":", 1)
+    backend = getattr(importlib.import_module(module_name), attr)()
+    if not isinstance(backend, LLMBackend):
+        raise TypeError(f"{spec.text}: factory returned {type(backend).__name__}, not an LLMBackend")
+    return backend

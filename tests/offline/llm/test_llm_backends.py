@@ -281,9 +281,9 @@ def test_lazy_backend_loads_only_when_used(tiny_model_dir, tiny_backend, monkeyp
 
 
 def test_builds_create_local_backends_lazily(tiny_model_dir):
-    from llm4sbr_adapter.offline.pipeline import _resolve_llm
+    from llm4sbr_adapter.offline.stages.answer import resolve_llm
 
-    backend, owned = _resolve_llm(f"hf:{tiny_model_dir}", "cpu", 2)
+    backend, owned = resolve_llm(f"hf:{tiny_model_dir}", "cpu", 2)
     assert owned and "model" not in backend.__dict__
 
 
@@ -571,7 +571,7 @@ def test_http_build_commits_every_batch_size_prompts_and_keeps_the_server_busy(c
         raise StopAfterAnswers
 
     monkeypatch.setattr(AnswerCache, "put_many", spy)
-    monkeypatch.setattr(pipeline, "_resolve_encoder", stop)
+    monkeypatch.setattr(pipeline, "resolve_encoder", stop)
     # each answer held 0.5 s, so that the second batch's requests overlap the first's even on loaded cores
     # (at the fixture's 50 ms the first batch could finish before the second batch's threads started)
     chat_server.delay = 0.5
