@@ -214,8 +214,18 @@ def _sequence(obj: Any, f: dataclasses.Field, kind: Any, value: Any) -> tuple:
     return tuple(value)
 
 
+def check_setting(config: type[ConfigBase], name: str, value: Any) -> Any:
+    """``value`` checked (and normalised) against the declaration of field ``name`` of ``config``: its type,
+    choices and bounds, exactly as the config checks it. For code that takes one setting on its own (such as
+    :meth:`ItemLocalizer.localize`'s ``top_f``), so that the rule stays declared once, in the config; a bad
+    value is a :class:`ConfigError` naming ``Config.name``."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    return _checked(config, fields[name], typing.get_type_hints(config)[name], value)
+
+
 def _fail(obj: Any, name: str, problem: str) -> typing.NoReturn:
-    ref = obj.ref(name) if isinstance(obj, ConfigBase) else f"{type(obj).__name__}.{name}"
+    is_config = isinstance(obj, ConfigBase) or (isinstance(obj, type) and issubclass(obj, ConfigBase))
+    ref = obj.ref(name) if is_config else f"{type(obj).__name__}.{name}"
     raise ConfigError(f"{ref} {problem}", field=name)
 
 

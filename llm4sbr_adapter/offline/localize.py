@@ -25,7 +25,9 @@ import faiss
 import numpy as np
 import torch
 
+from ..config import check_setting
 from ..vector_index import KMEANS_SEED, IndexKind, inner_product_index
+from .config import BuildConfig
 
 logger = logging.getLogger(__name__)
 
@@ -138,13 +140,10 @@ class ItemLocalizer:
         q = _as_float32_matrix(queries, "queries")
         if q.shape[1] != self.dim:
             raise ValueError(f"queries have dimension {q.shape[1]}, item embeddings {self.dim}")
-        if isinstance(top_f, bool) or not isinstance(top_f, (int, np.integer)) or top_f < 0:
-            raise ValueError(f"top_f must be an integer >= 0, got {top_f!r}")
-        top_f = int(top_f)
+        top_f = check_setting(BuildConfig, "top_f", top_f)  # the rules of the build's settings, declared there
+        temperature = check_setting(BuildConfig, "softmax_temperature", temperature)
         if top_f > self.num_items:
             raise ValueError(f"top_f={top_f} is larger than the catalogue ({self.num_items} items)")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if exclude is not None and len(exclude) != len(q):

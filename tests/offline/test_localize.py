@@ -113,11 +113,14 @@ def test_bad_arguments(data):
     loc = ItemLocalizer(items)
     with pytest.raises(ValueError, match=r"top_f=501 is larger than the catalogue \(500 items\)"):
         loc.localize(queries, 501)
-    with pytest.raises(ValueError, match="top_f must be an integer >= 0"):
+    # the rules of BuildConfig's fields, declared once there
+    with pytest.raises(ValueError, match=r"BuildConfig.top_f must be >= 0, got -1"):
         loc.localize(queries, -1)
+    with pytest.raises(ValueError, match=r"BuildConfig.top_f must be an integer, got 2.5"):
+        loc.localize(queries, 2.5)
     with pytest.raises(ValueError, match="dimension 16, item embeddings 32"):
         loc.localize(queries[:, :16], 3)
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match=r"BuildConfig.softmax_temperature must be > 0.0"):
         loc.localize(queries, 3, temperature=0.0)
     bad = queries.copy()
     bad[5, 2] = np.nan
