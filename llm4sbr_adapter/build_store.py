@@ -17,7 +17,7 @@ from .config import ConfigError
 from .config_cli import add_config_arguments, argument_group, config_from_args, hint_flags
 from .errors import CliParser, add_log_level, run_cli
 from .offline.config import BuildConfig
-from .offline.inputs.sessions import PICKLE_WARNING
+from .offline.inputs.ids import PICKLE_WARNING
 from .offline.llm.answers_file import export_answers
 from .offline.pipeline import build_intent_store
 

@@ -24,8 +24,10 @@ import numpy as np
 from .config import ConfigBase, ConfigError, setting
 from .config_cli import add_config_arguments, config_from_args, hint_flags
 from .errors import CliParser, add_log_level, run_cli
+from .offline.inputs.catalogue import Catalogue, read_catalogue
 from .offline.inputs.clicks import looks_like_click_log, read_click_sessions
-from .offline.inputs.sessions import PICKLE_WARNING, Catalogue, SessionSet, item_key, read_catalogue, read_sessions
+from .offline.inputs.ids import PICKLE_WARNING, item_key
+from .offline.inputs.sessions import SessionSet, read_sessions
 from .store import IntentStore
 
 __all__ = ["InspectConfig", "inspect_store", "answer_statistics", "format_report", "main"]

@@ -10,9 +10,11 @@ pooling) and the readers (:func:`read_sessions`, :func:`read_click_log`, :func:`
 
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
 from .encode import TextEncoder
+from .inputs.catalogue import Catalogue, read_catalogue
 from .inputs.clicks import ClickLog, read_click_log
 from .inputs.movielens import read_movielens
-from .inputs.sessions import Catalogue, InputFormatError, SessionSet, read_catalogue, read_sessions
+from .inputs.sessions import SessionSet, read_sessions
+from .inputs.text import InputFormatError
 from .llm.base import GenerationConfig, LLMBackend
 from .pipeline import BuildReport, build_intent_store, default_cache_path, run_build
 from .prompts import (

@@ -50,7 +50,8 @@ from typing import Any
 import torch
 
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
-from .inputs.sessions import Catalogue, SessionSet
+from .inputs.catalogue import Catalogue
+from .inputs.sessions import SessionSet
 from .prompts import resolve_perspectives
 from .report import BuildReport, default_cache_path, stage_timer
 from .stages.answer import answer_stage, ask_llm, clean_answers, count_empty, query_texts, resolve_llm

@@ -34,7 +34,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import Llm4sbrError, setting_hint
-from .inputs.sessions import Catalogue, InputFormatError, ItemId, item_key
+from .inputs.catalogue import Catalogue
+from .inputs.ids import ItemId, item_key
+from .inputs.text import InputFormatError
 
 __all__ = [
     "DEFAULT_MAX_ITEMS",

@@ -24,8 +24,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
 from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log_with
-from llm4sbr_adapter.offline.inputs.sessions import _parse_id, item_key, read_catalogue
+from llm4sbr_adapter.offline.inputs.ids import _parse_id, item_key
 
 from .paper_protocol import drop_sessions_with_rare_items, user_split, write_session_split
 from .temporal_protocol import chronological_split, filter_sessions

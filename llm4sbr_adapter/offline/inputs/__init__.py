@@ -8,9 +8,11 @@
 * :mod:`.columns`: column names by flag or common spelling; :mod:`.text`: strict decoding and line splitting.
 """
 
+from .catalogue import Catalogue, read_catalogue
 from .clicks import ClickLog, Session, click_sessions, read_click_log, read_click_sessions
 from .movielens import detect_release, read_movielens
-from .sessions import Catalogue, InputFormatError, SessionSet, read_catalogue, read_sessions
+from .sessions import SessionSet, read_sessions
+from .text import InputFormatError
 
 __all__ = [
     "Catalogue",

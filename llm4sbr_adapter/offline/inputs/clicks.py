@@ -32,8 +32,8 @@ import numpy as np
 from ...errors import setting_hint, setting_name
 from ...hashing import sha256_file
 from .columns import ROLE_FIELDS, find_column
+from .ids import _parse_id as parse_id
 from .sessions import SessionSet
-from .sessions import _parse_id as parse_id
 from .text import InputFormatError, read_text
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..encode import SentenceEncoder, TextEncoder, catalogue_embeddings
-from ..inputs.sessions import Catalogue
+from ..inputs.catalogue import Catalogue
 
 __all__ = ["embed_catalogue", "encode_texts", "resolve_encoder", "with_session_means"]
 

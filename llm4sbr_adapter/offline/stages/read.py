@@ -7,8 +7,11 @@ import os
 
 from ...errors import setting_hint
 from ..config import BuildConfig
+from ..inputs.catalogue import Catalogue, read_catalogue
 from ..inputs.clicks import looks_like_click_log, read_click_sessions
-from ..inputs.sessions import Catalogue, InputFormatError, SessionSet, item_key, read_catalogue, read_sessions
+from ..inputs.ids import item_key
+from ..inputs.sessions import SessionSet, read_sessions
+from ..inputs.text import InputFormatError
 
 logger = logging.getLogger("llm4sbr_adapter.offline.pipeline")
 

@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 
 from ..candidates import candidate_lines
 from ..config import BuildConfig
-from ..inputs.sessions import Catalogue, SessionSet
+from ..inputs.catalogue import Catalogue
+from ..inputs.sessions import SessionSet
 from ..llm.replay import export_prompts
 from ..prompts import Perspective, item_lines, render_prompt, uses_candidates, visible_items
 from ..report import BuildReport

@@ -8,7 +8,8 @@ from pathlib import Path
 from ...store import StoreMetadata, write_store
 from ..config import BuildConfig
 from ..encode import SentenceEncoder
-from ..inputs.sessions import Catalogue, SessionSet
+from ..inputs.catalogue import Catalogue
+from ..inputs.sessions import SessionSet
 from ..prompts import Perspective, prompt_sha256
 from .localize import LocalizedIntents
 
