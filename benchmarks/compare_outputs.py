@@ -3,9 +3,10 @@
 Builds several small intent stores on invented data with a deterministic fake LLM (answers derived from
 the prompt text) and the real all-MiniLM-L6-v2 encoder, in several setting mixes (top_f 0/1/3/5, float16
 and float32, custom perspectives, skip_item, an HNSW index, a sharded build merged), runs the enhancer on
-a fixed batch, and trains SR-GNN and STAMP for two epochs with and without the enhancer through the
-harness's Python API. It prints (or writes, with ``--out``) one JSON object mapping each output to the
-sha256 of its bytes: every store tensor, every store's metadata (``created_at`` left out), every metric and
+a fixed batch, trains SR-GNN and STAMP for two epochs with and without the enhancer and HIPHOP's SR-GNN
+(intents, neighbours, contrastive) through the harness's Python API, and runs the semantic item
+embedding. It prints (or writes, with ``--out``) one JSON object mapping each output to the sha256 of
+its bytes: every store tensor, every store's metadata (``created_at`` left out), every metric and
 rank array of the runs (timings, memory and paths left out).
 
 Run it on the commit before a change and after it, then compare the two files::
@@ -40,7 +41,8 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
 from llm4sbr_adapter import IntentEnhancer, IntentEnhancerConfig, IntentStore  # noqa: E402
-from llm4sbr_adapter.experiments import train  # noqa: E402
+from llm4sbr_adapter.experiments import hiphop_srgnn, train  # noqa: E402
+from llm4sbr_adapter.hiphop import SemanticItemEmbedding  # noqa: E402
 from llm4sbr_adapter.offline import build_intent_store  # noqa: E402
 from llm4sbr_adapter.offline.encode import TextEncoder  # noqa: E402
 from llm4sbr_adapter.offline.llm.base import LLMBackend  # noqa: E402
@@ -219,6 +221,34 @@ def run_digests(root: Path, data: Path) -> dict[str, Any]:
     return out
 
 
+def hiphop_digests(root: Path, data: Path) -> dict[str, Any]:
+    """HIPHOP's parts: two epochs of the HIPHOP SR-GNN (intents, neighbours, contrastive with bank and batch
+    hard negatives), and the semantic item embedding in both modes on a fixed text matrix."""
+    out: dict[str, Any] = {}
+    common = ["--data", str(data), "--epochs", "2", "--hidden-size", "8", "--batch-size", "16", "--quiet"]
+    runs = {
+        "hiphop_bank": ["--intents", "--neighbours", "--contrastive", "--hard-negatives", "bank", "--top-m", "3"],
+        "hiphop_batch": ["--neighbours", "--contrastive", "--hard-negatives", "batch", "--num-hard-negatives", "2"],
+    }
+    for name, argv in runs.items():
+        args = hiphop_srgnn.parse_args([*common, *argv, "--out", str(root / "runs" / f"{name}.json")])
+        torch.manual_seed(0)
+        result = hiphop_srgnn.run(args)
+        kept = {k: v for k, v in result.items() if not VOLATILE.search(k)}
+        kept["log"] = [{k: v for k, v in epoch.items() if not VOLATILE.search(k)} for epoch in result["log"]]
+        out[name] = {key: digest(value) for key, value in sorted(kept.items())}
+    text = torch.from_numpy(np.random.default_rng(0).standard_normal((NUM_ITEMS + 1, 12)).astype(np.float32))
+    for mode in ("add", "init"):
+        torch.manual_seed(0)
+        semantic = SemanticItemEmbedding(text, 8, mode=mode)
+        rows = torch.tensor([1, 5, 0, 30])
+        out[f"semantic_{mode}"] = {
+            "state": digest([digest(v) for _, v in sorted(semantic.state_dict().items())]),
+            "forward": digest(semantic(rows)) if mode == "add" else digest(semantic.projected_text()),
+        }
+    return out
+
+
 def collect() -> dict[str, Any]:
     """Every digest, keyed by output."""
     torch.set_num_threads(1)
@@ -230,6 +260,7 @@ def collect() -> dict[str, Any]:
         result: dict[str, Any] = {"stores": build_stores(root, data, encoder)}
         result["enhancer"] = enhancer_digests(root / "top5_f16" / "store.safetensors")
         result["runs"] = run_digests(root, data)
+        result["hiphop"] = hiphop_digests(root, data)
     return result
 
 

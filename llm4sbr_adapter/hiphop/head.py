@@ -286,33 +286,10 @@ class HiphopHead(nn.Module):
                 )
             q_intent = intent if intent is not None else (mi.target if mi is not None else session)
             queries = self.bank_vectors(item_states, mask, session)
-            neigh, valid, hit_ids = {}, {}, {}
-            for lv in self.aggregator.levels:
-                hits = self.bank.search(
-                    lv, queries[lv].detach(), cfg.top_m, exclude_ids=session_ids, exclude_groups=groups
-                )
-                neigh[lv] = self.bank.gather(lv, hits.rows, device=session.device, dtype=session.dtype)
-                valid[lv] = hits.valid
-                hit_ids[lv] = hits.ids
-            nv = self.aggregator(q_intent, neigh, valid)
+            nv, hit_ids = self._attend_neighbours(queries, q_intent, session, session_ids, groups)
             parts.append(nv.view)
             if self.contrastive is not None and self.training:
-                hard = None
-                if cfg.hard_negatives == "bank":
-                    hard = bank_hard_negatives(
-                        self.bank,
-                        "global",
-                        queries["global"].detach(),
-                        top_m=cfg.top_m,
-                        count=cfg.num_hard_negatives,
-                        exclude_ids=session_ids,
-                        exclude_groups=groups,
-                        targets=targets,
-                    )
-                elif cfg.hard_negatives == "batch":
-                    if targets is None:
-                        raise ValueError("hard_negatives='batch' needs the batch's training targets")
-                    hard = in_batch_hard_negatives(session, targets, cfg.num_hard_negatives, candidates=nv.view)
+                hard = self._hard_negatives(queries, session, nv.view, session_ids, groups, targets)
                 c = self.contrastive(session, nv.view, hard)
                 losses["contrastive"] = c
                 aux = aux + cfg.contrastive_weight * c
@@ -320,3 +297,52 @@ class HiphopHead(nn.Module):
         return HiphopOutput(
             session=final, aux_loss=aux, losses=losses, intents=mi, neighbours=nv, neighbour_ids=hit_ids
         )
+
+    def _attend_neighbours(
+        self,
+        queries: dict[str, Tensor],
+        q_intent: Tensor,
+        session: Tensor,
+        session_ids: Tensor | None,
+        groups: Tensor | None,
+    ) -> tuple[NeighbourView, dict[str, Tensor]]:
+        """The neighbour view (each level's top-m bank rows, attended with ``q_intent``) and the hit ids."""
+        assert self.aggregator is not None and self.bank is not None  # checked by forward
+        neigh, valid, hit_ids = {}, {}, {}
+        for lv in self.aggregator.levels:
+            hits = self.bank.search(
+                lv, queries[lv].detach(), self.config.top_m, exclude_ids=session_ids, exclude_groups=groups
+            )
+            neigh[lv] = self.bank.gather(lv, hits.rows, device=session.device, dtype=session.dtype)
+            valid[lv] = hits.valid
+            hit_ids[lv] = hits.ids
+        return self.aggregator(q_intent, neigh, valid), hit_ids
+
+    def _hard_negatives(
+        self,
+        queries: dict[str, Tensor],
+        session: Tensor,
+        candidates: Tensor,
+        session_ids: Tensor | None,
+        groups: Tensor | None,
+        targets: Tensor | None,
+    ) -> Tensor | None:
+        """The contrastive loss's hard negatives: from the bank, from the batch, or none (``hard_negatives``)."""
+        cfg = self.config
+        if cfg.hard_negatives == "bank":
+            assert self.bank is not None  # checked by forward
+            return bank_hard_negatives(
+                self.bank,
+                "global",
+                queries["global"].detach(),
+                top_m=cfg.top_m,
+                count=cfg.num_hard_negatives,
+                exclude_ids=session_ids,
+                exclude_groups=groups,
+                targets=targets,
+            )
+        if cfg.hard_negatives == "batch":
+            if targets is None:
+                raise ValueError("hard_negatives='batch' needs the batch's training targets")
+            return in_batch_hard_negatives(session, targets, cfg.num_hard_negatives, candidates=candidates)
+        return None

@@ -336,20 +336,11 @@ class SessionNeighbourBank:
             raise KeyError(f"level {level!r} not in bank levels {self.levels}")
         if queries.dim() != 2 or queries.shape[1] != self.hidden_size:
             raise ValueError(f"queries must be [batch, {self.hidden_size}], got {tuple(queries.shape)}")
-        b = queries.shape[0]
         want = top_m + skip
         slack = (1 if exclude_ids is not None else 0) + (self._max_group if exclude_groups is not None else 0)
         k = min(want + slack, len(self))
         scores, rows = self._index[level].search(_as_faiss(queries), k)  # [B, k]
-        keep = rows >= 0
-        if exclude_ids is not None:
-            ex = _as_int64(exclude_ids, b, "exclude_ids")
-            keep &= self._ids[np.where(rows >= 0, rows, 0)] != ex[:, None]
-        if exclude_groups is not None:
-            if self._groups is None:
-                raise ValueError("exclude_groups needs a bank built with groups=")
-            exg = _as_int64(exclude_groups, b, "exclude_groups")
-            keep &= self._groups[np.where(rows >= 0, rows, 0)] != exg[:, None]
+        keep = self._kept(rows, exclude_ids, exclude_groups)
         # stable compaction: kept hits first, in score order
         order = np.argsort(~keep, axis=1, kind="stable")
         rows = np.take_along_axis(rows, order, 1)
@@ -371,6 +362,20 @@ class SessionNeighbourBank:
             scores=torch.from_numpy(scores).to(dev),
             valid=torch.from_numpy(keep).to(dev),
         )
+
+    def _kept(self, rows: np.ndarray, exclude_ids: Tensor | None, exclude_groups: Tensor | None) -> np.ndarray:
+        """``bool [B, k]``: the hits of ``rows`` that exist and are neither the query's own id nor of its group."""
+        b = rows.shape[0]
+        keep = rows >= 0
+        if exclude_ids is not None:
+            ex = _as_int64(exclude_ids, b, "exclude_ids")
+            keep &= self._ids[np.where(rows >= 0, rows, 0)] != ex[:, None]
+        if exclude_groups is not None:
+            if self._groups is None:
+                raise ValueError("exclude_groups needs a bank built with groups=")
+            exg = _as_int64(exclude_groups, b, "exclude_groups")
+            keep &= self._groups[np.where(rows >= 0, rows, 0)] != exg[:, None]
+        return keep
 
     def gather(
         self, level: str, rows: Tensor, *, device: torch.device | None = None, dtype: torch.dtype | None = None

@@ -133,6 +133,31 @@ def _fingerprint(t: Tensor) -> str:
     return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
+def _text_rows(
+    text: Tensor | np.ndarray, has_text: Tensor | np.ndarray | None, padding_idx: int | None
+) -> tuple[Tensor, Tensor]:
+    """The text matrix ``float32 [num_rows, text_dim]`` and the ``bool [num_rows]`` rows that have a text
+    (default: the non-zero rows; never the padding row), checked."""
+    text_t = torch.as_tensor(np.asarray(text, dtype=np.float32) if not isinstance(text, Tensor) else text).float()
+    if text_t.ndim != 2:
+        raise ValueError(f"text must be [num_rows, text_dim], got shape {tuple(text_t.shape)}")
+    num_rows = text_t.shape[0]
+    if has_text is None:
+        has_text_t = text_t.abs().sum(dim=1) > 0
+    else:
+        has_text_t = torch.as_tensor(np.asarray(has_text) if not isinstance(has_text, Tensor) else has_text).bool()
+        if has_text_t.shape != (num_rows,):
+            raise ValueError(f"has_text must be [num_rows={num_rows}], got {tuple(has_text_t.shape)}")
+    if padding_idx is not None:
+        if not 0 <= padding_idx < num_rows:
+            raise ValueError(f"padding_idx {padding_idx} outside [0, {num_rows})")
+        has_text_t = has_text_t.clone()
+        has_text_t[padding_idx] = False
+    if not bool(has_text_t.any()):
+        raise ValueError("no item has a text vector: nothing to inject")
+    return text_t, has_text_t
+
+
 class SemanticItemEmbedding(nn.Module):
     """Title-text semantics for a backbone's item embedding; see the module docstring.
 
@@ -176,27 +201,12 @@ class SemanticItemEmbedding(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        text_t = torch.as_tensor(np.asarray(text, dtype=np.float32) if not isinstance(text, Tensor) else text).float()
-        if text_t.ndim != 2:
-            raise ValueError(f"text must be [num_rows, text_dim], got shape {tuple(text_t.shape)}")
         if mode not in ("add", "init"):
             raise ValueError(f"mode must be 'add' or 'init', got {mode!r}")
         if missing not in ("learned", "zeros"):
             raise ValueError(f"missing must be 'learned' or 'zeros', got {missing!r}")
+        text_t, has_text_t = _text_rows(text, has_text, padding_idx)
         num_rows, text_dim = text_t.shape
-        if has_text is None:
-            has_text_t = text_t.abs().sum(dim=1) > 0
-        else:
-            has_text_t = torch.as_tensor(np.asarray(has_text) if not isinstance(has_text, Tensor) else has_text).bool()
-            if has_text_t.shape != (num_rows,):
-                raise ValueError(f"has_text must be [num_rows={num_rows}], got {tuple(has_text_t.shape)}")
-        if padding_idx is not None:
-            if not 0 <= padding_idx < num_rows:
-                raise ValueError(f"padding_idx {padding_idx} outside [0, {num_rows})")
-            has_text_t = has_text_t.clone()
-            has_text_t[padding_idx] = False
-        if not bool(has_text_t.any()):
-            raise ValueError("no item has a text vector: nothing to inject")
         self.mode = mode
         self.hidden_size = hidden_size
         self.num_rows = num_rows
