@@ -93,25 +93,9 @@ def inspect_store(
     {"answer", "raw_answer", "top_items": [{"item_id", "title", "weight"}]}}}``.
     """
     store = IntentStore.open(path)
-    meta = store.metadata
     cat = items if isinstance(items, Catalogue) or items is None else read_catalogue(items, encoding=items_encoding)
-    info: dict[str, Any] = {
-        "path": str(store.path),
-        "num_sessions": store.num_sessions,
-        "perspectives": store.perspectives,
-        "text_dim": store.text_dim,
-        "prompts": dict(meta.prompts),
-        "metadata": {k: v for k, v in meta.__dict__.items() if k != "prompts"},
-        "empty_answers": {},
-        "intent_norms": {},
-    }
     arrays = store.to_arrays()
-    for name in store.perspectives:
-        answers = arrays["answers"].get(name)
-        if answers is not None:
-            info["empty_answers"][name] = sum(1 for a in answers if not a)
-        vecs = np.asarray(store.vectors(name), dtype=np.float32)
-        info["intent_norms"][name] = float(np.linalg.norm(vecs, axis=1).mean()) if len(vecs) else 0.0
+    info = _store_summary(store, arrays)
     sess = None
     if sessions is not None:
         sess = (
@@ -122,8 +106,36 @@ def inspect_store(
         info["answer_stats"] = answer_statistics(store, sess, arrays)
     if session_id is None:
         return info
+    info["session"] = _explain_session(store, _parse_session_id(store, session_id), sess, cat)
+    return info
 
-    sid = _parse_session_id(store, session_id)
+
+def _store_summary(store: IntentStore, arrays: dict[str, Any]) -> dict[str, Any]:
+    """The store's shape, metadata and prompts, empty answers and mean intent norm per perspective."""
+    meta = store.metadata
+    info: dict[str, Any] = {
+        "path": str(store.path),
+        "num_sessions": store.num_sessions,
+        "perspectives": store.perspectives,
+        "text_dim": store.text_dim,
+        "prompts": dict(meta.prompts),
+        "metadata": {k: v for k, v in meta.__dict__.items() if k != "prompts"},
+        "empty_answers": {},
+        "intent_norms": {},
+    }
+    for name in store.perspectives:
+        answers = arrays["answers"].get(name)
+        if answers is not None:
+            info["empty_answers"][name] = sum(1 for a in answers if not a)
+        vecs = np.asarray(store.vectors(name), dtype=np.float32)
+        info["intent_norms"][name] = float(np.linalg.norm(vecs, axis=1).mean()) if len(vecs) else 0.0
+    return info
+
+
+def _explain_session(
+    store: IntentStore, sid: int | str, sess: SessionSet | None, cat: Catalogue | None
+) -> dict[str, Any]:
+    """One session: its items (with ``sess``) and per perspective its answers and titled top-f items."""
     explained = store.explain(sid)  # raises KeyError naming the store when absent
     entry: dict[str, Any] = {"id": sid, "perspectives": {}}
     if sess is not None:
@@ -144,8 +156,7 @@ def inspect_store(
             "raw_answer": ex.get("raw_answer"),
             "top_items": tops,
         }
-    info["session"] = entry
-    return info
+    return entry
 
 
 def answer_statistics(store: IntentStore, sessions: SessionSet, arrays: dict[str, Any] | None = None) -> dict[str, Any]:

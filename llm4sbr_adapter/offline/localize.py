@@ -158,21 +158,8 @@ class ItemLocalizer:
         empty_rows = 0
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
-            if exclude is None:
-                sims, idx = self.search(q[start:stop], top_f)
-            else:
-                sims, idx = self._search_excluding(q[start:stop], top_f, exclude[start:stop])
-            valid = idx >= 0
-            logits = np.where(valid, sims / np.float32(temperature), -np.inf)  # [b, f]
-            row_max = logits.max(axis=1, keepdims=True)
-            has_any = np.isfinite(row_max[:, 0])
-            expo = np.exp(logits - np.where(np.isfinite(row_max), row_max, 0.0), dtype=np.float32)
-            expo[~valid] = 0.0
-            w = expo / np.maximum(expo.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
-            safe = np.where(valid, idx, 0)
-            block = np.zeros((stop - start, self.dim), dtype=np.float32)
-            for j in range(top_f):  # one [b, D] gather per rank keeps memory at O(b * D)
-                block += w[:, j : j + 1] * self._items[safe[:, j]]
+            rows = None if exclude is None else exclude[start:stop]
+            block, idx, w, has_any = self._snap(q[start:stop], top_f, temperature, rows)
             if not has_any.all():
                 empty_rows += int((~has_any).sum())
                 block[~has_any] = q[start:stop][~has_any]
@@ -180,10 +167,28 @@ class ItemLocalizer:
             top_idx[start:stop] = idx
             weights[start:stop] = w
         if empty_rows:
-            logger.warning(
-                "%d of %d queries found no item in the %s index; kept their own embedding",
-                empty_rows,
-                n,
-                self.index_kind,
-            )
+            message = "%d of %d queries found no item in the %s index; kept their own embedding"
+            logger.warning(message, empty_rows, n, self.index_kind)
         return vectors, top_idx, weights
+
+    def _snap(
+        self, q: np.ndarray, top_f: int, temperature: float, exclude: Sequence[Sequence[int]] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One batch of normalised queries: the weighted sums ``[b, D]``, the top-f rows and weights, and which
+        queries found any item (``exclude``: the batch's rows kept out of each top f)."""
+        if exclude is None:
+            sims, idx = self.search(q, top_f)
+        else:
+            sims, idx = self._search_excluding(q, top_f, exclude)
+        valid = idx >= 0
+        logits = np.where(valid, sims / np.float32(temperature), -np.inf)  # [b, f]
+        row_max = logits.max(axis=1, keepdims=True)
+        has_any = np.isfinite(row_max[:, 0])
+        expo = np.exp(logits - np.where(np.isfinite(row_max), row_max, 0.0), dtype=np.float32)
+        expo[~valid] = 0.0
+        w = expo / np.maximum(expo.sum(axis=1, keepdims=True), np.finfo(np.float32).tiny)
+        safe = np.where(valid, idx, 0)
+        block = np.zeros((len(q), self.dim), dtype=np.float32)
+        for j in range(top_f):  # one [b, D] gather per rank keeps memory at O(b * D)
+            block += w[:, j : j + 1] * self._items[safe[:, j]]
+        return block, idx, w, has_any

@@ -193,14 +193,33 @@ def read_sessions(
     else:
         ids, seqs, targets, lines = _read_table_sessions(path, "," if kind == "csv" else "\t", encoding)
 
+    where = "row" if kind == "pickle" else "line"
+    keep_ids, keep_seqs, keep_targets, keep_lines = _non_empty(path, where, on_empty, ids, seqs, targets, lines)
+    check_unique_ids(keep_ids, keep_lines, str(path), "session")
+    has_targets = any(t is not None for t in keep_targets)
+    return SessionSet(
+        ids=np.asarray(keep_ids, dtype=object) if keep_ids else np.zeros(0, np.int64),
+        sequences=keep_seqs,
+        targets=keep_targets if has_targets else None,
+        source=path.name,
+        sha256=sha256_file(path),
+        lines=keep_lines,
+        line_label=where,
+    )
+
+
+def _non_empty(
+    path: Path, where: str, on_empty: str, ids: list, seqs: list, targets: list, lines: list
+) -> tuple[list, list, list, list]:
+    """The rows whose session has items; an empty one stops (``on_empty="error"``, naming its ``where`` =
+    row / line) or is dropped and counted in the log (``"skip"``)."""
     keep_ids, keep_seqs, keep_targets, keep_lines = [], [], [], []
     skipped = 0
     for sid, seq, tgt, line in zip(ids, seqs, targets, lines, strict=True):
         if not seq:
             if on_empty == "error":
-                where = f"row {line}" if kind == "pickle" else f"line {line}"
                 raise InputFormatError(
-                    f"{path}: {where}: session {sid!r} has no items "
+                    f"{path}: {where} {line}: session {sid!r} has no items "
                     f"(pass {setting_hint('on_empty_session', 'skip')} to drop empty sessions)"
                 )
             skipped += 1
@@ -211,17 +230,7 @@ def read_sessions(
         keep_lines.append(line)
     if skipped:
         logger.warning("%s: skipped %d empty sessions", path, skipped)
-    check_unique_ids(keep_ids, keep_lines, str(path), "session")
-    has_targets = any(t is not None for t in keep_targets)
-    return SessionSet(
-        ids=np.asarray(keep_ids, dtype=object) if keep_ids else np.zeros(0, np.int64),
-        sequences=keep_seqs,
-        targets=keep_targets if has_targets else None,
-        source=path.name,
-        sha256=sha256_file(path),
-        lines=keep_lines,
-        line_label="row" if kind == "pickle" else "line",
-    )
+    return keep_ids, keep_seqs, keep_targets, keep_lines
 
 
 def _read_pickle_sessions(path: Path) -> tuple[list, list, list, list]:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from .base import GenerationConfig, LLMBackend, LLMError
 
 __all__ = ["AnswerCache", "AnswerResult", "ClaimResult", "answer_prompts", "cache_key"]
@@ -510,21 +512,10 @@ def answer_prompts(
     todo = [p for p in unique if p not in answers]
     if getattr(backend, "reuses_prompt_prefix", False):
         todo.sort()
-    logger.info(
-        "%s: %d prompts, %d distinct, %d cached, %d to ask (%s)",
-        desc,
-        len(prompts),
-        len(unique),
-        len(answers),
-        len(todo),
-        backend.model_id,
-    )
+    counts = (len(prompts), len(unique), len(answers), len(todo))
+    logger.info("%s: %d prompts, %d distinct, %d cached, %d to ask (%s)", desc, *counts, backend.model_id)
     loop = _AskLoop(backend, config, cache, int(batch_size), first_labels, lease_seconds, poll_seconds)
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=desc, unit="prompt", dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc=desc, unit="prompt", dynamic_ncols=True) if progress and todo else None
     try:
         asked = loop.run(todo, answers, bar.update if bar is not None else (lambda n: None))
     finally:
