@@ -20,6 +20,7 @@ from .offline.config import BuildConfig
 from .offline.inputs.ids import PICKLE_WARNING
 from .offline.llm.answers_file import export_answers
 from .offline.pipeline import build_intent_store
+from .store import IntentStore, merge_stores
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
 
@@ -128,8 +129,6 @@ def _merge(argv: Sequence[str]) -> int:
 
 def _merge_shards(args: argparse.Namespace) -> int:
     """Join the shard stores of ``args`` and print what was written."""
-    from .store import IntentStore, merge_stores
-
     out = merge_stores(args.shards, args.output)
     store = IntentStore.open(out)
     print(

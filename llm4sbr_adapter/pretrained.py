@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from .config import ConfigBase
@@ -66,8 +67,6 @@ def load_pretrained_weights(
     ``FileNotFoundError`` names a missing weights file (``what``: e.g. ``"enhancer"``); ``ValueError`` names
     both files, the config's ``settings`` that shape the model and every tensor that does not fit.
     """
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     weights_path = directory / weights_name
     if not weights_path.is_file():

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from safetensors.numpy import save_file as save_numpy
+from safetensors.torch import save_file as save_torch
 
 from .atomic_files import atomic_path
 
@@ -47,13 +49,9 @@ def save_safetensors(
     arrays = {name: v for name, v in tensors.items() if isinstance(v, np.ndarray)}
     weights = {name: v for name, v in tensors.items() if isinstance(v, torch.Tensor)}
     if len(arrays) == len(tensors):
-        from safetensors.numpy import save_file as save_numpy
-
         with atomic_path(path) as tmp:
             save_numpy({name: np.ascontiguousarray(v) for name, v in arrays.items()}, str(tmp), metadata=meta)
     elif len(weights) == len(tensors):
-        from safetensors.torch import save_file as save_torch
-
         with atomic_path(path) as tmp:
             save_torch({name: v.detach().cpu().contiguous() for name, v in weights.items()}, str(tmp), metadata=meta)
     else:

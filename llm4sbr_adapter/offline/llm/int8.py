@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import warnings
 
+import torch
+from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
 __all__ = ["quantize_linear_int8"]
 
 
 def quantize_linear_int8(model):
     """Replace ``model``'s ``nn.Linear`` layers in place by dynamic int8 ones (CPU only); returns ``model``."""
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise ValueError("int8 dynamic quantisation runs on a CPU only; use quantize=None on other devices")
     with warnings.catch_warnings():  # torch's deprecation notices of torch.ao, once per process, say nothing new

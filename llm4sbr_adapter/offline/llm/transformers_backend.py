@@ -27,9 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
 from ..model_hash import folder_sha256, stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
 from .gguf_once import read_gguf_once
+from .int8 import quantize_linear_int8
 from .prefix_groups import PrefixGroup, prefix_groups
 
 __all__ = ["TransformersBackend", "dequantised_gguf_folder"]
@@ -44,8 +48,6 @@ STORED_DTYPE_NAME = "float16"
 
 
 def _resolve_dtype(dtype: Any, device: str):
-    import torch
-
     if dtype is None:
         return torch.float32 if device == "cpu" else torch.bfloat16
     if isinstance(dtype, str):
@@ -218,8 +220,6 @@ class TransformersBackend(LLMBackend):
         model.eval()
         num_parameters = sum(p.numel() for p in model.parameters())  # before int8 packs the Linear weights
         if self.quantize == "int8":
-            from .int8 import quantize_linear_int8
-
             quantize_linear_int8(model)
         logger.info(
             "loaded %s (%s) on %s as %s in %.1f s",
@@ -250,16 +250,11 @@ class TransformersBackend(LLMBackend):
 
     # ----------------------------------------------------------------------------------- loading
     def _load_folder(self, folder: Path):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=self.trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=self.dtype, trust_remote_code=self.trust_remote_code)
         return tok, model
 
     def _load_gguf(self, gguf: Path, cache_converted: bool):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         converted = _converted_folder(gguf)
         state = _stamp_state(gguf) if cache_converted else "absent"
         if state == "current":
@@ -369,8 +364,6 @@ class TransformersBackend(LLMBackend):
     # -------------------------------------------------------------------------------- generation
     def _left_pad(self, batch_ids: list[list[int]]):
         """``(input_ids [B, T], attention_mask [B, T])`` with the prompts right-aligned (padding on the left)."""
-        import torch
-
         pad = int(self.tokenizer.pad_token_id)
         width = max(len(x) for x in batch_ids)
         input_ids = torch.full((len(batch_ids), width), pad, dtype=torch.long)
@@ -388,8 +381,6 @@ class TransformersBackend(LLMBackend):
 
     def _generate_ids_from(self, input_ids, attention, config: GenerationConfig, cache=None) -> list[list[int]]:
         """``model.generate`` from ``input_ids`` (whose first ``cache`` length tokens the cache already holds)."""
-        import torch
-
         width = input_ids.shape[1]
         kwargs: dict[str, Any] = dict(
             max_new_tokens=int(config.max_new_tokens),
@@ -460,9 +451,6 @@ class TransformersBackend(LLMBackend):
     ) -> list[list[int]]:
         """Read each group's shared prefix once (one left-padded forward), copy its key/value cache to every
         member, then generate all members from their own suffixes (left-padded after the prefix)."""
-        import torch
-        from transformers import DynamicCache
-
         prefix_ids, prefix_mask = self._left_pad([encoded[g.members[0]][: g.prefix] for g in groups])
         cache = DynamicCache()
         with torch.inference_mode():
