@@ -26,7 +26,9 @@ import torch
 
 from ..errors import Llm4sbrError, setting_hint
 from .config import BuildConfig
-from .inputs.sessions import Catalogue, SessionSet, item_key, read_sessions
+from .inputs.catalogue import Catalogue
+from .inputs.ids import item_key
+from .inputs.sessions import SessionSet, read_sessions
 from .prompts import item_lines
 
 __all__ = ["STEPS", "CandidateError", "TransitionCandidates", "candidate_lines"]
