@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter.atomic_files import atomic_write_text
+
 from .bootstrap import Difference, paired_difference
 from .metrics import per_session_metrics
 
@@ -289,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarize(Path(args.runs), resamples=args.resamples, data_dir=Path(args.data) if args.data else None)
     print(to_markdown(summary, metrics or TABLE_METRICS))
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")
     return 0
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter.atomic_files import atomic_write_text
+
 from .bootstrap import Difference, metric_interval, paired_difference
 from .summarize import METRICS, format_difference, format_per_seed, load_named_runs
 
@@ -242,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error(str(err))
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(args.json, json.dumps(data, indent=2) + "\n")
     return 0
 
 
