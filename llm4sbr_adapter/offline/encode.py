@@ -257,7 +257,7 @@ def _json_id(value: Any) -> int | str:
     raise TypeError(f"item id {value!r} has type {type(value).__name__}; ids must be ints or strings")
 
 
-def catalogue_key(encoder: Any, item_ids: Sequence[int | str], titles: Sequence[str]) -> str:
+def catalogue_key(encoder: SentenceEncoder, item_ids: Sequence[int | str], titles: Sequence[str]) -> str:
     """sha256 hex of the encoder identity (name, settings, weights hash) and the ordered (id, title) pairs."""
     digest = hashlib.sha256()
     head = {
