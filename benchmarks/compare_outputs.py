@@ -58,6 +58,16 @@ NUM_ITEMS = 30
 LINE = re.compile(r"^\d+\. (.*)$")
 # Keys of a run's result that vary between identical runs (clocks, memory, versions, paths).
 VOLATILE = re.compile(r"second|rss|_mb$|^torch$|^python$|^data$|^ranks_file$|^config$|^threads$|^stores$")
+# Keys of a run's "config" (its settings) that are paths of this temporary folder.
+PATH_SETTINGS = ("data", "out", "store_train", "store_valid", "store_test", "encoder_cache")
+
+
+def kept_results(result: dict[str, Any]) -> dict[str, Any]:
+    """A run's results without what varies between identical runs; its settings without their paths."""
+    kept = {k: v for k, v in result.items() if not VOLATILE.search(k)}
+    kept["log"] = [{k: v for k, v in epoch.items() if not VOLATILE.search(k)} for epoch in result["log"]]
+    kept["settings"] = {k: v for k, v in result["config"].items() if k not in PATH_SETTINGS}
+    return kept
 
 
 def digest(value: Any) -> str:
@@ -213,8 +223,7 @@ def run_digests(root: Path, data: Path) -> dict[str, Any]:
         train.setup_logging(args)
         torch.manual_seed(0)
         result = train.run(args)
-        kept = {k: v for k, v in result.items() if not VOLATILE.search(k)}
-        kept["log"] = [{k: v for k, v in epoch.items() if not VOLATILE.search(k)} for epoch in result["log"]]
+        kept = kept_results(result)
         out[name] = {key: digest(value) for key, value in sorted(kept.items())}
         ranks = np.load(result_path.with_suffix(".ranks.npz"))
         out[name].update({f"ranks {key}": digest(ranks[key]) for key in sorted(ranks.files)})
@@ -234,8 +243,7 @@ def hiphop_digests(root: Path, data: Path) -> dict[str, Any]:
         args = hiphop_srgnn.parse_args([*common, *argv, "--out", str(root / "runs" / f"{name}.json")])
         torch.manual_seed(0)
         result = hiphop_srgnn.run(args)
-        kept = {k: v for k, v in result.items() if not VOLATILE.search(k)}
-        kept["log"] = [{k: v for k, v in epoch.items() if not VOLATILE.search(k)} for epoch in result["log"]]
+        kept = kept_results(result)
         out[name] = {key: digest(value) for key, value in sorted(kept.items())}
     text = torch.from_numpy(np.random.default_rng(0).standard_normal((NUM_ITEMS + 1, 12)).astype(np.float32))
     for mode in ("add", "init"):
