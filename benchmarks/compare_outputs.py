@@ -41,7 +41,6 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
 from llm4sbr_adapter import IntentEnhancer, IntentEnhancerConfig, IntentStore  # noqa: E402
-from llm4sbr_adapter.experiments import hiphop_srgnn, train  # noqa: E402
 from llm4sbr_adapter.hiphop import SemanticItemEmbedding  # noqa: E402
 from llm4sbr_adapter.offline import build_intent_store  # noqa: E402
 from llm4sbr_adapter.offline.encode import TextEncoder  # noqa: E402
@@ -49,6 +48,10 @@ from llm4sbr_adapter.offline.llm.base import LLMBackend  # noqa: E402
 from llm4sbr_adapter.offline.prompts import Perspective  # noqa: E402
 from llm4sbr_adapter.store import merge_stores  # noqa: E402
 
+try:  # the training commands' homes since issue 26; before it, experiments.train and experiments.hiphop_srgnn
+    from llm4sbr_adapter.experiments.training import hiphop_srgnn, train  # noqa: E402
+except ImportError:
+    from llm4sbr_adapter.experiments import hiphop_srgnn, train  # noqa: E402
 try:  # the enhancer's data side after issue 26; before it, the enhancer took the store itself
     from llm4sbr_adapter.intent_source import IntentSource  # noqa: E402
 except ImportError:
