@@ -70,7 +70,7 @@ def test_no_module_sits_at_an_old_path():
     "imports",
     [
         "import llm4sbr_adapter; from llm4sbr_adapter import IntentEnhancer, IntentSource, IntentStore",
-        "import llm4sbr_adapter.experiments.train",  # the training command
+        "import llm4sbr_adapter.experiments.training.train",  # the training command
     ],
 )
 def test_training_imports_load_no_module_of_stage_one(imports):
