@@ -1,0 +1,57 @@
+"""The committed LLM answers rebuild the screening stores of issue 22 without an LLM, array for array.
+
+benchmarks/answers/ holds the answers of the default model (llama.cpp) to the screening prompts of
+ML-100K (authors' protocol, seed 0, a 150-row sample of validation) and the sha256 of every array of the
+stores those answers built (benchmarks/store_digests.py). Here the data is prepared afresh from
+../shared/data, the stores are rebuilt with ``--llm replay:`` and their arrays must hash the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm4sbr_adapter.build_store import main as build_main
+from llm4sbr_adapter.experiments.data.prepare_data import main as prepare_main
+from llm4sbr_adapter.experiments.data.split_sample import main as sample_main
+from llm4sbr_adapter.store import IntentStore
+
+ANSWERS = Path(__file__).resolve().parents[3] / "benchmarks" / "answers"
+VARIANTS = {
+    "a": ["--perspectives", "long,short"],
+    "b": ["--perspectives", "long_unseen,short_unseen"],
+    "d": ["--perspectives", "long_candidates,short_candidates"],
+}
+
+
+def _digests(path: Path) -> dict[str, str]:
+    # the same hashing as benchmarks/store_digests.py (tests import no benchmark script)
+    arrays = IntentStore.open(path).to_arrays()
+    out = {"session_ids": hashlib.sha256(np.ascontiguousarray(arrays["session_ids"]).tobytes()).hexdigest()}
+    for group in ("intents", "top_items", "top_weights"):
+        for name, value in arrays[group].items():
+            out[f"{group}.{name}"] = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+    for group in ("answers", "raw_answers"):
+        for name, texts in arrays[group].items():
+            out[f"{group}.{name}"] = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
+    return dict(sorted(out.items()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_replay_rebuilds_the_screening_stores(variant, shared_data, tmp_path):
+    expected = json.loads((ANSWERS / "ml100k-paper-screen.digests.json").read_text(encoding="utf-8"))
+    data = tmp_path / "seed0"
+    src = str(shared_data / "ml-100k")
+    assert prepare_main(["movielens", "--protocol", "paper", "--seed", "0", "--src", src, "--out", str(data)]) == 0
+    assert sample_main(["--data", str(data), "--rows", "150", "--name", "valid150"]) == 0
+    out = tmp_path / f"{variant}.safetensors"
+    flags = VARIANTS[variant] + ["--candidate-sessions", str(data / "train.txt")]
+    argv = ["--sessions", str(data / "valid150.txt"), "--items", str(data / "items.tsv"), "--output", str(out)]
+    argv += ["--llm", f"replay:{ANSWERS / 'ml100k-paper-screen.jsonl.gz'}", "--top-f", "5", *flags]
+    assert build_main(argv) == 0
+    assert _digests(out) == expected[f"{variant}.safetensors"]
