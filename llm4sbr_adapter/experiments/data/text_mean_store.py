@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
+
 from .catalogue import read_items_tsv
 from .splits import SplitData, load_split
 
@@ -107,6 +109,7 @@ def build_text_mean_stores(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     items_path = data_dir / "items.tsv"
     ids, titles = read_items_tsv(items_path)
+    catalogue_sha256 = read_catalogue(items_path).sha256  # the builder's hash: normalised id<TAB>title lines
     if item_vectors is None:
         vectors, encoder_name = encode_titles(titles, model_path)
         item_vectors = np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
@@ -127,7 +130,7 @@ def build_text_mean_stores(
             text_dim=int(item_vectors.shape[1]),
             text_encoder=encoder_name or "",
             llm="none (text-mean control: mean of input item title embeddings)",
-            catalogue_sha256=sha256_file(items_path),
+            catalogue_sha256=catalogue_sha256,
             sessions_source=pickle_path.name,
             sessions_sha256=sha256_file(pickle_path),
             extra={

@@ -39,8 +39,8 @@ from llm4sbr_adapter.atomic_files import atomic_write_text
 from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
 from llm4sbr_adapter.errors import CliParser, Llm4sbrError, add_log_level, run_cli
-from llm4sbr_adapter.hashing import sha256_file
 from llm4sbr_adapter.offline.candidates import TransitionCandidates
+from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
 from llm4sbr_adapter.offline.inputs.sessions import SessionSet, read_sessions
 from llm4sbr_adapter.store import IntentStore
 
@@ -161,7 +161,7 @@ def _bound_arrays(path: Path, data: SplitData, catalogue: Path) -> dict:
             f"{path}: built on {meta.sessions_source!r} (sha256 {meta.sessions_sha256[:12]}...), "
             f"not on {data.path} (sha256 {str(data.sha256)[:12]}...); --split must name the file the store was built on"
         )
-    if meta.catalogue_sha256 and meta.catalogue_sha256 != sha256_file(catalogue):
+    if meta.catalogue_sha256 and meta.catalogue_sha256 != read_catalogue(catalogue).sha256:
         raise IntentQualityError(f"{path}: built with another catalogue than {catalogue}")
     rows, found = store.rows(data.ids)
     if not found.all():

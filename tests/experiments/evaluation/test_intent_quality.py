@@ -19,6 +19,7 @@ import pytest
 
 from llm4sbr_adapter.experiments.evaluation.intent_quality import IntentQualityConfig, IntentQualityError, main, run
 from llm4sbr_adapter.hashing import sha256_file
+from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
 from llm4sbr_adapter.store import StoreMetadata, write_store
 
 R2 = 1 / math.sqrt(2)
@@ -49,7 +50,7 @@ def _store(data: Path, name: str = "s.safetensors", sessions: str = "valid.txt")
         perspectives=["long", "short"],
         text_dim=2,
         top_f=2,
-        catalogue_sha256=sha256_file(data / "items.tsv"),
+        catalogue_sha256=read_catalogue(data / "items.tsv").sha256,
         sessions_source=sessions,
         sessions_sha256=sha256_file(data / sessions),
     )
