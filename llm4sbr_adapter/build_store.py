@@ -20,6 +20,7 @@ from .offline.config import BuildConfig
 from .offline.inputs.ids import PICKLE_WARNING
 from .offline.llm.answers_file import export_answers
 from .offline.pipeline import build_intent_store
+from .output_paths import check_writes
 from .store import IntentStore, merge_stores
 
 logger = logging.getLogger("llm4sbr_adapter.build_store")
@@ -129,6 +130,7 @@ def _merge(argv: Sequence[str]) -> int:
 
 def _merge_shards(args: argparse.Namespace) -> int:
     """Join the shard stores of ``args`` and print what was written."""
+    check_writes({"--output": args.output}, {"SHARD": args.shards})
     out = merge_stores(args.shards, args.output)
     store = IntentStore.open(out)
     print(
@@ -156,6 +158,7 @@ def _answers(argv: Sequence[str]) -> int:
     args = build_answers_parser().parse_args(argv)
 
     def work() -> int:
+        check_writes({"--output": args.output}, {"--cache": args.cache})
         path, n = export_answers(args.cache, args.output, model_id=args.model_id)
         print(f"wrote {n} answers to {path}")
         return 0

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal, TypeVar, Union
 
 import numpy as np
 
+from . import strict_json
 from .atomic_files import atomic_write_text
 from .errors import Llm4sbrError
 
@@ -125,7 +126,13 @@ def check_number(f: dataclasses.Field, kind: type, value: Any) -> int | float:
     whole = _is_integer(value) or (_is_number(value) and math.isfinite(value) and float(value).is_integer())
     if not (whole if kind is int else _is_number(value)):
         raise ValueError(f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-    value = kind(value)
+    try:
+        converted = kind(value)
+    except OverflowError:
+        raise ValueError(f"must be a finite number, got {value!r}") from None
+    if kind is float and _is_integer(value) and converted != value:  # float() would round 2**53 + 1
+        raise ValueError(f"{value!r} is not exactly representable as a float; write it as a decimal number")
+    value = converted
     if not math.isfinite(value):
         raise ValueError(f"must be a finite number, got {value!r}")
     low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
@@ -275,7 +282,9 @@ class ConfigBase:
         version = data.pop("format_version", cls.FORMAT_VERSION)
         if fmt != cls.FORMAT:
             raise ConfigError(f"{source}: not a {cls.FORMAT} file (format={fmt!r})")
-        if int(version) > cls.FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ConfigError(f"{source}: format_version must be a positive integer, got {version!r}")
+        if version > cls.FORMAT_VERSION:
             raise ConfigError(
                 f"{source}: {cls.FORMAT} format_version {version} is newer than this library reads "
                 f"({cls.FORMAT_VERSION})"
@@ -307,10 +316,10 @@ class ConfigBase:
         """Read a config written by :meth:`save`."""
         path = Path(path)
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = strict_json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise FileNotFoundError(f"{cls.__name__} file not found: {path}") from None
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a JSON object, got {type(raw).__name__}")

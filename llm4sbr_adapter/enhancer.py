@@ -351,6 +351,12 @@ class IntentEnhancer(nn.Module):
             raise ValueError(f"h_local has shape {tuple(h_local.shape)} but h_global has shape {tuple(h_global.shape)}")
         if h_local.dtype != h_global.dtype:
             raise ValueError(f"h_local has dtype {h_local.dtype} but h_global has dtype {h_global.dtype}")
+        weights = next(self.parameters()).dtype
+        if h_local.dtype != weights:
+            raise ValueError(
+                f"h_local and h_global have dtype {h_local.dtype} but the enhancer's weights are {weights}: "
+                f"cast the inputs (h.to({weights})) or the enhancer (enhancer.to({h_local.dtype}))"
+            )
         if h_local.shape[0] == 0:
             raise ValueError("h_local and h_global are empty (batch size 0)")
 
@@ -525,7 +531,14 @@ class IntentEnhancer(nn.Module):
         The source is not saved (it is data, not weights); pass it again to :meth:`from_pretrained`. The config
         written is :meth:`saved_config` (the first source's encoder and catalogue filled in).
         """
-        save_pretrained(self, self.saved_config(), directory, config_name=CONFIG_NAME, weights_name=WEIGHTS_NAME)
+        save_pretrained(
+            self,
+            self.saved_config(),
+            directory,
+            config_name=CONFIG_NAME,
+            weights_name=WEIGHTS_NAME,
+            order={"perspectives": self.config.perspectives},
+        )
         logger.info("saved intent enhancer to %s", directory)
         return Path(directory)
 
@@ -553,6 +566,7 @@ class IntentEnhancer(nn.Module):
             what="enhancer",
             settings=f"fusion={config.fusion!r}, perspectives={list(config.perspectives)}, missing={config.missing!r}",
             map_location=map_location,
+            order={"perspectives": config.perspectives},
         )
         if source is not None and store is not None:
             raise ValueError("give source= or store=, not both")

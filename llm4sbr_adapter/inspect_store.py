@@ -23,11 +23,12 @@ import numpy as np
 
 from .config import ConfigBase, ConfigError, setting
 from .config_cli import add_config_arguments, config_from_args, hint_flags
-from .errors import CliParser, add_log_level, run_cli
+from .errors import CliParser, add_log_level, flag_or_name, run_cli
 from .offline.inputs.catalogue import Catalogue, read_catalogue
 from .offline.inputs.clicks import looks_like_click_log, read_click_sessions
 from .offline.inputs.ids import PICKLE_WARNING, item_key
 from .offline.inputs.sessions import SessionSet, read_sessions
+from .provenance import check_beside_store
 from .store import IntentStore
 
 __all__ = ["InspectConfig", "inspect_store", "answer_statistics", "format_report", "main"]
@@ -51,6 +52,11 @@ class InspectConfig(ConfigBase):
     items: str | None = setting(None, "the item catalogue (shows titles next to item ids).", metavar="PATH")
     items_encoding: str = setting("utf-8", "text encoding of --items.")
     as_json: bool = setting(False, "print the information as JSON instead of text.", flag="--json")
+    allow_mismatch: bool = setting(
+        False,
+        "show --sessions/--items even when they are not the files the store was built from (one warning line "
+        "instead of an error).",
+    )
 
 
 def _read_sessions(path: str | os.PathLike, fmt: str, encoding: str) -> SessionSet:
@@ -78,6 +84,7 @@ def inspect_store(
     items_encoding: str = "utf-8",
     sessions_format: str = "auto",
     sessions_encoding: str = "utf-8",
+    allow_mismatch: bool = False,
 ) -> dict[str, Any]:
     """Summary of a store and, with ``session_id``, that session's answers and top-f items.
 
@@ -91,9 +98,13 @@ def inspect_store(
     per perspective, ``intent_norms`` (mean L2 norm per perspective) and, for a session, ``session``:
     ``{"id", "items": [{"item_id", "title"}] (when ``sessions`` is given), "perspectives": {name:
     {"answer", "raw_answer", "top_items": [{"item_id", "title", "weight"}]}}}``.
+
+    ``sessions`` and ``items`` must be the files the store was built from (its ``sessions_sha256`` and
+    ``catalogue_sha256``); others are an error, or one warning line with ``allow_mismatch=True``.
     """
     store = IntentStore.open(path)
     cat = items if isinstance(items, Catalogue) or items is None else read_catalogue(items, encoding=items_encoding)
+    _check_beside(store, cat, "catalogue", allow_mismatch)
     arrays = store.to_arrays()
     info = _store_summary(store, arrays)
     sess = None
@@ -103,11 +114,23 @@ def inspect_store(
             if isinstance(sessions, SessionSet)
             else _read_sessions(sessions, sessions_format, sessions_encoding)
         )
+        _check_beside(store, sess, "sessions", allow_mismatch)
         info["answer_stats"] = answer_statistics(store, sess, arrays)
     if session_id is None:
         return info
     info["session"] = _explain_session(store, _parse_session_id(store, session_id), sess, cat)
     return info
+
+
+def _check_beside(store: IntentStore, shown: Catalogue | SessionSet | None, what: str, allow_mismatch: bool) -> None:
+    """A catalogue or sessions file shown beside ``store`` must be the one it was built from (by sha256)."""
+    if shown is None:
+        return
+    recorded = store.metadata.catalogue_sha256 if what == "catalogue" else store.metadata.sessions_sha256
+    label = flag_or_name("items", "--items") if what == "catalogue" else flag_or_name("sessions", "--sessions")
+    check_beside_store(
+        store.path, recorded, shown.sha256, what=what, label=label, source=shown.source, allow_mismatch=allow_mismatch
+    )
 
 
 def _store_summary(store: IntentStore, arrays: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +307,7 @@ def _inspect(store: str, config: InspectConfig) -> int:
         items_encoding=config.items_encoding,
         sessions_format=config.sessions_format,
         sessions_encoding=config.sessions_encoding,
+        allow_mismatch=config.allow_mismatch,
     )
     if config.as_json:
         print(json.dumps(info, ensure_ascii=False, indent=2, default=str))

@@ -21,6 +21,7 @@ __all__ = [
     "AlignUniformLoss",
     "InfoNCELoss",
     "align_uniform_terms",
+    "l2_normalize",
     "normalized_align_uniform_terms",
     "pairwise_sq_dists",
     "sq_dist_matrix",
@@ -38,6 +39,19 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor, names: tuple[str, str]) -> Non
         raise ValueError(f"{a} has shape {tuple(x.shape)} but {b} has shape {tuple(y.shape)}; rows must be paired")
     if x.shape[0] == 0:
         raise ValueError(f"{a} and {b} are empty (batch size 0); a loss needs at least one row")
+
+
+def _row_scale(x: torch.Tensor) -> torch.Tensor:
+    """Each row's largest magnitude (1 for an all-zero row), ``[..., 1]``: dividing by it first keeps the
+    squares of an L2 norm inside the float range for any finite input scale (1e20 overflows, 1e-30 underflows)."""
+    scale = x.detach().abs().amax(dim=-1, keepdim=True)
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``F.normalize(x, dim=-1, eps=eps)`` that is right for any finite scale of ``x``: each row is divided by
+    its largest magnitude first (all-zero rows stay zero)."""
+    return F.normalize(x / _row_scale(x), dim=-1, eps=eps)
 
 
 def pairwise_sq_dists(z: torch.Tensor) -> torch.Tensor:
@@ -126,8 +140,9 @@ class _NormalizedAlignUniform(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, raw: torch.Tensor, t: float, eps: float):
-        norm = raw.norm(dim=-1, keepdim=True)
-        z = raw / norm.clamp_min(eps)
+        scale = _row_scale(raw)  # rows brought to max-abs 1 first: no overflow or underflow in the norm
+        norm = (raw / scale).norm(dim=-1, keepdim=True)
+        z = raw / scale / norm.clamp_min(eps)
         diff = z[0] - z[1]
         align = diff.pow(2).sum(dim=-1).mean(dim=-1)
         n, d = z.shape[-2:]
@@ -137,14 +152,14 @@ class _NormalizedAlignUniform(torch.autograd.Function):
         logits.diagonal(dim1=-2, dim2=-1).fill_(-math.inf)
         lse = torch.logsumexp(logits, dim=(-2, -1), keepdim=True)
         weights = logits.sub_(lse).exp_()  # softmax over all pairs, in place of the logits
-        ctx.save_for_backward(z, norm, diff, weights)
+        ctx.save_for_backward(z, norm, scale, diff, weights)
         ctx.t, ctx.eps = t, eps
         return align, lse.reshape(z.shape[:-2]) - math.log(n * (n - 1))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_align: torch.Tensor, g_uniform: torch.Tensor):
-        z, norm, diff, weights = ctx.saved_tensors
+        z, norm, scale, diff, weights = ctx.saved_tensors
         n, d = z.shape[-2:]
         flat = z.reshape(-1, n, d)
         s = weights + weights.transpose(1, 2)
@@ -153,9 +168,10 @@ class _NormalizedAlignUniform(torch.autograd.Function):
         da = diff * (g_align.unsqueeze(-1).unsqueeze(-1) * (2.0 / n))
         g[0] += da
         g[1] -= da
-        # through z = raw / max(|raw|, eps): the radial part is removed only where the norm was not clamped
+        # through z = raw / (scale * max(|raw / scale|, eps)): the radial part is removed only where the norm
+        # was not clamped; |raw| = scale * norm (inf only where the true gradient is below float resolution)
         radial = z * (z * g).sum(dim=-1, keepdim=True).masked_fill_(norm <= ctx.eps, 0.0)
-        return (g - radial) / norm.clamp_min(ctx.eps), None, None
+        return (g - radial) / (norm.clamp_min(ctx.eps) * scale), None, None
 
 
 def normalized_align_uniform_terms(
@@ -168,7 +184,7 @@ def normalized_align_uniform_terms(
     reference takes. Batches of fewer than two rows go through the reference.
     """
     if raw.shape[-2] < 2:
-        return align_uniform_terms(F.normalize(raw, dim=-1, eps=eps), t, uniform_weight)
+        return align_uniform_terms(l2_normalize(raw, eps), t, uniform_weight)
     lead = raw.shape[1:-2]
     align, both = _NormalizedAlignUniform.apply(raw.reshape(2, -1, *raw.shape[-2:]), t, eps)
     align, both = align.reshape(lead), both.reshape(2, *lead)
@@ -193,7 +209,9 @@ class AlignUniformLoss(nn.Module):
 
     A batch of one row has no pairs: its uniformity is defined as ``0`` (so ``loss == align``).
     An empty batch raises ``ValueError``. All-zero rows stay zero after normalisation
-    (``F.normalize`` guards the division), so they do not produce NaN.
+    (``F.normalize`` guards the division), so they do not produce NaN. Each row is divided by its largest
+    magnitude before its norm is taken, so the value is right for any finite input scale (rows of 1e20 or
+    1e-30 give the same loss as rows of 1).
 
     Args:
         t: uniformity temperature (DirectAU uses 2).
@@ -266,8 +284,8 @@ class InfoNCELoss(nn.Module):
         Returns a scalar loss.
         """
         _check_pair(anchor, positive, ("anchor", "positive"))
-        a = F.normalize(anchor, dim=-1, eps=self.eps)
-        p = F.normalize(positive, dim=-1, eps=self.eps)
+        a = l2_normalize(anchor, self.eps)
+        p = l2_normalize(positive, self.eps)
         sim = a @ p.t() / self.temperature  # [B, B]
         logits = sim
         if hard_negatives is not None:
@@ -276,7 +294,7 @@ class InfoNCELoss(nn.Module):
                 raise ValueError(
                     f"hard_negatives must be [batch, K, d] = [{b}, K, {d}], got shape {tuple(hard_negatives.shape)}"
                 )
-            n = F.normalize(hard_negatives, dim=-1, eps=self.eps)
+            n = l2_normalize(hard_negatives, self.eps)
             hard = torch.einsum("bd,bkd->bk", a, n) / self.temperature  # [B, K]
             logits = torch.cat([sim, hard], dim=1)
         target = torch.arange(anchor.shape[0], device=anchor.device)

@@ -70,8 +70,11 @@ import scipy.sparse as sp
 import torch
 
 from llm4sbr_adapter.atomic_files import atomic_write_text
+from llm4sbr_adapter.errors import interruptible
+from llm4sbr_adapter.output_paths import check_writes, folder_outputs
 
 from .data.catalogue import count_items
+from .data.prepared_files import data_inputs, require_rows
 from .data.splits import SplitData, load_split
 from .evaluation.metrics import summarize_ranks, target_ranks
 from .training.loop import atomic_savez, check_select_metric, peak_rss_mb
@@ -553,6 +556,7 @@ def write_result(result: dict, arrays: dict[str, np.ndarray], out: Path) -> None
 def load_data(data_dir: Path) -> tuple[dict[str, SplitData], list[np.ndarray], int]:
     """``({split: data}, training sessions, catalogue size)``; prefixes of one user are merged via rows_train.tsv."""
     data = {split: load_split(data_dir / f"{split}.txt") for split in SPLITS}
+    require_rows(data_dir, data)
     num_items = count_items(data_dir, list(data.values()))
     users = read_row_users(data_dir, "train")
     if users is not None and len(users) != len(data["train"]):
@@ -605,9 +609,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> list[dict]:
     """Run every requested model not yet done; returns the new results."""
+    suffix = f"_s{args.seed}" if args.name_suffix is None else args.name_suffix
+    names = [f"{name}{suffix}{ext}" for name in dict.fromkeys(args.models) for ext in (".json", ".ranks.npz")]
+    check_writes(folder_outputs("--runs", args.runs, names), data_inputs(args.data))
     torch.set_num_threads(args.threads)
     data, sessions, num_items = load_data(Path(args.data))
-    suffix = f"_s{args.seed}" if args.name_suffix is None else args.name_suffix
     done = []
     for name in dict.fromkeys(args.models):
         out = Path(args.runs) / f"{name}{suffix}.json"
@@ -626,6 +632,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     return done
 
 
+@interruptible
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:

@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from .build_paths import check_build_paths, item_cache_dir
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
 from .inputs.catalogue import Catalogue
 from .inputs.sessions import SessionSet
@@ -129,6 +130,7 @@ def run_build(
     """:func:`build_intent_store` with the settings in a :class:`BuildConfig`: the stages in order."""
     if output is None and not config.dry_run:
         raise ValueError("output is required unless dry_run=True")
+    check_build_paths(sessions, catalogue, output, config, None if output is None else default_cache_path(output))
     _set_threads(config)
     perspectives = resolve_perspectives(config.perspectives)
     report = BuildReport(perspectives=[p.name for p in perspectives], dry_run=config.dry_run)
@@ -155,7 +157,7 @@ def run_build(
     with stage("encode"):
         vectors = encode_texts(encoder, texts, config.progress)
     with stage("catalogue"):
-        cache_dir = config.item_cache_dir if config.item_cache_dir is not None else output.parent / "llm4sbr_item_cache"
+        cache_dir = item_cache_dir(config, output)
         item_emb = embed_catalogue(encoder, cat, cache_dir)
     with stage("localize"):
         queries = with_session_means(vectors, texts, prompts.shown_rows, item_emb)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import torch
 
+from .. import strict_json
+
 __all__ = ["POOLING_MODES", "Pooling", "pool", "read_pooling"]
 
 PoolingMode = Literal["mean", "cls", "max"]
@@ -43,7 +45,7 @@ class Pooling:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return strict_json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: not found (named by the model folder's modules.json)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import strict_json
 from ..errors import Llm4sbrError, setting_hint
 from .inputs.catalogue import Catalogue
 from .inputs.ids import ItemId, item_key
@@ -220,7 +221,7 @@ def load_perspectives(path: str | os.PathLike) -> list[Perspective]:
     """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = strict_json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"perspectives file not found: {path}") from None
     except json.JSONDecodeError as err:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import strict_json
 from ..safetensors_io import save_safetensors
 from .format import _NP_DTYPES, _ST_DTYPES, _ST_ITEMSIZE, StoreError, _describe, _is_int, _json_type
 
@@ -69,7 +70,7 @@ def _read_safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
                 f"file has {size - 8} after the length field)"
             )
         try:
-            header = json.loads(handle.read(header_len))
+            header = strict_json.loads(handle.read(header_len))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise StoreError(f"{path}: corrupt safetensors header ({err})") from None
     _check_header(path, header, size - 8 - header_len)

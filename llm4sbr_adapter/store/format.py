@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import strict_json
 from ..errors import Llm4sbrError
 
 FORMAT_NAME = "llm4sbr-intent-store"
@@ -117,7 +118,7 @@ class StoreMetadata:
         """Parse and check the metadata JSON: a one-line :class:`StoreError` naming ``source`` and the
         field for anything ``docs/store-format.md`` does not allow."""
         try:
-            raw = json.loads(text)
+            raw = strict_json.loads(text)
         except json.JSONDecodeError as err:
             raise StoreError(f"{source}: metadata is not valid JSON ({err})") from None
         if not isinstance(raw, dict):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..float16_rows import refuse_vanished_rows
 from .container import _write_safetensors_atomic
 from .format import (
     _VALUE_DTYPES,
@@ -126,6 +127,7 @@ def _intent_tensors(
         with np.errstate(over="ignore"):  # float16 overflow becomes inf, refused just below
             tensors[INTENT_PREFIX + name] = vec.astype(_VALUE_DTYPES[dtype], copy=False)
         _refuse_non_finite(f"intent {name!r}", tensors[INTENT_PREFIX + name], ids, dtype)
+        refuse_vanished_rows(f"intent {name!r}", vec, tensors[INTENT_PREFIX + name], ids, dtype)
     return tensors
 
 

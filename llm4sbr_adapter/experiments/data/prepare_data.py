@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args, hint_flags
-from llm4sbr_adapter.errors import flag_spelling, setting_hint, setting_name
+from llm4sbr_adapter.errors import flag_spelling, interruptible, one_line, setting_hint, setting_name
 from llm4sbr_adapter.offline.inputs.movielens import detect_release
+from llm4sbr_adapter.output_paths import check_output_folder, check_writes, folder_files, folder_outputs
 
 from .clicks_protocol import prepare_clicks
 from .dataset_files import SPLITS, write_dataset, write_pickle_split, write_tsv
@@ -40,6 +41,7 @@ from .paper_protocol import (
     user_split,
 )
 from .prepare_config import BeautyConfig, ClicksConfig, MovieLensConfig, PrepareConfig
+from .prepared_files import DATA_FILES
 from .raw_data import (
     DataFormatError,
     Interactions,
@@ -168,6 +170,10 @@ def _or(value: T | None, default: T) -> T:
 def prepare(config: PrepareConfig) -> tuple[dict, str | None]:
     """Run the config's dataset and protocol; returns the statistics and the paper column to print."""
     dataset = config.DATASET
+    check_output_folder(setting_name("out"), config.out)
+    src, items = vars(config).get("src"), vars(config).get("items")  # every dataset's config has src
+    inputs = {setting_name("src"): folder_files(src), setting_name("items"): items}
+    check_writes(folder_outputs(setting_name("out"), config.out, DATA_FILES), inputs)
     wrong = TEMPORAL_ONLY if config.protocol == "paper" else PAPER_ONLY
     misplaced = [setting_name(n) for n in wrong[dataset] if getattr(config, n) is not None]
     if misplaced:
@@ -244,6 +250,7 @@ def _prepare_clicks(config: ClicksConfig) -> dict:
     )
 
 
+@interruptible
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cls = CONFIGS[args.dataset]
@@ -252,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with flag_spelling(hint_flags(cls)):
             stats, paper = prepare(config)
     except (DataFormatError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     print(
         f"Table 1, {args.dataset}, --protocol {config.protocol}"

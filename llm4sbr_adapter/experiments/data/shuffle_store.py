@@ -20,7 +20,8 @@ import numpy as np
 
 from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
-from llm4sbr_adapter.errors import CliParser, add_log_level, run_cli
+from llm4sbr_adapter.errors import CliParser, add_log_level, flag_or_name, run_cli
+from llm4sbr_adapter.output_paths import check_writes
 from llm4sbr_adapter.store import IntentStore, write_store
 
 __all__ = ["ShuffleStoreConfig", "main", "shuffle_store"]
@@ -43,6 +44,7 @@ class ShuffleStoreConfig(ConfigBase):
 
 def shuffle_store(config: ShuffleStoreConfig) -> Path:
     """Write the shuffled copy of ``config.store``; returns its path."""
+    check_writes({flag_or_name("out", "--out"): config.out}, {flag_or_name("store", "--store"): config.store})
     store = IntentStore.open(config.store)
     arrays = store.to_arrays()
     perm = np.random.default_rng(config.seed).permutation(store.num_sessions)

@@ -20,9 +20,11 @@ import numpy as np
 
 from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
-from llm4sbr_adapter.errors import CliParser, add_log_level, run_cli
+from llm4sbr_adapter.errors import CliParser, add_log_level, flag_or_name, run_cli
+from llm4sbr_adapter.output_paths import check_writes
 
 from .dataset_files import write_pickle_split, write_tsv
+from .prepared_files import data_inputs
 from .splits import SplitData, load_split
 
 __all__ = ["SplitSampleConfig", "main", "sample_rows", "write_sample"]
@@ -69,6 +71,10 @@ def _row_columns(path: Path) -> tuple[list[str], dict[int, list[str]]]:
 def write_sample(config: SplitSampleConfig) -> tuple[Path, int]:
     """Draw and write the sample; returns the new pickle's path and its row count."""
     data_dir = Path(config.data)
+    outputs = {flag_or_name("name", "--name"): [data_dir / f"{config.name}.txt", data_dir / f"rows_{config.name}.tsv"]}
+    inputs: dict[str, Path | list[Path]] = dict(data_inputs(data_dir, flag_or_name("data", "--data")))
+    inputs[flag_or_name("split", "--split")] = [data_dir / f"{config.split}.txt", data_dir / f"rows_{config.split}.tsv"]
+    check_writes(outputs, inputs)
     data: SplitData = load_split(data_dir / f"{config.split}.txt")
     picked = sample_rows(len(data), config.rows, config.seed)
     out = data_dir / f"{config.name}.txt"

@@ -23,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter.errors import CliParser, flag_or_name, run_cli
 from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
+from llm4sbr_adapter.output_paths import check_output_folder, check_writes, folder_outputs
 
 from .catalogue import read_items_tsv
+from .prepared_files import data_inputs
 from .splits import SplitData, load_split
 
 SPLITS = ("train", "valid", "test")
@@ -107,6 +110,10 @@ def build_text_mean_stores(
     from llm4sbr_adapter.store import BUILD_DTYPE, StoreMetadata, write_store
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_output_folder(flag_or_name("out_dir", "--out"), out_dir)
+    names = [f"{prefix}_{split}.safetensors" for split in SPLITS]
+    inputs = data_inputs(data_dir, flag_or_name("data_dir", "--data"))
+    check_writes(folder_outputs(flag_or_name("out_dir", "--out"), out_dir, names), inputs)
     items_path = data_dir / "items.tsv"
     ids, titles = read_items_tsv(items_path)
     catalogue_sha256 = read_catalogue(items_path).sha256  # the builder's hash: normalised id<TAB>title lines
@@ -146,7 +153,7 @@ def build_text_mean_stores(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         description="Build the no-LLM control intent stores (mean of item-title embeddings) "
         "for train/valid/test of a folder written by llm4sbr_adapter.experiments.data.prepare_data."
     )
@@ -175,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    return run_cli(lambda: _build(args), "INFO")
+
+
+def _build(args: argparse.Namespace) -> int:
     prefix = args.prefix or ("text_mean" if args.shuffle_seed is None else "text_mean_shuffled")
     paths = build_text_mean_stores(
         args.data,

@@ -38,13 +38,15 @@ import torch
 from llm4sbr_adapter.atomic_files import atomic_write_text
 from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
-from llm4sbr_adapter.errors import CliParser, Llm4sbrError, add_log_level, run_cli
+from llm4sbr_adapter.errors import CliParser, Llm4sbrError, add_log_level, flag_or_name, run_cli
 from llm4sbr_adapter.offline.candidates import TransitionCandidates
 from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
 from llm4sbr_adapter.offline.inputs.sessions import SessionSet, read_sessions
+from llm4sbr_adapter.output_paths import check_writes
 from llm4sbr_adapter.store import IntentStore
 
 from ..data.catalogue import read_items_tsv
+from ..data.prepared_files import data_inputs
 from ..data.splits import SplitData, load_split
 from ..data.text_mean_store import encode_titles, mean_intents
 from .metrics import summarize_ranks, target_ranks
@@ -264,6 +266,9 @@ def quality_rows(scorers: dict[str, Scorer], data: SplitData, num_items: int, ks
 def run(config: IntentQualityConfig, item_vectors: np.ndarray | None = None) -> list[QualityRow]:
     """Score the control and every store on ``config.split``; ``item_vectors`` ``[N + 1, D]`` skips encoding."""
     data_dir = Path(config.data)
+    inputs: dict[str, Path | tuple[str, ...]] = dict(data_inputs(data_dir, flag_or_name("data", "--data")))
+    inputs[flag_or_name("stores", "--store")] = config.stores
+    check_writes({flag_or_name("json_path", "--json"): config.json_path}, inputs)
     data = load_split(data_dir / f"{config.split}.txt")
     catalogue = data_dir / "items.tsv"
     bound = {Path(p): _bound_arrays(Path(p), data, catalogue) for p in config.stores}  # refuse before encoding

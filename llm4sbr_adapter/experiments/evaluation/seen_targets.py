@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter.errors import interruptible
+
 from ..data.splits import load_split
 from .summarize import load_named_runs, session_metrics
 
@@ -31,6 +33,7 @@ def seen_mask(data_dir: Path) -> np.ndarray:
     return seen[test.targets]
 
 
+@interruptible
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="HR/MRR@K of run groups on test rows with seen vs unseen targets.")
     p.add_argument("--data", required=True, help="prepared data folder (train.txt, test.txt)")

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from llm4sbr_adapter import strict_json
 from llm4sbr_adapter.atomic_files import atomic_write_text
+from llm4sbr_adapter.errors import interruptible
+from llm4sbr_adapter.output_paths import check_writes, folder_files
 
 from .bootstrap import Difference, paired_difference
 from .metrics import per_session_metrics
@@ -35,7 +38,7 @@ def load_runs(folder: Path) -> dict[tuple[str, bool], list[dict]]:
     for path in sorted(folder.glob("*.json")):
         if path.name == "summary.json":
             continue
-        res = json.loads(path.read_text(encoding="utf-8"))
+        res = strict_json.loads(path.read_text(encoding="utf-8"), allow_nan=True)
         if "test" not in res or "model" not in res:
             continue
         res["_path"] = path
@@ -135,7 +138,7 @@ def load_named_runs(folder: Path) -> dict[str, list[dict]]:
     """Runs grouped by file name without the ``_s<seed>`` suffix (``all_llm_s2.json`` -> ``all_llm``)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for path in sorted(folder.glob("*_s[0-9]*.json")):
-        res = json.loads(path.read_text(encoding="utf-8"))
+        res = strict_json.loads(path.read_text(encoding="utf-8"), allow_nan=True)
         if "test" not in res:
             continue
         res["_path"] = path
@@ -252,6 +255,7 @@ def parse_metrics(spec: str, parser: argparse.ArgumentParser) -> tuple[str, ...]
     return tuple(m for m in METRICS if m in wanted)
 
 
+@interruptible
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Summarise llm4sbr_adapter.experiments.training.train result JSONs: mean ± std over seeds, "
@@ -281,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     metrics = parse_metrics(args.metrics, p) if args.metrics else None
+    try:
+        inputs = {flag: folder_files(getattr(args, flag[2:])) for flag in ("--runs", "--data", "--versus")}
+        check_writes({"--json": args.json}, inputs)
+    except ValueError as err:
+        p.error(str(err))
     if args.by_name:
         print(named_markdown(Path(args.runs), args.by_name, metrics=metrics or NAMED_METRICS, resamples=args.resamples))
         return 0

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from llm4sbr_adapter.atomic_files import atomic_write_text
+from llm4sbr_adapter.errors import interruptible
+from llm4sbr_adapter.output_paths import check_writes, folder_files
 
 from .bootstrap import Difference, metric_interval, paired_difference
 from .summarize import METRICS, format_difference, format_per_seed, load_named_runs
@@ -217,6 +219,7 @@ def sensitivity_table(results: Path, other: Path, metrics: Sequence[str] = ("HR@
     return "\n".join(lines)
 
 
+@interruptible
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Table 2: baselines and backbones (alone / + text-mean / + shuffled), "
@@ -233,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "preparation of the data (e.g. same-day ties shuffled)",
     )
     args = p.parse_args(argv)
+    try:
+        inputs = {"--results": folder_files(args.results), "--shuffled": folder_files(args.shuffled)}
+        check_writes({"--json": args.json}, inputs)
+    except ValueError as err:
+        p.error(str(err))
     if args.sensitivity:
         print(sensitivity_table(Path(args.results), Path(args.sensitivity)))
         return 0

@@ -68,6 +68,7 @@ from .run_flags import (
     setup_logging,
     train_config,
 )
+from .run_paths import check_run_paths, store_flags
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.hiphop_srgnn")
 
@@ -357,6 +358,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict:
     """Build the model from the flags and hand it to :func:`.training.fit_and_evaluate`; returns the result."""
     config = train_config(args)
+    check_run_paths(config.data, config.out, store_flags(args))
     data_dir, data, num_items = load_run_data(config)
     model = HiphopRecommender.from_args(args, num_items, data, data_dir)
     head = model.head.config

@@ -31,9 +31,11 @@ from llm4sbr_adapter.atomic_files import atomic_path, atomic_write_text
 from llm4sbr_adapter.config import ConfigBase, setting
 
 from ..data.catalogue import count_items
+from ..data.prepared_files import require_rows
 from ..data.splits import SplitData, load_split
 from ..evaluation.metrics import summarize_ranks, target_ranks
 from ..models.batching import Batch, iterate_batches
+from .run_paths import check_run_paths, ranks_path
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.train")
 
@@ -181,10 +183,12 @@ def load_run_data(config: TrainConfig) -> tuple[Path, dict[str, SplitData], int]
 
     Call it before building the model, so that the model is initialised from ``config.seed``.
     """
+    check_run_paths(config.data, config.out)
     torch.set_num_threads(config.threads)
     set_seed(config.seed)
     data_dir = Path(config.data)
     data = load_splits(data_dir, config.valid_from_train, config.valid_share, config.seed)
+    require_rows(data_dir, data)
     num_items = count_items(data_dir, list(data.values()))
     return data_dir, data, num_items
 
@@ -409,13 +413,13 @@ def write_result(
     result: dict, out: Path, test_ranks: np.ndarray, valid_ranks: np.ndarray, test_targets: np.ndarray
 ) -> dict:
     """Write the ranks to ``<out stem>.ranks.npz`` and then ``result`` (naming that file) to ``out``."""
-    ranks_path = out.with_name(out.stem + ".ranks.npz")
+    ranks_file = ranks_path(out)
     atomic_savez(
-        ranks_path,
+        ranks_file,
         test_ranks=test_ranks.astype(np.int64),
         valid_ranks=valid_ranks.astype(np.int64),
         test_targets=test_targets,
     )
-    result["ranks_file"] = ranks_path.name
+    result["ranks_file"] = ranks_file.name
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return result

@@ -42,6 +42,7 @@ from .run_flags import (
     setup_logging,
     train_config,
 )
+from .run_paths import check_run_paths, store_flags
 
 __all__ = [
     "Recommender",
@@ -79,6 +80,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict:
     """Train, select the epoch on validation, evaluate test once; returns the result dict (also written)."""
     config = train_config(args)
+    check_run_paths(config.data, config.out, store_flags(args))
     _, data, num_items = load_run_data(config)
     backbone = build_backbone(args.model, num_items, config.hidden_size, config.gnn_steps).to(config.device)
     enhancer, stores = build_enhancer(args, config.hidden_size, data, config.device)

@@ -6,7 +6,6 @@ Titles are NFC-normalised with HTML entities unescaped; ids are compared by thei
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import html
 import io
@@ -19,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import setting_hint
-from .columns import COMMON_NAMES, find_column, normalise_name
+from .columns import find_column
+from .fields import csv_rows, looks_like_catalogue_header
 from .ids import (
     ItemId,
     _detect_format,
@@ -157,9 +157,10 @@ def _jsonl_catalogue_rows(path: Path, text: str) -> list[_CatalogueRow]:
         iid = obj.get("item_id", obj.get("id")) if isinstance(obj, dict) else None
         if iid is None or "title" not in obj:
             raise InputFormatError(f"{path}: line {lineno}: expected an object with 'item_id' and 'title'")
-        rows.append(
-            (lineno, iid if isinstance(iid, int) else _parse_id(str(iid)), _normalise_title(obj["title"] or ""))
-        )
+        if isinstance(iid, bool) or not isinstance(iid, (int, str)):
+            raise InputFormatError(f"{path}: line {lineno}: item_id must be an int or a string, got {iid!r}")
+        key = iid if isinstance(iid, int) else _parse_id(iid, f"{path}: line {lineno}")
+        rows.append((lineno, key, _normalise_title(obj["title"] or "")))
     return rows
 
 
@@ -169,17 +170,6 @@ def _catalogue_delimiter(text: str, kind: str) -> str:
     if kind == "csv":
         return ","
     return "|" if "\t" not in first_line and "|" in first_line else "\t"
-
-
-def _is_header(row: list[str], header: bool | None, id_column: int | None, title_column: int | None) -> bool:
-    """``header`` when given; else whether the id or title field of ``row`` is a common column name."""
-    if header is not None:
-        return header
-    names = [normalise_name(field) for field in row]
-    id_col, title_col = _or(id_column, 0), _or(title_column, 1)
-    return (id_col < len(row) and names[id_col] in COMMON_NAMES["item"]) or (
-        title_col < len(row) and names[title_col] in COMMON_NAMES["title"]
-    )
 
 
 def _or(value: int | None, default: int) -> int:
@@ -199,21 +189,15 @@ def _table_catalogue_rows(
     path: Path, text: str, delimiter: str, header: bool | None, id_column: int | None, title_column: int | None
 ) -> list[_CatalogueRow]:
     """(line, id, title) of every data row; rows must have the first row's field count."""
-    reader = csv.reader(
-        io.StringIO(text, newline=""),
-        delimiter=delimiter,
-        quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE,
-    )
     width: tuple[int, int] | None = None  # (line, field count) of the first row
     cols = (0, 1)  # id and title columns, settled by the first row
     rows = []
-    for row in reader:
-        lineno = reader.line_num
+    for lineno, row in csv_rows(text, delimiter, path, quoting=delimiter == ","):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if width is None:
             width = (lineno, len(row))
-            if _is_header(row, header, id_column, title_column):
+            if looks_like_catalogue_header(row, header, id_column, title_column, f"{path}: line {lineno}"):
                 cols = _header_columns(path, row, id_column, title_column)
                 continue
             cols = (_or(id_column, 0), _or(title_column, 1))
@@ -227,7 +211,7 @@ def _table_catalogue_rows(
         id_text = row[id_col].strip()
         if not id_text:
             raise InputFormatError(f"{path}: line {lineno}: empty item id")
-        rows.append((lineno, _parse_id(id_text), _normalise_title(row[title_col])))
+        rows.append((lineno, _parse_id(id_text, f"{path}: line {lineno}"), _normalise_title(row[title_col])))
     return rows
 
 

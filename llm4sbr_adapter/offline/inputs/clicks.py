@@ -17,7 +17,6 @@ clock windows of ``window`` (:func:`clock_windows`), in the time column's unit.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import os
 import re
@@ -32,7 +31,7 @@ import numpy as np
 from ...errors import setting_hint, setting_name
 from ...hashing import sha256_file
 from .columns import ROLE_FIELDS, find_column
-from .ids import _parse_id as parse_id
+from .fields import TimeKinds, csv_rows, parse_id
 from .sessions import SessionSet
 from .text import InputFormatError, read_text
 
@@ -114,6 +113,7 @@ def read_click_log(
     flags = {"session": session_column, "item": item_column, "time": time_column, "user": user_column}
     cols = {role: find_column(header, role, given, source=str(path)) for role, given in flags.items()}
     item_col, time_col = _require_columns(path, header, cols)
+    kinds = TimeKinds(path, header[time_col])
     session_col, user_col = cols["session"], cols["user"]
     users: list[str] = []
     items: list[int | str] = []
@@ -126,10 +126,11 @@ def read_click_log(
         if len(row) != len(header):
             raise InputFormatError(f"{path}: line {lineno}: {len(row)} fields, but the header has {len(header)}")
         item = _required(path, lineno, row, item_col, header)
-        times.append(_parse_time(path, lineno, row[time_col], header[time_col]))
-        items.append(parse_id(item))
+        times.append(_parse_time(path, lineno, row[time_col], header[time_col], kinds))
+        where = f"{path}: line {lineno}"
+        items.append(parse_id(item, where))
         if session_col is not None:
-            sessions.append(parse_id(_required(path, lineno, row, session_col, header)))
+            sessions.append(parse_id(_required(path, lineno, row, session_col, header), where))
         users.append(str(sessions[-1]) if user_col is None else _required(path, lineno, row, user_col, header).strip())
         lines.append(lineno)
     return ClickLog(
@@ -164,10 +165,12 @@ def _required(path: Path, lineno: int, row: Sequence[str], col: int, header: Seq
     return value
 
 
-def _parse_time(path: Path, lineno: int, text: str, name: str) -> int:
-    """An integer, or an ISO 8601 date/time as whole unix seconds (UTC when no zone is given)."""
+def _parse_time(path: Path, lineno: int, text: str, name: str, kinds: TimeKinds) -> int:
+    """An integer, or an ISO 8601 date/time as whole unix seconds (UTC when no zone is given); ``kinds``
+    refuses a log that mixes the two."""
     text = text.strip()
     if re.fullmatch(r"-?[0-9]+", text):
+        kinds.see(lineno, text, "integer")
         return int(text)
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -175,6 +178,7 @@ def _parse_time(path: Path, lineno: int, text: str, name: str) -> int:
         raise InputFormatError(
             f"{path}: line {lineno}: {name} {text!r} is neither an integer nor an ISO 8601 date/time"
         ) from None
+    kinds.see(lineno, text, "ISO date")
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
     return int(stamp.timestamp() // 1)
@@ -192,9 +196,7 @@ def _text_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
     text = read_text(path, encoding, f"pass {setting_hint('sessions_encoding', 'latin-1')} if it is latin-1")
     text = text.removeprefix("\ufeff")
     delimiter = _delimiter(path, text.split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    for row in reader:
-        yield reader.line_num, row
+    yield from csv_rows(text, delimiter, path)
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, list[str]]]:

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ... import strict_json
 from ...errors import setting_hint
+from .fields import parse_id
 from .text import InputFormatError
 
 __all__ = ["PICKLE_WARNING", "TRUSTED_PICKLE_SUFFIXES", "ItemId", "check_unique_ids", "item_key"]
@@ -35,12 +37,12 @@ def item_key(item: Any) -> str:
         return str(int(item))
     if isinstance(item, float) and item.is_integer():
         return str(int(item))
-    return str(item).strip()
+    return unicodedata.normalize("NFC", str(item).strip())
 
 
-def _parse_id(text: str) -> ItemId:
-    text = text.strip()
-    return int(text) if _canonical_int(text) else text
+def _parse_id(text: str, where: str = "") -> ItemId:
+    """An id field (:func:`.fields.parse_id`: an int, or an NFC string; a float or boolean is refused)."""
+    return parse_id(text, where)
 
 
 def _ids_array(ids: Sequence[Any]) -> np.ndarray:
@@ -124,7 +126,7 @@ def _jsonl_objects(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Any]
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = strict_json.loads(line)
         except json.JSONDecodeError as err:
             raise InputFormatError(f"{path}: line {lineno}: not valid JSON ({err.msg})") from None
         yield lineno, obj

@@ -10,8 +10,9 @@ Session formats (``fmt="auto"`` picks by file name; see ``docs/builder.md``):
   A pickle can run code: only open pickles from a trusted source.
 * ``tsv`` / ``csv`` -- one session per row: ``session_id<TAB>item_ids[<TAB>target]`` with the item ids
   separated by spaces, oldest first (``csv``: comma-separated columns, items still space-separated).
-  A first row whose first field is ``session_id`` is a header and skipped. Blank lines and lines
-  starting with ``#`` are ignored.
+  A first row whose first field is a session-column name (``session_id``, ``session``, ``SessionId``,
+  ...) and that holds no integer item id is a header and skipped. Blank lines and lines starting with
+  ``#`` are ignored. A double quote never closed, or a quoted field running over lines, is an error.
 * ``jsonl`` -- one object per line: ``{"session_id": ..., "items": [...], "target": ...}`` (target optional).
 
 Ids may be ints or strings. Session ids come back as ``int64`` when every id is an integer written in
@@ -26,7 +27,6 @@ the line, the byte and its column (:func:`read_text`).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -42,6 +42,7 @@ from ...errors import setting_hint
 from ...hashing import sha256_file
 from ...srgnn_pickle import read_srgnn_pickle
 from .catalogue import Catalogue, read_catalogue
+from .fields import csv_rows, looks_like_session_header
 from .ids import (
     PICKLE_WARNING,
     ItemId,
@@ -280,32 +281,28 @@ def _read_jsonl_sessions(path: Path, encoding: str) -> tuple[list, list, list, l
 
 def _read_table_sessions(path: Path, delimiter: str, encoding: str) -> tuple[list, list, list, list]:
     ids, seqs, targets, lines = [], [], [], []
-    with io.StringIO(_sessions_text(path, encoding), newline="") as handle:
-        reader = csv.reader(
-            handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-        )
-        first = True
-        for row in reader:
-            lineno = reader.line_num
-            if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+    first = True
+    for lineno, row in csv_rows(_sessions_text(path, encoding), delimiter, path, quoting=delimiter == ","):
+        if not row or (len(row) == 1 and not row[0].strip()) or row[0].lstrip().startswith("#"):
+            continue
+        if first:
+            first = False
+            if looks_like_session_header(row):
                 continue
-            if first:
-                first = False
-                if row[0].strip().lower() == "session_id":
-                    continue
-            if len(row) not in (2, 3):
-                raise InputFormatError(
-                    f"{path}: line {lineno}: expected 2 or 3 columns (session_id, item_ids[, target]) "
-                    f"separated by {'a tab' if delimiter == chr(9) else repr(delimiter)}, got {len(row)}"
-                )
-            sid_text = row[0].strip()
-            if not sid_text:
-                raise InputFormatError(f"{path}: line {lineno}: empty session id")
-            sid = _parse_id(sid_text)
-            items = [_parse_id(tok) for tok in row[1].split()]
-            target = _parse_id(row[2]) if len(row) == 3 and row[2].strip() else None
-            ids.append(sid)
-            seqs.append(items)
-            targets.append(target)
-            lines.append(lineno)
+        if len(row) not in (2, 3):
+            raise InputFormatError(
+                f"{path}: line {lineno}: expected 2 or 3 columns (session_id, item_ids[, target]) "
+                f"separated by {'a tab' if delimiter == chr(9) else repr(delimiter)}, got {len(row)}"
+            )
+        sid_text = row[0].strip()
+        if not sid_text:
+            raise InputFormatError(f"{path}: line {lineno}: empty session id")
+        where = f"{path}: line {lineno}"
+        sid = _parse_id(sid_text, where)
+        items = [_parse_id(tok, where) for tok in row[1].split()]
+        target = _parse_id(row[2], where) if len(row) == 3 and row[2].strip() else None
+        ids.append(sid)
+        seqs.append(items)
+        targets.append(target)
+        lines.append(lineno)
     return ids, seqs, targets, lines

@@ -3,6 +3,10 @@
 * :func:`read_text` decodes a whole file; a byte that is not valid in the encoding raises
   :class:`InputFormatError` naming the file, the line, the byte offset and the column, never a
   silently garbled title.
+* Every decoded text loses a leading byte-order mark (U+FEFF) and is put in Unicode NFC, so ids and
+  titles that differ only by normalisation (``é`` as one code point or as ``e`` + accent) are one.
+* A C1 control character (U+0080-U+009F) is refused: in latin-1 text it is a byte 0x80-0x9F, which is
+  the Windows-1252 (cp1252) encoding's quotes, dashes and euro sign; the message suggests cp1252.
 * :func:`text_lines` splits at ``\\n``, ``\\r\\n`` and ``\\r`` only. ``str.splitlines()`` also splits
   at ``\\x85``, ``\\x1c``-``\\x1e``, ``\\u2028`` and ``\\u2029``, characters that can sit inside a
   title (``\\x85`` is the second byte of a UTF-8 ``å`` read as latin-1).
@@ -17,6 +21,8 @@ import codecs
 import io
 import logging
 import os
+import re
+import unicodedata
 from pathlib import Path
 
 from ...errors import Llm4sbrError
@@ -37,9 +43,26 @@ def read_text(path: str | os.PathLike, encoding: str, hint: str) -> str:
     """
     data = Path(path).read_bytes()
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding).removeprefix("\ufeff")
     except UnicodeDecodeError as err:
         raise InputFormatError(_decode_error_message(path, data, err, encoding, hint)) from None
+    control = _C1.search(text)
+    if control is not None:
+        line = text.count("\n", 0, control.start()) + 1
+        column = control.start() - text.rfind("\n", 0, control.start())
+        raise InputFormatError(
+            f"{path}: line {line}: control character U+{ord(control.group()):04X} at column {column}, never text: "
+            f"the file is probably Windows-1252; {_cp1252_hint(hint)}"
+        )
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+_C1 = re.compile("[\x80-\x9f]")
+
+
+def _cp1252_hint(hint: str) -> str:
+    """The caller's hint with cp1252 as the encoding to try."""
+    return hint.replace("latin-1", "cp1252") if "latin-1" in hint else f"read it as cp1252 ({hint})"
 
 
 def _decode_error_message(
@@ -49,9 +72,10 @@ def _decode_error_message(
     line_start = data.rfind(b"\n", 0, err.start) + 1
     line = data.count(b"\n", 0, err.start) + 1
     name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    byte = data[err.start]
     return (
-        f"{path}: line {line}: not {name} (byte 0x{data[err.start]:02x} at byte offset {err.start}, "
-        f"column {err.start - line_start + 1}); {hint}"
+        f"{path}: line {line}: not {name} (byte 0x{byte:02x} at byte offset {err.start}, "
+        f"column {err.start - line_start + 1}); {_cp1252_hint(hint) if 0x80 <= byte <= 0x9F else hint}"
     )
 
 

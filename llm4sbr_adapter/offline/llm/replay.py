@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ... import strict_json
 from ...atomic_files import atomic_open
 from ...errors import Llm4sbrError
 from ...hashing import sha256_file
@@ -36,7 +37,8 @@ class ReplayBackend(LLMBackend):
     """Serves answers read from a JSONL file.
 
     Each non-empty line is ``{"prompt": str, "answer": str}`` or ``{"prompt_sha256": hex, "answer": str}``.
-    A later line for the same prompt replaces an earlier one.
+    A prompt answered on two lines must have the same answer on both (two different answers are a
+    :class:`ReplayFormatError` naming both lines); keys are unique within a line (strict JSON).
 
     Raises:
         ReplayFormatError: at construction, for a malformed line (file and line number in the message).
@@ -48,6 +50,7 @@ class ReplayBackend(LLMBackend):
         if not self.path.is_file():
             raise FileNotFoundError(f"replay file not found: {self.path}")
         self.answers: dict[str, str] = {}
+        lines: dict[str, int] = {}  # the line of each prompt's first answer
         opener = gzip.open if self.path.suffix == ".gz" else open  # an exported answers file is gzipped
         with opener(self.path, "rt", encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
@@ -55,7 +58,7 @@ class ReplayBackend(LLMBackend):
                     continue
                 where = f"{self.path}:{lineno}"
                 try:
-                    rec = json.loads(line)
+                    rec = strict_json.loads(line)
                 except json.JSONDecodeError as e:
                     raise ReplayFormatError(f"{where}: not valid JSON ({e.msg})") from None
                 if not isinstance(rec, dict):
@@ -75,7 +78,13 @@ class ReplayBackend(LLMBackend):
                         raise ReplayFormatError(f"{where}: prompt_sha256 is not a 64-digit hex sha256")
                 else:
                     raise ReplayFormatError(f"{where}: needs a string field 'prompt' or 'prompt_sha256'")
+                if sha in self.answers and self.answers[sha] != rec["answer"]:
+                    raise ReplayFormatError(
+                        f"{where}: a second, different answer for the prompt answered on line {lines[sha]} "
+                        f"(sha256 {sha}): keep one"
+                    )
                 self.answers[sha] = rec["answer"]
+                lines.setdefault(sha, lineno)
         self.model_id = f"replay:{self.path.name}:sha256={sha256_file(self.path)}"
 
     def __len__(self) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...cli_context import note_kept
 from ...errors import setting_hint
 from ..config import BuildConfig
 from ..llm.base import LLMBackend
@@ -76,6 +77,7 @@ def answer_stage(
 ) -> dict[str, list[str]]:
     """Stages ``llm_load`` and ``answer``: make the backend, :func:`ask_llm`, close what was made here."""
     report.cache_path = Path(config.cache_path) if config.cache_path else default_cache_path(output)
+    note_kept(f"every LLM answer received so far, in {report.cache_path}")
     with stage("llm_load"):
         backend, owned = resolve_llm(
             config.llm, config.device, config.batch_size, config.threads, config.request_timeout
