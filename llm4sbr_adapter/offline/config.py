@@ -129,6 +129,15 @@ class BuildConfig(ConfigBase):
     batch_size: int = setting(
         8, "prompts per LLM call and per answer-cache commit (32-128 for a GPU server).", minimum=1, group=_MODELS
     )
+    llm_parallel: int = setting(
+        1,
+        "prompts a llamacpp: backend decodes at once (greedy answers only): one decode call carries every "
+        "live prompt's next token, and prompts sharing an opening read it once. 1 = one at a time; an answer "
+        "may then differ in a rare near-tie (docs/results.md). Useful up to --batch-size.",
+        minimum=1,
+        metavar="N",
+        group=_MODELS,
+    )
     request_timeout: float | None = setting(
         None,
         "seconds each HTTP request to an openai: server may take before it is retried (default 60; must be > 0).",

@@ -169,16 +169,18 @@ class BackendSpec:
         return cls(kind, rest, text)
 
     def build_options(
-        self, *, device: str, batch_size: int, threads: int, request_timeout: float | None
+        self, *, device: str, batch_size: int, threads: int, request_timeout: float | None, parallel: int = 1
     ) -> dict[str, Any]:
         """The keywords a build passes to :func:`make_backend` for this kind: local models load lazily (not
         at all when every answer is cached) on ``device``; llama.cpp offloads every layer when a GPU device
-        is asked for; ``request_timeout`` applies to ``openai:`` only (a warning says when it is ignored)."""
+        is asked for and decodes ``parallel`` prompts at once; ``request_timeout`` applies to ``openai:``
+        only, ``parallel`` to ``llamacpp:`` only (a warning says when one is ignored)."""
         warn_unused_timeout(self.kind, request_timeout)
+        warn_unused_parallel(self.kind, parallel)
         if self.kind in ("default", "hf"):
             return {"device": device, "batch_size": batch_size, "lazy": True}
         if self.kind == "llamacpp":
-            return {"n_gpu_layers": 0 if device == "cpu" else -1, "n_threads": threads or None}
+            return {"n_gpu_layers": 0 if device == "cpu" else -1, "n_threads": threads or None, "n_parallel": parallel}
         if self.kind == "openai" and request_timeout is not None:
             return {"timeout": float(request_timeout)}
         return {}
@@ -189,6 +191,13 @@ def warn_unused_timeout(kind: str | None, request_timeout: float | None) -> None
     apply to: only ``openai:`` backends take one."""
     if request_timeout is not None and kind != "openai":
         logger.warning("request_timeout=%s is ignored: it applies to openai: backends only", request_timeout)
+
+
+def warn_unused_parallel(kind: str | None, parallel: int) -> None:
+    """Warn when ``llm_parallel`` > 1 is set for a backend (``kind``; ``None``: a Python object) other
+    than ``llamacpp:``, the only one that decodes several prompts at once in one context."""
+    if parallel > 1 and kind != "llamacpp":
+        logger.warning("llm_parallel=%d is ignored: it applies to llamacpp: backends only", parallel)
 
 
 def make_backend(spec: str | BackendSpec, **kw: Any) -> LLMBackend:

@@ -7,6 +7,13 @@ text the transformers backend builds. Answers are greedy by default; because the
 (quantised kernels vs float32), the answers can differ from the transformers backend's in a few cases,
 which is why the two backends have different ``model_id`` values and never share cached answers.
 
+With ``n_parallel`` > 1 (``BuildConfig.llm_parallel``), greedy answers are decoded several prompts at once
+in one context (:mod:`.parallel_decode`, :mod:`.llamacpp_sequences`): one decode call carries every live
+sequence's next token, which a CPU evaluates at nearly the cost of one, and prompts that share an opening
+read it once. The arithmetic of a token is the same, but the matrix kernels llama.cpp picks depend on how
+many tokens a call holds, so an answer can differ in rare near-ties from the one-at-a-time answer (see
+docs/results.md for how often); 1, one prompt at a time, stays the default.
+
 ``llama-cpp-python`` is an optional dependency (it compiles llama.cpp on install, about 8 minutes on
 2 cores): ``pip install llama-cpp-python``.
 """
@@ -22,6 +29,8 @@ from typing import Any
 
 from ..model_hash import stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
+from .llamacpp_sequences import LlamaSequences, chat_formatter, chat_tokens
+from .parallel_decode import DecodeCounts, ParallelDecoder
 
 __all__ = ["LlamaCppBackend"]
 
@@ -31,7 +40,7 @@ INSTALL_HINT = "pip install llama-cpp-python"
 
 
 class LlamaCppBackend(LLMBackend):
-    """One-prompt-at-a-time generation with llama.cpp.
+    """Generation with llama.cpp, one prompt at a time or (``n_parallel`` > 1, greedy) several at once.
 
     llama.cpp keeps the key/value cache of the previous prompt and re-evaluates only the tokens after the
     longest shared prefix, so the chat template's fixed opening (system message, instruction text) is
@@ -48,6 +57,8 @@ class LlamaCppBackend(LLMBackend):
         model_id: identity used in cache keys; default ``llamacpp:gguf-sha256:<sha256 of the file>``
             (computed once and stamped, see :mod:`..model_hash`).
         seed: sampling seed (only used when ``temperature > 0``).
+        n_parallel: prompts decoded at once when answers are greedy (1: one at a time, through
+            ``create_chat_completion``); each of them may hold ``n_ctx`` tokens.
     """
 
     reuses_prompt_prefix = True
@@ -62,6 +73,7 @@ class LlamaCppBackend(LLMBackend):
         *,
         model_id: str | None = None,
         seed: int = 0,
+        n_parallel: int = 1,
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
@@ -73,7 +85,13 @@ class LlamaCppBackend(LLMBackend):
         except ImportError as e:
             raise ImportError(f"the llama.cpp backend needs llama-cpp-python: {INSTALL_HINT}") from e
 
+        if int(n_parallel) < 1:
+            raise ValueError(f"n_parallel must be >= 1, got {n_parallel}")
         self.model_path = path
+        self.n_parallel = int(n_parallel)
+        self.sequences: LlamaSequences | None = None  # made on the first parallel call
+        self.decoder: ParallelDecoder | None = None
+        self.decode_counts = DecodeCounts()  # tokens evaluated by parallel calls, summed
         self.llm: Any = None  # the Llama instance (llama_cpp's own type when it is installed), None once closed
         self.n_threads = int(n_threads or os.cpu_count() or 1)
         self.n_ctx = int(n_ctx)
@@ -99,9 +117,11 @@ class LlamaCppBackend(LLMBackend):
 
     def generate(self, prompts: Sequence[str], config: GenerationConfig | None = None) -> list[str]:
         config = config or GenerationConfig()
-        out = []
         if self.llm is None:
             raise LLMError("this llama.cpp backend was closed")
+        if self.n_parallel > 1 and config.greedy:
+            return self._generate_parallel(prompts, config)
+        out = []
         for i, prompt in enumerate(prompts):
             try:
                 res = self.llm.create_chat_completion(
@@ -119,7 +139,47 @@ class LlamaCppBackend(LLMBackend):
             out.append(truncate_at_stop(text, config.stop))
         return out
 
+    def _generate_parallel(self, prompts: Sequence[str], config: GenerationConfig) -> list[str]:
+        """Greedy answers decoded ``n_parallel`` at a time; the same prompt tokens, answer length limit
+        and answer text as ``create_chat_completion``."""
+        import llama_cpp
+
+        if self.sequences is None or self.decoder is None:
+            self.formatter = chat_formatter(self.llm)
+            self.sequences = LlamaSequences(self.llm, self.n_parallel, self.n_ctx)
+            self.decoder = ParallelDecoder(self.sequences)
+        tokens = [chat_tokens(self.llm, self.formatter, p) for p in prompts]
+        for i, ids in enumerate(tokens):
+            if len(ids) >= self.n_ctx:
+                raise LLMError(
+                    f"llama.cpp failed on prompt {i} of this batch ({len(prompts[i])} characters, n_ctx={self.n_ctx}): "
+                    f"its {len(ids)} tokens exceed the context window"
+                )
+        n_new = int(config.max_new_tokens)
+        max_new = [n_new if n_new + len(ids) < self.n_ctx else self.n_ctx - len(ids) for ids in tokens]
+        vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        stop = list(config.stop)
+
+        def text(i: int, answer: list[int]) -> str:
+            return self.llm.detokenize(answer, prev_tokens=tokens[i]).decode("utf-8", errors="ignore")
+
+        def stopped(i: int, answer: list[int]) -> bool:
+            return any(s and s in text(i, answer) for s in stop)
+
+        answers, counts = self.decoder.answer(
+            tokens,
+            max_new,
+            lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t)),
+            stopped if stop else None,
+        )
+        self.decode_counts.add(counts)
+        return [truncate_at_stop(text(i, a), stop) for i, a in enumerate(answers)]
+
     def close(self) -> None:
+        sequences = getattr(self, "sequences", None)
+        if sequences is not None:  # its context goes before the model it runs on
+            sequences.close()
+            self.sequences = self.decoder = None
         llm = getattr(self, "llm", None)
         if llm is not None:
             llm.close()

@@ -18,7 +18,7 @@ from ...errors import setting_hint
 from ..config import BuildConfig
 from ..llm.base import LLMBackend
 from ..llm.cache import AnswerCache, answer_prompts
-from ..llm.default_model import BackendSpec, make_backend, warn_unused_timeout
+from ..llm.default_model import BackendSpec, make_backend, warn_unused_parallel, warn_unused_timeout
 from ..prompts import clean_answer
 from ..report import BuildReport, StageTimer, default_cache_path
 from .render import RenderedPrompts
@@ -29,16 +29,24 @@ __all__ = ["answer_stage", "ask_llm", "clean_answers", "count_empty", "query_tex
 
 
 def resolve_llm(
-    llm: str | LLMBackend, device: str, batch_size: int = 8, threads: int = 0, request_timeout: float | None = None
+    llm: str | LLMBackend,
+    device: str,
+    batch_size: int = 8,
+    threads: int = 0,
+    request_timeout: float | None = None,
+    parallel: int = 1,
 ) -> tuple[LLMBackend, bool]:
     """Return (backend, created_here): an :class:`LLMBackend` as given, or the backend of a spec made by
     :func:`make_backend` with the options :meth:`BackendSpec.build_options` gives this build
-    (``request_timeout``, in seconds, applies to ``openai:`` specs only)."""
+    (``request_timeout``, in seconds, applies to ``openai:`` specs only, ``parallel`` to ``llamacpp:``)."""
     if isinstance(llm, LLMBackend):
         warn_unused_timeout(None, request_timeout)
+        warn_unused_parallel(None, parallel)
         return llm, False
     spec = BackendSpec.parse(llm)
-    options = spec.build_options(device=device, batch_size=batch_size, threads=threads, request_timeout=request_timeout)
+    options = spec.build_options(
+        device=device, batch_size=batch_size, threads=threads, request_timeout=request_timeout, parallel=parallel
+    )
     return make_backend(spec, **options), True
 
 
@@ -80,7 +88,7 @@ def answer_stage(
     note_kept(f"every LLM answer received so far, in {report.cache_path}")
     with stage("llm_load"):
         backend, owned = resolve_llm(
-            config.llm, config.device, config.batch_size, config.threads, config.request_timeout
+            config.llm, config.device, config.batch_size, config.threads, config.request_timeout, config.llm_parallel
         )
         report.llm = backend.model_id
     try:

@@ -48,9 +48,13 @@ def test_bad_specs_are_refused_by_the_parser_for_both_callers(spec, message):
 
 
 def test_build_options_per_kind(caplog):
-    options = {"device": "cuda:0", "batch_size": 4, "threads": 3, "request_timeout": None}
+    options = {"device": "cuda:0", "batch_size": 4, "threads": 3, "request_timeout": None, "parallel": 1}
     assert BackendSpec.parse("hf:x").build_options(**options) == {"device": "cuda:0", "batch_size": 4, "lazy": True}
-    assert BackendSpec.parse("llamacpp:x.gguf").build_options(**options) == {"n_gpu_layers": -1, "n_threads": 3}
+    assert BackendSpec.parse("llamacpp:x.gguf").build_options(**{**options, "parallel": 8}) == {
+        "n_gpu_layers": -1,
+        "n_threads": 3,
+        "n_parallel": 8,
+    }
     assert BackendSpec.parse("openai:http://h/v1#m").build_options(**{**options, "request_timeout": 5}) == {
         "timeout": 5.0
     }
