@@ -24,9 +24,18 @@ was already asked in sorted order before, so for it ``old`` and ``new`` differ o
 perspectives. Prompt tokens evaluated are counted from its ``eval`` calls; its limit is the same
 float32 matmul (its quantised kernels do the same multiply-adds per token).
 
+With ``--parallel N`` the llama.cpp backend instead answers the ``new`` prompts two ways, side by side:
+``one`` (one prompt at a time, as today) and ``batched`` (``n_parallel=N``: N prompts decoded at once in
+one context, see ``offline/llm/parallel_decode.py``). Each round also measures the reading rate: prompt
+tokens/s of whole prompts evaluated in one batch each from an empty cache. A schedule's limit is the
+rows/s that rate gives for the tokens it evaluates per row (prompt tokens read and answer tokens fed
+back); rows/s is reported as a fraction of it, with the number of identical answers.
+
 Example:
     python benchmarks/bench_llm_schedule.py --data ../shared/data --rows 10 --threads 2
     python benchmarks/bench_llm_schedule.py --data ../shared/data --rows 40 --threads 2 --backends llamacpp
+    python benchmarks/bench_llm_schedule.py --data ../shared/data --rows 40 --threads 2 --backends llamacpp \
+        --datasets beauty --parallel 8 --batch-size 32 --rounds 2
 """
 
 from __future__ import annotations
@@ -141,20 +150,73 @@ class EvalSpy:
         return {"real": self.real, "positions": self.real, "answer": self.answer}
 
 
-def run_schedules(backend, spy, schedules: dict, n_rows: int, cfg, rounds: int, batch_size: int) -> dict:
-    """Answer each schedule through the answer loop (no cache) ``rounds`` times, alternating which goes first."""
+class ParallelSpy:
+    """Switches the llama.cpp backend between one prompt at a time (``one``) and ``n_parallel`` prompts at
+    once (``batched``), each run from empty key/value memory, and counts the tokens each evaluates."""
+
+    def __init__(self, backend, n_parallel: int, evals: EvalSpy) -> None:
+        self.backend, self.n_parallel, self.evals = backend, n_parallel, evals
+        self.batched = False
+
+    def before_run(self, schedule: str) -> None:
+        from llm4sbr_adapter.offline.llm.parallel_decode import DecodeCounts, ParallelDecoder
+
+        self.evals.before_run(schedule)
+        self.batched = schedule == "batched"
+        backend = self.backend
+        backend.n_parallel = self.n_parallel if self.batched else 1
+        backend.decode_counts = DecodeCounts()
+        if backend.sequences is not None:  # forget what the previous run left in the sequences
+            for seq in range(backend.sequences.n_seq):
+                backend.sequences.forget(seq)
+            backend.decoder = ParallelDecoder(backend.sequences)
+
+    def counts(self) -> dict:
+        if not self.batched:
+            return self.evals.counts()
+        c = self.backend.decode_counts
+        return {"real": c.prompt, "positions": c.prompt, "answer": c.answer}
+
+
+def reading_rate(backend, prompts: list[str], n_prompts: int = 6) -> tuple[int, float, float]:
+    """(tokens, seconds, CPU seconds of this process) of reading the first ``n_prompts`` prompts whole, each
+    in one batch from an empty cache: the rate at which this CPU reads prompt tokens."""
+    from llm4sbr_adapter.offline.llm.llamacpp_sequences import chat_formatter, chat_tokens
+
+    llm = backend.llm
+    formatter = chat_formatter(llm)
+    tokens, seconds, cpu = 0, 0.0, 0.0
+    for prompt in prompts[:n_prompts]:
+        ids = chat_tokens(llm, formatter, prompt)
+        llm.reset()
+        t0, c0 = time.perf_counter(), time.process_time()
+        type(llm).eval(llm, ids)  # Llama.eval itself, not the EvalSpy put on this instance
+        seconds, cpu = seconds + time.perf_counter() - t0, cpu + time.process_time() - c0
+        tokens += len(ids)
+    llm.reset()
+    return tokens, seconds, cpu
+
+
+def run_schedules(
+    backend, spy, schedules: dict, n_rows: int, cfg, rounds: int, batch_size: int, each_round=None
+) -> dict:
+    """Answer each schedule through the answer loop (no cache) ``rounds`` times, alternating which goes
+    first; ``each_round()``, if given, runs after each round."""
     from llm4sbr_adapter.offline.llm.cache import answer_prompts
 
-    out: dict[str, dict] = {name: {"seconds": 0.0, "rounds": rounds} for name in schedules}
+    out: dict[str, dict] = {name: {"seconds": 0.0, "cpu": 0.0, "rounds": rounds} for name in schedules}
     for r in range(rounds):
         for name in list(schedules) if r % 2 == 0 else list(schedules)[::-1]:
             prompts, _ = schedules[name]
             spy.before_run(name)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = answer_prompts(backend, prompts, cfg, None, batch_size=batch_size, progress=False)
             out[name]["seconds"] += time.perf_counter() - t0
+            out[name]["cpu"] += time.process_time() - c0
             out[name]["answers"] = result.answers
             out[name].update(spy.counts())
+        if each_round is not None:
+            each_round()
     for name in out:
         out[name]["rows_per_s"] = n_rows * rounds / out[name]["seconds"]
     return out
@@ -183,6 +245,45 @@ def report(
     pairs = zip(_long(schedules["old"], old), _long(schedules["new"], new), strict=True)
     same = [a == b for (_, _, a), (_, _, b) in pairs]
     print(f"identical answers where the prompt is identical (long view): {sum(same)}/{len(same)}")
+
+
+def compare_parallel(backend, evals: EvalSpy, dataset: str, n_rows: int, prompts: tuple, cfg, args) -> None:
+    """``one`` vs ``batched`` on the same prompts, alternating rounds, the reading rate measured each round."""
+    spy = ParallelSpy(backend, args.parallel, evals)
+    rate = [0.0, 0.0, 0.0]  # tokens, seconds, CPU seconds
+
+    def measure() -> None:
+        for k, value in enumerate(reading_rate(backend, prompts[0])):
+            rate[k] += value
+
+    schedules = {"one": prompts, "batched": prompts}
+    res = run_schedules(backend, spy, schedules, n_rows, cfg, args.rounds, args.batch_size, measure)
+    print(f"\n{dataset}: {n_rows} rows, llama.cpp, one prompt at a time vs {args.parallel} at once")
+    print(
+        f"reading rate: {rate[0] / rate[1]:.1f} prompt tokens/s, {rate[0] / rate[2]:.1f} per CPU-second "
+        f"(whole prompts, one batch each, {rate[0]:.0f} tokens in all)"
+    )
+    head = f"{'schedule':<10}{'prompt tok/row':>16}{'answer tok/row':>16}"
+    print(f"{head}{'rows/s':>9}{'% limit':>9}{'rows/CPU-s':>12}{'% limit':>9}")
+    for name, r in res.items():
+        tok_row = (r["real"] + r["answer"]) / n_rows
+        per_cpu = n_rows * r["rounds"] / r["cpu"]
+        print(
+            f"{name:<10}{r['real'] / n_rows:16.1f}{r['answer'] / n_rows:16.1f}{r['rows_per_s']:9.3f}"
+            f"{100 * r['rows_per_s'] * tok_row * rate[1] / rate[0]:8.1f}%"
+            f"{per_cpu:12.3f}{100 * per_cpu * tok_row * rate[2] / rate[0]:8.1f}%"
+        )
+        r["per_cpu"] = per_cpu
+    print(
+        f"batched / one: {res['batched']['rows_per_s'] / res['one']['rows_per_s']:.2f}x rows/s, "
+        f"{res['batched']['per_cpu'] / res['one']['per_cpu']:.2f}x rows per CPU-second"
+    )
+    one, batched = res["one"]["answers"], res["batched"]["answers"]
+    same = sum(a == b for a, b in zip(one, batched, strict=True))
+    print(f"identical answers (same prompts): {same}/{len(one)}")
+    for p, a, b in zip(prompts[0], one, batched, strict=True):
+        if a != b:
+            print(f"  differs: {a!r} vs {b!r} (prompt ending {p[-60:]!r})")
 
 
 def _long(schedule: tuple[list[str], list[str]], result: dict) -> list[tuple[str, str, str]]:
@@ -230,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per schedule (default 1)")
     parser.add_argument("--threads", type=int, default=0, help="torch / llama.cpp threads (0 = their default)")
     parser.add_argument("--seed", type=int, default=0, help="row sample seed (default 0)")
+    parser.add_argument(
+        "--parallel", type=int, default=0, help="llamacpp: compare one prompt at a time with N at once (0 = off)"
+    )
     args = parser.parse_args(argv)
     names = args.backends.split(",")
     if unknown := set(names) - {"transformers", "llamacpp"}:
@@ -248,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         rows, titles = sample_rows(Path(args.data), dataset, args.rows, args.seed)
         schedules = {name: render(rows, titles, spec) for name, spec in SCHEDULES.items()}
         for name, (backend, spy, flops_per_token, hidden, inter) in backends.items():
+            if name == "llamacpp" and args.parallel:
+                compare_parallel(backend, spy, dataset, len(rows), schedules["new"], cfg, args)
+                continue
             peak = matmul_flops(512, hidden, inter)
             res = run_schedules(backend, spy, schedules, len(rows), cfg, args.rounds, args.batch_size)
             peak = max(peak, matmul_flops(512, hidden, inter))

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..model_hash import stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
-from .llamacpp_sequences import LlamaSequences, chat_formatter, chat_tokens
+from .llamacpp_sequences import Completions, LlamaSequences, chat_formatter, chat_tokens
 from .parallel_decode import DecodeCounts, ParallelDecoder
 
 __all__ = ["LlamaCppBackend"]
@@ -144,6 +144,9 @@ class LlamaCppBackend(LLMBackend):
         and answer text as ``create_chat_completion``."""
         import llama_cpp
 
+        if self.sequences is not None and self.sequences.n_seq != self.n_parallel:  # n_parallel was changed
+            self.sequences.close()
+            self.sequences = None
         if self.sequences is None or self.decoder is None:
             self.formatter = chat_formatter(self.llm)
             self.sequences = LlamaSequences(self.llm, self.n_parallel, self.n_ctx)
@@ -157,23 +160,13 @@ class LlamaCppBackend(LLMBackend):
                 )
         n_new = int(config.max_new_tokens)
         max_new = [n_new if n_new + len(ids) < self.n_ctx else self.n_ctx - len(ids) for ids in tokens]
+        completions = Completions(self.llm, tokens, max_new, list(config.stop), self.n_ctx)
         vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
-        stop = list(config.stop)
-
-        def text(i: int, answer: list[int]) -> str:
-            return self.llm.detokenize(answer, prev_tokens=tokens[i]).decode("utf-8", errors="ignore")
-
-        def stopped(i: int, answer: list[int]) -> bool:
-            return any(s and s in text(i, answer) for s in stop)
-
         answers, counts = self.decoder.answer(
-            tokens,
-            max_new,
-            lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t)),
-            stopped if stop else None,
+            tokens, lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t)), completions.complete
         )
         self.decode_counts.add(counts)
-        return [truncate_at_stop(text(i, a), stop) for i, a in enumerate(answers)]
+        return [truncate_at_stop(completions.text(i, a), config.stop) for i, a in enumerate(answers)]
 
     def close(self) -> None:
         sequences = getattr(self, "sequences", None)

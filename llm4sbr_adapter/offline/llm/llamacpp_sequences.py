@@ -19,7 +19,7 @@ import numpy as np
 
 from .base import LLMError
 
-__all__ = ["LlamaSequences", "chat_formatter", "chat_tokens"]
+__all__ = ["Completions", "LlamaSequences", "chat_formatter", "chat_tokens"]
 
 #: the chat format ``Llama`` picks when the GGUF's own template is used (see ``llama_cpp.Llama.__init__``)
 GGUF_TEMPLATE_FORMAT = "chat_template.default"
@@ -55,6 +55,54 @@ def chat_tokens(llm: Any, formatter: Any, prompt: str) -> list[int]:
     """The tokens ``create_chat_completion`` evaluates for the user message ``prompt``."""
     result = formatter(messages=[{"role": "user", "content": prompt}])
     return list(llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
+
+
+class Completions:
+    """When an answer is complete, and its text, as ``Llama.create_completion`` decides for greedy answers.
+
+    After each token it detokenizes the answer (after the prompt's tokens); while the last bytes open a
+    UTF-8 character that is not finished yet, it checks neither the stop strings nor the length limit
+    (so an answer can exceed ``max_new``); otherwise the answer ends at a stop string or at ``max_new``
+    tokens. Its text is cut before the earliest stop string and decoded leaving out broken characters.
+
+    Args:
+        llm: the ``llama_cpp.Llama`` whose tokenizer detokenizes.
+        prompts: each prompt's tokens.
+        max_new: each answer's token limit.
+        stop: stop strings.
+        n_ctx: tokens a sequence holds at most (a last bound on an unfinished character).
+    """
+
+    def __init__(self, llm: Any, prompts: list[list[int]], max_new: list[int], stop: list[str], n_ctx: int) -> None:
+        self.llm, self.prompts, self.max_new, self.n_ctx = llm, prompts, max_new, n_ctx
+        self.stop = [s.encode("utf-8") for s in stop if s]
+        self.unfinished = [0] * len(prompts)  # tokens still to take before checking again (llama-cpp-python's
+        # ``multibyte_fix``)
+
+    def _bytes(self, i: int, answer: list[int]) -> bytes:
+        return bytes(self.llm.detokenize(answer, prev_tokens=self.prompts[i]))
+
+    def complete(self, i: int, answer: list[int]) -> bool:
+        text = self._bytes(i, answer)
+        for back, byte in _last_bytes(text):
+            for width, lead in ((2, 0xC0), (3, 0xE0), (4, 0xF0)):
+                if width > back and byte & lead == lead:
+                    self.unfinished[i] = width - back
+        if self.unfinished[i] > 0:
+            self.unfinished[i] -= 1
+            return len(self.prompts[i]) + len(answer) >= self.n_ctx
+        return any(s in text for s in self.stop) or len(answer) >= self.max_new[i]
+
+    def text(self, i: int, answer: list[int]) -> str:
+        text = self._bytes(i, answer)
+        cuts = [text.find(s) for s in self.stop if s in text]
+        return (text[: min(cuts)] if cuts else text).decode("utf-8", errors="ignore")
+
+
+def _last_bytes(text: bytes) -> list[tuple[int, int]]:
+    """(k, byte) for the last three bytes, as llama-cpp-python numbers them: ``k = 3 - index`` in
+    ``text[-3:]`` (3 for its first byte, whatever the text's length)."""
+    return [(3 - index, byte) for index, byte in enumerate(text[-3:])]
 
 
 class LlamaSequences:

@@ -78,9 +78,8 @@ class _Call:
     """One :meth:`ParallelDecoder.answer` call's prompts and limits."""
 
     prompts: Sequence[Sequence[int]]
-    max_new: Sequence[int]
     is_end: Callable[[int], bool]
-    stopped: Callable[[int, list[int]], bool] | None
+    complete: Callable[[int, list[int]], bool]
     outputs: list[list[int]]
     counts: DecodeCounts = field(default_factory=DecodeCounts)
 
@@ -96,22 +95,20 @@ class ParallelDecoder:
     def answer(
         self,
         prompts: Sequence[Sequence[int]],
-        max_new: Sequence[int],
         is_end: Callable[[int], bool],
-        stopped: Callable[[int, list[int]], bool] | None = None,
+        complete: Callable[[int, list[int]], bool],
     ) -> tuple[list[list[int]], DecodeCounts]:
         """Greedy answers to ``prompts`` (token lists) and the tokens evaluated.
 
         Args:
             prompts: prompt token lists, best in an order that puts shared openings side by side.
-            max_new: most answer tokens per prompt (>= 1).
             is_end: whether a token ends an answer (it is not part of it).
-            stopped: ``stopped(i, answer_so_far)`` is true once prompt ``i``'s answer needs no more
-                tokens (e.g. it holds a stop string).
+            complete: ``complete(i, answer_so_far)`` is true once prompt ``i``'s answer needs no more
+                tokens (its length limit, a stop string); called after each token added.
         """
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
-        call = _Call(prompts, max_new, is_end, stopped, [[] for _ in prompts])
+        call = _Call(prompts, is_end, complete, [[] for _ in prompts])
         waiting = deque(range(len(prompts)))
         while waiting or any(s.request >= 0 for s in self.slots):
             self._start_waiting(waiting, call)
@@ -189,7 +186,7 @@ class ParallelDecoder:
         done = call.is_end(token)
         if not done:
             slot.out.append(token)
-            done = len(slot.out) >= call.max_new[i] or (call.stopped is not None and call.stopped(i, slot.out))
+            done = call.complete(i, slot.out)
         if not done:
             slot.pending = [token]
             return

@@ -124,3 +124,66 @@ def test_a_closed_backend_says_so():
     backend.close()  # twice is harmless
     with pytest.raises(LLMError, match="closed"):
         backend.generate(["Name one fruit."], GenerationConfig(max_new_tokens=2))
+
+
+# Beauty-like sessions as the prefix-augmented rows of two users (each listing extends the previous one).
+_SESSIONS = [
+    ["Xtreme Brite Brightening Gel 1oz._9759091062", "Mineral Fusion Lip Gloss, Bloom_B004ZT0SSG"],
+    [
+        "Xtreme Brite Brightening Gel 1oz._9759091062",
+        "Mineral Fusion Lip Gloss, Bloom_B004ZT0SSG",
+        "Neutrogena Oil-Free Acne Wash, 6 Ounce_B00021DJ32",
+    ],
+    ["OPI Nail Lacquer, Big Apple Red_B000PKKAGO", "Seche Vite Dry Fast Top Coat_B00150LT40"],
+    [
+        "OPI Nail Lacquer, Big Apple Red_B000PKKAGO",
+        "Seche Vite Dry Fast Top Coat_B00150LT40",
+        "Essie Nail Polish, Ballet Slippers_B000C1ZDHE",
+    ],
+]
+
+
+def _session_prompts() -> list[str]:
+    from llm4sbr_adapter.offline.prompts import named_perspectives, render_prompt
+
+    return sorted(render_prompt(p, s) for p in named_perspectives("long,short") for s in _SESSIONS)
+
+
+@pytest.mark.slow
+def test_parallel_decoding_reads_the_tokens_create_chat_completion_reads(llama_default):
+    from llm4sbr_adapter.offline.llm.llamacpp_sequences import chat_formatter, chat_tokens
+
+    llm = llama_default.llm
+    seen = []
+    evaluate = llm.eval
+    llm.eval = lambda tokens: (seen.append(list(tokens)), evaluate(tokens))[1]
+    try:
+        for prompt in _session_prompts()[:2]:
+            llm.reset()  # no prefix kept: the first eval call gets the whole prompt
+            seen.clear()
+            llama_default.generate([prompt], GenerationConfig(max_new_tokens=2))
+            assert seen[0] == chat_tokens(llm, chat_formatter(llm), prompt)
+    finally:
+        del llm.eval
+
+
+@pytest.mark.slow
+def test_parallel_answers_agree_with_one_at_a_time_answers(llama_default):
+    """Not always identical: llama.cpp's matrix kernels depend on how many tokens a call holds, so an
+    answer whose first tokens are a near-tie can change with the batching, as a one-at-a-time answer can
+    change with the previous prompt (whose prefix is kept). Both runs start from an empty cache here."""
+    prompts = _session_prompts()
+    cfg = GenerationConfig(max_new_tokens=24, stop=("\n",))
+    try:
+        llama_default.llm.reset()
+        llama_default.n_parallel = 1
+        one = llama_default.generate(prompts, cfg)
+        llama_default.n_parallel = 4
+        batched = llama_default.generate(prompts, cfg)
+        again = llama_default.generate(prompts[::-1], cfg)[::-1]  # from what the first parallel call left
+    finally:
+        llama_default.n_parallel = 1
+    assert all(a.strip() for a in one)
+    assert sum(a == b for a, b in zip(one, batched, strict=True)) >= len(prompts) - 1
+    assert sum(a == b for a, b in zip(again, batched, strict=True)) >= len(prompts) - 1
+    assert llama_default.decode_counts.prompt > 0 and llama_default.decode_counts.copies > 0

@@ -47,9 +47,13 @@ class FakeContext:
         return out
 
 
-def answer(ctx, prompts, max_new, stopped=None, decoder=None):
+def answer(ctx, prompts, max_new, stop_at=None, decoder=None):
     decoder = decoder or ParallelDecoder(ctx)
-    return decoder.answer(prompts, max_new, lambda t: t == END, stopped)
+
+    def complete(i, out):
+        return len(out) >= max_new[i] or (stop_at is not None and stop_at in out)
+
+    return decoder.answer(prompts, lambda t: t == END, complete)
 
 
 def one_at_a_time(prompts, max_new, stop_at=None):
@@ -144,11 +148,7 @@ def test_stopped_answers_end_early():
     prompts = [[3, 4, 5], [6, 7], [8]]
     max_new = [30, 30, 30]
     stop_at = 11
-
-    def stopped(i, out):
-        return stop_at in out
-
-    answers, _ = answer(FakeContext(2, 512), prompts, max_new, stopped)
+    answers, _ = answer(FakeContext(2, 512), prompts, max_new, stop_at)
     assert answers == one_at_a_time(prompts, max_new, stop_at)
 
 
