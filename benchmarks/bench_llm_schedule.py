@@ -213,6 +213,7 @@ def run_schedules(
             result = answer_prompts(backend, prompts, cfg, None, batch_size=batch_size, progress=False)
             out[name]["seconds"] += time.perf_counter() - t0
             out[name]["cpu"] += time.process_time() - c0
+            print(f"  round {r + 1} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
             out[name]["answers"] = result.answers
             out[name].update(spy.counts())
         if each_round is not None:
