@@ -104,11 +104,11 @@ def test_stop_strings_and_length_limits_cut_as_one_at_a_time(tiny_backend):
 
 
 def test_the_build_setting_reaches_a_llamacpp_backend_only(tmp_path, caplog):
-    from llm4sbr_adapter.offline.pipeline import _resolve_llm
+    from llm4sbr_adapter.offline.stages.answer import resolve_llm
 
     path = tmp_path / "tiny.gguf"
     write_tiny_gguf(path)
-    backend, owned = _resolve_llm(f"llamacpp:{path}", "cpu", threads=1, parallel=4)
+    backend, owned = resolve_llm(f"llamacpp:{path}", "cpu", threads=1, parallel=4)
     try:
         assert owned and backend.n_parallel == 4
     finally:
@@ -116,5 +116,5 @@ def test_the_build_setting_reaches_a_llamacpp_backend_only(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         replay = tmp_path / "answers.jsonl"
         replay.write_text("")
-        _resolve_llm(f"replay:{replay}", "cpu", parallel=4)
+        resolve_llm(f"replay:{replay}", "cpu", parallel=4)
     assert "llm_parallel=4 is ignored" in caplog.text
