@@ -8,9 +8,15 @@ without the extra reads what to install instead of a traceback::
         import scipy.sparse as sp
     except ImportError as err:
         raise missing_extra("scipy", "the simple baselines") from err
+
+A plotting script calls :func:`pyplot` (the import is inside the function, because the library itself
+must import without matplotlib).
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .errors import Llm4sbrError
 
@@ -30,3 +36,13 @@ def install_hint(package: str) -> str:
 def missing_extra(package: str, purpose: str) -> MissingExtraError:
     """The error to raise when ``package`` cannot be imported for ``purpose`` (one line, with the install hint)."""
     return MissingExtraError(f"{package} is not installed (needed for {purpose}): {install_hint(package)}")
+
+
+def pyplot(purpose: str) -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or :class:`MissingExtraError` naming the extra."""
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise missing_extra("matplotlib", purpose) from err
+    matplotlib.use("Agg")
+    return importlib.import_module("matplotlib.pyplot")
