@@ -1,4 +1,4 @@
-"""A missing optional dependency is one line naming the extra to install (scipy: tests/experiments/test_baselines.py)."""
+"""A missing optional dependency is one line naming the extra to install (scipy: experiments/test_baselines.py)."""
 
 from __future__ import annotations
 
