@@ -13,11 +13,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from llm4sbr_adapter.experiments.evaluation.summarize import load_runs  # noqa: E402
+from llm4sbr_adapter.optional_deps import MissingExtraError, pyplot  # noqa: E402
 
 MODELS = ("srgnn", "narm", "stamp")
 LABELS = {"srgnn": "SR-GNN", "narm": "NARM", "stamp": "STAMP"}
@@ -55,10 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", nargs="+", default=["HR@20", "MRR@20"], help="metrics to plot")
     args = p.parse_args(argv)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    try:
+        plt = pyplot("the reproduction plots")
+    except MissingExtraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

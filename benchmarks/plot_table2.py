@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from llm4sbr_adapter.optional_deps import MissingExtraError, pyplot
 
 
 def panel(ax, data: dict, metric: str, title: str) -> None:
@@ -45,10 +48,11 @@ def main() -> int:
     p.add_argument("--metric", default="HR@20", help="metric to plot (one of the table's difference metrics)")
     p.add_argument("--out", required=True, help="PNG path")
     args = p.parse_args()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    try:
+        plt = pyplot("the Table 2 plot")
+    except MissingExtraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     titles = args.titles or [Path(j).stem for j in args.json]
     fig, axes = plt.subplots(1, len(args.json), figsize=(6.5 * len(args.json), 5.5), squeeze=False)

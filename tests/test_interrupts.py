@@ -3,6 +3,7 @@ exit status 130, never a traceback; an operating-system error is one line naming
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from llm4sbr_adapter.build_store import main as build_main
-from llm4sbr_adapter.experiments import baselines
+from llm4sbr_adapter.experiments.baselines import cli as baselines
 from llm4sbr_adapter.experiments.data import prepare_data
 from llm4sbr_adapter.experiments.evaluation import summarize, table2
 from llm4sbr_adapter.offline.llm.cache import AnswerCache
@@ -71,7 +72,7 @@ def test_other_commands_end_ctrl_c_with_one_line(module, monkeypatch: pytest.Mon
     def pressed(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(module.argparse.ArgumentParser, "parse_args", pressed)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", pressed)
     assert module.main(["--x"]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("interrupted: kept no output was replaced")

@@ -1,4 +1,5 @@
-"""llm4sbr_adapter.experiments.baselines on hand-made data: sessions, model scores, tie-breaking, selection, CLI."""
+"""llm4sbr_adapter.experiments.baselines on hand-made data: sessions, SR, tie-breaking, selection, CLI (kNN and
+STAN scores: test_baselines_knn.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from llm4sbr_adapter.experiments import baselines as bl
@@ -66,33 +68,6 @@ def test_markov_and_sequential_rules_weights() -> None:
     assert sr3.raw_scores(arrays([1]))[0, 1] == pytest.approx(1 + 1 / 3)  # (1,2) at d=1 and d=3
 
 
-def test_session_knn_cosine_neighbours_and_scores() -> None:
-    sessions = arrays([1, 2], [1, 3, 4], [2, 5], [5, 6])
-    model = bl.SessionKNN(k=2).fit(sessions, 6)
-    query = arrays([1, 2, 1])  # distinct items {1, 2}: |q| = 2
-    sim = model.similarities(query).toarray()
-    np.testing.assert_allclose(sim, [[2 / 2, 1 / np.sqrt(6), 1 / 2, 0]])
-    np.testing.assert_allclose(model.neighbours(query).toarray(), [[1, 0, 0.5, 0]])  # k=2: sessions 0 and 2
-    np.testing.assert_allclose(model.raw_scores(query).toarray(), [[1, 1.5, 0, 0, 0.5, 0]])
-    wide = bl.SessionKNN(k=3).fit(sessions, 6).raw_scores(query).toarray()
-    s1 = 1 / np.sqrt(6)
-    np.testing.assert_allclose(wide, [[1 + s1, 1.5, s1, s1, 0.5, 0]])
-
-
-def test_vsknn_position_weights_change_the_ranking() -> None:
-    # 7 was bought after item 1, 8 after item 2; [7, 9] makes 7 the more popular one
-    sessions = arrays([1, 7], [2, 8], [7, 9])
-    query = arrays([1, 2])  # 2 is the last click
-    sknn = bl.SessionKNN(k=2).fit(sessions, 9).scores(query)[0]
-    vsknn = bl.VSKNN(k=2, weighting="div").fit(sessions, 9)
-    np.testing.assert_allclose(vsknn.similarities(query).toarray(), [[0.5, 1.0, 0.0]])
-    scores = vsknn.scores(query)[0]
-    assert sknn[7 - 1] > sknn[8 - 1]  # SKNN: equal similarity 1/2, popularity decides
-    assert scores[8 - 1] > scores[7 - 1]  # V-SKNN: the session sharing the last click is nearer
-    linear = bl.VSKNN(k=2, weighting="linear").fit(sessions, 9)
-    np.testing.assert_allclose(linear.similarities(arrays([1, 3, 3, 2])).toarray(), [[0.7, 1.0, 0.0]])
-
-
 def test_popularity_breaks_ties_below_nonzero_scores() -> None:
     sessions = arrays([1, 2], [3, 4, 3, 4], [4, 5], [4, 3])  # popularity: 4 > 3 > 1 = 2 = 5 > 6 (unseen)
     model = bl.ItemTransitions().fit(sessions, 6)
@@ -108,7 +83,7 @@ def test_popularity_breaks_ties_below_nonzero_scores() -> None:
 
 
 def test_tie_break_is_exact_for_close_scores() -> None:
-    raw = bl.sp.csr_matrix(np.array([[1.0, 1.0 + 1e-15, 0.0, 0.0]]))
+    raw = sp.csr_matrix(np.array([[1.0, 1.0 + 1e-15, 0.0, 0.0]]))
     out = bl.popularity_tie_break(raw, np.array([0.0, 5.0, 9.0, 1.0]))
     assert np.argsort(-out[0]).tolist() == [1, 0, 2, 3]
 
@@ -118,17 +93,15 @@ def test_exclude_seen_ranks_prefix_items_last() -> None:
     model = bl.SessionKNN(k=5, exclude_seen=True).fit(sessions, 4)
     scores = model.scores(arrays([1]))[0]
     assert scores[0] == -1 and scores[1:].min() >= 0
-    both = bl.evaluate_exclusions(model, SplitData.from_lists([[1]], [1]))
+    both = bl.evaluate_exclusions(model, bl.Queries(SplitData.from_lists([[1]], [1])))
     assert both[True][0] == 4 and both[False][0] == 1  # target 1 is the prefix's own item
     assert model.exclude_seen  # restored
 
 
 def test_selection_with_nothing_to_choose_names_the_inputs() -> None:
     valid = SplitData.from_lists([[1]], [2])
-    with pytest.raises(ValueError, match="nothing to choose from"):
-        bl.select_on_valid("sr", [], arrays([1, 2]), valid, 3, [1], "recall@1")
-    with pytest.raises(ValueError, match="exclusions \\[\\]"):
-        bl.select_on_valid("pop", [{}], arrays([1, 2]), valid, 3, [1], "recall@1", exclusions=())
+    with pytest.raises(ValueError, match="nothing to choose from .*exclusions \\[\\]"):
+        bl.select_on_valid("pop", bl.SPACES["pop"], arrays([1, 2]), bl.Queries(valid), 3, [1], "HR@1", exclusions=())
 
 
 # --------------------------------------------------------------------------- selection and CLI
@@ -183,7 +156,9 @@ def test_cli_writes_results_summarize_reads(selection_dir: Path, tmp_path: Path,
     res = groups[("sknn", False)][0]
     assert res["seed"] == 3 and res["rows"] == {"train": 7, "valid": 1, "test": 1}
     assert res["config"]["training_sessions"] == 6  # u1's [1, 2] appears twice
-    assert len(res["valid_grid"]) == 2 * len(bl.GRIDS["sknn"])
+    assert len(res["valid_grid"]) % 2 == 0 and res["config"]["search_values"]["k"] == list(
+        bl.SPACES["sknn"].values["k"]
+    )
     ranks = np.load(runs / res["ranks_file"])
     assert ranks["test_ranks"].dtype == np.int64 and ranks["valid_ranks"].shape == (1,)
     assert ranks["test_targets"].tolist() == [3]
@@ -222,10 +197,86 @@ def test_missing_data_folder_exits_2_without_traceback(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-def test_knn_ties_and_sample_prefer_later_sessions() -> None:
-    sessions = arrays([1, 2], [1, 3], [1, 4])  # equal similarity to the query [1]
-    np.testing.assert_allclose(
-        bl.SessionKNN(k=1).fit(sessions, 4).raw_scores(arrays([1])).toarray(), [[2**-0.5, 0, 0, 2**-0.5]]
+OLD_FLAGS = [
+    ["--models", "sr", "pop"],
+    ["--seed", "4"],
+    ["--name-suffix", "_x"],
+    ["--topk", "10", "20"],
+    ["--select-metric", "HR@20"],
+    ["--batch-size", "16"],
+    ["--threads", "1"],
+    ["--exclude-seen", "never"],
+    ["--force"],
+]
+
+
+def test_every_flag_spelling_of_the_old_cli_still_parses(tmp_path: Path) -> None:
+    base = ["--data", str(tmp_path), "--runs", str(tmp_path / "r")]
+    config = bl.parse_args(base + [token for flag in OLD_FLAGS for token in flag])
+    assert config.models == ("sr", "pop") and config.seed == 4 and config.suffix == "_x"
+    assert config.topk == (10, 20) and config.select_metric == "HR@20" and config.batch_size == 16
+    assert config.exclude_seen == "never" and config.force
+    default = bl.parse_args(base)
+    assert default.models == tuple(bl.MODELS) and default.suffix == "_s0" and default.exclude_seen == "choose"
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [(["--models", "sknn", "nope"], "--models"), (["--batch-size", "0"], "--batch-size"), (["--topk", "5"], "--topk")],
+)
+def test_a_bad_flag_value_is_one_line_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture, flags: list[str], named: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bl.parse_args(["--data", str(tmp_path), "--runs", str(tmp_path)] + flags)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0]
+
+
+def test_without_scipy_the_command_says_which_extra_to_install(tmp_path: Path) -> None:
+    # sys.modules[name] = None makes every later `import name` fail, as on an install without the extra
+    code = (
+        "import runpy, sys; sys.modules['scipy'] = None; "
+        f"sys.argv = ['baselines', '--data', {str(tmp_path)!r}, '--runs', {str(tmp_path)!r}]; "
+        "runpy.run_module('llm4sbr_adapter.experiments.baselines', run_name='__main__')"
     )
-    sampled = bl.SessionKNN(k=5, sample=2).fit(sessions, 4).neighbours(arrays([1])).toarray()
-    np.testing.assert_allclose(sampled, [[0, 2**-0.5, 2**-0.5]])
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ['error: scipy is not installed (needed for the simple baselines): pip install -e ".[examples]"']
+
+
+def test_edges_of_the_search_space_are_reported() -> None:
+    space = bl.SPACES["vsknn"]
+    chosen = {"k": 2000, "sample_size": 100, "weighting": "div", "weighting_score": "div", "idf_weighting": 20.0}
+    assert bl.on_edge(space, chosen) == [
+        "k=2000 (largest tried)",
+        "sample_size=100 (smallest tried)",
+        "idf_weighting=20.0 (largest tried)",
+    ]
+    # 0 = every candidate / IDF off are limits by definition; 10000 has "every candidate" above it
+    inner = {**chosen, "k": 100, "sample_size": 10000, "idf_weighting": 0.0}
+    assert bl.on_edge(space, inner) == [] and bl.on_edge(space, {**inner, "sample_size": 0}) == []
+
+
+def test_edges_are_printed_by_the_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "d").mkdir()
+    data = selection_data(tmp_path / "d")
+    assert bl.main(["--data", str(data), "--runs", str(tmp_path / "runs"), "--models", "sr"]) == 0
+    out = capsys.readouterr().out
+    assert "ON THE EDGE of its grid: steps=1 (smallest tried)" in out  # valid prefers steps=1
+    res = json.loads((tmp_path / "runs" / "sr_s0.json").read_text())
+    assert res["config"]["on_edge"] == ["steps=1 (smallest tried)"]
+
+
+def test_prefix_times_are_the_last_click_of_the_same_user(tmp_path: Path) -> None:
+    header = "row\tuser_id\ttarget_position\ttarget_time\n"
+    (tmp_path / "rows_train.tsv").write_text(header + "0\tann\t1\t100\n1\tann\t2\t200\n", encoding="utf-8")
+    (tmp_path / "rows_valid.tsv").write_text(header + "0\tann\t3\t350\n1\tbob\t4\t900\n", encoding="utf-8")
+    infos = {split: bl.read_rows(tmp_path, split) for split in ("train", "valid")}
+    # ann's valid target is click 3; click 2 (a train target) happened at 200; bob has no earlier row: own time
+    np.testing.assert_array_equal(bl.prefix_times(infos, "valid"), [200.0, 900.0])
+    (tmp_path / "rows_test.tsv").write_text(header + "0\tann\tx\t1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rows_test.tsv: line 2: column 'target_position'"):
+        bl.read_rows(tmp_path, "test")

@@ -29,6 +29,7 @@ ALLOWED = {
     "models": {"data"},
     "evaluation": {"data"},
     "training": {"data", "models", "evaluation"},
+    "baselines": {"data", "evaluation", "training"},
 }
 
 

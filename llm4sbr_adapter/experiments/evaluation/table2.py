@@ -33,7 +33,9 @@ BASELINES = {
     "sknn": "SKNN",
     "vsknn": "V-SKNN",
     "stan": "STAN",
+    "vstan": "V-STAN",
 }
+EDGE_MARK = " ‡"  # a baseline whose chosen setting sits on an edge of its search list (the run's config.on_edge)
 BACKBONES = {"srgnn": "SR-GNN", "narm": "NARM", "stamp": "STAMP"}
 VARIANTS = {"": "", "_enh": " + text-mean", "_shuf": " + shuffled text-mean"}
 
@@ -100,7 +102,8 @@ def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}")
         epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if not is_baseline(name) else "–"
         sec = np.mean([r.get("seconds_per_epoch_train", 0.0) for r in runs])
-        lines.append(f"| {label(name)} | {len(runs)} | " + " | ".join(cells) + f" | {epochs} | {sec:.1f} |")
+        mark = EDGE_MARK if any(r.get("config", {}).get("on_edge") for r in runs) else ""
+        lines.append(f"| {label(name)}{mark} | {len(runs)} | " + " | ".join(cells) + f" | {epochs} | {sec:.1f} |")
     return "\n".join(lines)
 
 
@@ -169,7 +172,8 @@ def table2(
             "Metrics in %, mean ± sample std over seeds; the seed draws the split (paper protocol: the validation "
             "users, and on Beauty the test users too) and the initialisation. Baselines: hyperparameters chosen on "
             'validation (no epochs); "prefix items kept": the prefix\'s own items stay in the ranking, as for the '
-            "neural models.",
+            "neural models; ‡ = a chosen setting is the smallest or largest value its search tried, in at least one "
+            "seed (listed in the run's config.on_edge).",
             differences_table(rows, diff_metrics),
             f"b − a in percentage points, mean over seeds; 95% interval from a bootstrap over test users "
             f"({resamples} resamples; seeds that share a test set resampled together, others each on its own); "

@@ -93,6 +93,12 @@ class TrainConfig(ConfigBase):
         "when --data has no valid.txt: carve validation out of train.txt, a seeded random share of its rows "
         "(random, SR-GNN's --validation rule) or its last rows (tail, the latest sessions in SR-GNN's preprocessing)",
     )
+    exclude_seen: Literal["never", "choose"] = setting(
+        "never",
+        "at evaluation only: never = rank every item; choose = also rank the prefix's own items last, and let "
+        "validation decide (per epoch the better of the two counts; the rule that wins on validation at the "
+        "chosen epoch is the one test uses), as the simple baselines do",
+    )
     valid_share: float = setting(
         0.1,
         "share of train.txt carved as validation when there is no valid.txt",
@@ -227,20 +233,44 @@ def load_splits(data_dir: Path, how: str, share: float, seed: int) -> dict[str, 
     return {"train": train.subset(keep), "valid": train.subset(valid_rows), "test": load_split(data_dir / "test.txt")}
 
 
+def prefix_items_last(scores: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """A copy of ``scores [B, N]`` in which each row's prefix items (``items [B, L]``, 0 = padding) score -inf."""
+    out = scores.clone()
+    rows = torch.arange(items.shape[0], device=items.device).unsqueeze(1).expand_as(items)
+    real = items > 0
+    out[rows[real], items[real] - 1] = float("-inf")
+    return out
+
+
 @torch.no_grad()
 def evaluate(
-    model: Recommender, data: SplitData, split: str, *, batch_size: int, max_len: int = 0
-) -> tuple[np.ndarray, float]:
-    """Pessimistic target ranks ``int64 [rows]`` of ``data`` in row order, and the mean CE loss (eval mode)."""
+    model: Recommender, data: SplitData, split: str, *, batch_size: int, max_len: int = 0, prefix_last: bool = False
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """Pessimistic target ranks ``int64 [rows]`` of ``data`` in row order, the mean CE loss (eval mode), and with
+    ``prefix_last`` the ranks when the prefix's own items rank last (a target in its prefix ranks last), else None."""
     model.train(False)
     model.use_split(split)
-    ranks, total, rows = [], 0.0, 0
+    ranks, last, total, rows = [], [], 0.0, 0
     for batch in iterate_batches(data, batch_size, max_len=max_len, graph=model.needs_graph):
         ce, _, scores = model.loss_and_scores(batch, training=False)
-        ranks.append(target_ranks(scores, batch.targets.to(scores.device) - 1).cpu().numpy())
+        targets = batch.targets.to(scores.device) - 1
+        ranks.append(target_ranks(scores, targets).cpu().numpy())
+        if prefix_last:
+            last.append(target_ranks(prefix_items_last(scores, batch.items.to(scores.device)), targets).cpu().numpy())
         total += ce.item() * len(batch.targets)
         rows += len(batch.targets)
-    return np.concatenate(ranks), total / max(rows, 1)
+    return np.concatenate(ranks), total / max(rows, 1), np.concatenate(last) if prefix_last else None
+
+
+def choose_prefix_rule(
+    ranks: np.ndarray, last: np.ndarray | None, ks: Sequence[int], metric: str
+) -> tuple[bool, dict[str, float]]:
+    """``(rank the prefix last?, the metrics under that rule)``: ranking the prefix last must beat keeping it."""
+    kept = summarize_ranks(ranks, ks)
+    if last is None:
+        return False, kept
+    excluded = summarize_ranks(last, ks)
+    return (True, excluded) if excluded[metric] > kept[metric] else (False, kept)
 
 
 def train_epoch(
@@ -267,6 +297,19 @@ def train_epoch(
         aux_sum += aux.item() * len(batch.targets)
         n += len(batch.targets)
     return ce_sum / n, aux_sum / n
+
+
+def _validate(model: Recommender, data: SplitData, config: TrainConfig) -> tuple[float, dict]:
+    """One validation pass: the score that selects epochs (with ``exclude_seen="choose"`` the better of keeping the
+    prefix's items and ranking them last) and the log entries ``valid_ce``, ``valid`` (and ``valid_prefix_last``)."""
+    choose = config.exclude_seen == "choose"
+    ranks, ce, last = evaluate(
+        model, data, "valid", batch_size=config.batch_size, max_len=config.max_len, prefix_last=choose
+    )
+    entries = {"valid_ce": ce, "valid": summarize_ranks(ranks, config.cutoffs)}
+    if last is not None:
+        entries["valid_prefix_last"] = summarize_ranks(last, config.cutoffs)
+    return choose_prefix_rule(ranks, last, config.cutoffs, config.select_metric)[1][config.select_metric], entries
 
 
 @dataclass
@@ -301,19 +344,14 @@ def _fit(
         fit.train_seconds.append(time.perf_counter() - t0)
         fit.train_cpu_seconds.append(time.process_time() - c0)
         t1 = time.perf_counter()
-        valid_ranks, valid_ce = evaluate(
-            model, data["valid"], "valid", batch_size=config.batch_size, max_len=config.max_len
-        )
+        score, valid = _validate(model, data["valid"], config)
         fit.eval_seconds.append(time.perf_counter() - t1)
-        valid_metrics = summarize_ranks(valid_ranks, config.cutoffs)
-        score = valid_metrics[config.select_metric]
         fit.log.append(
             {
                 "epoch": epoch,
                 "train_ce": train_ce,
                 "train_aux": train_aux,
-                "valid_ce": valid_ce,
-                "valid": valid_metrics,
+                **valid,
                 "train_seconds": fit.train_seconds[-1],
                 "valid_seconds": fit.eval_seconds[-1],
             }
@@ -325,7 +363,7 @@ def _fit(
             train_aux,
             config.select_metric,
             score,
-            valid_metrics.get("HR@20", float("nan")),
+            valid["valid"].get("HR@20", float("nan")),
             fit.train_seconds[-1],
         )
         if score > best:
@@ -336,6 +374,32 @@ def _fit(
                 logger.info("no validation improvement for %d epochs: stopping", waited)
                 break
     return fit
+
+
+def _final_pass(
+    model: Recommender, data: Mapping[str, SplitData], config: TrainConfig
+) -> tuple[bool, dict[str, float], np.ndarray, np.ndarray, float, float]:
+    """Validation again at the chosen epoch (which picks the prefix rule with ``exclude_seen="choose"``), then test
+    once under that rule: ``(prefix last?, valid metrics, valid ranks, test ranks, test CE, test seconds)``."""
+    choose = config.exclude_seen == "choose"
+    kept, _, last = evaluate(
+        model, data["valid"], "valid", batch_size=config.batch_size, max_len=config.max_len, prefix_last=choose
+    )
+    prefix_last, valid_metrics = choose_prefix_rule(kept, last, config.cutoffs, config.select_metric)
+    t0 = time.perf_counter()
+    test_kept, test_ce, test_last = evaluate(
+        model, data["test"], "test", batch_size=config.batch_size, max_len=config.max_len, prefix_last=prefix_last
+    )
+    test_seconds = time.perf_counter() - t0
+    valid_ranks = last if prefix_last and last is not None else kept
+    return (
+        prefix_last,
+        valid_metrics,
+        valid_ranks,
+        test_last if test_last is not None else test_kept,
+        test_ce,
+        test_seconds,
+    )
 
 
 def fit_and_evaluate(
@@ -356,7 +420,9 @@ def fit_and_evaluate(
     pass over ``data["valid"]``. The state of the epoch with the best validation ``config.select_metric`` is
     kept; training stops after ``config.patience`` epochs without improvement (0 = never). Then the best
     state is loaded, ``on_restore()`` rebuilds whatever is not part of it, validation is evaluated again and
-    ``data["test"]`` exactly once.
+    ``data["test"]`` exactly once. With ``config.exclude_seen == "choose"`` every validation pass also ranks the
+    prefix's own items last (evaluation only; training is unchanged): the better of the two rules scores the
+    epoch, and the rule that wins at the chosen epoch is the one test uses (``"prefix_items_last"`` in the result).
 
     The result JSON (``config.out``, written atomically) holds ``fields`` (script-specific entries such as
     the model name), ``settings`` as its ``"config"`` (every setting of the command; default:
@@ -374,11 +440,9 @@ def fit_and_evaluate(
     model.load_state(fit.best_state)
     if on_restore is not None:
         on_restore()
-    valid_ranks, _ = evaluate(model, data["valid"], "valid", batch_size=config.batch_size, max_len=config.max_len)
-    t2 = time.perf_counter()
-    test_ranks, test_ce = evaluate(model, data["test"], "test", batch_size=config.batch_size, max_len=config.max_len)
-    test_seconds = time.perf_counter() - t2
     ks = config.cutoffs
+    final = _final_pass(model, data, config)
+    prefix_last, valid_metrics, valid_ranks, test_ranks, test_ce, test_seconds = final
     result = {
         **(fields or {}),
         "seed": config.seed,
@@ -388,7 +452,8 @@ def fit_and_evaluate(
         "parameters": sum(p.numel() for p in params),
         "best_epoch": fit.best_epoch,
         "select_metric": config.select_metric,
-        "valid_at_best": summarize_ranks(valid_ranks, ks),
+        "valid_at_best": valid_metrics,
+        "prefix_items_last": prefix_last,
         "test": summarize_ranks(test_ranks, ks),
         "test_ce": test_ce,
         "epochs_run": len(fit.log),

@@ -22,7 +22,9 @@ def _data(folder: Path, users: list[str]) -> Path:
     return folder
 
 
-def _run(folder: Path, name: str, seed: int, ranks: np.ndarray, data: Path, valid_mrr: float = 0.1) -> dict:
+def _run(
+    folder: Path, name: str, seed: int, ranks: np.ndarray, data: Path, valid_mrr: float = 0.1, edge: list | None = None
+) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     np.savez(folder / f"{name}_s{seed}.ranks.npz", test_ranks=ranks)
     res = {
@@ -34,6 +36,7 @@ def _run(folder: Path, name: str, seed: int, ranks: np.ndarray, data: Path, vali
         "valid_at_best": {"MRR@20": valid_mrr},
         "seconds_per_epoch_train": 1.0,
         "ranks_file": f"{name}_s{seed}.ranks.npz",
+        "config": {"on_edge": edge or []},
     }
     (folder / f"{name}_s{seed}.json").write_text(json.dumps(res))
     return {**res, "_path": folder / f"{name}_s{seed}.json"}
@@ -71,7 +74,7 @@ def test_table2_best_baseline_is_chosen_on_validation(tmp_path):
         data = _data(tmp_path / f"seed{seed}", [f"u{k // 4}" for k in range(80)])
         # sr: better on test, worse on validation; sknn is the one validation picks
         _run(tmp_path / "res", "sr", seed, rng.integers(1, 5, 80), data, valid_mrr=0.05)
-        _run(tmp_path / "res", "sknn", seed, rng.integers(1, 60, 80), data, valid_mrr=0.2)
+        _run(tmp_path / "res", "sknn", seed, rng.integers(1, 60, 80), data, valid_mrr=0.2, edge=["k=2000"] * seed)
         _run(tmp_path / "res", "srgnn", seed, rng.integers(1, 60, 80), data)
         _run(tmp_path / "res", "srgnn_enh", seed, rng.integers(1, 60, 80), data)
         _run(tmp_path / "shuf", "srgnn_enh", seed, rng.integers(1, 60, 80), data)
@@ -85,6 +88,7 @@ def test_table2_best_baseline_is_chosen_on_validation(tmp_path):
         "SR-GNN + text-mean − SKNN (best baseline)",
     ]
     assert "not resolved" in text  # same-distribution ranks: no difference is resolved
+    assert "| SKNN ‡ | 2 |" in text and "| sequential rules (SR) | 2 |" in text  # seed 1's k is on its grid's edge
     assert best_baseline({"srgnn": []}) is None
 
 

@@ -143,3 +143,57 @@ def test_hiphop_model_refuses_a_head_of_another_width(tmp_path):
         hiphop_srgnn.HiphopRecommender(
             train_cfg, HiphopConfig(hidden_size=16), hiphop_srgnn.TitleConfig(), 12, tmp_path
         )
+
+
+class _PrefixLover:
+    """A fake recommender: each prefix's own items score 2, item 7 scores 1, all others 0."""
+
+    needs_graph = False
+
+    def __init__(self, num_items: int) -> None:
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.num_items = num_items
+
+    def parameters(self):
+        return [self.weight]
+
+    def train(self, mode: bool = True) -> None:
+        pass
+
+    def use_split(self, split: str) -> None:
+        pass
+
+    def loss_and_scores(self, batch, training):
+        scores = torch.zeros(len(batch.targets), self.num_items) + self.weight
+        scores[:, 6] += 1.0
+        rows = torch.arange(len(batch.targets)).unsqueeze(1).expand_as(batch.items)
+        real = batch.items > 0
+        scores[rows[real], batch.items[real] - 1] = 2.0
+        ce = torch.nn.functional.cross_entropy(scores, batch.targets - 1)
+        return ce, torch.zeros(()), scores
+
+    def state(self):
+        return {"weight": self.weight.detach().clone()}
+
+    def load_state(self, state):
+        with torch.no_grad():
+            self.weight.copy_(state["weight"])
+
+
+@pytest.mark.parametrize(("rule", "last"), [("never", False), ("choose", True)])
+def test_ranking_the_prefix_last_is_chosen_on_validation(tmp_path, rule, last):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    # every target is item 7 and never in its prefix
+    for split, seqs in (("train", [[1, 2]]), ("valid", [[1, 2], [3, 3, 4, 5]]), ("test", [[2, 4, 6]])):
+        with open(folder / f"{split}.txt", "wb") as handle:
+            pickle.dump((seqs, [7] * len(seqs)), handle)
+    config = TrainConfig(data=str(folder), out=str(tmp_path / "r.json"), epochs=1, exclude_seen=rule)
+    _, data, num_items = load_run_data(config)
+    result = fit_and_evaluate(_PrefixLover(num_items), data, config)
+    assert result["prefix_items_last"] is last
+    # kept: the target ranks behind the prefix's distinct items: valid ranks 3 and 4 (MRR 7/24), test rank 4
+    # prefix last: item 7 is first everywhere (MRR 1)
+    assert result["valid_at_best"]["MRR@20"] == pytest.approx(1.0 if last else (1 / 3 + 1 / 4) / 2)
+    assert result["test"]["MRR@20"] == pytest.approx(1.0 if last else 1 / 4)
+    assert ("valid_prefix_last" in result["log"][0]) is last
