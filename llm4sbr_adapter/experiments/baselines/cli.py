@@ -109,6 +109,24 @@ def load_data(data_dir: Path) -> BaselineData:
     return BaselineData(splits, sessions, times, queries, num_items)
 
 
+def _run_settings(
+    name: str, choice: Choice, exclusions: tuple[bool, ...], data: BaselineData, config: BaselinesConfig, ks: list[int]
+) -> dict:
+    """The chosen hyperparameters, the search they came from and the run's settings (the result's "config")."""
+    return {
+        "params": choice.model.settings(),
+        "search_start": SPACES[name].start,
+        "search_values": SPACES[name].values,
+        "on_edge": on_edge(SPACES[name], choice.model.params),
+        "exclude_seen": list(exclusions),
+        "training_sessions": len(data.sessions),
+        "session_times": data.session_times is not None,
+        "topk": ks,
+        "select_metric": config.select_metric,
+        "batch_size": config.batch_size,
+    }
+
+
 def run_model(name: str, data: BaselineData, config: BaselinesConfig) -> tuple[dict, dict[str, np.ndarray]]:
     """Select ``name``'s hyperparameters on valid, test once: ``(result dict, arrays for the .ranks.npz)``."""
     ks = sorted(set(config.topk))
@@ -138,18 +156,7 @@ def run_model(name: str, data: BaselineData, config: BaselinesConfig) -> tuple[d
         "data": str(Path(config.data).resolve()),
         "rows": {split: len(d) for split, d in data.splits.items()},
         "num_items": data.num_items,
-        "config": {
-            "params": choice.model.settings(),
-            "search_start": SPACES[name].start,
-            "search_values": SPACES[name].values,
-            "on_edge": on_edge(SPACES[name], choice.model.params),
-            "exclude_seen": list(exclusions),
-            "training_sessions": len(data.sessions),
-            "session_times": data.session_times is not None,
-            "topk": ks,
-            "select_metric": config.select_metric,
-            "batch_size": config.batch_size,
-        },
+        "config": _run_settings(name, choice, exclusions, data, config, ks),
         "best_epoch": 0,
         "select_metric": config.select_metric,
         "valid_at_best": summarize_ranks(choice.valid_ranks, ks),

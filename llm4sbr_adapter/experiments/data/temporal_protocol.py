@@ -138,6 +138,20 @@ def prepare_movielens(
     return stats
 
 
+def _beauty_protocol(test_rows: int, valid_share: float, sample_users: float, sample_seed: int) -> dict[str, str]:
+    """How the Beauty rows were made, as stats.json describes it."""
+    return {
+        "session": "one per user",
+        "augmentation": "every prefix -> next item",
+        "test": f"latest {test_rows} rows by target time (ties: file order)",
+        "valid": f"latest {valid_share:.0%} of the remaining rows by target time",
+        "sample": "all users"
+        if sample_users >= 1
+        else f"seeded subsample: {sample_users:.0%} of users (numpy default_rng({sample_seed})), "
+        "test rows scaled to the full protocol's share",
+    }
+
+
 def prepare_beauty(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -181,16 +195,7 @@ def prepare_beauty(
     stats = {
         "dataset": "beauty",
         "source": str(Path(src).resolve()),
-        "protocol": {
-            "session": "one per user",
-            "augmentation": "every prefix -> next item",
-            "test": f"latest {test_rows} rows by target time (ties: file order)",
-            "valid": f"latest {valid_share:.0%} of the remaining rows by target time",
-            "sample": "all users"
-            if sample_users >= 1
-            else f"seeded subsample: {sample_users:.0%} of users (numpy default_rng({sample_seed})), "
-            "test rows scaled to the full protocol's share",
-        },
+        "protocol": _beauty_protocol(test_rows, valid_share, sample_users, sample_seed),
         "clicks": clicks,
         "items": len(item_map),
         "users": len(sessions),

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from llm4sbr_adapter.errors import CliParser, flag_or_name, run_cli
+from llm4sbr_adapter.hashing import sha256_file
 from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
 from llm4sbr_adapter.output_paths import check_output_folder, check_writes, folder_outputs
+from llm4sbr_adapter.store import BUILD_DTYPE, StoreMetadata, write_store
 
 from .catalogue import read_items_tsv
 from .prepared_files import data_inputs
@@ -87,6 +89,31 @@ def mean_intents(
     return out
 
 
+def _metadata(
+    pickle_path: Path,
+    dim: int,
+    encoder_name: str | None,
+    catalogue_sha256: str,
+    short_window: int,
+    shuffle_seed: int | None,
+) -> StoreMetadata:
+    """What a text-mean store of one split records about itself."""
+    return StoreMetadata(
+        perspectives=["long", "short"],
+        text_dim=int(dim),
+        text_encoder=encoder_name or "",
+        llm="none (text-mean control: mean of input item title embeddings)",
+        catalogue_sha256=catalogue_sha256,
+        sessions_source=pickle_path.name,
+        sessions_sha256=sha256_file(pickle_path),
+        extra={
+            "kind": "text-mean" if shuffle_seed is None else "text-mean-shuffled",
+            "short_window": short_window,
+            "shuffle_seed": shuffle_seed,
+        },
+    )
+
+
 def build_text_mean_stores(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -106,9 +133,6 @@ def build_text_mean_stores(
     intents are real title means but belong to other sessions of the same split). ``dtype`` of the stored
     vectors: ``None`` is the builders' default (:data:`llm4sbr_adapter.store.BUILD_DTYPE`, float16).
     """
-    from llm4sbr_adapter.hashing import sha256_file
-    from llm4sbr_adapter.store import BUILD_DTYPE, StoreMetadata, write_store
-
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_output_folder(flag_or_name("out_dir", "--out"), out_dir)
     names = [f"{prefix}_{split}.safetensors" for split in SPLITS]
@@ -132,20 +156,7 @@ def build_text_mean_stores(
         if shuffle_seed is not None:
             perm = np.random.default_rng(shuffle_seed).permutation(len(data))
             intents = {name: np.ascontiguousarray(vec[perm]) for name, vec in intents.items()}
-        meta = StoreMetadata(
-            perspectives=["long", "short"],
-            text_dim=int(item_vectors.shape[1]),
-            text_encoder=encoder_name or "",
-            llm="none (text-mean control: mean of input item title embeddings)",
-            catalogue_sha256=catalogue_sha256,
-            sessions_source=pickle_path.name,
-            sessions_sha256=sha256_file(pickle_path),
-            extra={
-                "kind": "text-mean" if shuffle_seed is None else "text-mean-shuffled",
-                "short_window": short_window,
-                "shuffle_seed": shuffle_seed,
-            },
-        )
+        meta = _metadata(pickle_path, item_vectors.shape[1], encoder_name, catalogue_sha256, short_window, shuffle_seed)
         paths[split] = write_store(
             out_dir / f"{prefix}_{split}.safetensors", np.arange(len(data)), intents, meta, dtype=dtype or BUILD_DTYPE
         )

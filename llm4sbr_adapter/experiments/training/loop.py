@@ -456,6 +456,17 @@ def fit_and_evaluate(
         "prefix_items_last": prefix_last,
         "test": summarize_ranks(test_ranks, ks),
         "test_ce": test_ce,
+        **_cost(fit, test_seconds, rss_before, model_optimizer_mb(params, optimizer), config.threads),
+        **(extra_results() if extra_results is not None else {}),
+        "log": fit.log,
+        "ranks_file": None,
+    }
+    return write_result(result, Path(config.out), test_ranks, valid_ranks, data["test"].targets)
+
+
+def _cost(fit: _Fit, test_seconds: float, rss_before: float, model_mb: float, threads: int) -> dict[str, object]:
+    """The run's epochs, times, memory and software, in the order the result JSON lists them."""
+    return {
         "epochs_run": len(fit.log),
         "seconds_per_epoch_train": float(np.mean(fit.train_seconds)),
         "cpu_seconds_per_epoch_train": float(np.mean(fit.train_cpu_seconds)),
@@ -463,15 +474,11 @@ def fit_and_evaluate(
         "seconds_test": test_seconds,
         "peak_rss_mb_before_training": rss_before,
         "peak_rss_mb": peak_rss_mb(),
-        "model_optimizer_mb": model_optimizer_mb(params, optimizer),
-        "threads": config.threads,
+        "model_optimizer_mb": model_mb,
+        "threads": threads,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        **(extra_results() if extra_results is not None else {}),
-        "log": fit.log,
-        "ranks_file": None,
     }
-    return write_result(result, Path(config.out), test_ranks, valid_ranks, data["test"].targets)
 
 
 def write_result(
