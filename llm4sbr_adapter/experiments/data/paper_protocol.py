@@ -119,7 +119,8 @@ def _examples_and_meta(
 
     ``train_prefixes``: the training split alone gets every prefix of each session as a row, and its
     provenance a ``session`` column (the session's index in the split, shared by its prefixes)."""
-    examples, meta = {}, {}
+    examples: dict[str, tuple[list[list[int]], list[int]]] = {}
+    meta: dict[str, tuple[list[str], list[tuple]]] = {}
     header = ["row", "user_id", "target_position", "target_time"]
     for split, block in zip(SPLITS, blocks, strict=True):
         prefixes = augment or (train_prefixes and split == "train")
