@@ -117,7 +117,8 @@ def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
         for m in metrics:
             v = 100 * np.array([r["test"][m] for r in runs])
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}")
-        epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if not is_baseline(name) else "–"
+        trained = not is_baseline(name) and name not in ZERO_SHOT
+        epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if trained else "–"
         sec = np.mean([r.get("seconds_per_epoch_train", 0.0) for r in runs])
         lines.append(f"| {label(name)} | {len(runs)} | " + " | ".join(cells) + f" | {epochs} | {sec:.1f} |")
     return "\n".join(lines)
