@@ -13,6 +13,7 @@ Nothing is trained and no hyperparameter is chosen: the run has no validation sc
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,16 +21,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llm4sbr_adapter.atomic_files import atomic_write_text
+from llm4sbr_adapter.atomic_files import atomic_path, atomic_write_text
 from llm4sbr_adapter.hashing import sha256_file
 
 from ..data.splits import SplitData
-from ..training.loop import atomic_savez, peak_rss_mb
 from .metrics import summarize_ranks, target_ranks
 
 __all__ = ["scorer_ranks", "write_zero_shot_run"]
 
 _CHUNK_ROWS = 1024
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (the training runs' field; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def scorer_ranks(scorer: Callable[[int, int], torch.Tensor], data: SplitData, *, own_items_last: bool) -> np.ndarray:
@@ -60,7 +65,7 @@ def write_zero_shot_run(
     ks: Sequence[int],
 ) -> dict:
     """Rank ``data`` (the test split) with ``scorer`` and write ``out`` and its ``.ranks.npz``; returns the result."""
-    rss_before = peak_rss_mb()
+    rss_before = _peak_rss_mb()
     t0 = time.perf_counter()
     ranks = scorer_ranks(scorer, data, own_items_last=own_items_last)
     seconds = time.perf_counter() - t0
@@ -82,10 +87,11 @@ def write_zero_shot_run(
         "seconds_per_epoch_train": 0.0,
         "seconds_test": seconds,
         "peak_rss_mb_before_training": rss_before,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": _peak_rss_mb(),
         "ranks_file": ranks_path.name,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_savez(ranks_path, test_ranks=ranks, test_targets=data.targets)
+    with atomic_path(ranks_path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, test_ranks=ranks, test_targets=data.targets)
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return result
