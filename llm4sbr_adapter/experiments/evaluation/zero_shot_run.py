@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llm4sbr_adapter.atomic_files import atomic_path, atomic_write_text
+from llm4sbr_adapter.atomic_files import atomic_write_text
 from llm4sbr_adapter.hashing import sha256_file
 
 from ..data.splits import SplitData
 from .metrics import summarize_ranks, target_ranks
+from .ranks_file import atomic_savez
 
 __all__ = ["scorer_ranks", "write_zero_shot_run"]
 
@@ -91,7 +92,6 @@ def write_zero_shot_run(
         "ranks_file": ranks_path.name,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(ranks_path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, test_ranks=ranks, test_targets=data.targets)
+    atomic_savez(ranks_path, test_ranks=ranks, test_targets=data.targets)
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     return result
