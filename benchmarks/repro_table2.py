@@ -41,6 +41,11 @@ def main() -> int:
         default=["alone", "enh"],
         help="alone = backbone's own fusion, enh = with IntentEnhancer and the stores",
     )
+    p.add_argument(
+        "--enh-suffix",
+        default="_enh",
+        help="run name suffix of the enhancer variant (<model><suffix>_s<seed>.json), e.g. _llm for LLM stores",
+    )
     p.add_argument("--epochs", type=int, default=10, help="max epochs per run")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (each uses --threads torch threads)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
@@ -61,7 +66,7 @@ def main() -> int:
     for model in args.models:
         for variant in args.variants:
             for seed in args.seeds:
-                out = runs / f"{model}{'_enh' if variant == 'enh' else ''}_s{seed}.json"
+                out = runs / f"{model}{args.enh_suffix if variant == 'enh' else ''}_s{seed}.json"
                 cmd = [
                     sys.executable,
                     "-m",

@@ -22,6 +22,8 @@ Both datasets are split **by user**, not by time, so train and test cover the sa
    forward to the next user boundary so that no user is in two splits (the authors cut at a session
    count, which can split one user);
 4. one example per session: input = all clicks but the last, target = the last; no augmentation.
+   (``train_rows="prefixes"``, ``prepare_data --train-rows prefixes``: the training split alone gets every
+   prefix of each session as a row, as the baselines learn from every transition; valid and test unchanged.)
 
 Both: validation is a seeded random ``valid_share`` (10 %) of the training users, whole users, carved
 out of training (never out of test). The authors had no validation split; they reported the best
@@ -110,14 +112,28 @@ def last_item_rows(sessions: Sequence[Session]) -> list[Row]:
     return [Row(s.user, list(s.items[:-1]), s.items[-1], int(s.times[-1]), len(s.items) - 1) for s in sessions]
 
 
-def _examples_and_meta(blocks: Sequence[list[Session]], item_map: dict, augment: bool) -> tuple[dict, dict]:
-    """Per split, the SR-GNN ``(sequences, targets)`` and the row provenance (user, position, time)."""
-    examples, meta = {}, {}
+def _examples_and_meta(
+    blocks: Sequence[list[Session]], item_map: dict, augment: bool, train_prefixes: bool = False
+) -> tuple[dict, dict]:
+    """Per split, the SR-GNN ``(sequences, targets)`` and the row provenance (user, position, time).
+
+    ``train_prefixes``: the training split alone gets every prefix of each session as a row, and its
+    provenance a ``session`` column (the session's index in the split, shared by its prefixes)."""
+    examples: dict[str, tuple[list[list[int]], list[int]]] = {}
+    meta: dict[str, tuple[list[str], list[tuple]]] = {}
     header = ["row", "user_id", "target_position", "target_time"]
     for split, block in zip(SPLITS, blocks, strict=True):
-        rows = augmented_rows(block) if augment else last_item_rows(block)
+        prefixes = augment or (train_prefixes and split == "train")
+        rows = augmented_rows(block) if prefixes else last_item_rows(block)
         examples[split] = ([[item_map[i] for i in r.inputs] for r in rows], [item_map[r.target] for r in rows])
-        meta[split] = (header, [(k, r.user, r.position, r.target_time) for k, r in enumerate(rows)])
+        if train_prefixes and split == "train":
+            sessions = [k for k, s in enumerate(block) for _ in range(len(s.items) - 1)]
+            meta[split] = (
+                ["row", "user_id", "session", "target_position", "target_time"],
+                [(k, r.user, sessions[k], r.position, r.target_time) for k, r in enumerate(rows)],
+            )
+        else:
+            meta[split] = (header, [(k, r.user, r.position, r.target_time) for k, r in enumerate(rows)])
     return examples, meta
 
 
@@ -131,11 +147,13 @@ def write_session_split(
     augment: bool,
     protocol: dict,
     protocol_name: str = "paper",
+    train_prefixes: bool = False,
 ) -> dict:
     """Renumber items, write the dataset folder for the train / valid / test ``blocks`` of sessions
-    and return its statistics (Table 1). ``augment``: every prefix is a row, else the last item only."""
+    and return its statistics (Table 1). ``augment``: every prefix is a row, else the last item only;
+    ``train_prefixes``: every prefix in the training split only (valid and test keep one row per session)."""
     item_map = build_item_map([[s.items for s in block] for block in blocks])
-    examples, meta = _examples_and_meta(blocks, item_map, augment)
+    examples, meta = _examples_and_meta(blocks, item_map, augment, train_prefixes)
     sessions = [s for block in blocks for s in block]
     clicks = sum(len(s.items) for s in sessions)
     rows = sum(len(examples[split][1]) for split in SPLITS)
@@ -169,10 +187,15 @@ def prepare_movielens_paper(
     valid_share: float = 0.1,
     seed: int = 0,
     encoding: str | None = None,
+    train_rows: str = "last",
 ) -> dict:
     """The authors' ML-1M protocol (module docstring) from ``src`` into ``out``; returns the statistics.
 
-    ``src`` may hold any MovieLens release; ``encoding`` overrides the release's (see ``read_movielens``)."""
+    ``src`` may hold any MovieLens release; ``encoding`` overrides the release's (see ``read_movielens``).
+    ``train_rows="prefixes"`` departs from step 4 for the training split only: every prefix of each
+    training session is a row (a b c d gives a->b, a b->c, a b c->d); validation and test are unchanged."""
+    if train_rows not in ("last", "prefixes"):
+        raise ValueError(f"train_rows must be 'last' or 'prefixes', got {train_rows!r}")
     data = read_movielens(src, encoding)
     windows = clock_windows(data.users, data.items, data.times, window=window)
     sessions = drop_sessions_with_rare_items(windows, min_item_count=min_item_count)
@@ -187,10 +210,20 @@ def prepare_movielens_paper(
         "test_share": test_share,
         "valid_share_of_train_users": valid_share,
         "seed": seed,
-        "augmentation": "none",
+        "augmentation": "none" if train_rows == "last" else "train only: every prefix -> next item",
+        "train_rows": "one per session" if train_rows == "last" else "every prefix of each session",
         "raw_sessions": len(windows),
     }
-    return write_session_split(src, out, data, blocks, dataset="movielens", augment=False, protocol=protocol)
+    return write_session_split(
+        src,
+        out,
+        data,
+        blocks,
+        dataset="movielens",
+        augment=False,
+        protocol=protocol,
+        train_prefixes=train_rows == "prefixes",
+    )
 
 
 def prepare_beauty_paper(

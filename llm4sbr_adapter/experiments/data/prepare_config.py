@@ -66,6 +66,11 @@ class MovieLensConfig(PrepareConfig):
     gap: int | None = setting(None, "temporal: new session after a gap of more than this many seconds (default 600)")
     split: tuple[float, float, float] | None = setting(None, _SPLIT_HELP, metavar="TRAIN VALID TEST")
     split_key: Literal["end", "start"] | None = setting(None, _SPLIT_KEY_HELP)
+    train_rows: Literal["last", "prefixes"] | None = setting(
+        None,
+        "paper: last = one row per training session, the authors' (default); prefixes = every prefix of "
+        "each training session is a row (a b c d: a->b, a b->c, a b c->d); valid and test keep one per session",
+    )
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -122,8 +122,10 @@ def format_stats(stats: dict, paper: str | None = None) -> str:
         if key in stats:
             add(key, f"{stats[key]:,}")
     add("avg session length (clicks/session)", f"{stats['avg_session_length']:.2f}")
+    prefixes = stats.get("protocol", {}).get("train_rows") == "every prefix of each session"
     for split in SPLITS:
-        add(f"{split} rows", f"{sp[split]['rows']:,}", "test" if split == "test" else None)
+        label = "train rows (every prefix of each session)" if split == "train" and prefixes else f"{split} rows"
+        add(label, f"{sp[split]['rows']:,}", "test" if split == "test" else None)
     add("train + valid rows (the paper's train)", f"{sp['train']['rows'] + sp['valid']['rows']:,}", "train_plus_valid")
     if "avg_input_length" in stats:
         add("avg input length (all rows)", f"{stats['avg_input_length']:.2f}", "avg_input_length")
@@ -144,7 +146,7 @@ TEMPORAL_ONLY = {
     "clicks": ("split", "split_key"),
 }
 PAPER_ONLY = {
-    "movielens": ("window", "test_share", "seed"),
+    "movielens": ("window", "test_share", "seed", "train_rows"),
     "beauty": ("test_share", "seed", "tie_seed"),
     "clicks": ("test_share", "seed"),
 }
@@ -203,6 +205,7 @@ def _prepare_movielens(config: MovieLensConfig) -> dict:
             window=_or(config.window, 600),
             min_item_count=config.min_item_count,
             encoding=config.encoding,
+            train_rows=_or(config.train_rows, "last"),
             **_paper_shares(config),
         )
     return prepare_movielens(

@@ -50,6 +50,7 @@ from ..data.prepared_files import data_inputs
 from ..data.splits import SplitData, load_split
 from ..data.text_mean_store import encode_titles, mean_intents
 from .metrics import summarize_ranks, target_ranks
+from .zero_shot_run import write_zero_shot_run
 
 __all__ = [
     "IntentQualityConfig",
@@ -94,10 +95,24 @@ class IntentQualityConfig(ConfigBase):
         None, "text encoder folder for the titles (default: the stores' default, all-MiniLM-L6-v2)", metavar="PATH"
     )
     json_path: str | None = setting(None, "also write every number as JSON here", flag="--json", metavar="FILE")
+    runs: str | None = setting(
+        None,
+        "also write the store's --view ranking of the test rows as a run, DIR/<--name>_s<--seed>.json + "
+        ".ranks.npz, for Table 2's 'LLM zero-shot' row (needs --split test and one --store)",
+        metavar="DIR",
+    )
+    name: str = setting("llm_zeroshot", "with --runs: the run's name (Table 2's group)")
+    view: str = setting("together", "with --runs: the ranking written: 'together' or one perspective of the store")
+    seed: int = setting(0, "with --runs: the seed of the data folder, pairing the run with that seed's others")
+    own_items_last: bool = setting(False, "with --runs: rank the row's own input items last in the written run")
 
     def validate(self) -> None:
         if any(k < 1 for k in self.ks):
             self.fail("ks", f"must be positive, got {list(self.ks)}")
+        if self.runs is not None and (self.split != "test" or len(self.stores) != 1):
+            self.fail("runs", f"needs {self.ref('split')} test and exactly one {self.ref('stores')}")
+        if not self.name or "/" in self.name or "\\" in self.name:
+            self.fail("name", f"must be a file name without a folder, got {self.name!r}")
 
 
 @dataclasses.dataclass
@@ -287,9 +302,29 @@ def run(config: IntentQualityConfig, item_vectors: np.ndarray | None = None) -> 
         )
     rows = quality_rows(controls, data, num_items, config.ks)
     for path, arrays in bound.items():
-        named = {f"{path.name}: {view}": s for view, s in store_scorers(path, arrays, items).items()}
+        scorers = store_scorers(path, arrays, items)
+        if config.runs is not None:
+            _write_run(config, path, scorers, data)
+        named = {f"{path.name}: {view}": s for view, s in scorers.items()}
         rows += quality_rows(named, data, num_items, config.ks)
     return rows
+
+
+def _write_run(config: IntentQualityConfig, path: Path, scorers: dict[str, Scorer], data: SplitData) -> None:
+    if config.view not in scorers:
+        config.fail("view", f"{path} has the views {sorted(scorers)}, not {config.view!r}")
+    assert config.runs is not None
+    write_zero_shot_run(
+        Path(config.runs) / f"{config.name}_s{config.seed}.json",
+        scorer=scorers[config.view],
+        data=data,
+        data_dir=Path(config.data),
+        store=path,
+        view=config.view,
+        seed=config.seed,
+        own_items_last=config.own_items_last,
+        ks=sorted({*config.ks, 5, 10, 20}),  # Table 2 reads @5, @10 and @20
+    )
 
 
 def format_table(rows: Sequence[QualityRow], ks: Sequence[int]) -> str:

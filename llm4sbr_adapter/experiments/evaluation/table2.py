@@ -1,5 +1,9 @@
 """Table 2 of the reproduction: the simple baselines and each backbone alone / + text-mean store /
-+ shuffled text-mean store, with paired differences and intervals from a bootstrap over users.
++ shuffled text-mean store (and, where they ran, + LLM store / + shuffled LLM store and the LLM
+zero-shot ranking), with paired differences and intervals from a bootstrap over users.
+
+Group names: ``<model>``, ``<model>_enh`` (text-mean), ``<model>_shuf``, ``<model>_llm``, ``<model>_llmshuf``,
+the baselines' names and ``llm_zeroshot[_ownlast]`` (``intent_quality --runs``).
 
 Reads ``<results>/<name>_s<seed>.json`` (``llm4sbr_adapter.experiments.training.train`` via benchmarks/repro_table2.py,
 and
@@ -37,7 +41,16 @@ BASELINES = {
 }
 EDGE_MARK = " ‡"  # a baseline whose chosen setting sits on an edge of its search list (the run's config.on_edge)
 BACKBONES = {"srgnn": "SR-GNN", "narm": "NARM", "stamp": "STAMP"}
-VARIANTS = {"": "", "_enh": " + text-mean", "_shuf": " + shuffled text-mean"}
+VARIANTS = {
+    "": "",
+    "_enh": " + text-mean",
+    "_shuf": " + shuffled text-mean",
+    "_llm": " + LLM",
+    "_llmshuf": " + shuffled LLM",
+}
+# Rankers that are neither a baseline nor a backbone: an intent store's ranking written by
+# ``intent_quality --runs`` (:mod:`.zero_shot_run`).
+ZERO_SHOT = {"llm_zeroshot": "LLM zero-shot (intents alone)", "llm_zeroshot_ownlast": "LLM zero-shot, own items last"}
 
 
 def collect(results: Path, shuffled: Path | None) -> dict[str, list[dict]]:
@@ -61,23 +74,29 @@ def label(name: str) -> str:
         return BASELINES[name]
     if is_baseline(name):
         return BASELINES[name.removesuffix(KEEP_SEEN)] + ", prefix items kept"
-    for suffix in ("_enh", "_shuf"):
+    if name in ZERO_SHOT:
+        return ZERO_SHOT[name]
+    for suffix in ("_enh", "_shuf", "_llm", "_llmshuf"):
         if name.endswith(suffix) and name[: -len(suffix)] in BACKBONES:
             return BACKBONES[name[: -len(suffix)]] + VARIANTS[suffix]
     return BACKBONES.get(name, name)
 
 
 def kind(name: str) -> str:
-    """``baseline``, ``alone``, ``text-mean`` or ``shuffled`` (for plots)."""
+    """``baseline``, ``zero-shot``, ``alone``, ``text-mean``, ``shuffled``, ``llm`` or ``llm shuffled`` (for plots)."""
     if is_baseline(name):
         return "baseline"
-    return {"_enh": "text-mean", "_shuf": "shuffled"}.get(name[name.rfind("_") :], "alone")
+    if name in ZERO_SHOT:
+        return "zero-shot"
+    kinds = {"_enh": "text-mean", "_shuf": "shuffled", "_llm": "llm", "_llmshuf": "llm shuffled"}
+    return kinds.get(name[name.rfind("_") :], "alone")
 
 
 def ordered_names(groups: dict[str, list[dict]]) -> list[str]:
     """Baselines first, then each backbone's variants, then anything else by name."""
     order = [b + k for k in ("", KEEP_SEEN) for b in BASELINES if b + k in groups]
     order += [m + v for m in BACKBONES for v in VARIANTS if m + v in groups]
+    order += [z for z in ZERO_SHOT if z in groups]
     return order + sorted(set(groups) - set(order))
 
 
@@ -100,7 +119,8 @@ def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
         for m in metrics:
             v = 100 * np.array([r["test"][m] for r in runs])
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}")
-        epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if not is_baseline(name) else "–"
+        trained = not is_baseline(name) and name not in ZERO_SHOT
+        epochs = ",".join(str(r.get("best_epoch", "")) for r in runs) if trained else "–"
         sec = np.mean([r.get("seconds_per_epoch_train", 0.0) for r in runs])
         mark = EDGE_MARK if any(r.get("config", {}).get("on_edge") for r in runs) else ""
         lines.append(f"| {label(name)}{mark} | {len(runs)} | " + " | ".join(cells) + f" | {epochs} | {sec:.1f} |")
@@ -116,11 +136,22 @@ def comparisons(groups: dict[str, list[dict]]) -> list[tuple[str, str, str]]:
             out.append((f"{label(m + '_enh')} − {label(m)}", m, m + "_enh"))
         if m + "_enh" in groups and m + "_shuf" in groups:
             out.append((f"{label(m + '_enh')} − {label(m + '_shuf')}", m + "_shuf", m + "_enh"))
-        for v in ("", "_enh"):
+        for v in ("", "_enh", "_llm"):
             for best in bests:
                 if m + v in groups:
                     out.append((f"{label(m + v)} − {label(best)} (best baseline)", best, m + v))
+        out += _llm_comparisons(groups, m)
+    for z in ZERO_SHOT:
+        out += [(f"{label(z)} − {label(best)} (best baseline)", best, z) for best in bests if z in groups]
     return out
+
+
+def _llm_comparisons(groups: dict[str, list[dict]], m: str) -> list[tuple[str, str, str]]:
+    """``+ LLM`` against the backbone alone, ``+ text-mean`` and ``+ shuffled LLM``, where both ran."""
+    llm = m + "_llm"
+    return [
+        (f"{label(llm)} − {label(a)}", a, llm) for a in (m, m + "_enh", m + "_llmshuf") if llm in groups and a in groups
+    ]
 
 
 def reading(d: Difference) -> str:

@@ -27,13 +27,14 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 import torch
 
-from llm4sbr_adapter.atomic_files import atomic_path, atomic_write_text
+from llm4sbr_adapter.atomic_files import atomic_write_text
 from llm4sbr_adapter.config import ConfigBase, setting
 
 from ..data.catalogue import count_items
 from ..data.prepared_files import require_rows
 from ..data.splits import SplitData, load_split
 from ..evaluation.metrics import summarize_ranks, target_ranks
+from ..evaluation.ranks_file import atomic_savez
 from ..models.batching import Batch, iterate_batches
 from .run_paths import check_run_paths, ranks_path
 
@@ -176,12 +177,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def atomic_savez(path: str | Path, **arrays: np.ndarray) -> None:
-    """``np.savez_compressed(path, **arrays)``, written atomically."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **arrays as allow_pickle
 
 
 def load_run_data(config: TrainConfig) -> tuple[Path, dict[str, SplitData], int]:

@@ -177,3 +177,51 @@ def test_beauty_paper_protocol_matches_table1(shared_data, tmp_path):
     assert 17_000 < stats["splits"]["test"]["rows"] < 19_000
     assert abs(stats["avg_input_length"] - 8.66) < 0.05
     assert stats["targets_unseen_in_train"]["test"] < 20
+
+
+def _ml_prefix_folder(tmp_path: Path) -> Path:
+    """Users 1..8, one window each of items 1 2 3 4 (user 2: 1 2 3), so every item is seen >= 5 times."""
+    src = tmp_path / "mlp"
+    src.mkdir()
+    lines = []
+    for u in range(1, 9):
+        items = (1, 2, 3) if u == 2 else (1, 2, 3, 4)
+        lines += [f"{u}\t{i}\t4\t{60 * k}" for k, i in enumerate(items)]
+    (src / "u.data").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    (src / "u.item").write_text("".join(f"{i}|Movie {i} (1995)|x\n" for i in (1, 2, 3, 4)), encoding="latin-1")
+    return src
+
+
+def test_movielens_train_prefixes_every_prefix_of_train_only(tmp_path, capsys):
+    src = _ml_prefix_folder(tmp_path)
+    base = ["movielens", "--src", str(src), "--test-share", "0.25", "--valid-share", "0.2", "--seed", "1"]
+    assert prepare_main([*base, "--out", str(tmp_path / "last")]) == 0
+    capsys.readouterr()
+    assert prepare_main([*base, "--out", str(tmp_path / "pre"), "--train-rows", "prefixes"]) == 0
+    table = capsys.readouterr().out
+    last_seqs, last_targets, _ = _rows(tmp_path / "last", "train")
+    seqs, targets, meta = _rows(tmp_path / "pre", "train")
+    # each training session a b c d (or a b c) gives a->b, a b->c, a b c->d: one row per transition
+    assert len(seqs) == sum(len(s) for s in last_seqs) == 3 * (len(last_seqs) - 1) + 2
+    assert [m["session"] for m in meta] == [str(k) for k, s in enumerate(last_seqs) for _ in s]
+    for k, (whole, target) in enumerate(zip(last_seqs, last_targets, strict=True)):
+        full = [*whole, target]
+        mine = [(s, t) for s, t, m in zip(seqs, targets, meta, strict=True) if m["session"] == str(k)]
+        assert mine == [(full[:j], full[j]) for j in range(1, len(full))]
+        assert [m["target_position"] for m in meta if m["session"] == str(k)] == [str(j) for j in range(1, len(full))]
+    names = ("valid.txt", "test.txt", "rows_valid.tsv", "rows_test.tsv", "items.tsv", "item_map.tsv")
+    for name in names:
+        assert (tmp_path / "pre" / name).read_bytes() == (tmp_path / "last" / name).read_bytes(), name
+    stats = json.loads((tmp_path / "pre" / "stats.json").read_text())
+    assert stats["protocol"]["train_rows"] == "every prefix of each session"
+    assert stats["splits"]["train"]["rows"] == len(seqs)
+    assert f"| train rows (every prefix of each session) | {len(seqs)} |" in table
+    plain = json.loads((tmp_path / "last" / "stats.json").read_text())
+    assert plain["protocol"]["train_rows"] == "one per session" and plain["protocol"]["augmentation"] == "none"
+
+
+def test_train_rows_is_a_paper_protocol_flag(tmp_path, capsys):
+    src = _ml_prefix_folder(tmp_path)
+    argv = ["movielens", "--src", str(src), "--out", str(tmp_path / "o"), "--protocol", "temporal"]
+    assert prepare_main([*argv, "--train-rows", "prefixes"]) == 2
+    assert capsys.readouterr().err.startswith("error: --train-rows only apply")

@@ -10,6 +10,7 @@ Ranks worked out in the comments below (pessimistic ties: rank = number of items
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 from pathlib import Path
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llm4sbr_adapter.config import ConfigError
 from llm4sbr_adapter.experiments.evaluation.intent_quality import IntentQualityConfig, IntentQualityError, main, run
+from llm4sbr_adapter.experiments.evaluation.table2 import table2
 from llm4sbr_adapter.hashing import sha256_file
 from llm4sbr_adapter.offline.inputs.catalogue import read_catalogue
 from llm4sbr_adapter.store import StoreMetadata, write_store
@@ -132,3 +135,47 @@ def test_store_of_another_split_is_refused(tmp_path, capsys):
     assert main(["--data", str(data), "--store", str(store), "--store", str(store)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "other.txt" in err[0]
+
+
+def _test_split(data: Path) -> Path:
+    """The hand-made rows as the test split, users u and v (one row each) in rows_test.tsv."""
+    (data / "test.txt").write_bytes((data / "valid.txt").read_bytes())
+    (data / "rows_test.tsv").write_text("row\tuser_id\ttarget_position\ttarget_time\n0\tu\t1\t0\n1\tv\t1\t0\n")
+    return _store(data, "test.safetensors", sessions="test.txt")
+
+
+def test_runs_writes_the_zero_shot_run_table2_reads(tmp_path):
+    (tmp_path / "d").mkdir()
+    data = _data(tmp_path / "d")
+    store = _test_split(data)
+    runs = tmp_path / "runs"
+    for name, last in (("llm_zeroshot", False), ("llm_zeroshot_ownlast", True)):
+        config = IntentQualityConfig(
+            str(data), split="test", stores=(str(store),), runs=str(runs), name=name, seed=2, own_items_last=last
+        )
+        run(config, ITEMS)
+    # together (test_hand_computed_ranks): row 0 rank 4 (own items last: 3), row 1 rank 2
+    plain = json.loads((runs / "llm_zeroshot_s2.json").read_text())
+    ranks = np.load(runs / plain["ranks_file"])
+    assert ranks["test_ranks"].tolist() == [4, 2] and ranks["test_targets"].tolist() == [3, 1]
+    assert np.load(runs / "llm_zeroshot_ownlast_s2.ranks.npz")["test_ranks"].tolist() == [3, 2]
+    assert plain["seed"] == 2 and plain["data"] == str(data.resolve()) and plain["config"]["view"] == "together"
+    assert plain["test"]["HR@5"] == 1.0 and plain["test"]["MRR@20"] == pytest.approx((1 / 4 + 1 / 2) / 2)
+    _, out = table2(runs, None, resamples=50)
+    group = out["groups"]["llm_zeroshot"]
+    assert group["label"] == "LLM zero-shot (intents alone)" and group["kind"] == "zero-shot"
+    assert group["test"]["MRR@20"] == [pytest.approx(0.375)]
+    assert group["interval"]["MRR@20"][0] == pytest.approx(0.375)  # two users: the bootstrap over them
+    assert out["groups"]["llm_zeroshot_ownlast"]["test"]["MRR@20"] == [pytest.approx((1 / 3 + 1 / 2) / 2)]
+
+
+def test_runs_needs_the_test_split_one_store_and_a_known_view(tmp_path, capsys):
+    (tmp_path / "d").mkdir()
+    data = _data(tmp_path / "d")
+    store = _test_split(data)
+    runs = tmp_path / "runs"
+    assert main(["--data", str(data), "--store", str(store), "--runs", str(runs)]) == 1
+    assert capsys.readouterr().err == "error: --runs needs --split test and exactly one --store\n"
+    with pytest.raises(ConfigError, match="'middle'"):
+        run(IntentQualityConfig(str(data), split="test", stores=(str(store),), runs=str(runs), view="middle"), ITEMS)
+    assert not runs.exists()

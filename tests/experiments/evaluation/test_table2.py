@@ -108,3 +108,28 @@ def test_folders_with_the_same_test_rows_are_resampled_together(tmp_path):
     (tmp_path / "seed1" / "test.txt").write_bytes(b"other rows")
     d = paired_difference(runs_a, runs_b, "HR@20", resamples=300)
     assert d.hi - d.lo > 0.05
+
+
+def test_table2_compares_llm_rows_with_text_mean_shuffled_and_best_baseline(tmp_path):
+    data = _data(tmp_path / "seed0", [f"u{k // 4}" for k in range(40)])
+    hit, miss = np.ones(40, dtype=np.int64), np.full(40, 100, dtype=np.int64)
+    half = np.where(np.arange(40) % 2 == 0, 1, 100)
+    for name, ranks in (
+        ("sknn", half),
+        ("srgnn", miss),
+        ("srgnn_enh", miss),
+        ("srgnn_llm", hit),
+        ("srgnn_llmshuf", half),
+        ("llm_zeroshot", miss),
+    ):
+        _run(tmp_path / "res", name, 0, ranks, data)
+    text, out = table2(tmp_path / "res", None, resamples=100)
+    diffs = {row["comparison"]: row["HR@20"]["diff"] for row in out["differences"]}
+    assert diffs["SR-GNN + LLM − SR-GNN + text-mean"] == pytest.approx(1.0)
+    assert diffs["SR-GNN + LLM − SR-GNN + shuffled LLM"] == pytest.approx(0.5)
+    assert diffs["SR-GNN + LLM − SR-GNN"] == pytest.approx(1.0)
+    assert diffs["SR-GNN + LLM − SKNN (best baseline)"] == pytest.approx(0.5)
+    assert diffs["LLM zero-shot (intents alone) − SKNN (best baseline)"] == pytest.approx(-0.5)
+    assert [out["groups"][n]["kind"] for n in ("srgnn_llm", "srgnn_llmshuf")] == ["llm", "llm shuffled"]
+    assert list(out["groups"])[-3:] == ["srgnn_llm", "srgnn_llmshuf", "llm_zeroshot"]
+    assert "| SR-GNN + shuffled LLM | 1 |" in text
