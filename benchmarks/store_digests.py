@@ -10,33 +10,17 @@ replay build names its LLM differently but must produce the same arrays.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
-
-from llm4sbr_adapter.store import IntentStore
-
-
-def digests(path: Path) -> dict[str, str]:
-    """``{array name: sha256}`` of one store."""
-    arrays = IntentStore.open(path).to_arrays()
-    out = {"session_ids": hashlib.sha256(np.ascontiguousarray(arrays["session_ids"]).tobytes()).hexdigest()}
-    for group in ("intents", "top_items", "top_weights"):
-        for name, value in arrays[group].items():
-            out[f"{group}.{name}"] = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
-    for group in ("answers", "raw_answers"):
-        for name, texts in arrays[group].items():
-            out[f"{group}.{name}"] = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
-    return dict(sorted(out.items()))
+from llm4sbr_adapter.store.digest import array_digests
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stores", nargs="+", type=Path)
     args = parser.parse_args()
-    print(json.dumps({p.name: digests(p) for p in args.stores}, indent=2, sort_keys=True))
+    print(json.dumps({p.name: array_digests(p) for p in args.stores}, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

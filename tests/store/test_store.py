@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import torch
 from safetensors.numpy import save_file
 
 import llm4sbr_adapter
+from llm4sbr_adapter.store.digest import array_digests
 from llm4sbr_adapter.store import (
     IntentStore,
     StoreError,
@@ -1009,3 +1011,20 @@ def test_open_refuses_top_items_outside_the_catalogue(tmp_path, bad):
     )
     with pytest.raises(StoreError, match=r"outside the catalogue of 3 items \(0..2, or -1 for none\)"):
         IntentStore.open(tmp_path / "top.safetensors")
+
+
+def test_array_digests_ignore_metadata_but_not_arrays(tmp_path):
+    meta = StoreMetadata(perspectives=["long"], text_dim=2, llm="model-a", created_at="2026-01-01")
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    a = write_store(tmp_path / "a.safetensors", [1, 2], {"long": vectors}, meta, answers={"long": ["x", "y"]})
+    b = write_store(
+        tmp_path / "b.safetensors",
+        [1, 2],
+        {"long": vectors},
+        dataclasses.replace(meta, llm="replay:file"),
+        answers={"long": ["x", "y"]},
+    )
+    c = write_store(tmp_path / "c.safetensors", [1, 2], {"long": vectors}, meta, answers={"long": ["x", "z"]})
+    assert array_digests(a) == array_digests(b)
+    assert array_digests(a) != array_digests(c)
+    assert set(array_digests(a)) == {"session_ids", "intents.long", "answers.long"}

@@ -8,17 +8,15 @@ stores those answers built (benchmarks/store_digests.py). Here the data is prepa
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from llm4sbr_adapter.build_store import main as build_main
 from llm4sbr_adapter.experiments.data.prepare_data import main as prepare_main
 from llm4sbr_adapter.experiments.data.split_sample import main as sample_main
-from llm4sbr_adapter.store import IntentStore
+from llm4sbr_adapter.store.digest import array_digests
 
 ANSWERS = Path(__file__).resolve().parents[3] / "benchmarks" / "answers"
 VARIANTS = {
@@ -26,19 +24,6 @@ VARIANTS = {
     "b": ["--perspectives", "long_unseen,short_unseen"],
     "d": ["--perspectives", "long_candidates,short_candidates"],
 }
-
-
-def _digests(path: Path) -> dict[str, str]:
-    # the same hashing as benchmarks/store_digests.py (tests import no benchmark script)
-    arrays = IntentStore.open(path).to_arrays()
-    out = {"session_ids": hashlib.sha256(np.ascontiguousarray(arrays["session_ids"]).tobytes()).hexdigest()}
-    for group in ("intents", "top_items", "top_weights"):
-        for name, value in arrays[group].items():
-            out[f"{group}.{name}"] = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
-    for group in ("answers", "raw_answers"):
-        for name, texts in arrays[group].items():
-            out[f"{group}.{name}"] = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
-    return dict(sorted(out.items()))
 
 
 @pytest.mark.slow
@@ -54,4 +39,4 @@ def test_replay_rebuilds_the_screening_stores(variant, shared_data, tmp_path):
     argv = ["--sessions", str(data / "valid150.txt"), "--items", str(data / "items.tsv"), "--output", str(out)]
     argv += ["--llm", f"replay:{ANSWERS / 'ml100k-paper-screen.jsonl.gz'}", "--top-f", "5", *flags]
     assert build_main(argv) == 0
-    assert _digests(out) == expected[f"{variant}.safetensors"]
+    assert array_digests(out) == expected[f"{variant}.safetensors"]
