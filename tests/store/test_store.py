@@ -16,7 +16,6 @@ import torch
 from safetensors.numpy import save_file
 
 import llm4sbr_adapter
-from llm4sbr_adapter.store.digest import array_digests
 from llm4sbr_adapter.store import (
     IntentStore,
     StoreError,
@@ -26,6 +25,7 @@ from llm4sbr_adapter.store import (
     sha256_file,
     write_store,
 )
+from llm4sbr_adapter.store.digest import array_digests
 
 D = 16
 PERSPECTIVES = ["long", "short"]
