@@ -1,13 +1,13 @@
-"""RecBole's SRGNN with intents: subclass, bind one store per split, train with RecBole's trainer.
+"""Any RecBole sequential model with intents (or its baseline arm), trained with RecBole's own Trainer.
 
-The subclass (``IntentSRGNN``) and its command line live in
-:mod:`llm4sbr_adapter.experiments.recbole_srgnn`; docs/integration-recbole.md walks through the lines it
-adds. This script is that command line:
+The wrapper is :class:`llm4sbr_adapter.integrations.recbole_wrapper.IntentRecBole`; this script is the
+command line of :mod:`llm4sbr_adapter.experiments.recbole_srgnn` (docs/integration-recbole.md):
 
     python examples/recbole_srgnn.py --help
-    python examples/recbole_srgnn.py --data-path DATA --dataset NAME --export-sessions train.jsonl
-    python -m llm4sbr_adapter.build_store --sessions train.jsonl --items items.tsv --output train.safetensors
-    python examples/recbole_srgnn.py --data-path DATA --dataset NAME --store train.safetensors ...
+    python examples/recbole_srgnn.py --data-path DATA --dataset NAME --export-sessions rows.jsonl
+    python -m llm4sbr_adapter.build_store --sessions rows.jsonl --items items.tsv --output rows.safetensors
+    python examples/recbole_srgnn.py --data-path DATA --dataset NAME --model NARM --store rows.safetensors
+    python examples/recbole_srgnn.py --data-path DATA --dataset NAME --model NARM   # baseline arm
 """
 
 from llm4sbr_adapter.experiments.recbole_srgnn import main

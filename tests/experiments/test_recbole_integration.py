@@ -1,4 +1,4 @@
-"""llm4sbr_adapter/experiments/recbole_srgnn.py against the real RecBole package (skipped when it is not installed).
+"""IntentRecBole (llm4sbr_adapter/integrations) and its driver against the real RecBole package (skipped without it).
 
 A tiny atomic-file dataset (sessions of 4-6 interactions, an ``event_id`` per interaction) is
 written to a temporary folder; per-split intent stores hold one vector per *row* (target event),
@@ -24,13 +24,9 @@ try:
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
 
-    from llm4sbr_adapter.experiments.recbole_srgnn import (
-        IntentSRGNN,
-        export_prefix_sessions,
-        load_recbole_checkpoint,
-        main,
-        srgnn_config,
-    )
+    from llm4sbr_adapter.experiments.recbole_srgnn import export_prefix_sessions, main
+    from llm4sbr_adapter.integrations.recbole_config import recbole_config
+    from llm4sbr_adapter.integrations.recbole_wrapper import IntentRecBole, load_recbole_checkpoint
 except ImportError as err:  # recbole or one of its light dependencies is missing
     pytest.skip(
         f"RecBole is not importable ({err}); install it with "
@@ -102,7 +98,8 @@ def world(tmp_path_factory):
         vecs = {"long": np.stack([intents[k][0] for k in ids]), "short": np.stack([intents[k][1] for k in ids])}
         stores[split] = IntentStore.open(write_store(root / f"{split}.safetensors", ids, vecs, meta))
 
-    config = srgnn_config(
+    config = recbole_config(
+        "SRGNN",
         "tiny",
         root,
         {
@@ -136,10 +133,10 @@ def world(tmp_path_factory):
     }
 
 
-def _model(world) -> IntentSRGNN:
+def _model(world) -> IntentRecBole:
     torch.manual_seed(0)
     s = world["stores"]
-    return IntentSRGNN(world["config"], world["train"].dataset, store=s["train"], eval_store=s["valid"])
+    return IntentRecBole(world["config"], world["train"].dataset, stores={"train": s["train"], "valid": s["valid"]})
 
 
 def _batches(loader):
@@ -175,15 +172,13 @@ def test_row_id_names_the_rows_target_and_session_id_does_not(world):
 def test_behaviours_are_what_recbole_feeds_linear_transform(world):
     model = _model(world).eval()
     base = SRGNN(world["config"], world["train"].dataset).eval()
-    result = base.load_state_dict(model.state_dict(), strict=False)
-    assert sorted(result.missing_keys) == ["linear_transform.bias", "linear_transform.weight"]
-    assert all(k.startswith("enhancer.") for k in result.unexpected_keys)
+    base.load_state_dict(model.backbone.state_dict())
     captured = {}
     base.linear_transform.register_forward_pre_hook(lambda mod, args: captured.update(x=args[0]))
     batch = next(_batches(world["train"]))
     with torch.no_grad():
         base(batch["item_id_list"], batch["item_length"])
-        h_local, h_global = model.session_behaviours(batch["item_id_list"], batch["item_length"])
+        h_local, h_global, _ = model.behaviours(batch["item_id_list"], batch["item_length"])
     torch.testing.assert_close(captured["x"], torch.cat([h_global, h_local], dim=1))
 
 
@@ -193,22 +188,22 @@ def test_loss_is_rec_plus_aux_and_aux_reaches_the_enhancer(world):
     rec, aux = model.calculate_loss(batch)
     assert rec.dim() == 0 and aux.dim() == 0 and aux.item() > 0
 
-    ids = model.intent_ids(batch)
-    h_local, h_global = model.session_behaviours(batch["item_id_list"], batch["item_length"])
+    ids = model.raw_ids(batch["event_id"], world["stores"]["train"])
+    h_local, h_global, _ = model.behaviours(batch["item_id_list"], batch["item_length"])
     want = {
         p: torch.from_numpy(np.stack([world["intents"][int(i)][k] for i in ids]))
         for k, p in enumerate(["long", "short"])
     }
     ref = model.enhancer(h_local, h_global, intents=want)
     torch.testing.assert_close(aux, ref.aux_loss)
-    logits = ref.session @ model.item_embedding.weight.T
+    logits = ref.session @ model.backbone.item_embedding.weight.T
     torch.testing.assert_close(rec, torch.nn.functional.cross_entropy(logits, batch["item_id"]))
 
     weight = model.enhancer.project["long"].weight
     (g_aux,) = torch.autograd.grad(aux, weight, retain_graph=True)
     assert g_aux.abs().sum() > 0  # the aux term alone trains the projection
 
-    model.bind_stores(train=world["stores"]["valid"])  # training rows are not in the valid store
+    model.stores["train"] = world["stores"]["valid"]  # training rows are not in the valid store
     with pytest.raises(KeyError, match="not in intent store"):
         model.calculate_loss(batch)
 
@@ -225,12 +220,13 @@ def test_one_epoch_with_recbole_trainer(world, tmp_path, monkeypatch):
         assert not torch.equal(param.detach(), before[name]), f"{name} did not change in one epoch"
 
     load_recbole_checkpoint(model, trainer.saved_model_file)
-    model.bind_stores(eval=world["stores"]["test"])
+    model.stores["test"] = world["stores"]["test"]
+    model.use_split("test")
     result = trainer.evaluate(world["test"], load_best_model=False, show_progress=False)
     assert set(valid_result) == set(result)
     assert all(0.0 <= float(v) <= 1.0 for v in result.values())
     # evaluation with the valid store instead of the test one fails loudly: test rows are not in it
-    model.bind_stores(eval=world["stores"]["valid"])
+    model.stores["test"] = world["stores"]["valid"]
     with pytest.raises(KeyError):
         trainer.evaluate(world["test"], load_best_model=False, show_progress=False)
 
@@ -243,15 +239,15 @@ def test_each_split_store_is_checked_against_the_splits_rows(world, tmp_path, ca
     stores = world["stores"]
     for split in ("train", "valid", "test"):
         rows = sum(1 for v in world["intents"].values() if v[2] == split)
-        assert model.check_split(stores[split], world[split], split) == {"rows": rows, "found": rows}
-        assert model.check_split(stores[split], world[split].dataset, split)["rows"] == rows
+        assert model.check_split(world[split], split, stores[split]) == {"rows": rows, "found": rows}
+        assert model.check_split(world[split].dataset, split, stores[split])["rows"] == rows
     n_test = sum(1 for v in world["intents"].values() if v[2] == "test")
     with pytest.raises(
         StoreMismatchError,
         match=rf"{n_test} of the {n_test} test rows are not in this store"
         r".*test rows have ids \d+\.\.\d+, the store \d+\.\.\d+",
     ):
-        model.check_split(stores["valid"], world["test"], "test")
+        model.check_split(world["test"], "test", stores["valid"])
 
     # a store holding only some of the test rows: refused with intent_missing="raise", a warning otherwise
     test_ids = sorted(k for k, v in world["intents"].items() if v[2] == "test")
@@ -260,14 +256,14 @@ def test_each_split_store_is_checked_against_the_splits_rows(world, tmp_path, ca
     vecs = {p: np.stack([world["intents"][k][j] for k in half]) for j, p in enumerate(["long", "short"])}
     partial = IntentStore.open(write_store(tmp_path / "half.safetensors", half, vecs, meta))
     with pytest.raises(StoreMismatchError, match=f"{n_test - len(half)} of the {n_test} test rows"):
-        model.check_split(partial, world["test"], "test")
+        model.check_split(world["test"], "test", partial)
     model.enhancer.config.missing = "zeros"
     try:
-        with caplog.at_level("WARNING", logger="llm4sbr_adapter.experiments.recbole_srgnn"):
-            assert model.check_split(partial, world["test"], "test") == {"rows": n_test, "found": len(half)}
+        with caplog.at_level("WARNING", logger="llm4sbr_adapter.integrations.recbole_wrapper"):
+            assert model.check_split(world["test"], "test", partial) == {"rows": n_test, "found": len(half)}
         assert "intent_missing='zeros' substitutes them" in caplog.text
         with pytest.raises(StoreMismatchError, match="test rows are not in this store"):
-            model.check_split(stores["valid"], world["test"], "test")  # none found: never silently zeros
+            model.check_split(world["test"], "test", stores["valid"])  # none found: never silently zeros
     finally:
         model.enhancer.config.missing = "raise"
 
@@ -312,7 +308,7 @@ def test_missing_id_field_is_named(world):
     config["intent_id_field"] = "row_id"
     try:
         with pytest.raises(ValueError, match="row_id"):
-            IntentSRGNN(config, world["train"].dataset, store=world["stores"]["train"])
+            IntentRecBole(config, world["train"].dataset, stores={"train": world["stores"]["train"]})
     finally:
         config["intent_id_field"] = None
 
