@@ -176,7 +176,9 @@ class IntentRecBole(nn.Module):
             return self._id_ints[internal]
         return self._id_tokens[internal]
 
-    def check_split(self, data: Any, split: str, store: IntentStore | None = None) -> dict[str, int]:
+    def check_split(
+        self, data: Any, split: str, store: IntentStore | None = None, sessions_sha256: str | None = None
+    ) -> dict[str, int]:
         """Check before training that ``split``'s store (or ``store``) holds the intents of every row of ``data``.
 
         RecBole cuts its splits in memory from one ``.inter`` file, so a split has no file identity the
@@ -184,10 +186,17 @@ class IntentRecBole(nn.Module):
         token is looked up instead. Raises :class:`~llm4sbr_adapter.StoreMismatchError` naming the split,
         the store, the counts and the id ranges when rows are missing and ``intent_missing`` is ``"raise"``,
         or when none is found; otherwise a warning reports the missing share. Returns ``{"rows", "found"}``.
+
+        Ids that repeat across splits (``row_id`` of RecBole's pre-split files, each a row number of its
+        split's pickle) would be found in a wrong split's store as well: pass ``sessions_sha256``, the hash
+        of the split's pickle, and the store must record it (else ``StoreMismatchError`` names both files).
         """
         if self.baseline:
             raise ValueError("check_split needs stores; this is the baseline arm (no intent_store)")
         store = store if store is not None else self.stores[split]
+        if sessions_sha256 is not None:
+            self.enhancer.bind_store(store)
+            self.enhancer.check_sessions_file(sessions_sha256, f"the {split} split")
         dataset = getattr(data, "dataset", data)
         ids = self.raw_ids(dataset.inter_feat[self.intent_id_field], store)
         _, found = store.rows(ids)

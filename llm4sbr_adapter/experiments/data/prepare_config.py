@@ -12,6 +12,8 @@ from typing import ClassVar, Literal
 from llm4sbr_adapter.config import ConfigBase, setting
 from llm4sbr_adapter.offline.inputs.columns import ClickLogConfig
 
+from .exports import EXPORTS
+
 __all__ = ["BeautyConfig", "ClicksConfig", "MovieLensConfig", "PrepareConfig"]
 
 _SPLIT_HELP = "temporal: chronological shares of sessions (default 0.7 0.1 0.2)"
@@ -36,6 +38,22 @@ class PrepareConfig(ConfigBase):
     )
     seed: int | None = setting(None, "paper: seed of the user order (Beauty) and of the validation users (default 0)")
     test_share: float | None = setting(None, "paper: share of sessions (whole users) in the test split (default 0.1)")
+    export: tuple[str, ...] = setting(
+        (),
+        "also write side files for other codebases (one or more): graph = all_train_seq.txt, each "
+        "training session once (graph SBR codebases such as GCE-GNN); recbole = RecBole atomic files in "
+        "<out>/recbole/<name>/ (.inter per click with session ids, .train/.valid/.test.inter with this "
+        "split's rows, .item with titles)",
+        metavar="KIND",
+    )
+
+    def validate(self) -> None:
+        """Each ``export`` is one of :data:`.exports.EXPORTS`, named once."""
+        for kind in self.export:
+            if kind not in EXPORTS:
+                self.fail("export", f"takes {' or '.join(EXPORTS)}, got {kind!r}")
+        if len(set(self.export)) != len(self.export):
+            self.fail("export", f"names a kind twice: {list(self.export)}")
 
 
 @dataclasses.dataclass(kw_only=True)

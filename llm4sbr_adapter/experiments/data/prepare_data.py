@@ -33,6 +33,7 @@ from llm4sbr_adapter.output_paths import check_output_folder, check_writes, fold
 
 from .clicks_protocol import prepare_clicks
 from .dataset_files import SPLITS, write_dataset, write_pickle_split, write_tsv
+from .exports import export_dataset
 from .paper_protocol import (
     clock_windows,
     drop_sessions_with_rare_items,
@@ -261,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(cls, args)
         with flag_spelling(hint_flags(cls)):
             stats, paper = prepare(config)
+            exported = export_dataset(config.out, config.export)
     except (DataFormatError, FileNotFoundError, ValueError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
@@ -270,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(format_stats(stats, paper if config.protocol == "paper" else None))
     print(f"\nwrote {config.out}: train.txt valid.txt test.txt items.tsv item_map.tsv rows_*.tsv stats.json")
+    for path in exported:
+        print(f"wrote {path}")
     return 0
 
 
