@@ -782,3 +782,21 @@ def test_cli_error_in_a_real_process_is_one_line_on_stderr(tmp_path):
     )
     assert res.returncode == 1
     assert _stderr_error_line(res.stderr).startswith("error: ")
+
+
+class LazyLoadingLLM(TitleLLM):
+    """Loads on its first prompt (as the default LLM does, converting its GGUF) and reports how long it took."""
+
+    def generate(self, prompts, config):
+        if "load_seconds" not in self.__dict__:
+            time.sleep(0.3)
+            self.load_seconds = 0.3
+        return super().generate(prompts, config)
+
+
+def test_a_lazy_backends_load_counts_as_loading_not_answering(srgnn, tmp_path, encoder):
+    path, items, *_ = srgnn
+    out = tmp_path / "s.safetensors"
+    report = build_intent_store(path, items, out, llm=LazyLoadingLLM(), encoder=encoder, progress=False)
+    assert report.seconds["llm_load"] >= 0.3 > report.seconds["answer"]
+    assert "llm_load 0." in report.summary()
