@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -20,6 +21,7 @@ from .offline.config import BuildConfig
 from .offline.inputs.ids import PICKLE_WARNING
 from .offline.llm.answers_file import export_answers
 from .offline.pipeline import build_intent_store
+from .offline.stages.read import reads_as_click_log
 from .output_paths import check_writes
 from .store import IntentStore, merge_stores
 
@@ -105,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sessions may be a click log, one click per row (CSV/TSV/Parquet with a header, e.g. "
         "session_id,item_id,timestamp); its clicks are grouped into sessions in time order."
     )
-    add_log_level(argument_group(p, "caching, sharding, logging"), "INFO")
+    add_log_level(argument_group(p, "caching, sharding, logging"), "WARNING")
     return p
 
 
@@ -191,7 +193,6 @@ def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace, demo
         args.sessions = args.sessions or str(demo_sessions)
         args.items = args.items or str(demo_items)
         args.output = args.output or DEMO_OUTPUT
-        print(f"demo: sessions {args.sessions}\n      items    {args.items}\n      output   {args.output}")
     if not args.sessions or not args.items:
         parser.error("--sessions and --items are required (or --demo)")
     if not args.output and not config.dry_run:
@@ -210,7 +211,22 @@ def _build(args: argparse.Namespace, config: BuildConfig) -> int:
         print()
     print("\n=== summary ===")
     print(report.summary())
+    if report.output is not None:
+        print(f"\nlook inside (from any folder):\n  {inspect_command(args, config, report.output)}")
     return 0
+
+
+def inspect_command(args: argparse.Namespace, config: BuildConfig, output: Path) -> str:
+    """The ``inspect_store`` command for the store just written: absolute paths, its first session, the
+    catalogue and (when it is a sessions file inspect_store reads, not a click log) the sessions."""
+    first = IntentStore.open(output).session_ids[:1]
+    words = ["python", "-m", "llm4sbr_adapter.inspect_store", str(Path(output).resolve())]
+    if len(first):
+        words += ["--session", str(first[0])]
+    words += ["--items", str(Path(args.items).resolve())]
+    if not reads_as_click_log(args.sessions, config):
+        words += ["--sessions", str(Path(args.sessions).resolve())]
+    return shlex.join(words)
 
 
 if __name__ == "__main__":

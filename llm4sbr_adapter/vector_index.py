@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import faiss
 import numpy as np
+
+from .faiss_import import faiss
 
 __all__ = ["INDEX_KINDS", "KMEANS_SEED", "IndexKind", "inner_product_index"]
 

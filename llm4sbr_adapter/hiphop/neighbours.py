@@ -36,12 +36,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import overload
 
-import faiss
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..faiss_import import faiss
 from ..vector_index import inner_product_index
 from .sparse_attention import SPARSE_NORMALISERS, sparse_normalise
 

@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 from tqdm.auto import tqdm
 
+from ..progress import bars_enabled, transformers_bars
 from ..safetensors_io import save_safetensors
 from .model_hash import folder_sha256
 from .pooling import Pooling, pool, read_pooling
@@ -135,8 +136,9 @@ class TextEncoder:
         self.device = torch.device(device)
         self.max_length = int(max_length)
         self.dtype = dtype
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
+        with transformers_bars():  # its "Loading weights" bar follows the package's rule (progress.py)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+            self.model = AutoModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
         self._dim = int(self.model.config.hidden_size)
         self.pooling = read_pooling(path)
         self._content_sha256 = folder_sha256(path)
@@ -297,12 +299,14 @@ def catalogue_embeddings(
     titles: Sequence[str],
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
+    progress: bool = True,
 ) -> np.ndarray:
     """L2-normalised title embeddings of a catalogue: ``float32 [num_items, dim]`` (row i = item_ids[i]).
 
     With ``cache_dir`` the matrix is stored as ``catalogue-<sha256>.safetensors`` there (atomic
     write), the hash covering the encoder name/settings and every (id, title) pair in order;
-    a later call with the same inputs loads that file and does not run the encoder.
+    a later call with the same inputs loads that file and does not run the encoder. A bar is drawn for
+    catalogues over ten batches when ``progress`` and :func:`~llm4sbr_adapter.progress.bars_enabled` allow.
     """
     ids: list[int | str] = list(item_ids.tolist() if isinstance(item_ids, np.ndarray) else item_ids)
     titles = list(titles)
@@ -324,7 +328,10 @@ def catalogue_embeddings(
                 logger.info("catalogue embeddings %s loaded from cache %s", shape, path)
                 return cached
     emb = encoder.encode(
-        titles, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=len(titles) > 10 * batch_size
+        titles,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        show_progress_bar=bars_enabled(progress) and len(titles) > 10 * batch_size,
     )
     emb = np.ascontiguousarray(emb, dtype=np.float32)
     if emb.shape != shape:

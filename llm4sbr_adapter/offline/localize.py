@@ -21,11 +21,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import faiss
 import numpy as np
 import torch
 
 from ..config import check_setting
+from ..faiss_import import faiss
 from ..vector_index import KMEANS_SEED, IndexKind, inner_product_index
 from .config import BuildConfig
 

@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 
+from ..progress import bars_enabled, progress_policy
 from .build_paths import check_build_paths, item_cache_dir
 from .config import DEFAULT_TOP_F, BuildConfig, parse_shard
 from .inputs.catalogue import Catalogue
@@ -118,7 +119,8 @@ def build_intent_store(
     config = config if config is not None else BuildConfig()
     if overrides:
         config = config.replace(**overrides)
-    return run_build(sessions, catalogue, output, config)
+    with progress_policy(config.progress):  # bars only when asked and on a terminal, everywhere below
+        return run_build(sessions, catalogue, output, config)
 
 
 def run_build(
@@ -155,10 +157,10 @@ def run_build(
         report.text_encoder = encoder.name
     texts = query_texts(cleaned, raw, config.on_empty_answer)
     with stage("encode"):
-        vectors = encode_texts(encoder, texts, config.progress)
+        vectors = encode_texts(encoder, texts, bars_enabled(config.progress))
     with stage("catalogue"):
         cache_dir = item_cache_dir(config, output)
-        item_emb = embed_catalogue(encoder, cat, cache_dir)
+        item_emb = embed_catalogue(encoder, cat, cache_dir, progress=bars_enabled(config.progress))
     with stage("localize"):
         queries = with_session_means(vectors, texts, prompts.shown_rows, item_emb)
         located = localize_intents(queries, item_emb, config, own_rows(sess, cat, config))

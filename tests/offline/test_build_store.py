@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -800,3 +801,29 @@ def test_a_lazy_backends_load_counts_as_loading_not_answering(srgnn, tmp_path, e
     report = build_intent_store(path, items, out, llm=LazyLoadingLLM(), encoder=encoder, progress=False)
     assert report.seconds["llm_load"] >= 0.3 > report.seconds["answer"]
     assert "llm_load 0." in report.summary()
+
+
+def test_demo_is_quiet_and_ends_with_an_inspect_command_that_works_from_any_folder(tmp_path):
+    """Off a terminal (as here) the demo writes nothing to stderr: no INFO lines, no faiss loader lines, no bars;
+    its last line is the inspect_store command for the store it wrote, with absolute paths."""
+    env = _fake_env(tmp_path)
+    run_dir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run_dir.mkdir()
+    elsewhere.mkdir()
+    cmd = [sys.executable, "-m", "llm4sbr_adapter.build_store", "--demo", "--llm", "py:tiny_llm:make"]
+    res = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stderr == ""
+    assert "=== summary ===" in res.stdout
+    command = res.stdout.strip().splitlines()[-1].strip()
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "llm4sbr_adapter.inspect_store"]
+    assert words[3] == str(run_dir / "llm4sbr_demo_intents.safetensors")
+    shown = subprocess.run(
+        [sys.executable, *words[1:]], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    session = words[words.index("--session") + 1]
+    titles = [line.split("\t")[1] for line in demo_paths()[1].read_text(encoding="utf-8").splitlines()[1:]]
+    assert f"session {session!r}" in shown.stdout or f"session {session}" in shown.stdout, shown.stdout[:800]
+    assert sum(title in shown.stdout for title in titles) >= 2  # the session's items and snapped items, titled

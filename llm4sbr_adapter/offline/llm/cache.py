@@ -31,6 +31,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ...progress import bars_enabled
 from .base import GenerationConfig, LLMBackend, LLMError
 
 __all__ = ["AnswerCache", "AnswerResult", "ClaimResult", "answer_prompts", "cache_key"]
@@ -515,7 +516,8 @@ def answer_prompts(
     counts = (len(prompts), len(unique), len(answers), len(todo))
     logger.info("%s: %d prompts, %d distinct, %d cached, %d to ask (%s)", desc, *counts, backend.model_id)
     loop = _AskLoop(backend, config, cache, int(batch_size), first_labels, lease_seconds, poll_seconds)
-    bar = tqdm(total=len(todo), desc=desc, unit="prompt", dynamic_ncols=True) if progress and todo else None
+    show = bars_enabled(progress) and bool(todo)
+    bar = tqdm(total=len(todo), desc=desc, unit="prompt", dynamic_ncols=True) if show else None
     try:
         asked = loop.run(todo, answers, bar.update if bar is not None else (lambda n: None))
     finally:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from ...progress import transformers_bars
 from ..model_hash import folder_sha256, stamped_sha256
 from .base import GenerationConfig, LLMBackend, LLMError, truncate_at_stop
 from .gguf_once import read_gguf_once
@@ -211,11 +212,12 @@ class TransformersBackend(LLMBackend):
     def _load(self) -> None:
         path = self.model_path
         t0 = time.perf_counter()
-        if self._is_gguf:
-            tokenizer, model, how = self._load_gguf(path, self._cache_converted)
-        else:
-            tokenizer, model = self._load_folder(path)
-            how = "folder"
+        with transformers_bars():  # transformers' loading and GGUF conversion bars follow the package's rule
+            if self._is_gguf:
+                tokenizer, model, how = self._load_gguf(path, self._cache_converted)
+            else:
+                tokenizer, model = self._load_folder(path)
+                how = "folder"
         model.to(device=self.device, dtype=self.dtype)
         model.eval()
         num_parameters = sum(p.numel() for p in model.parameters())  # before int8 packs the Linear weights

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...cli_context import note_kept
 from ...errors import setting_hint
+from ...progress import bars_enabled
 from ..config import BuildConfig
 from ..llm.base import LLMBackend
 from ..llm.cache import AnswerCache, answer_prompts
@@ -67,7 +68,7 @@ def ask_llm(
             config.generation,
             cache,
             batch_size=config.batch_size,
-            progress=config.progress,
+            progress=bars_enabled(config.progress),
             labels=[labels[k] for k, _ in asked],
         )
     finally:

@@ -49,9 +49,13 @@ def encode_texts(
     return out
 
 
-def embed_catalogue(encoder: SentenceEncoder, catalogue: Catalogue, cache_dir: str | os.PathLike) -> np.ndarray:
+def embed_catalogue(
+    encoder: SentenceEncoder, catalogue: Catalogue, cache_dir: str | os.PathLike, progress: bool = False
+) -> np.ndarray:
     """``[num_items, D]`` title embeddings (cached in ``cache_dir`` by encoder + catalogue hash)."""
-    return catalogue_embeddings(encoder, catalogue.item_ids.tolist(), catalogue.titles, cache_dir=cache_dir)
+    return catalogue_embeddings(
+        encoder, catalogue.item_ids.tolist(), catalogue.titles, cache_dir=cache_dir, progress=progress
+    )
 
 
 def with_session_means(

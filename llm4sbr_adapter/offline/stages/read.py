@@ -51,9 +51,8 @@ def read_session_file(path: str | os.PathLike, config: BuildConfig) -> SessionSe
     detected under ``"auto"``) grouped into sessions as ``config.click_log`` says (column names when they
     are not common ones, ``gap``/``window`` for a log without a session column); any other file one
     session per row."""
-    fmt, encoding, click = config.sessions_format, config.sessions_encoding, config.click_log
-    headerless = click.log_columns is not None
-    if fmt == "clicks" or (fmt == "auto" and (headerless or looks_like_click_log(path, encoding))):
+    encoding, click = config.sessions_encoding, config.click_log
+    if reads_as_click_log(path, config):
         target, on_empty = config.clicks_target, config.on_empty_session
         return read_click_sessions(
             path,
@@ -64,7 +63,14 @@ def read_session_file(path: str | os.PathLike, config: BuildConfig) -> SessionSe
             gap=click.gap,
             window=click.window,
         )
-    return read_sessions(path, fmt, on_empty=config.on_empty_session, encoding=encoding)
+    return read_sessions(path, config.sessions_format, on_empty=config.on_empty_session, encoding=encoding)
+
+
+def reads_as_click_log(path: str | os.PathLike, config: BuildConfig) -> bool:
+    """Whether :func:`read_session_file` reads ``path`` as a click log (given, or detected under ``"auto"``)."""
+    fmt = config.sessions_format
+    headerless = config.click_log.log_columns is not None
+    return fmt == "clicks" or (fmt == "auto" and (headerless or looks_like_click_log(path, config.sessions_encoding)))
 
 
 def count_untitled_items(sess: SessionSet, cat: Catalogue) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ...progress import bars_enabled
 from ..candidates import candidate_lines
 from ..config import BuildConfig
 from ..inputs.catalogue import Catalogue
@@ -59,7 +60,9 @@ def render_prompts(
     )
     listed = [p for p in perspectives if uses_candidates(p)]
     candidates = candidate_lines(sessions, catalogue, config) if listed else None
-    for i in tqdm(range(n), desc="render prompts", unit="session", disable=not config.progress or n < 1000):
+    for i in tqdm(
+        range(n), desc="render prompts", unit="session", disable=not bars_enabled(config.progress) or n < 1000
+    ):
         lines, rows = _session_view(sessions, i, ids[i], catalogue, config)
         if not lines:  # only under skip_item: the session is not asked and gets a zero intent
             out.untitled.add(i)
