@@ -19,10 +19,8 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +28,12 @@ import numpy as np
 
 from ...errors import setting_hint, setting_name
 from ...hashing import sha256_file
+from .clicks_io import delimiter, parse_time, table_rows
 from .columns import ROLE_FIELDS, find_column
-from .fields import TimeKinds, csv_rows, parse_id
+from .fields import TimeKinds, parse_id
+from .session_times import read_session_times
 from .sessions import SessionSet
-from .text import InputFormatError, read_text
+from .text import InputFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -99,21 +99,25 @@ def read_click_log(
     user_column: str | None = None,
     names: Sequence[str] | None = None,
     encoding: str = "utf-8",
+    session_times: Mapping[Any, tuple[int, str | None]] | None = None,
 ) -> ClickLog:
     """Read a one-click-per-row log (module docstring). ``names``: the column names of a text log that
     has no header row (YooChoose's ``clicks.dat``: ``session_id,timestamp,item_id,category``).
+    ``session_times``: ``{session id: (time, user or None)}`` from a separate sessions table
+    (:func:`~.session_times.read_session_times`, ``--session-times``): every click takes its session's
+    time (and, without a user column, its user); the log then needs a session column, not a time column.
 
     Raises :class:`InputFormatError` naming the file, the line and the column of a missing column, an
     empty id or an unreadable time."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"click log not found: {path}")
-    rows = _parquet_rows(path) if path.suffix.lower() in (".parquet", ".pq") else _text_rows(path, encoding)
+    rows = table_rows(path, encoding)
     header = list(names) if names else next(rows, (1, []))[1]
     flags = {"session": session_column, "item": item_column, "time": time_column, "user": user_column}
     cols = {role: find_column(header, role, given, source=str(path)) for role, given in flags.items()}
-    item_col, time_col = _require_columns(path, header, cols)
-    kinds = TimeKinds(path, header[time_col])
+    item_col, time_col = _require_columns(path, header, cols, joined=session_times is not None)
+    kinds = TimeKinds(path, "" if time_col is None else header[time_col])
     session_col, user_col = cols["session"], cols["user"]
     users: list[str] = []
     items: list[int | str] = []
@@ -125,13 +129,18 @@ def read_click_log(
             continue
         if len(row) != len(header):
             raise InputFormatError(f"{path}: line {lineno}: {len(row)} fields, but the header has {len(header)}")
-        item = _required(path, lineno, row, item_col, header)
-        times.append(_parse_time(path, lineno, row[time_col], header[time_col], kinds))
         where = f"{path}: line {lineno}"
-        items.append(parse_id(item, where))
+        items.append(parse_id(_required(path, lineno, row, item_col, header), where))
         if session_col is not None:
             sessions.append(parse_id(_required(path, lineno, row, session_col, header), where))
-        users.append(str(sessions[-1]) if user_col is None else _required(path, lineno, row, user_col, header).strip())
+        user = None if user_col is None else _required(path, lineno, row, user_col, header).strip()
+        if session_times is None:
+            assert time_col is not None  # required without a session times table
+            times.append(parse_time(path, lineno, row[time_col], header[time_col], kinds))
+        else:
+            time, user = _joined(path, lineno, session_times, sessions[-1], user)
+            times.append(time)
+        users.append(str(sessions[-1]) if user is None else user)
         lines.append(lineno)
     return ClickLog(
         users=users,
@@ -143,10 +152,15 @@ def read_click_log(
     )
 
 
-def _require_columns(path: Path, header: Sequence[str], cols: dict[str, int | None]) -> tuple[int, int]:
-    """The item and time columns; they, and a session or a user column, must be there."""
-    missing = [role for role in ("item", "time") if cols[role] is None]
-    if cols["session"] is None and cols["user"] is None:
+def _require_columns(
+    path: Path, header: Sequence[str], cols: dict[str, int | None], joined: bool = False
+) -> tuple[int, int | None]:
+    """The item and time columns; they, and a session or a user column, must be there. ``joined`` (times from
+    a session times table): the time column is not needed and the session column is (it is the join key)."""
+    missing = [role for role in (("item",) if joined else ("item", "time")) if cols[role] is None]
+    if joined and cols["session"] is None:
+        missing.append("session")
+    elif cols["session"] is None and cols["user"] is None:
         missing.append("session (or user)")
     if missing:
         flags = " / ".join(setting_name(ROLE_FIELDS[m.split()[0]]) for m in missing)
@@ -154,8 +168,21 @@ def _require_columns(path: Path, header: Sequence[str], cols: dict[str, int | No
             f"{path}: line 1: found no {' and no '.join(missing)} column in the header {list(header)}; "
             f"name it with {flags}"
         )
-    assert cols["item"] is not None and cols["time"] is not None
+    assert cols["item"] is not None
     return cols["item"], cols["time"]
+
+
+def _joined(
+    path: Path, lineno: int, session_times: Mapping[Any, tuple[int, str | None]], session: Any, user: str | None
+) -> tuple[int, str | None]:
+    """A click's time from its session's row in the session times table, and its user (the log's, else the table's)."""
+    if session not in session_times:
+        raise InputFormatError(
+            f"{path}: line {lineno}: session {session!r} has no row in the session times table "
+            f"({setting_name('session_times')})"
+        )
+    time, table_user = session_times[session]
+    return time, user if user is not None else table_user
 
 
 def _required(path: Path, lineno: int, row: Sequence[str], col: int, header: Sequence[str]) -> str:
@@ -163,61 +190,6 @@ def _required(path: Path, lineno: int, row: Sequence[str], col: int, header: Seq
     if not value.strip():
         raise InputFormatError(f"{path}: line {lineno}: empty {header[col]!r}")
     return value
-
-
-def _parse_time(path: Path, lineno: int, text: str, name: str, kinds: TimeKinds) -> int:
-    """An integer, or an ISO 8601 date/time as whole unix seconds (UTC when no zone is given); ``kinds``
-    refuses a log that mixes the two."""
-    text = text.strip()
-    if re.fullmatch(r"-?[0-9]+", text):
-        kinds.see(lineno, text, "integer")
-        return int(text)
-    try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputFormatError(
-            f"{path}: line {lineno}: {name} {text!r} is neither an integer nor an ISO 8601 date/time"
-        ) from None
-    kinds.see(lineno, text, "ISO date")
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return int(stamp.timestamp() // 1)
-
-
-def _delimiter(path: Path, first_line: str) -> str:
-    """Tab for ``.tsv``; otherwise the most frequent of ``,`` ``;`` tab ``|`` in the header line."""
-    if path.suffix.lower() == ".tsv":
-        return "\t"
-    return max((",", ";", "\t", "|"), key=first_line.count)
-
-
-def _text_rows(path: Path, encoding: str) -> Iterator[tuple[int, list[str]]]:
-    """(line, fields) of a CSV/TSV file; double quotes are honoured, CRLF line ends too."""
-    text = read_text(path, encoding, f"pass {setting_hint('sessions_encoding', 'latin-1')} if it is latin-1")
-    text = text.removeprefix("\ufeff")
-    delimiter = _delimiter(path, text.split("\n", 1)[0])
-    yield from csv_rows(text, delimiter, path)
-
-
-def _parquet_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(row + 1, fields as text) of a Parquet file, header first; datetimes become unix seconds."""
-    try:  # optional: only Parquet click logs need pandas and pyarrow
-        import pandas as pd
-
-        frame = pd.read_parquet(path)
-    except ImportError as err:
-        raise ImportError(
-            f"{path}: reading Parquet needs pandas and pyarrow (pip install pandas pyarrow, or the package's "
-            f"[parquet] extra): {err}"
-        ) from None
-    for name in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[name]):  # any resolution or zone -> unix seconds
-            col = frame[name]
-            col = col.dt.tz_convert("UTC").dt.tz_localize(None) if col.dt.tz is not None else col
-            frame[name] = (col - pd.Timestamp(0)) // pd.Timedelta(seconds=1)
-    yield 1, [str(c) for c in frame.columns]
-    for k, row in enumerate(frame.astype(str).itertuples(index=False, name=None), 2):
-        yield k, list(row)
 
 
 # --------------------------------------------------------------------------- for the builder
@@ -232,7 +204,7 @@ def looks_like_click_log(path: str | os.PathLike, encoding: str = "utf-8") -> bo
             return False
         handle.seek(0)
         first = handle.readline(65536).decode(encoding, errors="replace").removeprefix("\ufeff").strip()
-    header = next(csv.reader([first], delimiter=_delimiter(path, first)), [])
+    header = next(csv.reader([first], delimiter=delimiter(path, first)), [])
     src = str(path)
     return all(find_column(header, role, None, source=src) is not None for role in ("item", "time"))
 
@@ -242,16 +214,18 @@ def read_click_log_with(
 ) -> ClickLog:
     """:func:`read_click_log` with the columns as the command lines collect them: a dict with the keys
     ``session``, ``item``, ``time``, ``user`` (column names) and ``names`` (all names, for a log
-    without a header); a missing key is auto-detected."""
+    without a header) and ``session_times`` (the path of a session times table, ``--session-times``); a
+    missing key is auto-detected."""
     cols = columns or {}
+    names = {"session_column": cols.get("session"), "time_column": cols.get("time"), "user_column": cols.get("user")}
+    times_table = cols.get("session_times")
     return read_click_log(
         path,
-        session_column=cols.get("session"),
         item_column=cols.get("item"),
-        time_column=cols.get("time"),
-        user_column=cols.get("user"),
         names=cols.get("names"),
         encoding=encoding,
+        session_times=read_session_times(times_table, **names, encoding=encoding) if times_table else None,
+        **names,
     )
 
 

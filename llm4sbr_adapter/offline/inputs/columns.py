@@ -87,6 +87,14 @@ class ClickLogConfig(ConfigBase):
         metavar="NAME,NAME,...",
         group=_GROUP,
     )
+    session_times: str | None = setting(
+        None,
+        "click log whose sessions' times live in another table: that table (CSV/TSV/Parquet with a header: "
+        "a session column, a time column, optionally a user column, found like the log's); every click takes "
+        "its session's time (clicks keep their file order) and, when the log has no user column, its user",
+        metavar="PATH",
+        group=_GROUP,
+    )
     gap: int | None = setting(
         None,
         "click log without a session column: a user's new session starts after a gap longer than this "
@@ -102,9 +110,10 @@ class ClickLogConfig(ConfigBase):
     )
 
     def columns(self) -> dict[str, Any]:
-        """The columns as :func:`~.clicks.read_click_log_with` takes them (roles, and ``names``)."""
+        """The columns as :func:`~.clicks.read_click_log_with` takes them (roles, ``names`` and ``session_times``)."""
         out: dict[str, Any] = {role: getattr(self, field) for role, field in ROLE_FIELDS.items()}
         out["names"] = None if self.log_columns is None else list(self.log_columns)
+        out["session_times"] = self.session_times
         return out
 
     def is_default(self) -> bool:

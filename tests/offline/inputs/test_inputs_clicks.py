@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from llm4sbr_adapter.experiments.data.prepare_data import main as prepare_main
-from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log
+from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log, read_click_log_with
 from llm4sbr_adapter.offline.inputs.text import InputFormatError
 
 
@@ -209,3 +209,37 @@ def test_a_missing_named_column_is_told_in_each_spelling(tmp_path, capsys):
     assert "no column 'visit' (--session-column visit)" in capsys.readouterr().err
     assert prepare_main(["clicks", "--src", str(log), "--out", str(tmp_path / "o"), "--time-column", "when"]) == 2
     assert "no column 'when' (--time-column when)" in capsys.readouterr().err
+
+
+def _log_without_times(tmp_path):
+    """Clicks (session, item, in order) without times; each session's time and user in a sessions table."""
+    log = tmp_path / "clicks.csv"
+    log.write_text("sessionId,itemId\n" + "".join(f"S{s},{(s + k) % 8 + 1}\n" for s in range(60) for k in range(4)))
+    times = tmp_path / "sessions.tsv"
+    rows = "".join(f"S{s}\tU{s % 20}\t2020-01-{1 + s // 3:02d}T10:00:00\n" for s in reversed(range(60)))
+    times.write_text("session_id\tuser_id\tevent_date\n" + rows)
+    return log, times
+
+
+def test_session_times_join_gives_each_click_its_sessions_time_and_user(tmp_path):
+    log, times = _log_without_times(tmp_path)
+    with pytest.raises(InputFormatError, match="no time column"):
+        read_click_log(log)  # without the join, the missing times are named
+    read = read_click_log_with(log, {"session_times": str(times)})
+    assert read.sessions[:4] == ["S0"] * 4 and read.users[:4] == ["U0"] * 4
+    assert read.times[0] == read.times[3] == 1577872800  # 2020-01-01T10:00:00Z, for every click of S0
+    sessions = click_sessions(read)
+    assert [s.items for s in sessions[:2]] == [[1, 2, 3, 4], [2, 3, 4, 5]]  # file order kept within a session
+
+    times.write_text("session_id\tevent_date\nS0\t2020-01-01\n")
+    with pytest.raises(InputFormatError, match=r"line 6: session 'S1' has no row in the session times table"):
+        read_click_log_with(log, {"session_times": str(times)})
+
+
+def test_prepare_data_clicks_joins_session_times_with_one_flag(tmp_path):
+    log, times = _log_without_times(tmp_path)
+    out = tmp_path / "out"
+    argv = ["clicks", "--src", str(log), "--out", str(out), "--session-times", str(times), "--min-item-count", "1"]
+    assert prepare_main(argv) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["clicks"] == 240 and stats["users"] == 20
