@@ -29,6 +29,7 @@ from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log
 from llm4sbr_adapter.offline.inputs.ids import _parse_id, item_key
 
 from .paper_protocol import drop_sessions_with_rare_items, user_split, write_session_split
+from .split_checks import require_sessions, require_splits
 from .temporal_protocol import chronological_split, filter_sessions
 
 __all__ = ["prepare_clicks", "read_clicks_with_titles"]
@@ -75,7 +76,7 @@ def prepare_clicks(
     if rows not in ("prefixes", "last"):
         raise ValueError(f"rows must be 'prefixes' or 'last', got {rows!r}")
     log = read_clicks_with_titles(src, items, columns=columns, encoding=encoding, items_header=items_header)
-    sessions = click_sessions(log, gap=gap, window=window)
+    raw = sessions = click_sessions(log, gap=gap, window=window)
     raw_sessions = len(sessions)
     described = {
         "session": "the log's session column"
@@ -87,7 +88,7 @@ def prepare_clicks(
     }
     if protocol == "paper":
         sessions = drop_sessions_with_rare_items(sessions, min_item_count=min_item_count)
-        _require(sessions, src, min_item_count)
+        require_sessions(src, raw, sessions, min_item_count)
         blocks = user_split(sessions, test_share=test_share, valid_share=valid_share, seed=seed, shuffle_users=True)
         described |= {
             "filter": "sessions holding a rarer item dropped whole, one pass; then length < 2 dropped",
@@ -97,15 +98,13 @@ def prepare_clicks(
         }
     elif protocol == "temporal":
         sessions = filter_sessions(sessions, min_item_count=min_item_count)
-        _require(sessions, src, min_item_count)
+        require_sessions(src, raw, sessions, min_item_count, iterated=True)
         blocks = chronological_split(sessions, shares, key=split_key)
         described |= {"filter": "rarer items and sessions < 2 removed until stable", "split_shares": list(shares)}
         described["split_key"] = split_key
     else:
         raise ValueError(f"protocol must be 'paper' or 'temporal', got {protocol!r}")
-    for split, block in zip(("train", "valid", "test"), blocks, strict=True):
-        if not block:
-            raise ValueError(f"{src}: the {split} split is empty ({len(sessions)} sessions survive the filters)")
+    require_splits(src, blocks, raw, sessions, min_item_count, protocol=protocol, iterated=protocol == "temporal")
     return write_session_split(
         src,
         out,
@@ -116,8 +115,3 @@ def prepare_clicks(
         protocol=described,
         protocol_name=protocol,
     )
-
-
-def _require(sessions: list, src: str | os.PathLike, min_item_count: int) -> None:
-    if not sessions:
-        raise ValueError(f"{src}: no session survives the filters (min_item_count={min_item_count})")

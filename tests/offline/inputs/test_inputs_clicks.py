@@ -243,3 +243,34 @@ def test_prepare_data_clicks_joins_session_times_with_one_flag(tmp_path):
     assert prepare_main(argv) == 0
     stats = json.loads((out / "stats.json").read_text())
     assert stats["clicks"] == 240 and stats["users"] == 20
+
+
+def test_an_emptied_split_names_the_filter_the_counts_and_the_flags(tmp_path, capsys):
+    """Most sessions hold an item seen only once: --min-item-count 5 keeps 6 of 40, too few for three splits."""
+    lines = ["session_id,item_id,timestamp"]
+    for s in range(40):
+        items = [1, 2] if s < 6 else [1, 100 + s]  # item 100+s occurs once
+        lines += [f"S{s},{item},{10 * s + k}" for k, item in enumerate(items)]
+    log = tmp_path / "clicks.csv"
+    log.write_text("\n".join(lines) + "\n")
+    assert prepare_main(["clicks", "--src", str(log), "--out", str(tmp_path / "out"), "--seed", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert "the valid split is empty (6 sessions survive the filters: 34 of 40 sessions removed" in err
+    assert "34 holding an item seen fewer than 5 times (--min-item-count 5)" in err
+    assert "split into train 5, valid 0, test 1 sessions); lower --min-item-count (1 keeps every item)" in err
+    assert err.endswith("or raise --valid-share")
+    assert prepare_main(["clicks", "--src", str(log), "--out", str(tmp_path / "o2"), "--min-item-count", "1"]) == 0
+
+
+def test_split_checks_name_config_fields_from_python(tmp_path):
+    """Outside a command the same message names the settings as fields, not flags."""
+    from llm4sbr_adapter.experiments.data.split_checks import require_splits
+
+    class S:
+        def __init__(self, items):
+            self.items = items
+
+    raw = [S([1, 2]), S([1, 3])]
+    with pytest.raises(ValueError, match=r"min_item_count=5\).*raise valid_share$"):
+        require_splits("log.csv", [[raw[0]], [], [raw[1]]], raw, raw, 5, protocol="paper")
