@@ -43,7 +43,7 @@ from llm4sbr_adapter.offline.inputs.clicks import clock_windows, user_sort_key
 
 from .dataset_files import SPLITS, shared_stats, write_dataset
 from .raw_data import Interactions, Row, Session, augmented_rows, build_item_map, read_beauty, read_movielens
-from .split_checks import require_sessions, require_splits
+from .split_checks import require_sessions
 
 
 def drop_sessions_with_rare_items(
@@ -202,7 +202,6 @@ def prepare_movielens_paper(
     sessions = drop_sessions_with_rare_items(windows, min_item_count=min_item_count)
     require_sessions(src, windows, sessions, min_item_count)
     blocks = user_split(sessions, test_share=test_share, valid_share=valid_share, seed=seed)
-    require_splits(src, blocks, windows, sessions, min_item_count, protocol="paper")
     protocol = {
         "session": f"clock windows: timestamp floored to {window} s",
         "min_item_count": min_item_count,
@@ -245,7 +244,6 @@ def prepare_beauty_paper(
     sessions = [s for s in users if len(s.items) >= 2]
     require_sessions(src, users, sessions, None)
     blocks = user_split(sessions, test_share=test_share, valid_share=valid_share, seed=seed, shuffle_users=True)
-    require_splits(src, blocks, users, sessions, None, protocol="paper")
     protocol = {
         "session": "one per user",
         "user_order": f"random permutation, numpy default_rng({seed})",

@@ -16,7 +16,7 @@ import numpy as np
 
 from llm4sbr_adapter.offline.inputs import movielens
 from llm4sbr_adapter.offline.inputs.clicks import ClickLog, Session, split_sessions
-from llm4sbr_adapter.offline.inputs.text import InputFormatError, read_lines
+from llm4sbr_adapter.offline.inputs.text import InputFormatError, read_lines, require_folder
 
 __all__ = [
     "DataFormatError",
@@ -53,7 +53,7 @@ def read_movielens(folder: str | os.PathLike, encoding: str | None = None) -> In
 def read_beauty(folder: str | os.PathLike) -> Interactions:
     """Read ``beauty_interactions.tsv`` (``user_id item_id timestamp``, header, rows in each user's time
     order) and ``beauty_items.tsv`` (``item_id title``; empty titles are kept as ``""``)."""
-    folder = Path(folder)
+    folder = require_folder(folder)
     inter = folder / "beauty_interactions.tsv"
     lines = _read_lines(inter, "utf-8")
     if not lines or lines[0].split("\t")[:3] != ["user_id", "item_id", "timestamp"]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .dataset_files import SPLITS, shared_stats, write_dataset
 from .raw_data import Row, Session, augmented_rows, build_item_map, read_beauty, read_movielens, split_sessions
-from .split_checks import require_sessions, require_splits
+from .split_checks import require_sessions
 
 
 def filter_sessions(sessions: list[Session], min_item_count: int = 5, min_length: int = 2) -> list[Session]:
@@ -103,7 +103,6 @@ def prepare_movielens(
     sessions = filter_sessions(sessions, min_item_count=min_item_count)
     require_sessions(src, raw, sessions, min_item_count, iterated=True)
     blocks = chronological_split(sessions, shares, key=split_key)
-    require_splits(src, blocks, raw, sessions, min_item_count, protocol="temporal", iterated=True)
     item_map = build_item_map([[s.items for s in block] for block in blocks])
     examples: dict[str, tuple[list[list[int]], list[int]]] = {}
     meta: dict[str, tuple[list[str], list[Sequence]]] = {}  # split -> (rows_<split>.tsv header, its rows)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...errors import setting_hint
 from .clicks import ClickLog
-from .text import InputFormatError, read_lines, read_text, resolve_encoding
+from .text import InputFormatError, read_lines, read_text, require_folder, resolve_encoding
 
 __all__ = ["detect_release", "read_movielens"]
 
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 def detect_release(folder: str | os.PathLike) -> tuple[str, Path, Path]:
     """``(release, ratings file, movies file)``; a folder with none of the known files is an error listing them."""
-    folder = Path(folder)
+    folder = require_folder(folder)
     if (folder / "ratings.dat").is_file():
         release = "ml-1m" if (folder / "users.dat").is_file() else "ml-10m"
         return release, folder / "ratings.dat", folder / "movies.dat"

@@ -27,13 +27,25 @@ from pathlib import Path
 
 from ...errors import Llm4sbrError
 
-__all__ = ["InputFormatError", "read_lines", "read_text", "resolve_encoding", "text_lines"]
+__all__ = ["InputFormatError", "read_lines", "read_text", "require_folder", "resolve_encoding", "text_lines"]
 
 logger = logging.getLogger(__name__)
 
 
 class InputFormatError(Llm4sbrError, ValueError):
     """An input file is malformed; the message names the file, the line and the offending id."""
+
+
+def require_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` as a ``Path``; ``FileNotFoundError`` saying it is missing (or a file, not a folder) otherwise,
+    before any search for the files a dataset should hold there reports them as absent instead."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return folder
+    if folder.exists():
+        raise FileNotFoundError(f"{folder}: not a folder (give the folder that holds the dataset's files)")
+    missing_parent = "" if folder.parent.is_dir() else f"; its parent {folder.parent} is missing too"
+    raise FileNotFoundError(f"data folder not found: {folder.resolve()} (no such folder{missing_parent})")
 
 
 def read_text(path: str | os.PathLike, encoding: str, hint: str) -> str:

@@ -225,3 +225,12 @@ def test_train_rows_is_a_paper_protocol_flag(tmp_path, capsys):
     argv = ["movielens", "--src", str(src), "--out", str(tmp_path / "o"), "--protocol", "temporal"]
     assert prepare_main([*argv, "--train-rows", "prefixes"]) == 2
     assert capsys.readouterr().err.startswith("error: --train-rows only apply")
+
+
+@pytest.mark.parametrize("dataset", ["movielens", "beauty"])
+def test_a_misspelt_data_folder_is_reported_as_missing(tmp_path, capsys, dataset):
+    (tmp_path / "ml-100k").mkdir()
+    code = prepare_main([dataset, "--src", str(tmp_path / "ml-10k"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: data folder not found: {tmp_path / 'ml-10k'} (no such folder)")
+    assert "no MovieLens ratings found" not in err
