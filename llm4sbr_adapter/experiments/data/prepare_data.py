@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args, hint_flags
@@ -107,15 +108,22 @@ PAPER_TABLE1 = {
 }
 
 
-def format_stats(stats: dict, paper: str | None = None) -> str:
-    """Table 1 as Markdown: our statistics, beside the paper's Table 1 when ``paper`` names it."""
+def format_stats(stats: dict, paper: str | None = None, name: str = "ours") -> str:
+    """Table 1 as Markdown: the statistics under the column ``name`` (the dataset), beside the paper's
+    Table 1 when ``paper`` names one of its datasets; without one the table has no paper column."""
     ref = PAPER_TABLE1.get(paper or "", {})
     sp = stats["splits"]
-    lines = [f"| statistic | ours | paper{f' ({paper})' if ref else ''} |", "|---|---:|---:|"]
+    lines = [f"| statistic | {name} | paper ({paper}) |", "|---|---:|---:|"] if ref else []
+    lines = lines or [f"| statistic | {name} |", "|---|---:|"]
 
-    def add(name: str, ours: object, key: str | None = None) -> None:
+    def add(label: str, ours: object, key: str | None = None) -> None:
+        if key == "train_plus_valid" and not ref:
+            label = "train + valid rows"
+        if not ref:
+            lines.append(f"| {label} | {ours} |")
+            return
         value = ref.get(key, "") if key else ""
-        lines.append(f"| {name} | {ours} | {f'{value:,}' if isinstance(value, int) else value} |")
+        lines.append(f"| {label} | {ours} | {f'{value:,}' if isinstance(value, int) else value} |")
 
     add("clicks", f"{stats['clicks']:,}", "clicks")
     add("items", f"{stats['items']:,}", "items")
@@ -138,6 +146,15 @@ def format_stats(stats: dict, paper: str | None = None) -> str:
     )
     add("items without a title", stats["items_without_title"])
     return "\n".join(lines)
+
+
+def table_name(dataset: str, config: PrepareConfig) -> str:
+    """What heads Table 1's column: the MovieLens release (ml-1m, ml-100k, ml-10m or ml-csv), ``beauty``, or
+    the click log's file name."""
+    src = str(vars(config).get("src", ""))
+    if dataset == "clicks":
+        return Path(src).name
+    return detect_release(src)[0] if dataset == "movielens" else dataset
 
 
 # Settings that only one protocol reads: giving one to the other protocol is an error, not silently ignored.
@@ -266,11 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataFormatError, FileNotFoundError, ValueError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
+    name = table_name(args.dataset, config)
     print(
-        f"Table 1, {args.dataset}, --protocol {config.protocol}"
-        + ("" if paper or config.protocol == "temporal" else " (the paper reports ML-1M only; no paper column)")
+        f"Table 1, {name} ({args.dataset}), --protocol {config.protocol}"
+        + ("" if paper or config.protocol == "temporal" else " (the paper's Table 1 has ML-1M and Beauty only)")
     )
-    print(format_stats(stats, paper if config.protocol == "paper" else None))
+    print(format_stats(stats, paper if config.protocol == "paper" else None, name))
     print(f"\nwrote {config.out}: train.txt valid.txt test.txt items.tsv item_map.tsv rows_*.tsv stats.json")
     for path in exported:
         print(f"wrote {path}")

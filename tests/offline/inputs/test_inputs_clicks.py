@@ -8,6 +8,7 @@ import pickle
 import pytest
 
 from llm4sbr_adapter.experiments.data.prepare_data import main as prepare_main
+from llm4sbr_adapter.experiments.data.split_checks import require_splits
 from llm4sbr_adapter.offline.inputs.clicks import click_sessions, read_click_log, read_click_log_with
 from llm4sbr_adapter.offline.inputs.text import InputFormatError
 
@@ -265,7 +266,6 @@ def test_an_emptied_split_names_the_filter_the_counts_and_the_flags(tmp_path, ca
 
 def test_split_checks_name_config_fields_from_python(tmp_path):
     """Outside a command the same message names the settings as fields, not flags."""
-    from llm4sbr_adapter.experiments.data.split_checks import require_splits
 
     class S:
         def __init__(self, items):
@@ -274,3 +274,12 @@ def test_split_checks_name_config_fields_from_python(tmp_path):
     raw = [S([1, 2]), S([1, 3])]
     with pytest.raises(ValueError, match=r"min_item_count=5\).*raise valid_share$"):
         require_splits("log.csv", [[raw[0]], [], [raw[1]]], raw, raw, 5, protocol="paper")
+
+
+def test_table1_of_a_click_log_is_headed_by_its_file_and_has_no_empty_paper_column(tmp_path, capsys):
+    log, items = _log_with_titles(tmp_path)
+    assert prepare_main(["clicks", "--src", str(log), "--items", str(items), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "Table 1, clicks.csv (clicks), --protocol paper" in out
+    assert "| statistic | clicks.csv |\n|---|---:|\n" in out and "| clicks | 240 |\n" in out
+    assert "paper" not in out.split("\n", 1)[1].split("wrote")[0]  # no paper column, no paper row label
