@@ -420,7 +420,7 @@ class IntentEnhancer(nn.Module):
     def forward(
         self,
         h_local: torch.Tensor,
-        h_global: torch.Tensor,
+        h_global: torch.Tensor | None = None,
         intents: Mapping[str, torch.Tensor] | None = None,
         session_ids: Sequence | np.ndarray | torch.Tensor | None = None,
         *,
@@ -431,7 +431,10 @@ class IntentEnhancer(nn.Module):
 
         Args:
             h_local: ``[batch, hidden]`` local behaviour embedding (e.g. last item's state).
-            h_global: ``[batch, hidden]`` global behaviour embedding (e.g. attention readout).
+            h_global: ``[batch, hidden]`` global behaviour embedding (e.g. attention readout). Leave it out
+                (``None``) for a backbone with a single session vector (GRU4Rec, SASRec): in this
+                *single-input mode* ``h_local`` is that vector and stands for both behaviours, so every
+                perspective is aligned with it and fusion reads it twice (``concat``: ``[h; h; z...]``).
             intents: ``{perspective: [batch, text_dim]}`` text vectors (extra keys are ignored), or
             session_ids: ``[batch]`` ids to look up in the bound store. Give exactly one of the two.
             sessions_sha256: optional, with ``session_ids``: hex sha256 of the file the ids refer to
@@ -450,6 +453,8 @@ class IntentEnhancer(nn.Module):
             raise ValueError(
                 "sessions_sha256= / sessions_source= describe session_ids=; they make no sense with intents="
             )
+        if h_global is None:  # single-input mode: one session vector plays both behaviours
+            h_global = h_local
         self._check_behaviours(h_local, h_global)
         found = None
         if session_ids is not None:

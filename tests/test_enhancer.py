@@ -227,6 +227,22 @@ def test_gradients_reach_every_projection_and_fusion_layer(fusion):
         assert {"gates.local.weight", "gates.global.weight"} <= names
 
 
+@pytest.mark.parametrize("fusion", ["concat", "gate"])
+def test_single_input_mode_uses_the_one_vector_for_both_behaviours(fusion):
+    """GRU4Rec/SASRec-style backbones have one session vector: leaving h_global out pairs and fuses it twice."""
+    enh = make(fusion)
+    h, _, intents = batch()
+    h.requires_grad_(True)
+    single = enh(h, intents=intents)
+    twice = enh(h, h, intents=intents)
+    torch.testing.assert_close(single.session, twice.session)
+    torch.testing.assert_close(single.aux_loss, twice.aux_loss)
+    (grad,) = torch.autograd.grad(single.aux_loss, enh.project["short"].weight)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"h_local must have shape \[batch, 8\]"):
+        enh(torch.zeros(5, H + 1), intents=intents)
+
+
 def test_rec_loss_alone_also_trains_projections():
     # The projections must be reachable through the fused session, not only via the aux loss.
     for fusion in ("concat", "gate"):

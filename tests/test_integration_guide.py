@@ -25,7 +25,7 @@ from llm4sbr_adapter import (
     StoreMismatchError,
     write_store,
 )
-from llm4sbr_adapter.experiments.session_data import load_split
+from llm4sbr_adapter.experiments.data.splits import load_split
 from llm4sbr_adapter.integration_checks import (
     check_aux_reaches_projections,
     check_ids_match_targets,
