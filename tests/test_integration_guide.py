@@ -201,15 +201,18 @@ def test_narm_names_map_by_role_and_the_hidden_width_is_the_enhancers(data):
 class SessionRows(Dataset):
     """A Dataset whose __getitem__ returns the row id next to the row: any shuffling keeps them together."""
 
-    def __init__(self, seqs, targets, store: IntentStore | None = None) -> None:
-        self.seqs, self.targets, self.store = seqs, targets, store
+    def __init__(self, seqs, targets, store_path=None) -> None:
+        self.seqs, self.targets, self.store_path = seqs, targets, store_path
+        self.store: IntentStore | None = None  # opened in each worker, on its first row
 
     def __len__(self) -> int:
         return len(self.seqs)
 
     def __getitem__(self, i: int) -> dict:
         row = {"items": self.seqs[i], "target": self.targets[i], "row_id": i}
-        if self.store is not None:  # looked up in the worker, from the memory-mapped file
+        if self.store_path is not None:  # looked up in the worker, from the memory-mapped file
+            if self.store is None:
+                self.store = IntentStore.open(self.store_path)
             row["long"] = self.store.lookup([i], perspectives=["long"])["long"][0]
         return row
 
@@ -225,7 +228,7 @@ def collate(rows: list[dict]) -> dict:
 
 def test_dataloader_with_shuffle_and_workers_carries_row_ids_and_reads_the_mmap_store(data):
     train = data["train"]
-    dataset = SessionRows(train["seqs"], train["targets"], store=train["store"])
+    dataset = SessionRows(train["seqs"], train["targets"], store_path=train["store"].path)
     loader = DataLoader(dataset, batch_size=8, shuffle=True, num_workers=2, collate_fn=collate)
     seen = []
     for position, batch in enumerate(loader):
