@@ -114,8 +114,8 @@ def write_recbole_files(folder: Path, dest: Path, name: str) -> dict[str, int]:
     titles = _titles(folder)
     with atomic_open(dest / f"{name}.item", "w") as out:
         out.write("item_id:token\ttitle:token_seq\n")
-        for item, title in titles:
-            out.write(f"{item}\t{_clean(title)}\n")
+        for item_id, title in titles:
+            out.write(f"{item_id}\t{_clean(title)}\n")
     counts[f"{name}.item"] = len(titles)
     return counts
 
