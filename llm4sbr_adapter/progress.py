@@ -50,6 +50,7 @@ def transformers_bars() -> Iterator[None]:
     if bars_enabled():
         yield
         return
+    # transformers is heavy and only model loading needs it: imported here, not by everything that draws a bar
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers.utils import logging as hf_logging
 

@@ -173,6 +173,7 @@ def run_config(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Train, pick the best epoch on validation, evaluate on test once; returns the test metrics."""
+    # the data and trainer parts of RecBole are loaded only when a run starts (the model classes come with the wrapper)
     from recbole.data import create_dataset, data_preparation
     from recbole.trainer import Trainer
     from recbole.utils import init_seed
