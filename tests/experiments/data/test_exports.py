@@ -143,3 +143,23 @@ def test_an_unknown_or_repeated_export_kind_is_refused_by_name(tmp_path, capsys)
     assert prepare_main([*args, "--export", "graph", "graph"]) == 2
     assert "twice" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_all_train_seq_is_the_same_with_movielens_train_prefixes(tmp_path):
+    """--train-rows prefixes writes every prefix of a training session as a row: the export folds them back."""
+    src = tmp_path / "mlp"
+    src.mkdir()
+    lines = []
+    for u in range(1, 9):
+        items = (1, 2, 3) if u == 2 else (1, 2, 3, 4)
+        lines += [f"{u}\t{i}\t4\t{60 * k}" for k, i in enumerate(items)]
+    (src / "u.data").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    (src / "u.item").write_text("".join(f"{i}|Movie {i} (1995)|x\n" for i in (1, 2, 3, 4)), encoding="latin-1")
+    base = ["movielens", "--src", str(src), "--test-share", "0.25", "--valid-share", "0.2", "--seed", "1"]
+    assert prepare_main([*base, "--out", str(tmp_path / "last"), "--export", "graph"]) == 0
+    assert prepare_main([*base, "--out", str(tmp_path / "pre"), "--train-rows", "prefixes", "--export", "graph"]) == 0
+    with open(tmp_path / "last" / "all_train_seq.txt", "rb") as handle:
+        last = pickle.load(handle)
+    with open(tmp_path / "pre" / "all_train_seq.txt", "rb") as handle:
+        pre = pickle.load(handle)
+    assert pre == last and len(last) == 5 and sorted(map(len, last)) == [3, 4, 4, 4, 4]
