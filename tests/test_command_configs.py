@@ -9,6 +9,7 @@ import pytest
 
 import llm4sbr_adapter
 from llm4sbr_adapter.build_store import build_parser as build_store_parser
+from llm4sbr_adapter.config import ConfigError
 from llm4sbr_adapter.config_cli import config_from_args, flag_fields, hint_flags
 from llm4sbr_adapter.errors import flag_spelling, setting_hint, setting_name
 from llm4sbr_adapter.experiments.data import prepare_data
@@ -180,3 +181,30 @@ def test_a_hint_is_python_spelled_outside_a_command_and_where_the_command_lacks_
         assert setting_hint("tie_seed", 1) == "tie_seed=1"  # prepare_data beauty's, not build_store's
     with flag_spelling(hint_flags(ClicksConfig)):
         assert setting_hint("sessions_encoding", "latin-1") == "--encoding latin-1"
+
+
+def test_recbole_driver_flags_come_from_its_config():
+    from llm4sbr_adapter.experiments.recbole_srgnn import RecBoleRunConfig, build_parser, run_config
+
+    argv = [
+        "--data-path",
+        "d",
+        "--dataset",
+        "ml",
+        "--model",
+        "NARM",
+        "--config-file",
+        "a.yaml",
+        "--config-file",
+        "b.yaml",
+    ]
+    argv += ["--store", "s", "--valid-store", "v", "--epochs", "3", "--fusion", "gate", "--topk", "5", "20"]
+    argv += ["--no-progress", "--seed", "7", "--id-field", "eid", "--session-field", "sid", "--loss-weight", "0.5"]
+    config = config_from_args(RecBoleRunConfig, build_parser().parse_args(argv))
+    assert config.config_file == ("a.yaml", "b.yaml") and config.topk == (5, 20) and not config.progress
+    values = run_config(config)
+    assert values["intent_store"] == "s" and values["intent_valid_store"] == "v" and "intent_test_store" not in values
+    assert values["valid_metric"] == "MRR@20" and values["show_progress"] is False and values["seed"] == 7
+    assert values["load_col"] == {"inter": ["sid", "item_id", "timestamp", "eid"]} and values["intent_fusion"] == "gate"
+    with pytest.raises(ConfigError, match="need RecBoleRunConfig.store"):
+        RecBoleRunConfig("d", "ml", test_store="t")

@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import logging
 import os
 from pathlib import Path
+from typing import ClassVar, Literal
 
 from llm4sbr_adapter.atomic_files import atomic_open
+from llm4sbr_adapter.config import ConfigBase, ConfigError, setting
+from llm4sbr_adapter.config_cli import add_config_arguments, config_from_args
+from llm4sbr_adapter.errors import CliParser
 from llm4sbr_adapter.integrations.recbole_config import recbole_config
 from llm4sbr_adapter.integrations.recbole_wrapper import IntentRecBole, load_recbole_checkpoint
 
@@ -31,7 +36,14 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_ID_FIELD = "event_id"
 
-__all__ = ["build_parser", "export_prefix_sessions", "main", "IntentRecBole", "load_recbole_checkpoint"]
+__all__ = [
+    "RecBoleRunConfig",
+    "build_parser",
+    "export_prefix_sessions",
+    "main",
+    "IntentRecBole",
+    "load_recbole_checkpoint",
+]
 
 
 # --------------------------------------------------------------------------- rows for the builder
@@ -85,64 +97,70 @@ def export_prefix_sessions(
 
 
 # --------------------------------------------------------------------------- CLI
+@dataclasses.dataclass
+class RecBoleRunConfig(ConfigBase):
+    """Every setting of the RecBole driver; its flags are generated from these fields."""
+
+    FORMAT: ClassVar[str] = "llm4sbr_recbole_run_config"
+
+    data_path: str = setting(help="folder that holds <dataset>/<dataset>.inter", metavar="DIR")
+    dataset: str = setting(help="RecBole dataset name (the .inter file's stem)", metavar="NAME")
+    model: str = setting("SRGNN", "RecBole sequential model (SRGNN, NARM, STAMP, GRU4Rec, ...)")
+    config_file: tuple[str, ...] = setting(
+        (),
+        "RecBole config file, read after the model's defaults and before these flags (repeatable); "
+        "intent_* keys set the wrapper and the enhancer",
+        metavar="YAML",
+    )
+    store: str | None = setting(
+        None, "intent store for training rows (ids = values of --id-field); without it: the baseline arm"
+    )
+    export_sessions: str | None = setting(
+        None,
+        "write <dataset>.inter's rows as builder JSONL (id = target's --id-field, items = the items before it) "
+        "to FILE and exit",
+        metavar="FILE",
+    )
+    valid_store: str | None = setting(None, "store for validation rows (default: --store)")
+    test_store: str | None = setting(None, "store for test rows (default: --valid-store)")
+    id_field: str = setting(DEFAULT_ID_FIELD, "token column with a per-interaction id; a row's id is its target's")
+    session_field: str = setting("session_id", "column that groups interactions into sessions")
+    epochs: int = setting(10, "training epochs (best epoch picked on validation)", minimum=1)
+    embedding_size: int = setting(64, "item embedding size of the backbone", minimum=1)
+    batch_size: int = setting(256, "train and eval batch size", minimum=1)
+    fusion: Literal["concat", "gate"] = setting("concat", "enhancer fusion")
+    loss_weight: float = setting(0.1, "weight of the intent alignment loss", minimum=0.0)
+    topk: tuple[int, ...] = setting(
+        (10, 20),
+        "cut-offs K of Hit/MRR/NDCG@K (each at most the number of items); the best epoch is picked on "
+        "MRR@<largest K> of the validation rows",
+    )
+    checkpoint_dir: str = setting("saved", "where RecBole writes the best checkpoint")
+    seed: int = setting(2020, "RecBole seed")
+    progress: bool = setting(True, "progress bars")
+
+    def validate(self) -> None:
+        if (self.valid_store or self.test_store) and not self.store:
+            self.fail(
+                "valid_store",
+                f"and {self.ref('test_store')} need {self.ref('store')} (without stores the run is the baseline arm)",
+            )
+        if not self.topk or min(self.topk) < 1:
+            self.fail("topk", f"must be positive cut-offs, got {list(self.topk)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         description="Train a RecBole sequential model with an intent enhancer (or, without --store, its baseline arm: "
         "the same layers fed zero intents) on a RecBole atomic-file dataset (leave-one-out split per session: last "
         "row test, second-to-last valid) and report test metrics once. With --export-sessions FILE it only writes "
         "the per-row sessions JSONL for the store builder and exits.",
     )
-    parser.add_argument("--data-path", required=True, help="folder that holds <dataset>/<dataset>.inter")
-    parser.add_argument("--dataset", required=True, help="RecBole dataset name (the .inter file's stem)")
-    parser.add_argument("--model", default="SRGNN", help="RecBole sequential model (SRGNN, NARM, STAMP, GRU4Rec, ...)")
-    parser.add_argument(
-        "--config-file",
-        action="append",
-        default=[],
-        metavar="YAML",
-        help="RecBole config file, read after the model's defaults and before these flags (repeatable); "
-        "intent_* keys set the wrapper and the enhancer",
-    )
-    parser.add_argument(
-        "--store",
-        default=None,
-        help="intent store for training rows (ids = values of --id-field); without it: the baseline arm",
-    )
-    parser.add_argument(
-        "--export-sessions",
-        default=None,
-        metavar="FILE",
-        help="write <dataset>.inter's rows as builder JSONL (id = target's --id-field, items = "
-        "the items before it) to FILE and exit",
-    )
-    parser.add_argument("--valid-store", default=None, help="store for validation rows (default: --store)")
-    parser.add_argument("--test-store", default=None, help="store for test rows (default: --valid-store)")
-    parser.add_argument(
-        "--id-field",
-        default=DEFAULT_ID_FIELD,
-        help="token column with a per-interaction id; a row's id is its target's (default: event_id)",
-    )
-    parser.add_argument("--session-field", default="session_id", help="column that groups interactions into sessions")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs (best epoch picked on validation)")
-    parser.add_argument("--embedding-size", type=int, default=64, help="item embedding size of the backbone")
-    parser.add_argument("--batch-size", type=int, default=256, help="train and eval batch size")
-    parser.add_argument("--fusion", choices=("concat", "gate"), default="concat", help="enhancer fusion")
-    parser.add_argument("--loss-weight", type=float, default=0.1, help="weight of the intent alignment loss")
-    parser.add_argument(
-        "--topk",
-        type=int,
-        nargs="+",
-        default=[10, 20],
-        help="cut-offs K of Hit/MRR/NDCG@K (each at most the number of items); "
-        "the best epoch is picked on MRR@<largest K> of the validation rows",
-    )
-    parser.add_argument("--checkpoint-dir", default="saved", help="where RecBole writes the best checkpoint")
-    parser.add_argument("--seed", type=int, default=2020, help="RecBole seed")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_arguments(parser, RecBoleRunConfig)
     return parser
 
 
-def run_config(args: argparse.Namespace) -> dict:
+def run_config(args: RecBoleRunConfig) -> dict:
     """The RecBole ``config_dict`` of a run: the flags as RecBole keys and ``intent_*`` keys."""
     values = {
         "USER_ID_FIELD": args.session_field,
@@ -161,7 +179,7 @@ def run_config(args: argparse.Namespace) -> dict:
         "metrics": ["Hit", "MRR", "NDCG"],
         "topk": sorted(args.topk),
         "valid_metric": f"MRR@{max(args.topk)}",
-        "show_progress": not args.no_progress,
+        "show_progress": args.progress,
     }
     for key, value in (("intent_store", args.store), ("intent_valid_store", args.valid_store)):
         if value:
@@ -179,7 +197,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from recbole.utils import init_seed
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = config_from_args(RecBoleRunConfig, parser.parse_args(argv))
+    except ConfigError as err:
+        parser.error(str(err))
     logging.basicConfig(level=logging.INFO)
     if args.export_sessions:
         inter = Path(args.data_path) / args.dataset / f"{args.dataset}.inter"
@@ -187,9 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         n = export_prefix_sessions(inter, out, session_field=args.session_field, id_field=args.id_field)
         print(f"wrote {n} rows to {args.export_sessions}")
         return {}
-    if (args.valid_store or args.test_store) and not args.store:
-        parser.error("--valid-store / --test-store need --store (without stores the run is the baseline arm)")
-    config = recbole_config(args.model, args.dataset, args.data_path, run_config(args), args.config_file)
+    config = recbole_config(args.model, args.dataset, args.data_path, run_config(args), list(args.config_file))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
