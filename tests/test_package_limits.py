@@ -1,7 +1,6 @@
 """Size limits of the package: no module over 600 lines, no function over 60 (docstring included).
 
-``experiments/`` is left out for now: it is being regrouped by job on another branch and is held to the
-same limits once that lands.
+The whole package, ``experiments/`` included.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "llm4sbr_adapter"
-EXCLUDED = ("experiments",)
+EXCLUDED: tuple[str, ...] = ()
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 600, 60
 
 
@@ -20,8 +19,7 @@ def _modules() -> list[Path]:
 
 def test_the_scan_sees_the_package():
     names = {p.relative_to(PACKAGE).as_posix() for p in _modules()}
-    assert {"enhancer.py", "store/reader.py", "offline/pipeline.py"} <= names
-    assert not any(name.startswith("experiments/") for name in names)
+    assert {"enhancer.py", "store/reader.py", "offline/pipeline.py", "experiments/training/loop.py"} <= names
 
 
 def test_no_module_over_600_lines():

@@ -53,6 +53,18 @@ def read_clicks_with_titles(
     return log
 
 
+def _described(has_sessions: bool, gap: int | None, window: int | None, min_count: int, rows: str, raw: int) -> dict:
+    """The part of stats.json's protocol description that both protocols share."""
+    return {
+        "session": "the log's session column"
+        if has_sessions
+        else (f"a user's clicks cut at gaps > {gap}" if gap is not None else f"clock windows of {window}"),
+        "min_item_count": min_count,
+        "rows": "every prefix -> next click" if rows == "prefixes" else "all clicks but the last -> the last",
+        "raw_sessions": raw,
+    }
+
+
 def prepare_clicks(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -78,14 +90,7 @@ def prepare_clicks(
     log = read_clicks_with_titles(src, items, columns=columns, encoding=encoding, items_header=items_header)
     raw = sessions = click_sessions(log, gap=gap, window=window)
     raw_sessions = len(sessions)
-    described = {
-        "session": "the log's session column"
-        if log.sessions is not None
-        else (f"a user's clicks cut at gaps > {gap}" if gap is not None else f"clock windows of {window}"),
-        "min_item_count": min_item_count,
-        "rows": "every prefix -> next click" if rows == "prefixes" else "all clicks but the last -> the last",
-        "raw_sessions": raw_sessions,
-    }
+    described = _described(log.sessions is not None, gap, window, min_item_count, rows, raw_sessions)
     if protocol == "paper":
         sessions = drop_sessions_with_rare_items(sessions, min_item_count=min_item_count)
         require_sessions(src, raw, sessions, min_item_count)
