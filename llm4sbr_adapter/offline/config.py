@@ -240,6 +240,13 @@ class BuildConfig(ConfigBase):
         metavar="SQLITE",
         group=_RUN,
     )
+    seed_answers: str | None = setting(
+        None,
+        "answers file written by 'build_store answers' (.jsonl.gz): prompts it answers (same model and generation "
+        "settings) go into the answer cache first, so a build on a new machine asks the LLM only the rest.",
+        metavar="JSONL",
+        group=_RUN,
+    )
     item_cache_dir: str | None = setting(
         None,
         "folder caching catalogue embeddings (default: llm4sbr_item_cache beside --output).",

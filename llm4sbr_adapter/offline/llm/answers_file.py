@@ -19,13 +19,16 @@ import gzip
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ...atomic_files import atomic_open
+from ...strict_json import loads as strict_loads
+from .base import GenerationConfig
+from .cache import AnswerCache, cache_key
 from .replay import prompt_text_sha256
 
-__all__ = ["export_answers", "perspective_of"]
+__all__ = ["export_answers", "perspective_of", "seed_cache"]
 
 # The request line of every built-in template ends "... the user's <qualifier> interests ..."
 _QUALIFIERS = {"long term": "long", "short term": "short"}
@@ -75,3 +78,37 @@ def export_answers(
     with atomic_open(path, "wb") as handle:
         handle.write(gzip.compress(text, mtime=0) if path.suffix == ".gz" else text)
     return path, len(records)
+
+
+def seed_cache(
+    cache: AnswerCache, path: str | os.PathLike, model_id: str, config: GenerationConfig, prompts: Sequence[str]
+) -> int:
+    """Put the answers of an exported file into ``cache`` for those of ``prompts`` it holds and the cache lacks,
+    so a build on a new machine asks the model only the rest; returns how many were added.
+
+    Only answers of the same model and generation settings are taken: another model's are an error, since
+    mixing them would silently change the store.
+    """
+    wanted = {prompt_text_sha256(p): p for p in dict.fromkeys(prompts)}
+    cached = cache.get_many([cache_key(model_id, p, config) for p in wanted.values()])
+    generation = json.loads(json.dumps(config.to_dict()))
+    added = []
+    for lineno, rec in enumerate(_records(Path(path)), 1):
+        prompt = wanted.get(rec["prompt_sha256"])
+        if prompt is None or cache_key(model_id, prompt, config) in cached:
+            continue
+        if rec["model_id"] != model_id or rec["generation"] != generation:
+            raise ValueError(
+                f"{path}: line {lineno}: answer of model {rec['model_id']!r} with {rec['generation']}, "
+                f"but this build asks {model_id!r} with {generation}"
+            )
+        added.append((prompt, rec["answer"]))
+    return cache.put_many(model_id, added, config) if added else 0
+
+
+def _records(path: Path) -> Iterable[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield strict_loads(line)

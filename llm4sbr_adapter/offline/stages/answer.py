@@ -17,6 +17,7 @@ from ...cli_context import note_kept
 from ...errors import setting_hint
 from ...progress import bars_enabled
 from ..config import BuildConfig
+from ..llm.answers_file import seed_cache
 from ..llm.base import LLMBackend
 from ..llm.cache import AnswerCache, answer_prompts
 from ..llm.default_model import BackendSpec, make_backend, warn_unused_parallel, warn_unused_timeout
@@ -62,6 +63,10 @@ def ask_llm(
     flat, labels, asked = prompts.flat(), prompts.labels(), prompts.asked()
     cache = AnswerCache(cache_path)
     try:
+        if config.seed_answers:
+            texts = [text for _, text in asked]
+            added = seed_cache(cache, config.seed_answers, backend.model_id, config.generation, texts)
+            logger.info("%d answers taken from %s into the cache", added, config.seed_answers)
         result = answer_prompts(
             backend,
             [text for _, text in asked],

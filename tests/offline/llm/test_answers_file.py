@@ -96,3 +96,55 @@ def test_answers_subcommand_and_a_cache_of_two_models(files, capsys):
 def test_perspective_of_reads_the_request_line_only():
     assert perspective_of("1. The long term plan_4\nJudging from the user's short term interests, name one") == "short"
     assert perspective_of("1. x_1\nname one item") is None
+
+
+class CountingSecondTitleLLM(SecondTitleLLM):
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def generate(self, prompts, config):
+        self.asked.extend(prompts)
+        return super().generate(prompts, config)
+
+
+def test_a_new_machine_resumes_from_the_exported_answers(files):
+    # the first machine answered sessions a and b only (a build on the first two rows), then exported
+    (files / "ab.tsv").write_text("a\t1 2 3\nb\t4 5\n", encoding="utf-8")
+    first = BuildConfig(top_f=2, cache_path=str(files / "first.sqlite3"), progress=False)
+    build_intent_store(files / "ab.tsv", files / "items.tsv", files / "ab.safetensors", first, llm=SecondTitleLLM())
+    export_answers(files / "first.sqlite3", files / "ab.jsonl.gz")
+    # a new machine (empty cache) builds all three sessions: only session c's two prompts reach the model
+    llm = CountingSecondTitleLLM()
+    config = first.replace(cache_path=str(files / "new.sqlite3"), seed_answers=str(files / "ab.jsonl.gz"))
+    report = build_intent_store(files / "s.tsv", files / "items.tsv", files / "all.safetensors", config, llm=llm)
+    assert len(llm.asked) == 2 and all("green eyeliner" not in p and "face mask" in p for p in llm.asked)
+    assert report.asked == 2 and report.cached == 4
+    reference = build_intent_store(
+        files / "s.tsv",
+        files / "items.tsv",
+        files / "ref.safetensors",
+        first.replace(cache_path=str(files / "r.sqlite3")),
+        llm=SecondTitleLLM(),
+    )
+    assert reference.asked == 6
+    orig, resumed = _tensors(files / "ref.safetensors"), _tensors(files / "all.safetensors")
+    for name in orig:
+        np.testing.assert_array_equal(orig[name], resumed[name], err_msg=name)
+
+
+def test_answers_of_another_model_are_refused(files):
+    config = BuildConfig(top_f=2, cache_path=str(files / "cache.sqlite3"), progress=False)
+    build_intent_store(files / "s.tsv", files / "items.tsv", files / "o.safetensors", config, llm=SecondTitleLLM())
+    export_answers(files / "cache.sqlite3", files / "a.jsonl.gz")
+
+    class Other(SecondTitleLLM):
+        model_id = "another-model"
+
+    with pytest.raises(ValueError, match="second-title-fake-v1.*another-model"):
+        build_intent_store(
+            files / "s.tsv",
+            files / "items.tsv",
+            files / "x.safetensors",
+            config.replace(cache_path=str(files / "fresh.sqlite3"), seed_answers=str(files / "a.jsonl.gz")),
+            llm=Other(),
+        )
