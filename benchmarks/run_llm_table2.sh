@@ -109,17 +109,7 @@ for rows in $ROWS; do
         --patience "$PATIENCE" --lr "$lr" --lr-step "$step" --seed 0 --out "$out" --quiet
     done
   done
-  python - "$t" > "$t/chosen.txt" <<'PY'
-import json, pathlib, sys
-best = {}
-for f in sorted(pathlib.Path(sys.argv[1]).glob("*_lr*_step*.json")):
-    r = json.loads(f.read_text())
-    v = r["valid_at_best"]["MRR@20"]
-    if r["model"] not in best or v > best[r["model"]][0]:
-        best[r["model"]] = (v, r["config"]["lr"], r["config"]["lr_step"])
-for m, (_, lr, step) in best.items():
-    print(m, lr, step)
-PY
+  python benchmarks/choose_schedule.py "$t" > "$t/chosen.txt"
 done
 
 # ---- neural: alone, + text-mean, + shuffled text-mean, + LLM, + shuffled LLM with the chosen schedule

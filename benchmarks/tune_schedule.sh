@@ -22,17 +22,7 @@ for m in $MODELS; do
         --lr "$lr" --lr-step "$step" --seed 0 --out "$out" --quiet
   done
 done
-python - "$R/tune" > "$R/tune/chosen.txt" <<'PY'
-import json, pathlib, sys
-best = {}
-for f in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
-    r = json.loads(f.read_text())
-    v = r["valid_at_best"]["MRR@20"]
-    if r["model"] not in best or v > best[r["model"]][0]:
-        best[r["model"]] = (v, r["config"]["lr"], r["config"]["lr_step"])
-for m, (_, lr, step) in best.items():
-    print(m, lr, step)
-PY
+python benchmarks/choose_schedule.py "$R/tune" > "$R/tune/chosen.txt"
 for f in "$R"/results/{pop,markov,sr,sknn,vsknn}_*; do ln -sf "$f" "$R/results_tuned/"; done
 for m in $MODELS; do
   read -r _ lr step < <(grep "^$m " "$R/tune/chosen.txt")
