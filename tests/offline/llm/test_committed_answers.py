@@ -1,7 +1,7 @@
 """The committed LLM answers rebuild the screening stores of issue 22 without an LLM, array for array.
 
 benchmarks/answers/ holds the answers of the default model (llama.cpp) to the screening prompts of
-ML-100K (authors' protocol, seed 0, a 150-row sample of validation) and the sha256 of every array of the
+ML-100K (authors' protocol, seed 0, the 300-row sample of validation) and the sha256 of every array of the
 stores those answers built (benchmarks/store_digests.py). Here the data is prepared afresh from
 ../shared/data, the stores are rebuilt with ``--llm replay:`` and their arrays must hash the same.
 """
@@ -33,10 +33,10 @@ def test_replay_rebuilds_the_screening_stores(variant, shared_data, tmp_path):
     data = tmp_path / "seed0"
     src = str(shared_data / "ml-100k")
     assert prepare_main(["movielens", "--protocol", "paper", "--seed", "0", "--src", src, "--out", str(data)]) == 0
-    assert sample_main(["--data", str(data), "--rows", "150", "--name", "valid150"]) == 0
+    assert sample_main(["--data", str(data), "--rows", "300", "--name", "valid300"]) == 0
     out = tmp_path / f"{variant}.safetensors"
     flags = VARIANTS[variant] + ["--candidate-sessions", str(data / "train.txt")]
-    argv = ["--sessions", str(data / "valid150.txt"), "--items", str(data / "items.tsv"), "--output", str(out)]
+    argv = ["--sessions", str(data / "valid300.txt"), "--items", str(data / "items.tsv"), "--output", str(out)]
     argv += ["--llm", f"replay:{ANSWERS / 'ml100k-paper-screen.jsonl.gz'}", "--top-f", "5", *flags]
     assert build_main(argv) == 0
     assert array_digests(out) == expected[f"{variant}.safetensors"]
