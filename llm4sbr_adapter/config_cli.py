@@ -112,11 +112,11 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, base: C | None =
                 nested.setdefault(outer, {})[inner] = value
             else:
                 given[outer] = value
-    for outer, values in nested.items():
-        start = getattr(base, outer) if base is not None else _dotted_default(cls, outer)
-        given[outer] = dataclasses.replace(start, **values)
-    given.update(extra)
     try:
+        for outer, values in nested.items():  # inside the try: a nested config's own rule names the flag too
+            start = getattr(base, outer) if base is not None else _dotted_default(cls, outer)
+            given[outer] = dataclasses.replace(start, **values)
+        given.update(extra)
         return base.replace(**given) if base is not None else cls(**given)
     except ConfigError as err:
         if err.field is None:

@@ -135,13 +135,23 @@ def test_evaluate_must_answer_every_point_with_a_number():
 
 
 def test_edge_notes():
-    assert edge_notes((1e-3, 3), [1e-3], [3, 30], 30) == ["lr 1e-3 is the only one tried", "step 3 is the smallest tried"]
+    assert edge_notes((1e-3, 3), [1e-3], [3, 30], 30) == [
+        "lr 1e-3 is the only one tried",
+        "step 3 is the smallest tried",
+    ]
     assert edge_notes((1e-3, 30), [5e-4, 1e-3], [3, 30], 30) == ["lr 1e-3 is the largest tried"]
     assert edge_notes((5e-4, 1), [5e-4, 1e-3, 2e-3], [1, 3], 30) == ["lr 5e-4 is the smallest tried"]
 
 
 def test_lr_spelling():
-    assert [lr_text(v) for v in (5e-4, 0.001, 2.5e-4, 4e-3, 0.1, 1.0)] == ["5e-4", "1e-3", "2.5e-4", "4e-3", "1e-1", "1e0"]
+    assert [lr_text(v) for v in (5e-4, 0.001, 2.5e-4, 4e-3, 0.1, 1.0)] == [
+        "5e-4",
+        "1e-3",
+        "2.5e-4",
+        "4e-3",
+        "1e-1",
+        "1e0",
+    ]
 
 
 def test_bad_spaces_are_refused():
