@@ -5,11 +5,18 @@
 #
 #   1. data and text-mean stores (plain and shuffled) per seed: <root>/seed<s>/ (benchmarks/run_paper_protocol.sh),
 #      and the same on the tie-shuffled preparation (--tie-seed 0): <root>_ties/seed<s>/
-#   2. tuning on seed 0, per backbone, alone and + text-mean separately: every (learning rate, decay step) of
-#      LRS x LR_STEPS, at most MAX_EPOCHS epochs with PATIENCE epochs of patience on validation MRR@20, prefix
-#      items ranked last when validation prefers it (--exclude-seen choose): <root>/tune23/<model>[_enh]_lr<lr>_step<step>.json
-#   3. <root>/tune23/chosen.tsv: per backbone and variant the setting with the best validation MRR@20 (and a
-#      warning when the chosen learning rate or step is the smallest or largest tried)
+#   2. tuning on seed 0, per backbone, alone and + text-mean separately: a coordinate search over (learning
+#      rate, decay step) from (START_LR, START_STEP) over LRS and LR_STEPS, each list widened beyond an end
+#      that wins (lr halved / doubled, step halved / doubled, at most EXTENSIONS times an end; a step of
+#      MAX_EPOCHS = no decay is a limit), the six searches in one command sharing JOBS runs
+#      (llm4sbr_adapter.experiments.training.schedule_search); a run trains at most MAX_EPOCHS epochs with
+#      PATIENCE epochs of patience on validation MRR@20, prefix items ranked last when validation prefers it
+#      (--exclude-seen choose): <root>/tune23/<model>[_enh]_lr<lr>_step<step>.json (existing ones, the
+#      earlier 3 x 3 grid's too, are read, not rerun) and <root>/tune23/<model>_<variant>.search.json
+#   3. <root>/tune23/chosen.tsv, the search command's lines (STEPS=chosen alone runs the same command: it
+#      reads the runs there and trains only what is missing): per backbone and variant the chosen setting, its
+#      validation MRR@20, and a note when a chosen value is still the smallest or largest tried or its best
+#      epoch is the last allowed
 #   4. each backbone with its chosen setting, SEEDS seeds: alone and + text-mean into <root>/results23/,
 #      + shuffled text-mean (the + text-mean setting) into <root>/shuffled23/; the epoch is each run's own
 #      validation choice (at most MAX_EPOCHS, same patience)
@@ -19,17 +26,23 @@
 #   7. Table 2 of both: <root>/table2_issue23.{md,json}, <root>_ties/table2_issue23.{md,json}
 #
 # Environment: SEEDS ("0 1 2"), MODELS ("srgnn narm stamp"), TIE_MODELS ("srgnn": the headline's backbone),
-# JOBS (2 runs at once, one thread each), LRS ("5e-4 1e-3 2e-3"), LR_STEPS ("3 6 12"), MAX_EPOCHS (30),
-# PATIENCE (3), STEPS ("data tune chosen final baselines ties table").
+# JOBS (2 runs at once, one thread each), LRS ("5e-4 1e-3 2e-3"), LR_STEPS ("3 6 12"), START_LR (1e-3),
+# START_STEP (6), EXTENSIONS (2), MAX_EPOCHS (30), PATIENCE (3), STEPS ("data tune chosen final baselines ties table").
 #
 # Wall time on 2 free cores, JOBS=2 (from CPU seconds measured on Beauty seed 0, one thread: a training epoch
 # takes 47 s SR-GNN, 118 s NARM, 54 s STAMP, a validation pass ~3 s; + text-mean x1.04 SR-GNN, x1.13 STAMP
 # (Table 3), NARM assumed x1.13; one baseline search point 1.5-6 s): about 14 h when runs average 12 epochs,
-# about 31 h if every run went to 30; the tuning is ~60 % of it, the baselines ~3.4 h of CPU.
+# about 31 h if every run went to 30; the tuning is ~60 % of it, the baselines ~3.4 h of CPU. A search makes
+# 5 runs when the start point wins, 6-8 when one setting moves (one more per widening), 10-13 when both move
+# (the second pass re-checks the lrs at the new step); on a smooth surface peaking anywhere in lr 5e-4..4e-3 x
+# step 3..24 that is 9.25 runs on average (5-13; the 16 peaks of tests' bowl()), so the six searches make
+# about as many runs as the 3 x 3 grid's 54, and about the same time, while no chosen value stays on an end
+# unless EXTENSIONS is reached. A widening is one run at a time within its search: the other searches fill JOBS.
 set -euo pipefail
 src=$1 root=$2 ties=${2}_ties
 SEEDS=${SEEDS:-"0 1 2"} MODELS=${MODELS:-"srgnn narm stamp"} JOBS=${JOBS:-2}
 TIE_MODELS=${TIE_MODELS:-srgnn} LRS=${LRS:-"5e-4 1e-3 2e-3"} LR_STEPS=${LR_STEPS:-"3 6 12"}
+START_LR=${START_LR:-1e-3} START_STEP=${START_STEP:-6} EXTENSIONS=${EXTENSIONS:-2}
 MAX_EPOCHS=${MAX_EPOCHS:-30} PATIENCE=${PATIENCE:-3} STEPS=${STEPS:-"data tune chosen final baselines ties table"}
 cd "$(dirname "$0")/.."
 has() { [[ " $STEPS " == *" $1 "* ]]; }
@@ -85,40 +98,15 @@ if has data; then
   STEPS="prepare stores" SEEDS="$SEEDS" EXTRA_PREP="--tie-seed 0" benchmarks/run_paper_protocol.sh beauty "$src" "$ties"
 fi
 
-if has tune; then
+# tune and chosen: the six searches in one command (JOBS runs at once in all), chosen.tsv from its lines
+if has tune || has chosen; then
   mkdir -p "$root/tune23"
-  for m in $MODELS; do
-    for lr in $LRS; do
-      for step in $LR_STEPS; do
-        train "$root/seed0" "$m" 0 "$lr" "$step" "$root/tune23/${m}_lr${lr}_step${step}.json"
-        train "$root/seed0" "$m" 0 "$lr" "$step" "$root/tune23/${m}_enh_lr${lr}_step${step}.json" text_mean
-      done
-    done
-  done
-  drain
-fi
-
-if has chosen; then
-  python - "$root/tune23" "$LRS" "$LR_STEPS" "$MAX_EPOCHS" > "$root/tune23/chosen.tsv" <<'PY'
-import json, pathlib, sys
-folder, epochs = pathlib.Path(sys.argv[1]), int(sys.argv[4])
-lrs, steps = sorted(float(x) for x in sys.argv[2].split()), sorted(int(x) for x in sys.argv[3].split())
-best = {}
-for f in sorted(folder.glob("*_lr*_step*.json")):
-    r = json.loads(f.read_text())
-    key = (r["model"], "enh" if r["enhancer"] else "alone")
-    row = (r["valid_at_best"]["MRR@20"], r["config"]["lr"], r["config"]["lr_step"], r["best_epoch"], r["prefix_items_last"])
-    if key not in best or row[0] > best[key][0]:
-        best[key] = row
-for (model, variant), (mrr, lr, step, epoch, last) in sorted(best.items()):
-    edges = [f"lr {lr:g} is an end of the grid"] if lr in (lrs[0], lrs[-1]) else []
-    if step == steps[0] or (step == steps[-1] and step < epochs):  # a step >= the epochs is "no decay", a limit
-        edges.append(f"step {step} is an end of the grid")
-    if epoch == epochs:
-        edges.append(f"best epoch {epoch} is the last allowed")
-    note = "; ".join(edges) or "inside the grid"
-    print(f"{model}\t{variant}\t{lr:g}\t{step}\tvalid MRR@20 {mrr:.4f}, best epoch {epoch}, prefix last {last}\t{note}")
-PY
+  # shellcheck disable=SC2086  # MODELS, LRS and LR_STEPS are lists
+  python -m llm4sbr_adapter.experiments.training.schedule_search --data "$root/seed0" --out "$root/tune23" \
+    --models $MODELS --variants alone enh --store-prefix text_mean --lrs $LRS --steps $LR_STEPS \
+    --start-lr "$START_LR" --start-step "$START_STEP" --max-extensions "$EXTENSIONS" --max-epochs "$MAX_EPOCHS" \
+    --patience "$PATIENCE" --jobs "$JOBS" --log-level info > "$root/tune23/chosen.tsv.part"
+  mv "$root/tune23/chosen.tsv.part" "$root/tune23/chosen.tsv"
   cat "$root/tune23/chosen.tsv"
 fi
 

@@ -96,7 +96,7 @@ class TrainRuns:
 
     def summary(self, model: str, variant: str, point: tuple[float, int]) -> RunSummary:
         """The run of ``point``: read when its JSON exists, else trained now (unless a run failed)."""
-        path = self.existing(model, variant, point)
+        path, seconds = self.existing(model, variant, point), None
         if path is None:
             path = run_path(self.out, model, variant, point)
             if self.failed.is_set():
@@ -107,8 +107,10 @@ class TrainRuns:
                 self.failed.set()
                 last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "(no message)")
                 raise RuntimeError(f"training {path} failed (exit {status}): {last.strip()}")
-            logger.info("%s: trained in %.0f s", path.name, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
         summary = self.read(path, model, variant, point)
+        how = "read" if seconds is None else f"trained in {seconds:.0f} s"
+        logger.info("%s: valid %s %.4f at epoch %d (%s)", path.name, METRIC, summary.value, summary.best_epoch, how)
         with self._lock:
             self.summaries[(model, variant, point)] = summary
         return summary

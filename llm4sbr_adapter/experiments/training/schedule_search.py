@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -318,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_config_arguments(parser, ScheduleSearchConfig)
     add_log_level(parser, "warning")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(message)s", stream=sys.stderr)
 
     def work() -> int:
         config = config_from_args(ScheduleSearchConfig, args)
