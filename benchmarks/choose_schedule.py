@@ -4,7 +4,8 @@
 
 Reads every ``<model>_lr<lr>_step<step>.json`` that ``experiments.training.train`` wrote into TUNE_DIR and
 keeps, per model, the run with the highest validation MRR@20 at its best epoch (the first one on a tie, in
-file-name order). Used by tune_schedule.sh and run_llm_table2.sh.
+file-name order). Used by tune_schedule.sh (run_llm_table2.sh and run_beauty_grid.sh search with
+llm4sbr_adapter.experiments.training.schedule_search instead).
 """
 
 from __future__ import annotations

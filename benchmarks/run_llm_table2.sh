@@ -19,8 +19,10 @@
 #            prefix folders link seed<s>'s LLM valid/test stores and need their own LLM train store (one row
 #            per prefix, more prompts): built with BUILD_PREFIX_LLM=1 (build_llm_stores.sh SPLITS=train with
 #            LLM_SPEC, CACHE, BUILD_FLAGS), or placed there by hand
-#   tune     per row kind, on seed 0, each backbone alone over TUNE_GRID ("lr step" pairs), TUNE_EPOCHS epochs,
-#            patience PATIENCE; the best validation MRR@20 wins -> <root>/tune_<rows>/chosen.txt
+#   tune     per row kind, on seed 0, each backbone alone: a coordinate search over (lr, step) from TUNE_START
+#            over TUNE_LRS and TUNE_STEPS, each list widened beyond an end that wins (at most twice an end;
+#            experiments.training.schedule_search), TUNE_EPOCHS epochs, patience PATIENCE, every item ranked
+#            (as the neural step); runs, <model>_alone.search.json and chosen.txt ("model lr step") in <root>/tune_<rows>/
 #   neural   per row kind, model, seed, with the chosen schedule: <root>/table2_<rows>/<model>{,_enh,_shuf,_llm,
 #            _llmshuf}_s<s>.json (benchmarks/repro_table2.py; EPOCHS, PATIENCE)
 #   baselines  experiments.baselines on each data folder into the same results folder (paired on the same data)
@@ -32,13 +34,14 @@
 #
 # Environment: SEEDS ("0 1 2"), MODELS ("srgnn narm stamp"), ROWS ("sessions prefixes"), LLM_STORE (llm_f5),
 #   SRC (raw ML-100K; default: the "source" of seed0/stats.json), EPOCHS (30), PATIENCE (5), TUNE_EPOCHS (30),
-#   TUNE_GRID ("1e-3 3;1e-3 10;3e-3 10"), JOBS (1), NICE (0), RESAMPLES (10000), BUILD_PREFIX_LLM (0),
+#   TUNE_LRS ("1e-3 3e-3"), TUNE_STEPS ("3 10"), TUNE_START ("1e-3 3"), JOBS (1), NICE (0), RESAMPLES (10000),
+#   BUILD_PREFIX_LLM (0),
 #   LLM_SPEC (llamacpp:default), STEPS ("prepare stores tune neural baselines zeroshot table").
 set -euo pipefail
 root=${1:?usage: run_llm_table2.sh ROOT}
 SEEDS=${SEEDS:-"0 1 2"} MODELS=${MODELS:-"srgnn narm stamp"} ROWS=${ROWS:-"sessions prefixes"}
 LLM=${LLM_STORE:-llm_f5} EPOCHS=${EPOCHS:-30} PATIENCE=${PATIENCE:-5} TUNE_EPOCHS=${TUNE_EPOCHS:-30}
-TUNE_GRID=${TUNE_GRID:-"1e-3 3;1e-3 10;3e-3 10"} JOBS=${JOBS:-1} RESAMPLES=${RESAMPLES:-10000}
+TUNE_LRS=${TUNE_LRS:-"1e-3 3e-3"} TUNE_STEPS=${TUNE_STEPS:-"3 10"} TUNE_START=${TUNE_START:-"1e-3 3"} JOBS=${JOBS:-1} RESAMPLES=${RESAMPLES:-10000}
 STEPS=${STEPS:-"prepare stores tune neural baselines zeroshot table"}
 root=$(realpath "$root")
 [ -z "${SRC:-}" ] || SRC=$(realpath "$SRC")
@@ -98,18 +101,13 @@ done
 # ---- tune: each backbone's (lr, step) on seed 0's validation, per row kind
 for rows in $ROWS; do
   has tune || break
-  t=$root/tune_$rows d=$(data_of "$rows" 0)
+  t=$root/tune_$rows
   mkdir -p "$t"
-  for m in $MODELS; do
-    IFS=';' read -ra grid <<< "$TUNE_GRID"
-    for cfg in "${grid[@]}"; do
-      read -r lr step <<< "$cfg"
-      out=$t/${m}_lr${lr}_step${step}.json
-      [ -f "$out" ] || py -m llm4sbr_adapter.experiments.training.train --data "$d" --model "$m" --epochs "$TUNE_EPOCHS" \
-        --patience "$PATIENCE" --lr "$lr" --lr-step "$step" --seed 0 --out "$out" --quiet
-    done
-  done
-  python benchmarks/choose_schedule.py "$t" > "$t/chosen.txt"
+  # shellcheck disable=SC2086  # MODELS, TUNE_LRS and TUNE_STEPS are lists
+  py -m llm4sbr_adapter.experiments.training.schedule_search --data "$(data_of "$rows" 0)" --out "$t" --models $MODELS \
+    --lrs $TUNE_LRS --steps $TUNE_STEPS --start-lr "${TUNE_START% *}" --start-step "${TUNE_START#* }" \
+    --max-epochs "$TUNE_EPOCHS" --patience "$PATIENCE" --exclude-seen never --jobs "$JOBS" > "$t/chosen.tsv.part"
+  awk -F'\t' '{ print $1, $3, $4 }' "$t/chosen.tsv.part" > "$t/chosen.txt" && rm "$t/chosen.tsv.part"
 done
 
 # ---- neural: alone, + text-mean, + shuffled text-mean, + LLM, + shuffled LLM with the chosen schedule
