@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -45,6 +46,11 @@ def run_path(out: Path, model: str, variant: str, point: tuple[float, int]) -> P
     """``out/<model>[_enh]_lr<lr>_step<step>.json``."""
     stem = model + ("_enh" if variant == "enh" else "")
     return out / f"{stem}_lr{lr_text(point[0])}_step{point[1]}.json"
+
+
+def same_point(a: tuple[float, int], b: tuple[float, int]) -> bool:
+    """The same step and the same lr up to its spelling (``5e-4`` and ``0.0005``)."""
+    return a[1] == b[1] and math.isclose(a[0], b[0], rel_tol=1e-9)
 
 
 @dataclass(frozen=True)
@@ -120,15 +126,39 @@ class TrainRuns:
         path = run_path(self.out, model, variant, point)
         if path.is_file():
             return path
-        stem = path.name.split("_lr")[0]
-        for other in sorted(self.out.glob(f"{stem}_lr*_step{point[1]}.json")):
-            text = other.name[len(stem) + 3 : -len(f"_step{point[1]}.json")]
+        return next((p for other, p in self.folder_runs(model, variant) if same_point(other, point)), None)
+
+    def folder_runs(self, model: str, variant: str) -> list[tuple[tuple[float, int], Path]]:
+        """Every ``<model>[_enh]_lr<lr>_step<step>.json`` in the folder with its (lr, step), by name."""
+        stem = run_path(self.out, model, variant, (1.0, 1)).name.split("_lr")[0]
+        pattern = re.compile(rf"{re.escape(stem)}_lr([^_]+)_step(\d+)\.json")
+        found = []
+        for path in sorted(self.out.glob(f"{stem}_lr*_step*.json")):
+            match = pattern.fullmatch(path.name)
             try:
-                if math.isclose(float(text), point[0], rel_tol=1e-9):
-                    return other
+                lr = float(match[1]) if match else math.nan
             except ValueError:
                 continue
-        return None
+            if match and math.isfinite(lr) and lr > 0:
+                found.append(((lr, int(match[2])), path))
+        return found
+
+    def better_elsewhere(
+        self, model: str, variant: str, searched: Sequence[tuple[float, int]], value: float
+    ) -> list[str]:
+        """The names of runs in the folder off the search's points, with this search's settings, that score
+        above ``value`` (e.g. an earlier full grid's point that the coordinate search did not reach)."""
+        better = []
+        for point, path in self.folder_runs(model, variant):
+            if any(same_point(point, other) for other in searched):
+                continue
+            try:
+                summary = self.read(path, model, variant, point)
+            except ValueError:  # other settings (epochs, patience, ...): not comparable
+                continue
+            if summary.value > value:
+                better.append(f"{path.name} ({summary.value:.4f})")
+        return better
 
     def command(self, model: str, variant: str, point: tuple[float, int], out: Path) -> list[str]:
         """The train command of one run (one torch thread, quiet)."""
@@ -170,7 +200,7 @@ class TrainRuns:
             raise ValueError(f"{path}: not a run's JSON ({err})") from None
         except (KeyError, TypeError) as err:
             raise ValueError(f"{path}: not a train result (missing {err})") from None
-        if not math.isclose(lr, point[0], rel_tol=1e-9):
+        if not same_point((lr, point[1]), point):
             got["lr"], wanted["lr"] = lr, point[0]
         for key in wanted:
             if got.get(key) != wanted[key]:

@@ -240,6 +240,9 @@ def search_record(
     notes = list(result.notes)
     if chosen.best_epoch >= config.space.max_epochs:
         notes.append(f"best epoch {chosen.best_epoch} is the last allowed")
+    better = runs.better_elsewhere(model, variant, list(result.points), chosen.value)
+    if better:
+        notes.append(f"off the search's path, {', '.join(better)} scored higher")
     details = f"valid MRR@20 {chosen.value:.4f}, best epoch {chosen.best_epoch}, prefix last {chosen.prefix_items_last}"
     lr, step = result.chosen
     line = "\t".join([model, variant, lr_text(lr), str(step), details, "; ".join(notes) or "inside the grid"])

@@ -153,6 +153,21 @@ def test_existing_runs_are_read_not_rerun_whatever_their_lr_spelling(folders):
     assert again.commands == []
 
 
+def test_a_better_run_off_the_search_path_is_noted(folders):
+    data, out = folders
+    out.mkdir()
+    write_run(out / "srgnn_lr5e-4_step24.json", "srgnn", False, 5e-4, 24)
+    with open(out / "srgnn_lr5e-4_step24.json") as f:
+        run = json.load(f)
+    run["valid_at_best"]["MRR@20"] = 0.5  # better than the surface's peak: a grid point the search does not visit
+    (out / "srgnn_lr5e-4_step24.json").write_text(json.dumps(run))
+    run["config"]["epochs"] = 10  # another setting: not comparable, not noted
+    (out / "srgnn_lr4e-4_step24.json").write_text(json.dumps({**run, "config": {**run["config"], "lr": 4e-4}}))
+    (record,) = run_searches(config(data, out), FakeTrain())
+    assert record["chosen"]["file"] == "srgnn_lr2e-3_step6.json"
+    assert record["notes"] == ["off the search's path, srgnn_lr5e-4_step24.json (0.5000) scored higher"]
+
+
 def test_a_run_with_other_settings_is_refused(folders):
     data, out = folders
     out.mkdir()
