@@ -15,8 +15,8 @@
 #      earlier 3 x 3 grid's too, are read, not rerun) and <root>/tune23/<model>_<variant>.search.json
 #   3. <root>/tune23/chosen.tsv, the search command's lines (STEPS=chosen alone runs the same command: it
 #      reads the runs there and trains only what is missing): per backbone and variant the chosen setting, its
-#      validation MRR@20, and a note when a chosen value is still the smallest or largest tried or its best
-#      epoch is the last allowed
+#      validation MRR@20, and a note when a chosen value is still the smallest or largest tried, its best
+#      epoch is the last allowed, or a run in the folder off the search's path scored higher
 #   4. each backbone with its chosen setting, SEEDS seeds: alone and + text-mean into <root>/results23/,
 #      + shuffled text-mean (the + text-mean setting) into <root>/shuffled23/; the epoch is each run's own
 #      validation choice (at most MAX_EPOCHS, same patience)
@@ -34,8 +34,8 @@
 # (Table 3), NARM assumed x1.13; one baseline search point 1.5-6 s): about 14 h when runs average 12 epochs,
 # about 31 h if every run went to 30; the tuning is ~60 % of it, the baselines ~3.4 h of CPU. A search makes
 # 5 runs when the start point wins, 6-8 when one setting moves (one more per widening), 10-13 when both move
-# (the second pass re-checks the lrs at the new step); on a smooth surface peaking anywhere in lr 5e-4..4e-3 x
-# step 3..24 that is 9.25 runs on average (5-13; the 16 peaks of tests' bowl()), so the six searches make
+# (the second pass re-checks the lrs at the new step); on a bowl in (log2 lr, log2 step) peaking at each of
+# lr 5e-4, 1e-3, 2e-3, 4e-3 x step 3, 6, 12, 24 that is 9.25 runs on average (5-13), so the six searches make
 # about as many runs as the 3 x 3 grid's 54, and about the same time, while no chosen value stays on an end
 # unless EXTENSIONS is reached. A widening is one run at a time within its search: the other searches fill JOBS.
 set -euo pipefail
