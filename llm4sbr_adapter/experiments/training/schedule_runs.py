@@ -191,6 +191,9 @@ class TrainRuns:
             wanted.update(lr_step=point[1], epochs=c.space.max_epochs, patience=c.patience, seed=c.seed)
             wanted.update(exclude_seen=c.exclude_seen)
             got.update({k: config.get(k) for k in ("lr_step", "epochs", "patience", "seed", "exclude_seen")})
+            if variant == "enh":  # the names do not say which stores: the train store's file name does
+                wanted["train store"] = self.stores()["train"].name
+                got["train store"] = Path((run.get("stores") or {}).get("train", "")).name or None
             value = float(run["valid_at_best"][METRIC])
             summary = RunSummary(
                 path.name, value, int(run["best_epoch"]), run.get("prefix_items_last"), run.get("epochs_run")

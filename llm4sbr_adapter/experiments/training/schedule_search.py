@@ -309,6 +309,9 @@ def run_searches(config: ScheduleSearchConfig, launch: Launch | None = None) -> 
     try:
         with ThreadPoolExecutor(max_workers=len(pairs)) as searches:
             futures = [searches.submit(one, m, v) for m, v in pairs]
+    except BaseException:  # Ctrl-C while waiting: no new run starts, the ones in flight end
+        runs.failed.set()
+        raise
     finally:
         runs.close()
     errors = [e for f in futures if (e := f.exception()) is not None]

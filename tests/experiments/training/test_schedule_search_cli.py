@@ -50,11 +50,12 @@ class FakeTrain:
         return sorted(c[c.index("--out") + 1].rsplit("/", 1)[1] for c in self.commands)
 
 
-def write_run(path, model, enhancer, lr, step, *, epochs=30, patience=3, seed=0, best_epoch=None):
+def write_run(path, model, enhancer, lr, step, *, epochs=30, patience=3, seed=0, best_epoch=None, prefix="text_mean"):
     settings = {"epochs": epochs, "patience": patience, "seed": seed, "exclude_seen": "choose"}
     run = {
         "model": model,
         "enhancer": enhancer,
+        "stores": {"train": f"/d/stores/{prefix}_train.safetensors"} if enhancer else {},
         "config": {"lr": lr, "lr_step": step, **settings},
         "valid_at_best": {"MRR@20": surface(model, enhancer, lr, step)},
         "best_epoch": best_epoch if best_epoch is not None else min(step + 2, 30),
@@ -174,6 +175,14 @@ def test_a_run_with_other_settings_is_refused(folders):
     write_run(out / "srgnn_lr1e-3_step6.json", "srgnn", False, 1e-3, 6, epochs=20)
     with pytest.raises(ValueError, match=r"srgnn_lr1e-3_step6.json: epochs is 20, this search runs 30"):
         run_searches(config(data, out), FakeTrain())
+
+
+def test_an_enh_run_on_other_stores_is_refused(folders):
+    data, out = folders
+    out.mkdir()
+    write_run(out / "srgnn_enh_lr1e-3_step6.json", "srgnn", True, 1e-3, 6, prefix="llm_f5")
+    with pytest.raises(ValueError, match=r"train store is 'llm_f5_train.safetensors', this search runs 'text_mean_tr"):
+        run_searches(config(data, out, variants=("enh",)), FakeTrain())
 
 
 def test_the_last_allowed_epoch_and_a_capped_edge_are_noted(folders):
