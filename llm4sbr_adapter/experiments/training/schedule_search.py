@@ -171,12 +171,14 @@ def _search_axis(
             if value > best:
                 current, best, changed = point, value, True
         values = axes[name]
-        side = "low" if current[index] == values[0] else "high" if current[index] == values[-1] else None
-        if side is None or widened[f"{name} {side}"] >= space.max_extensions:
+        ends = [side for side, end in (("low", values[0]), ("high", values[-1])) if current[index] == end]
+        growing = [(side, _widen(name, values, side, space)) for side in ends]
+        growing = [
+            (side, new) for side, new in growing if new is not None and widened[f"{name} {side}"] < space.max_extensions
+        ]
+        if not growing:  # inside the list, or at an end that is a limit or has grown its most
             return current, changed
-        new = _widen(name, values, side, space)
-        if new is None:
-            return current, changed
+        side, new = growing[0]
         widened[f"{name} {side}"] += 1
         axes[name] = sorted({*values, new})
 

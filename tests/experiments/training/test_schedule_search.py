@@ -98,6 +98,17 @@ def test_the_step_halves_down_to_one_and_stops_there():
     assert result.steps == [1, 3, 6, 12] and result.chosen == (1e-3, 1) and result.notes == []
 
 
+def test_a_one_value_list_at_a_limit_grows_at_its_other_end():
+    def surface(lr, step):
+        return step - abs(math.log2(lr / 1e-3))
+
+    space = ScheduleSpace(lrs=(1e-3,), steps=(1,), start_step=1, max_epochs=4, max_extensions=3)
+    result = search_schedule(counted(surface)[0], space)
+    assert result.steps == [1, 2, 4] and result.chosen == (1e-3, 4) and result.notes == []
+    assert result.lrs == [5e-4, 1e-3, 2e-3]  # lr: the low end first, then the top, then 1e-3 is inside
+    assert result.widened == {"lr low": 1, "lr high": 1, "step low": 0, "step high": 2}
+
+
 def test_a_tie_keeps_the_current_point_and_needs_no_widening_once_inside():
     evaluate, calls = counted(lambda lr, step: 0.5)
     result = search_schedule(evaluate, ScheduleSpace(start_lr=2e-3))
