@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm4sbr_adapter.errors import flag_or_name
+from llm4sbr_adapter.errors import Llm4sbrError, flag_or_name
 
 if TYPE_CHECKING:
     from .schedule_search import ScheduleSearchConfig
 
-__all__ = ["RunCancelled", "RunSummary", "TrainRuns", "launch_subprocess", "lr_text", "run_path"]
+__all__ = ["RunCancelled", "RunSummary", "TrainRunError", "TrainRuns", "launch_subprocess", "lr_text", "run_path"]
 
 TRAIN_MODULE = "llm4sbr_adapter.experiments.training.train"
 METRIC = "MRR@20"
@@ -65,7 +65,11 @@ class RunSummary:
     epochs_run: int | None
 
 
-class RunCancelled(RuntimeError):
+class TrainRunError(Llm4sbrError, RuntimeError):
+    """A training run exited with an error (its last stderr line is in the message)."""
+
+
+class RunCancelled(TrainRunError):
     """A run not started because another one failed."""
 
 
@@ -112,7 +116,7 @@ class TrainRuns:
             if status != 0:
                 self.failed.set()
                 last = next((line for line in reversed(stderr.splitlines()) if line.strip()), "(no message)")
-                raise RuntimeError(f"training {path} failed (exit {status}): {last.strip()}")
+                raise TrainRunError(f"training {path} failed (exit {status}): {last.strip()}")
             seconds = time.perf_counter() - start
         summary = self.read(path, model, variant, point)
         how = "read" if seconds is None else f"trained in {seconds:.0f} s"
