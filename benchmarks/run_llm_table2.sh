@@ -20,7 +20,7 @@
 #            per prefix, more prompts): built with BUILD_PREFIX_LLM=1 (build_llm_stores.sh SPLITS=train with
 #            LLM_SPEC, CACHE, BUILD_FLAGS), or placed there by hand
 #   tune     per row kind, on seed 0, each backbone alone: a coordinate search over (lr, step) from TUNE_START
-#            over TUNE_LRS and TUNE_STEPS, each list widened beyond an end that wins (at most twice an end;
+#            over TUNE_LRS and TUNE_STEPS, each list widened beyond an end that wins (at most TUNE_EXTENSIONS times an end;
 #            experiments.training.schedule_search), TUNE_EPOCHS epochs, patience PATIENCE, every item ranked
 #            (as the neural step); runs, <model>_alone.search.json and chosen.txt ("model lr step") in <root>/tune_<rows>/
 #   neural   per row kind, model, seed, with the chosen schedule: <root>/table2_<rows>/<model>{,_enh,_shuf,_llm,
@@ -34,14 +34,14 @@
 #
 # Environment: SEEDS ("0 1 2"), MODELS ("srgnn narm stamp"), ROWS ("sessions prefixes"), LLM_STORE (llm_f5),
 #   SRC (raw ML-100K; default: the "source" of seed0/stats.json), EPOCHS (30), PATIENCE (5), TUNE_EPOCHS (30),
-#   TUNE_LRS ("1e-3 3e-3"), TUNE_STEPS ("3 10"), TUNE_START ("1e-3 3"), JOBS (1), NICE (0), RESAMPLES (10000),
+#   TUNE_LRS ("1e-3 3e-3"), TUNE_STEPS ("3 10"), TUNE_START ("1e-3 3"), TUNE_EXTENSIONS (4), JOBS (1), NICE (0), RESAMPLES (10000),
 #   BUILD_PREFIX_LLM (0),
 #   LLM_SPEC (llamacpp:default), STEPS ("prepare stores tune neural baselines zeroshot table").
 set -euo pipefail
 root=${1:?usage: run_llm_table2.sh ROOT}
 SEEDS=${SEEDS:-"0 1 2"} MODELS=${MODELS:-"srgnn narm stamp"} ROWS=${ROWS:-"sessions prefixes"}
 LLM=${LLM_STORE:-llm_f5} EPOCHS=${EPOCHS:-30} PATIENCE=${PATIENCE:-5} TUNE_EPOCHS=${TUNE_EPOCHS:-30}
-TUNE_LRS=${TUNE_LRS:-"1e-3 3e-3"} TUNE_STEPS=${TUNE_STEPS:-"3 10"} TUNE_START=${TUNE_START:-"1e-3 3"} JOBS=${JOBS:-1} RESAMPLES=${RESAMPLES:-10000}
+TUNE_LRS=${TUNE_LRS:-"1e-3 3e-3"} TUNE_STEPS=${TUNE_STEPS:-"3 10"} TUNE_START=${TUNE_START:-"1e-3 3"} TUNE_EXTENSIONS=${TUNE_EXTENSIONS:-4} JOBS=${JOBS:-1} RESAMPLES=${RESAMPLES:-10000}
 STEPS=${STEPS:-"prepare stores tune neural baselines zeroshot table"}
 root=$(realpath "$root")
 [ -z "${SRC:-}" ] || SRC=$(realpath "$SRC")
@@ -105,7 +105,7 @@ for rows in $ROWS; do
   mkdir -p "$t"
   # shellcheck disable=SC2086  # MODELS, TUNE_LRS and TUNE_STEPS are lists
   py -m llm4sbr_adapter.experiments.training.schedule_search --data "$(data_of "$rows" 0)" --out "$t" --models $MODELS \
-    --lrs $TUNE_LRS --steps $TUNE_STEPS --start-lr "${TUNE_START% *}" --start-step "${TUNE_START#* }" \
+    --lrs $TUNE_LRS --steps $TUNE_STEPS --start-lr "${TUNE_START% *}" --start-step "${TUNE_START#* }" --max-extensions "$TUNE_EXTENSIONS" \
     --max-epochs "$TUNE_EPOCHS" --patience "$PATIENCE" --exclude-seen never --jobs "$JOBS" > "$t/chosen.tsv.part"
   awk -F'\t' '{ print $1, $3, $4 }' "$t/chosen.tsv.part" > "$t/chosen.txt" && rm "$t/chosen.tsv.part"
 done
