@@ -78,6 +78,10 @@ def test_other_commands_end_ctrl_c_with_one_line(module, monkeypatch: pytest.Mon
     assert err.count("\n") == 1 and err.startswith("interrupted: kept no output was replaced")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_real_sigint_gives_exit_130_and_no_traceback(tmp_path: Path) -> None:
     """SIGINT delivered to a running command (here waiting on its LLM) ends it with one line and 130."""
     (tmp_path / "slow_llm.py").write_text(
@@ -92,7 +96,9 @@ def test_a_real_sigint_gives_exit_130_and_no_traceback(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "llm4sbr_adapter.build_store", "--sessions", "s.tsv", "--items", "items.tsv"]
     cmd += ["--output", "o.safetensors", "--llm", "py:slow_llm:make", "--top-f", "1", "--log-level", "warning"]
     cmd += ["--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    # a job started in the background by a non-interactive shell (``cmd &``) inherits SIGINT as ignored, and
+    # Python then installs no handler: give the command the default disposition, as a terminal would
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     deadline = time.time() + 60
     while not (tmp_path / "o.safetensors.answers.sqlite3").exists() and time.time() < deadline:
         time.sleep(0.2)
