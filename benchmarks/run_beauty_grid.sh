@@ -17,7 +17,8 @@
 #      reads the runs there and trains only what is missing): per backbone and variant the chosen setting, its
 #      validation MRR@20, and a note when a chosen value is still the smallest or largest tried, its best
 #      epoch is the last allowed, or a run in the folder off the search's path scored higher
-#   4. each backbone with its chosen setting, SEEDS seeds: alone and + text-mean into <root>/results23/,
+#   4. each backbone with its chosen setting, SEEDS seeds: alone and + text-mean into <root>/results23/ (seed 0's
+#      are the tuning runs of the chosen settings, copied),
 #      + shuffled text-mean (the + text-mean setting) into <root>/shuffled23/; the epoch is each run's own
 #      validation choice (at most MAX_EPOCHS, same patience)
 #   5. every simple baseline per seed (llm4sbr_adapter.experiments.baselines) into <root>/results23/
@@ -53,6 +54,13 @@ trap 'rm -f "$queue"' EXIT
 train() {
   local data=$1 model=$2 seed=$3 lr=$4 step=$5 out=$6 prefix=${7:-}
   [ -f "$out" ] && return 0
+  # seed 0's run with a chosen setting is the search's run (the same command, --out aside): copy it and its
+  # ranks file (the JSON names it; it keeps its name) instead of training it again
+  local tuned=$root/tune23/${model}${prefix:+_enh}_lr${lr}_step${step}.json
+  if [ "$data" = "$root/seed0" ] && [[ "$prefix" == "" || "$prefix" == text_mean ]] && [ -f "$tuned" ]; then
+    cp "${tuned%.json}.ranks.npz" "$(dirname "$out")/" && cp "$tuned" "$out.part" && mv "$out.part" "$out"
+    return 0
+  fi
   local cmd="python -m llm4sbr_adapter.experiments.train --data $data --model $model --seed $seed --threads 1"
   cmd="$cmd --epochs $MAX_EPOCHS --patience $PATIENCE --lr $lr --lr-step $step --exclude-seen choose --out $out --quiet"
   if [ -n "$prefix" ]; then
