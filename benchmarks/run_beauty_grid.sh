@@ -57,7 +57,8 @@ train() {
   # seed 0's run with a chosen setting is the search's run (the same command, --out aside): copy it and its
   # ranks file (the JSON names it; it keeps its name) instead of training it again
   local tuned=$root/tune23/${model}${prefix:+_enh}_lr${lr}_step${step}.json
-  if [ "$data" = "$root/seed0" ] && [[ "$prefix" == "" || "$prefix" == text_mean ]] && [ -f "$tuned" ]; then
+  if [ "$data" = "$root/seed0" ] && [[ "$prefix" == "" || "$prefix" == text_mean ]] \
+    && [ -f "$tuned" ] && [ -f "${tuned%.json}.ranks.npz" ]; then
     cp "${tuned%.json}.ranks.npz" "$(dirname "$out")/" && cp "$tuned" "$out.part" && mv "$out.part" "$out"
     return 0
   fi
