@@ -52,7 +52,7 @@ class BaselinesConfig(ConfigBase):
     )
     topk: tuple[int, ...] = setting((5, 10, 20), "cut-offs K for HR/MRR/NDCG")
     select_metric: str = setting("MRR@20", "validation metric that picks the hyperparameters")
-    batch_size: int = setting(256, "prefixes scored at once ([B, N] float64 blocks)", minimum=1)
+    batch_size: int = setting(256, "prefixes scored at once (one sparse score block)", minimum=1)
     threads: int = setting(1, "torch CPU threads (for the rank computation)", minimum=1)
     exclude_seen: Literal["choose", "never"] = setting(
         "choose",

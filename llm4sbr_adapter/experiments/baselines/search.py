@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from ..data.splits import SplitData
-from ..evaluation.metrics import summarize_ranks, target_ranks
-from .base import Baseline, Popularity, rank_prefix_items_last
+from ..evaluation.metrics import summarize_ranks
+from .base import Baseline, Popularity
 from .knn import VSKNN, WEIGHTINGS, SessionKNN
+from .ranking import sparse_target_ranks
 from .stan import STAN, VSTAN
 from .transitions import ItemTransitions, SequentialRules
 
@@ -100,44 +100,31 @@ class Queries:
 
 def batches(
     queries: Queries, batch_size: int
-) -> Iterator[tuple[slice, list[np.ndarray], np.ndarray | None, torch.Tensor]]:
+) -> Iterator[tuple[slice, list[np.ndarray], np.ndarray | None, np.ndarray]]:
     """``(rows, prefixes, their times, target columns int64 [B])`` for consecutive rows."""
     data = queries.data
     for start in range(0, len(data), batch_size):
         stop = min(start + batch_size, len(data))
         prefixes = [data.flat[data.offsets[r] : data.offsets[r + 1]] for r in range(start, stop)]
         times = None if queries.times is None else queries.times[start:stop]
-        yield slice(start, stop), prefixes, times, torch.from_numpy(data.targets[start:stop] - 1)
+        yield slice(start, stop), prefixes, times, data.targets[start:stop].astype(np.int64) - 1
 
 
-def ranks_of(scores: np.ndarray, targets: torch.Tensor) -> np.ndarray:
-    """:func:`llm4sbr_adapter.experiments.metrics.target_ranks` of numpy scores: the neural models' rank code."""
-    return target_ranks(torch.from_numpy(scores), targets).numpy()
-
-
-@torch.no_grad()
-def evaluate_ranks(model: Baseline, queries: Queries, batch_size: int = 256) -> np.ndarray:
-    """Pessimistic target ranks ``int64 [rows]`` in row order, from ``model.scores`` (batches of 256 rows keep
-    the ``[B, N]`` float64 blocks small enough to be reused)."""
-    ranks = np.zeros(len(queries.data), dtype=np.int64)
-    for rows, prefixes, times, targets in batches(queries, batch_size):
-        ranks[rows] = ranks_of(model.scores(prefixes, times), targets)
-    return ranks
-
-
-@torch.no_grad()
 def evaluate_exclusions(model: Baseline, queries: Queries, batch_size: int = 256) -> dict[bool, np.ndarray]:
-    """``{exclude_seen: ranks}`` for both values from one scoring pass (the same as two :func:`evaluate_ranks`)."""
-    keep, model.exclude_seen = model.exclude_seen, False
+    """``{exclude_seen: pessimistic target ranks int64 [rows]}`` in row order for both values, from one scoring
+    pass: the ranks of ``target_ranks(model.scores(...))``, read from the sparse raw scores
+    (:func:`.ranking.sparse_target_ranks`)."""
     out = {flag: np.zeros(len(queries.data), dtype=np.int64) for flag in (False, True)}
-    try:
-        for rows, prefixes, times, targets in batches(queries, batch_size):
-            scores = model.scores(prefixes, times)
-            out[False][rows] = ranks_of(scores, targets)
-            out[True][rows] = ranks_of(rank_prefix_items_last(scores, prefixes), targets)
-    finally:
-        model.exclude_seen = keep
+    for rows, prefixes, times, targets in batches(queries, batch_size):
+        both = sparse_target_ranks(model.raw_scores(prefixes, times), model.pop, targets, prefixes)
+        for flag, ranks in both.items():
+            out[flag][rows] = ranks
     return out
+
+
+def evaluate_ranks(model: Baseline, queries: Queries, batch_size: int = 256) -> np.ndarray:
+    """The target ranks with the model's own ``exclude_seen`` (:func:`evaluate_exclusions`)."""
+    return evaluate_exclusions(model, queries, batch_size)[model.exclude_seen]
 
 
 def on_edge(space: Space, params: dict) -> list[str]:

@@ -1,0 +1,74 @@
+"""A baseline's validation pass: the dense rank path (``target_ranks`` of ``Baseline.scores``, a ``[B, N]`` float64
+block per batch) against the sparse one (``baselines.ranking.sparse_target_ranks``), side by side in one run.
+
+Both paths share the model's raw scores, which are computed once per batch and timed apart; the two rank
+computations alternate batch by batch so that load drift hits both, and their ranks must agree exactly.
+
+    python benchmarks/bench_baseline_ranks.py --data /work/runs/paper/beauty/seed0 --models sknn vstan
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from llm4sbr_adapter.experiments.baselines.base import popularity_tie_break, rank_prefix_items_last
+from llm4sbr_adapter.experiments.baselines.cli import BaselineData, load_data
+from llm4sbr_adapter.experiments.baselines.ranking import sparse_target_ranks
+from llm4sbr_adapter.experiments.baselines.search import MODELS, SPACES, batches
+from llm4sbr_adapter.experiments.evaluation.metrics import target_ranks
+
+
+def dense(
+    raw: sp.csr_matrix, pop: np.ndarray, targets: np.ndarray, prefixes: list[np.ndarray]
+) -> dict[bool, np.ndarray]:
+    scores = popularity_tie_break(raw, pop)
+    columns = torch.from_numpy(targets)
+    kept = target_ranks(torch.from_numpy(scores), columns).numpy().copy()
+    last = target_ranks(torch.from_numpy(rank_prefix_items_last(scores, prefixes)), columns).numpy()
+    return {False: kept, True: last}
+
+
+def bench(name: str, data: BaselineData, batch_size: int) -> None:
+    model = MODELS[name](**SPACES[name].start).fit(data.sessions, data.num_items, data.session_times)
+    seconds = {"raw scores": 0.0, "dense ranks": 0.0, "sparse ranks": 0.0}
+    for _, prefixes, times, targets in batches(data.queries["valid"], batch_size):
+        t0 = time.perf_counter()
+        raw = model.raw_scores(prefixes, times)
+        t1 = time.perf_counter()
+        a = dense(raw, model.pop, targets, prefixes)
+        t2 = time.perf_counter()
+        b = sparse_target_ranks(raw, model.pop, targets, prefixes)
+        t3 = time.perf_counter()
+        for flag in (False, True):
+            if not np.array_equal(a[flag], b[flag]):
+                raise SystemExit(f"error: {name}: the two paths disagree (exclude_seen={flag})")
+        seconds["raw scores"] += t1 - t0
+        seconds["dense ranks"] += t2 - t1
+        seconds["sparse ranks"] += t3 - t2
+    before = seconds["raw scores"] + seconds["dense ranks"]
+    after = seconds["raw scores"] + seconds["sparse ranks"]
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+    print(f"{name}: {parts}; validation pass {before:.2f} s -> {after:.2f} s ({before / after:.2f}x)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a prepared folder (train.txt, valid.txt, rows_*.tsv, ...)")
+    parser.add_argument("--models", nargs="+", default=["sr", "sknn", "vsknn", "stan", "vstan"], choices=list(MODELS))
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = load_data(Path(args.data))
+    print(f"{args.data}: {len(data.queries['valid'].data)} validation rows, {data.num_items} items, one thread")
+    for name in args.models:
+        bench(name, data, args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
