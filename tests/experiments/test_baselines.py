@@ -260,6 +260,14 @@ def test_edges_of_the_search_space_are_reported() -> None:
     assert bl.on_edge(space, inner) == [] and bl.on_edge(space, {**inner, "sample_size": 0}) == []
 
 
+def test_stan_time_scale_has_no_recency_above_its_largest_number() -> None:
+    space = bl.SPACES["stan"]
+    start = dict(space.start)
+    assert bl.on_edge(space, {**start, "lambda_snh": 3000.0}) == []  # 0 (no recency factor) lies above it
+    assert bl.on_edge(space, {**start, "lambda_snh": 0.0}) == []  # a limit by definition
+    assert bl.on_edge(space, {**start, "lambda_snh": 0.25}) == ["lambda_snh=0.25 (smallest tried)"]
+
+
 def test_edges_are_printed_by_the_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "d").mkdir()
     data = selection_data(tmp_path / "d")

@@ -146,9 +146,14 @@ def test_stan_by_hand() -> None:
         sim[2] * e1,  # 9
     ]
     np.testing.assert_allclose(dense(model, STAN_QUERY, np.array([10 * DAY])), [expected])
-    # without times there is no recency factor
+    # without times, or with lambda_snh = 0, there is no recency factor
     untimed = bl.STAN(k=3, sample_size=0, lambda_spw=1.0, lambda_inh=1.0).fit(STAN_SESSIONS, 9)
-    np.testing.assert_allclose(untimed.neighbours(STAN_QUERY).toarray(), [sim / np.exp(-np.array([1.0, 5, 2]) / 5)])
+    no_recency = sim / np.exp(-np.array([1.0, 5, 2]) / 5)
+    np.testing.assert_allclose(untimed.neighbours(STAN_QUERY).toarray(), [no_recency])
+    off = bl.STAN(k=3, sample_size=0, lambda_spw=1.0, lambda_snh=0.0, lambda_inh=1.0).fit(STAN_SESSIONS, 9, STAN_TIMES)
+    np.testing.assert_allclose(off.neighbours(STAN_QUERY, np.array([10 * DAY])).toarray(), [no_recency])
+    with pytest.raises(ValueError, match="lambda_snh must be >= 0"):
+        bl.STAN(lambda_snh=-1.0)
 
 
 def test_vstan_adds_sequential_and_idf_weights_by_hand() -> None:

@@ -7,7 +7,8 @@ the listed order, moves to the best value of that setting's list with the others
 needed, so ties keep the earlier point); the passes repeat until one changes nothing (at most
 ``MAX_PASSES``). With one setting this is a plain grid search. A chosen number that is the smallest or
 largest of its list is reported as *on the edge* (except the values that are limits by definition:
-``sample_size`` 0 = every candidate, an IDF weight of 0 = off), so the list can be widened.
+``sample_size`` 0 = every candidate, an IDF weight of 0 = off, ``lambda_snh`` 0 = no session recency), so the
+list can be widened.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ MAX_PASSES = 3
 K = (10, 20, 50, 100, 200, 500, 1000, 2000)
 SAMPLE = (100, 250, 500, 1000, 2500, 5000, 10000, 0)  # 0 = every candidate
 LAMBDA_POSITION = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # clicks
-LAMBDA_DAYS = (0.25, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 365.0, 1000.0)
+LAMBDA_DAYS = (0.25, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 365.0, 1000.0, 3000.0, 0.0)  # 0 = no recency
 IDF = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0)
-LIMITS = {"sample_size": (0,), "idf_weighting": (0.0,), "lambda_idf": (0.0,)}
+LIMITS = {"sample_size": (0,), "idf_weighting": (0.0,), "lambda_idf": (0.0,), "lambda_snh": (0.0,)}
+UNBOUNDED_AT_ZERO = ("sample_size", "lambda_snh")  # 0 = every candidate / an infinite time scale: above all numbers
 
 
 @dataclass
@@ -137,7 +139,7 @@ def on_edge(space: Space, params: dict) -> list[str]:
         value = params.get(name)
         if len(values) < 2 or any(isinstance(v, str) for v in values) or value in LIMITS.get(name, ()):
             continue
-        ordered = sorted(values, key=lambda v: float("inf") if name == "sample_size" and v == 0 else v)
+        ordered = sorted(values, key=lambda v: float("inf") if name in UNBOUNDED_AT_ZERO and v == 0 else v)
         if value == ordered[0]:
             out.append(f"{name}={value} (smallest tried)")
         elif value == ordered[-1]:

@@ -17,7 +17,8 @@ Notation as in :mod:`.knn` (``d`` = distance of an item's latest prefix click fr
   ``exp(-d_n / lambda_ipw)`` (``d_n``: the distance of the most recent prefix click whose item ``n`` contains)
   and its IDF factor ``1 + lambda_idf * log(S / clicks(i))`` per item (0 turns it off).
 
-Without click times (no ``target_time`` in ``rows_*.tsv``) there is no session-recency factor.
+Without click times (no ``target_time`` in ``rows_*.tsv``), or with ``lambda_snh = 0`` (the limit of an
+ever longer time scale, which the search may choose), there is no session-recency factor.
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ class STAN(NeighbourModel):
         exclude_seen: bool = False,
     ) -> None:
         super().__init__(k, sample_size, exclude_seen)
-        for name, value in (("lambda_spw", lambda_spw), ("lambda_snh", lambda_snh), ("lambda_inh", lambda_inh)):
+        for name, value in (("lambda_spw", lambda_spw), ("lambda_inh", lambda_inh)):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
+        if not lambda_snh >= 0:
+            raise ValueError(f"lambda_snh must be >= 0 (0 = no session-recency factor), got {lambda_snh}")
         self.lambda_spw, self.lambda_snh, self.lambda_inh = lambda_spw, lambda_snh, lambda_inh
         self.params = {
             "k": k,
@@ -64,7 +67,7 @@ class STAN(NeighbourModel):
         rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
         norm = np.sqrt(np.bincount(query.rows, weights=w * w, minlength=sim.shape[0]))
         sim.data = sim.data / (norm[rows] * np.sqrt(self.session_sizes[sim.indices]))
-        if times is not None and self.times is not None:
+        if times is not None and self.times is not None and self.lambda_snh > 0:
             gap = np.abs(np.asarray(times, dtype=np.float64)[rows] - self.times[sim.indices])
             sim.data = sim.data * np.exp(-gap / (self.lambda_snh * SECONDS_PER_DAY))
         sim.eliminate_zeros()
