@@ -33,7 +33,7 @@
 # Wall time on 2 free cores, JOBS=2 (from CPU seconds measured on Beauty seed 0, one thread: a training epoch
 # takes 47 s SR-GNN, 118 s NARM, 54 s STAMP, a validation pass ~3 s; + text-mean x1.04 SR-GNN, x1.13 STAMP
 # (Table 3), NARM assumed x1.13; one baseline search point 1.5-6 s): about 14 h when runs average 12 epochs,
-# about 31 h if every run went to 30; the tuning is ~60 % of it, the baselines ~3.4 h of CPU (measured after the sparse
+# about 31 h if every run went to 30; the tuning is ~60 % of it, the baselines ~3.4 h of CPU by that estimate (measured after the sparse
 # ranks, session 11: 25-35 CPU-minutes a seed, 42 min wall for 3 seeds). Measured for SR-GNN: its tuning took 21 runs
 # (3-4 best epochs, 5-12 min a run) in ~90 min wall, its 7 final runs 24 min. A search makes
 # 5 runs when the start point wins, 6-8 when one setting moves (one more per widening), 10-13 when both move
