@@ -249,9 +249,9 @@ def test_without_scipy_the_command_says_which_extra_to_install(tmp_path: Path) -
 
 def test_edges_of_the_search_space_are_reported() -> None:
     space = bl.SPACES["vsknn"]
-    chosen = {"k": 2000, "sample_size": 100, "weighting": "div", "weighting_score": "div", "idf_weighting": 20.0}
+    chosen = {"k": 5000, "sample_size": 100, "weighting": "div", "weighting_score": "div", "idf_weighting": 20.0}
     assert bl.on_edge(space, chosen) == [
-        "k=2000 (largest tried)",
+        "k=5000 (largest tried)",
         "sample_size=100 (smallest tried)",
         "idf_weighting=20.0 (largest tried)",
     ]
