@@ -14,24 +14,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-from llm4sbr_adapter.experiments.baselines.base import popularity_tie_break, rank_prefix_items_last
 from llm4sbr_adapter.experiments.baselines.cli import BaselineData, load_data
-from llm4sbr_adapter.experiments.baselines.ranking import sparse_target_ranks
+from llm4sbr_adapter.experiments.baselines.ranking import dense_target_ranks, sparse_target_ranks
 from llm4sbr_adapter.experiments.baselines.search import MODELS, SPACES, batches
-from llm4sbr_adapter.experiments.evaluation.metrics import target_ranks
-
-
-def dense(
-    raw: sp.csr_matrix, pop: np.ndarray, targets: np.ndarray, prefixes: list[np.ndarray]
-) -> dict[bool, np.ndarray]:
-    scores = popularity_tie_break(raw, pop)
-    columns = torch.from_numpy(targets)
-    kept = target_ranks(torch.from_numpy(scores), columns).numpy().copy()
-    last = target_ranks(torch.from_numpy(rank_prefix_items_last(scores, prefixes)), columns).numpy()
-    return {False: kept, True: last}
 
 
 def bench(name: str, data: BaselineData, batch_size: int) -> None:
@@ -41,7 +28,7 @@ def bench(name: str, data: BaselineData, batch_size: int) -> None:
         t0 = time.perf_counter()
         raw = model.raw_scores(prefixes, times)
         t1 = time.perf_counter()
-        a = dense(raw, model.pop, targets, prefixes)
+        a = dense_target_ranks(raw, model.pop, targets, prefixes)
         t2 = time.perf_counter()
         b = sparse_target_ranks(raw, model.pop, targets, prefixes)
         t3 = time.perf_counter()

@@ -6,20 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from llm4sbr_adapter.experiments import baselines as bl
-from llm4sbr_adapter.experiments.baselines.base import popularity_tie_break, rank_prefix_items_last
-from llm4sbr_adapter.experiments.baselines.ranking import sparse_target_ranks
+from llm4sbr_adapter.experiments.baselines.ranking import dense_target_ranks, sparse_target_ranks
 from llm4sbr_adapter.experiments.data.splits import SplitData
-from llm4sbr_adapter.experiments.evaluation.metrics import target_ranks
-
-
-def dense_ranks(raw: sp.csr_matrix, pop: np.ndarray, targets: np.ndarray, prefixes: list[np.ndarray]) -> dict:
-    scores = popularity_tie_break(raw, pop)
-    kept = target_ranks(torch.from_numpy(scores.copy()), torch.from_numpy(targets)).numpy()
-    last = rank_prefix_items_last(scores, prefixes)
-    return {False: kept, True: target_ranks(torch.from_numpy(last), torch.from_numpy(targets)).numpy()}
 
 
 def random_case(rng: np.random.Generator, rows: int, items: int) -> tuple:
@@ -38,7 +28,7 @@ def random_case(rng: np.random.Generator, rows: int, items: int) -> tuple:
 def test_sparse_ranks_equal_the_dense_path(seed: int) -> None:
     rng = np.random.default_rng(seed)
     case = random_case(rng, int(rng.integers(1, 12)), int(rng.integers(1, 15)))
-    sparse, dense = sparse_target_ranks(*case), dense_ranks(*case)
+    sparse, dense = sparse_target_ranks(*case), dense_target_ranks(*case)
     for flag in (False, True):
         np.testing.assert_array_equal(sparse[flag], dense[flag])
 
@@ -67,7 +57,7 @@ def test_models_evaluate_as_before() -> None:
             params.update(k=5, sample_size=10)
         model = bl.MODELS[name](**params).fit(sessions, 30, times)
         prefixes = [valid.flat[valid.offsets[r] : valid.offsets[r + 1]] for r in range(len(valid))]
-        expected = dense_ranks(model.raw_scores(prefixes, queries.times), model.pop, valid.targets - 1, prefixes)
+        expected = dense_target_ranks(model.raw_scores(prefixes, queries.times), model.pop, valid.targets - 1, prefixes)
         both = bl.evaluate_exclusions(model, queries, batch_size=7)
         for flag in (False, True):
             np.testing.assert_array_equal(both[flag], expected[flag], err_msg=f"{name} exclude_seen={flag}")
