@@ -80,7 +80,7 @@ drain() {
 }
 # chosen <model> <variant>: "<lr> <step>" from chosen.tsv
 chosen() { awk -v m="$1" -v v="$2" '$1 == m && $2 == v { print $3, $4 }' "$root/tune23/chosen.tsv"; }
-# final <root> <models>: alone, + text-mean and + shuffled text-mean runs of every seed
+# final <root> <models>: queue the alone, + text-mean and + shuffled text-mean runs of every seed
 final() {
   local r=$1 m s lr step
   mkdir -p "$r/results23" "$r/shuffled23"
@@ -93,15 +93,13 @@ final() {
       train "$r/seed$s" "$m" "$s" "$lr" "$step" "$r/shuffled23/${m}_enh_s$s.json" text_mean_shuffled
     done
   done
-  drain
 }
-baselines() {  # one command per seed (it skips the models whose JSON exists), JOBS at a time
+baselines() {  # one queued command per seed (it skips the models whose JSON exists)
   local r=$1 s
   mkdir -p "$r/results23"
   for s in $SEEDS; do
     echo "python -m llm4sbr_adapter.experiments.baselines --data $r/seed$s --runs $r/results23 --seed $s" >> "$queue"
   done
-  drain
 }
 
 if has data; then
@@ -121,12 +119,13 @@ if has tune || has chosen; then
   cat "$root/tune23/chosen.tsv"
 fi
 
+# one queue for the final, baseline and tie steps (neural runs first, the longer baseline commands after), so
+# that no core waits for the slowest job of one step while the next step's jobs are ready
 has final && final "$root" "$MODELS"
+has ties && final "$ties" "$TIE_MODELS"
+has ties && baselines "$ties"
 has baselines && baselines "$root"
-if has ties; then
-  final "$ties" "$TIE_MODELS"
-  baselines "$ties"
-fi
+drain
 if has table; then
   for r in "$root" "$ties"; do
     python -m llm4sbr_adapter.experiments.table2 --results "$r/results23" --shuffled "$r/shuffled23" \
