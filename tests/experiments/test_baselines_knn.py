@@ -57,6 +57,35 @@ def test_sknn_samples_the_most_recent_candidates() -> None:
     np.testing.assert_allclose(dense(ties, arrays([1])), [[2**-0.5, 0, 0, 2**-0.5]])
 
 
+def brute_force_neighbours(model: bl.SessionKNN, prefix: np.ndarray) -> dict[int, float]:
+    """Steps (1)-(4) of neighbours.py row by row in plain Python: the reference for the vectorised path."""
+    query = set(prefix.tolist())
+    common = {s: len(query & set(model.sessions[s].indices + 1)) for s in range(model.num_sessions)}
+    shared = sorted((s for s in common if common[s]), key=lambda s: -model.recency[s])
+    if model.sample_size:
+        shared = shared[: model.sample_size]
+    sims = {s: common[s] / sqrt(len(query) * model.session_sizes[s]) for s in shared}
+    ranked = sorted(sims, key=lambda s: (-sims[s], -model.recency[s]))[: model.k]
+    return {s: sims[s] for s in ranked}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sampling_and_top_k_match_a_row_by_row_reference_under_many_ties(seed: int) -> None:
+    # few items and short sessions, so similarities tie often, also at the k-th place; times with repeats
+    rng = np.random.default_rng(seed)
+    sessions = [rng.integers(1, 7, size=rng.integers(1, 4)) for _ in range(60)]
+    times = rng.integers(0, 10, size=len(sessions)).astype(np.float64)
+    prefixes = [rng.integers(1, 7, size=rng.integers(1, 4)) for _ in range(40)]
+    for k, sample_size in ((1, 0), (3, 0), (3, 10), (7, 25), (100, 5)):
+        model = bl.SessionKNN(k=k, sample_size=sample_size).fit(sessions, 6, times)
+        got = model.neighbours(prefixes).tocsr()
+        for row, prefix in enumerate(prefixes):
+            want = brute_force_neighbours(model, prefix)
+            have = dict(zip(got[row].indices.tolist(), got[row].data.tolist(), strict=True))
+            assert sorted(have) == sorted(want), (k, sample_size, row)
+            np.testing.assert_allclose([have[s] for s in sorted(want)], [want[s] for s in sorted(want)])
+
+
 # --------------------------------------------------------------------------- V-SKNN
 V_SESSIONS = arrays([1, 7], [2, 8], [7, 9], [3, 2, 8])  # S0..S3
 V_QUERY = arrays([1, 3, 2])  # L = 3: item 1 at p=1 (d=2), 3 at p=2 (d=1), 2 at p=3 (d=0)

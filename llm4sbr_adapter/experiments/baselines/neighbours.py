@@ -24,8 +24,11 @@ from .sparse import sp
 
 
 def position_in_row(rows: np.ndarray) -> np.ndarray:
-    """``0, 1, ...`` within each run of equal values of the sorted ``rows``."""
-    return np.arange(len(rows)) - np.searchsorted(rows, rows)
+    """``0, 1, ...`` within each run of equal values of the sorted ``rows`` (linear time)."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.diff(rows, prepend=rows[0] - 1))  # where each run begins
+    return np.arange(len(rows)) - np.repeat(starts, np.diff(starts, append=len(rows)))
 
 
 def gather_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,7 +114,8 @@ class NeighbourModel(Baseline):
         common = (query.matrix(np.ones(len(query.rows))) @ self.sessions_t).tocoo()
         r, c, v = common.row, common.col, common.data
         if self.sample_size > 0:
-            order = np.lexsort((-self.recency[c], r))
+            # by row, most recent first; the keys are distinct, so one integer sort equals the two-key lexsort
+            order = np.argsort(r.astype(np.int64) * self.num_sessions + (self.num_sessions - 1 - self.recency[c]))
             r, c, v = r[order], c[order], v[order]
             keep = position_in_row(r) < self.sample_size
             r, c, v = r[keep], c[keep], v[keep]
@@ -128,13 +132,26 @@ class NeighbourModel(Baseline):
         return sp.csr_matrix((v, (r, c)), shape=(len(prefixes), self.num_sessions))
 
     def _top_k(self, sim: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        coo = sim.tocoo()
+        coo = sim.tocoo()  # entries in row order
         keep = coo.data > 0
+        keep[keep] = coo.data[keep] >= self._kth_largest(coo.row[keep], coo.data[keep], sim.shape[0])[coo.row[keep]]
         r, c, v = coo.row[keep], coo.col[keep], coo.data[keep]
         order = np.lexsort((-self.recency[c], -v, r))  # by row, most similar first, more recent on ties
         r, c, v = r[order], c[order], v[order]
         top = position_in_row(r) < self.k
         return r[top].astype(np.int64), c[top].astype(np.int64), v[top]
+
+    def _kth_largest(self, rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
+        """``float64 [num_rows]``: the ``k``-th largest of each row's ``values`` (``rows`` sorted), -inf where a
+        row has at most ``k``. An entry below it is never among the ``k`` nearest, so :meth:`_top_k` drops those
+        before its sort, which is most of the time of a scoring pass when candidates far outnumber ``k``."""
+        counts = np.bincount(rows, minlength=num_rows)
+        stops = np.cumsum(counts)
+        out = np.full(num_rows, -np.inf)
+        for row in np.flatnonzero(counts > self.k):  # one partition per crowded row (at most a batch of rows)
+            part = values[stops[row] - counts[row] : stops[row]]
+            out[row] = np.partition(part, len(part) - self.k)[len(part) - self.k]
+        return out
 
     def entry_weights(
         self, query: QueryItems, pairs: tuple[np.ndarray, np.ndarray, np.ndarray], entries: tuple[np.ndarray, ...]

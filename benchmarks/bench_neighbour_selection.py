@@ -1,0 +1,78 @@
+"""The k-nearest-neighbour selection of the session-kNN models (``NeighbourModel._top_k``): with the per-row
+k-th-largest cut before the sort (the library's) against one lexsort over every candidate (the definition),
+side by side in one run.
+
+Each batch of validation prefixes is scored by both selections in turn (the order alternates batch by batch
+so that load drift hits both); their raw scores must agree exactly.
+
+    python benchmarks/bench_neighbour_selection.py --data /work/runs/paper/beauty/seed0 --models sknn vstan
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from llm4sbr_adapter.experiments.baselines.cli import BaselineData, load_data
+from llm4sbr_adapter.experiments.baselines.neighbours import NeighbourModel, position_in_row
+from llm4sbr_adapter.experiments.baselines.search import MODELS, SPACES, batches
+from llm4sbr_adapter.experiments.baselines.sparse import sp
+
+
+def sort_everything(model: NeighbourModel, sim: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The selection by its definition: sort all positive candidates by (row, -similarity, -recency)."""
+    coo = sim.tocoo()
+    keep = coo.data > 0
+    r, c, v = coo.row[keep], coo.col[keep], coo.data[keep]
+    order = np.lexsort((-model.recency[c], -v, r))
+    r, c, v = r[order], c[order], v[order]
+    top = position_in_row(r) < model.k
+    return r[top].astype(np.int64), c[top].astype(np.int64), v[top]
+
+
+def bench(name: str, k: int, sample_size: int, data: BaselineData, batch_size: int) -> None:
+    params = {**SPACES[name].start, "k": k, "sample_size": sample_size}
+    cut = MODELS[name](**params).fit(data.sessions, data.num_items, data.session_times)
+    plain = MODELS[name](**params).fit(data.sessions, data.num_items, data.session_times)
+    plain._top_k = types.MethodType(sort_everything, plain)  # type: ignore[method-assign]
+    seconds = {"cut": 0.0, "sort all": 0.0}
+    for index, (_, prefixes, times, _) in enumerate(batches(data.queries["valid"], batch_size)):
+        scores = {}
+        for label, model in (("cut", cut), ("sort all", plain))[:: 1 if index % 2 else -1]:
+            t0 = time.perf_counter()
+            scores[label] = model.raw_scores(prefixes, times)
+            seconds[label] += time.perf_counter() - t0
+        if (scores["cut"] != scores["sort all"]).nnz:
+            raise SystemExit(f"error: {name} k={k} sample_size={sample_size}: the two selections disagree")
+    ratio = seconds["sort all"] / seconds["cut"]
+    print(
+        f"{name} k={k} sample_size={sample_size}: raw scores {seconds['sort all']:.2f} s -> {seconds['cut']:.2f} s"
+        f" ({ratio:.2f}x)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="a prepared folder (train.txt, valid.txt, rows_*.tsv, ...)")
+    parser.add_argument("--models", nargs="+", default=["sknn", "vsknn", "stan", "vstan"])
+    parser.add_argument("--k", nargs="+", type=int, default=[100, 1000])
+    parser.add_argument("--sample-sizes", nargs="+", type=int, default=[1000, 0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    data = load_data(Path(args.data))
+    print(f"{args.data}: {len(data.queries['valid'].data)} validation rows, {data.num_items} items, one thread")
+    for name in args.models:
+        for k in args.k:
+            for sample_size in args.sample_sizes:
+                bench(name, k, sample_size, data, args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
