@@ -24,11 +24,14 @@
 #   5. every simple baseline per seed (llm4sbr_adapter.experiments.baselines) into <root>/results23/
 #   6. the tie-shuffled preparation: TIE_MODELS with the same chosen settings, and the baselines, into
 #      <root>_ties/results23/ and <root>_ties/shuffled23/
-#   7. Table 2 of both: <root>/table2_issue23.{md,json}, <root>_ties/table2_issue23.{md,json}
+#   7. Table 2 of both: <root>/table2_issue23.{md,json}, <root>_ties/table2_issue23.{md,json}; each backbone is
+#      compared with the best baseline on validation and with the VERSUS baselines (V-STAN: the strongest simple
+#      method of the recent comparisons, Ludewig et al. 2021, Shehzad and Jannach 2024)
 #
 # Environment: SEEDS ("0 1 2"), MODELS ("srgnn narm stamp"), TIE_MODELS ("srgnn": the headline's backbone),
 # JOBS (2 runs at once, one thread each), LRS ("5e-4 1e-3 2e-3"), LR_STEPS ("3 6 12"), START_LR (1e-3),
-# START_STEP (6), EXTENSIONS (4: on ML-100K two were not enough), MAX_EPOCHS (30), PATIENCE (3), STEPS ("data tune chosen final baselines ties table").
+# START_STEP (6), EXTENSIONS (4: on ML-100K two were not enough), MAX_EPOCHS (30), PATIENCE (3), VERSUS (vstan),
+# STEPS ("data tune chosen final baselines ties table").
 #
 # Wall time on 2 free cores, JOBS=2 (from CPU seconds measured on Beauty seed 0, one thread: a training epoch
 # takes 47 s SR-GNN, 118 s NARM, 54 s STAMP, a validation pass ~3 s; + text-mean x1.04 SR-GNN, x1.13 STAMP
@@ -46,7 +49,7 @@ src=$1 root=$2 ties=${2}_ties
 SEEDS=${SEEDS:-"0 1 2"} MODELS=${MODELS:-"srgnn narm stamp"} JOBS=${JOBS:-2}
 TIE_MODELS=${TIE_MODELS:-srgnn} LRS=${LRS:-"5e-4 1e-3 2e-3"} LR_STEPS=${LR_STEPS:-"3 6 12"}
 START_LR=${START_LR:-1e-3} START_STEP=${START_STEP:-6} EXTENSIONS=${EXTENSIONS:-4}
-MAX_EPOCHS=${MAX_EPOCHS:-30} PATIENCE=${PATIENCE:-3} STEPS=${STEPS:-"data tune chosen final baselines ties table"}
+MAX_EPOCHS=${MAX_EPOCHS:-30} PATIENCE=${PATIENCE:-3} VERSUS=${VERSUS:-vstan} STEPS=${STEPS:-"data tune chosen final baselines ties table"}
 cd "$(dirname "$0")/.."
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 queue=$(mktemp)
@@ -128,7 +131,8 @@ has baselines && baselines "$root"
 drain
 if has table; then
   for r in "$root" "$ties"; do
+    # shellcheck disable=SC2086  # VERSUS is a list
     python -m llm4sbr_adapter.experiments.table2 --results "$r/results23" --shuffled "$r/shuffled23" \
-      --json "$r/table2_issue23.json" > "$r/table2_issue23.md"
+      --versus $VERSUS --json "$r/table2_issue23.json" > "$r/table2_issue23.md"
   done
 fi

@@ -127,9 +127,11 @@ def metrics_table(groups: dict[str, list[dict]], metrics: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def comparisons(groups: dict[str, list[dict]]) -> list[tuple[str, str, str]]:
-    """``(title, a, b)`` pairs to report as ``b - a``."""
+def comparisons(groups: dict[str, list[dict]], versus: Sequence[str] = ()) -> list[tuple[str, str, str]]:
+    """``(title, a, b)`` pairs to report as ``b - a``; ``versus`` names more baselines to set each backbone
+    against, beside the best one on validation (e.g. the best on test, as a harder check)."""
     bests = [b for b in dict.fromkeys((best_baseline(groups), best_baseline(groups, keep_seen=True))) if b]
+    others = [b for b in versus if b in groups and b not in bests]
     out = []
     for m in BACKBONES:
         if m + "_enh" in groups and m in groups:
@@ -140,6 +142,7 @@ def comparisons(groups: dict[str, list[dict]]) -> list[tuple[str, str, str]]:
             for best in bests:
                 if m + v in groups:
                     out.append((f"{label(m + v)} − {label(best)} (best baseline)", best, m + v))
+            out += [(f"{label(m + v)} − {label(b)}", b, m + v) for b in others if m + v in groups]
         out += _llm_comparisons(groups, m)
     for z in ZERO_SHOT:
         out += [(f"{label(z)} − {label(best)} (best baseline)", best, z) for best in bests if z in groups]
@@ -160,9 +163,11 @@ def reading(d: Difference) -> str:
     return "higher" if d.diff > 0 else "lower"
 
 
-def differences(groups: dict[str, list[dict]], metrics: Sequence[str], resamples: int) -> list[dict]:
+def differences(
+    groups: dict[str, list[dict]], metrics: Sequence[str], resamples: int, versus: Sequence[str] = ()
+) -> list[dict]:
     rows = []
-    for title, a, b in comparisons(groups):
+    for title, a, b in comparisons(groups, versus):
         rows.append(
             {
                 "comparison": title,
@@ -190,12 +195,16 @@ def table2(
     metrics: Sequence[str] = METRICS,
     diff_metrics: Sequence[str] = ("HR@20", "MRR@20"),
     resamples: int = 10_000,
+    versus: Sequence[str] = (),
 ) -> tuple[str, dict]:
-    """The Markdown tables and their data (for JSON and plots)."""
+    """The Markdown tables and their data (for JSON and plots); ``versus``: see :func:`comparisons`."""
     groups = collect(results, shuffled)
     if not groups:
         raise ValueError(f"{results}: no <name>_s<seed>.json runs")
-    rows = differences(groups, diff_metrics, resamples)
+    missing = [b for b in versus if b not in groups]
+    if missing:
+        raise ValueError(f"--versus: no runs of {', '.join(missing)} in {results}")
+    rows = differences(groups, diff_metrics, resamples, versus)
     best, best_kept = best_baseline(groups), best_baseline(groups, keep_seen=True)
     text = "\n\n".join(
         [
@@ -265,6 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     p.add_argument("--json", help="also write the tables' data as JSON here")
     p.add_argument(
+        "--versus",
+        nargs="+",
+        default=[],
+        metavar="BASELINE",
+        help="more baselines (run names, e.g. vstan) to compare each backbone with, beside the best one on validation",
+    )
+    p.add_argument(
         "--sensitivity",
         metavar="OTHER_RESULTS",
         help="instead: compare each group's per-seed test metrics with the same group in another "
@@ -281,7 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         text, data = table2(
-            Path(args.results), Path(args.shuffled) if args.shuffled else None, resamples=args.resamples
+            Path(args.results),
+            Path(args.shuffled) if args.shuffled else None,
+            resamples=args.resamples,
+            versus=args.versus,
         )
     except ValueError as err:
         p.error(str(err))

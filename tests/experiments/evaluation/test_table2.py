@@ -92,6 +92,29 @@ def test_table2_best_baseline_is_chosen_on_validation(tmp_path):
     assert best_baseline({"srgnn": []}) is None
 
 
+def test_versus_adds_comparisons_with_named_baselines(tmp_path):
+    rng = np.random.default_rng(1)
+    data = _data(tmp_path / "seed0", [f"u{k // 4}" for k in range(80)])
+    _run(tmp_path / "res", "sr", 0, rng.integers(1, 60, 80), data, valid_mrr=0.2)
+    _run(tmp_path / "res", "vstan", 0, np.ones(80, dtype=np.int64), data, valid_mrr=0.1)  # best on test
+    _run(tmp_path / "res", "srgnn", 0, rng.integers(1, 60, 80), data)
+    _run(tmp_path / "res", "srgnn_enh", 0, rng.integers(1, 60, 80), data)
+    # the validation choice (sr) is not repeated; vstan joins every backbone variant
+    _, out = table2(tmp_path / "res", None, resamples=200, versus=["vstan", "sr"])
+    titles = [row["comparison"] for row in out["differences"]]
+    assert titles == [
+        "SR-GNN + text-mean − SR-GNN",
+        "SR-GNN − sequential rules (SR) (best baseline)",
+        "SR-GNN − V-STAN",
+        "SR-GNN + text-mean − sequential rules (SR) (best baseline)",
+        "SR-GNN + text-mean − V-STAN",
+    ]
+    vstan = out["differences"][2]["MRR@20"]
+    assert vstan["diff"] < 0 and vstan["hi"] < 0  # every V-STAN target ranks first: resolved
+    with pytest.raises(ValueError, match="--versus: no runs of stan"):
+        table2(tmp_path / "res", None, resamples=200, versus=["stan"])
+
+
 def test_folders_with_the_same_test_rows_are_resampled_together(tmp_path):
     # ML-100K under the paper protocol: every seed has its own folder but the same test rows. Seed 0's
     # difference is the exact opposite of seed 1's row by row, so their row-wise mean is 0 everywhere and
