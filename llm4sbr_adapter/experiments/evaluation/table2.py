@@ -201,6 +201,9 @@ def table2(
     groups = collect(results, shuffled)
     if not groups:
         raise ValueError(f"{results}: no <name>_s<seed>.json runs")
+    not_baselines = [b for b in versus if not is_baseline(b)]
+    if not_baselines:
+        raise ValueError(f"--versus: {', '.join(not_baselines)} is not a simple baseline's run name")
     missing = [b for b in versus if b not in groups]
     if missing:
         raise ValueError(f"--versus: no runs of {', '.join(missing)} in {results}")

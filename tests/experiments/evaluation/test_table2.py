@@ -113,6 +113,8 @@ def test_versus_adds_comparisons_with_named_baselines(tmp_path):
     assert vstan["diff"] < 0 and vstan["hi"] < 0  # every V-STAN target ranks first: resolved
     with pytest.raises(ValueError, match="--versus: no runs of stan"):
         table2(tmp_path / "res", None, resamples=200, versus=["stan"])
+    with pytest.raises(ValueError, match="--versus: srgnn is not a simple baseline"):
+        table2(tmp_path / "res", None, resamples=200, versus=["srgnn"])
 
 
 def test_folders_with_the_same_test_rows_are_resampled_together(tmp_path):
