@@ -249,11 +249,11 @@ def test_without_scipy_the_command_says_which_extra_to_install(tmp_path: Path) -
 
 def test_edges_of_the_search_space_are_reported() -> None:
     space = bl.SPACES["vsknn"]
-    chosen = {"k": 5000, "sample_size": 100, "weighting": "div", "weighting_score": "div", "idf_weighting": 20.0}
+    chosen = {"k": 5000, "sample_size": 100, "weighting": "div", "weighting_score": "div", "idf_weighting": 1000.0}
     assert bl.on_edge(space, chosen) == [
         "k=5000 (largest tried)",
         "sample_size=100 (smallest tried)",
-        "idf_weighting=20.0 (largest tried)",
+        "idf_weighting=1000.0 (largest tried)",
     ]
     # 0 = every candidate / IDF off are limits by definition; 10000 has "every candidate" above it
     inner = {**chosen, "k": 100, "sample_size": 10000, "idf_weighting": 0.0}

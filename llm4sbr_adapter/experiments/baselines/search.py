@@ -42,7 +42,7 @@ K = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 SAMPLE = (100, 250, 500, 1000, 2500, 5000, 10000, 0)  # 0 = every candidate
 LAMBDA_POSITION = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # clicks
 LAMBDA_DAYS = (0.25, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 365.0, 1000.0, 3000.0, 0.0)  # 0 = no recency
-IDF = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0)
+IDF = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)  # 1 + w idf: from off to almost pure IDF
 LIMITS = {"sample_size": (0,), "idf_weighting": (0.0,), "lambda_idf": (0.0,), "lambda_snh": (0.0,)}
 UNBOUNDED_AT_ZERO = ("sample_size", "lambda_snh")  # 0 = every candidate / an infinite time scale: above all numbers
 
