@@ -44,15 +44,26 @@ def bench(name: str, data: BaselineData, batch_size: int) -> None:
     print(f"{name}: {parts}; validation pass {before:.2f} s -> {after:.2f} s ({before / after:.2f}x)", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def baseline_parser(doc: str | None, models: list[str]) -> argparse.ArgumentParser:
+    """The options the baseline benchmarks share: ``--data``, ``--models`` (default ``models``), ``--batch-size``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="a prepared folder (train.txt, valid.txt, rows_*.tsv, ...)")
-    parser.add_argument("--models", nargs="+", default=["sr", "sknn", "vsknn", "stan", "vstan"], choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=models, choices=list(MODELS))
     parser.add_argument("--batch-size", type=int, default=256)
-    args = parser.parse_args()
+    return parser
+
+
+def load_one_thread(folder: str) -> BaselineData:
+    """The prepared folder's data, torch on one thread, and a header line saying so."""
     torch.set_num_threads(1)
-    data = load_data(Path(args.data))
-    print(f"{args.data}: {len(data.queries['valid'].data)} validation rows, {data.num_items} items, one thread")
+    data = load_data(Path(folder))
+    print(f"{folder}: {len(data.queries['valid'].data)} validation rows, {data.num_items} items, one thread")
+    return data
+
+
+def main() -> None:
+    args = baseline_parser(__doc__, ["sr", "sknn", "vsknn", "stan", "vstan"]).parse_args()
+    data = load_one_thread(args.data)
     for name in args.models:
         bench(name, data, args.batch_size)
 

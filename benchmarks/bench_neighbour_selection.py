@@ -10,15 +10,15 @@ so that load drift hits both); their raw scores must agree exactly.
 
 from __future__ import annotations
 
-import argparse
 import time
 import types
-from pathlib import Path
 
 import numpy as np
-import torch
 
-from llm4sbr_adapter.experiments.baselines.cli import BaselineData, load_data
+# the shared options and data loading of bench_baseline_ranks.py (this folder is on sys.path when run)
+from bench_baseline_ranks import baseline_parser, load_one_thread
+
+from llm4sbr_adapter.experiments.baselines.cli import BaselineData
 from llm4sbr_adapter.experiments.baselines.neighbours import NeighbourModel, position_in_row
 from llm4sbr_adapter.experiments.baselines.search import MODELS, SPACES, batches
 from llm4sbr_adapter.experiments.baselines.sparse import sp
@@ -58,16 +58,11 @@ def bench(name: str, k: int, sample_size: int, data: BaselineData, batch_size: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a prepared folder (train.txt, valid.txt, rows_*.tsv, ...)")
-    parser.add_argument("--models", nargs="+", default=["sknn", "vsknn", "stan", "vstan"])
+    parser = baseline_parser(__doc__, ["sknn", "vsknn", "stan", "vstan"])
     parser.add_argument("--k", nargs="+", type=int, default=[100, 1000])
     parser.add_argument("--sample-sizes", nargs="+", type=int, default=[1000, 0])
-    parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    data = load_data(Path(args.data))
-    print(f"{args.data}: {len(data.queries['valid'].data)} validation rows, {data.num_items} items, one thread")
+    data = load_one_thread(args.data)
     for name in args.models:
         for k in args.k:
             for sample_size in args.sample_sizes:
