@@ -11,7 +11,6 @@ so that load drift hits both); their raw scores must agree exactly.
 from __future__ import annotations
 
 import time
-import types
 
 import numpy as np
 
@@ -19,27 +18,19 @@ import numpy as np
 from bench_baseline_ranks import baseline_parser, load_one_thread
 
 from llm4sbr_adapter.experiments.baselines.cli import BaselineData
-from llm4sbr_adapter.experiments.baselines.neighbours import NeighbourModel, position_in_row
 from llm4sbr_adapter.experiments.baselines.search import MODELS, SPACES, batches
-from llm4sbr_adapter.experiments.baselines.sparse import sp
 
 
-def sort_everything(model: NeighbourModel, sim: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The selection by its definition: sort all positive candidates by (row, -similarity, -recency)."""
-    coo = sim.tocoo()
-    keep = coo.data > 0
-    r, c, v = coo.row[keep], coo.col[keep], coo.data[keep]
-    order = np.lexsort((-model.recency[c], -v, r))
-    r, c, v = r[order], c[order], v[order]
-    top = position_in_row(r) < model.k
-    return r[top].astype(np.int64), c[top].astype(np.int64), v[top]
+def no_cut(rows: np.ndarray, values: np.ndarray, num_rows: int) -> np.ndarray:
+    """A k-th-largest bound that keeps every candidate: ``_top_k`` then sorts them all, its definition."""
+    return np.full(num_rows, -np.inf)
 
 
 def bench(name: str, k: int, sample_size: int, data: BaselineData, batch_size: int) -> None:
     params = {**SPACES[name].start, "k": k, "sample_size": sample_size}
     cut = MODELS[name](**params).fit(data.sessions, data.num_items, data.session_times)
     plain = MODELS[name](**params).fit(data.sessions, data.num_items, data.session_times)
-    plain._top_k = types.MethodType(sort_everything, plain)  # type: ignore[method-assign]
+    plain._kth_largest = no_cut  # type: ignore[method-assign]
     seconds = {"cut": 0.0, "sort all": 0.0}
     for index, (_, prefixes, times, _) in enumerate(batches(data.queries["valid"], batch_size)):
         scores = {}

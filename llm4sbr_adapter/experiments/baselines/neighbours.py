@@ -133,9 +133,10 @@ class NeighbourModel(Baseline):
 
     def _top_k(self, sim: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         coo = sim.tocoo()  # entries in row order
-        keep = coo.data > 0
-        keep[keep] = coo.data[keep] >= self._kth_largest(coo.row[keep], coo.data[keep], sim.shape[0])[coo.row[keep]]
-        r, c, v = coo.row[keep], coo.col[keep], coo.data[keep]
+        positive = coo.data > 0
+        r, c, v = coo.row[positive], coo.col[positive], coo.data[positive]
+        close = v >= self._kth_largest(r, v, sim.shape[0])[r]
+        r, c, v = r[close], c[close], v[close]
         order = np.lexsort((-self.recency[c], -v, r))  # by row, most similar first, more recent on ties
         r, c, v = r[order], c[order], v[order]
         top = position_in_row(r) < self.k
