@@ -13,6 +13,7 @@ the command lines ``llm4sbr_adapter.experiments.training.train`` and ``.hiphop_s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -20,7 +21,7 @@ import random
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from llm4sbr_adapter.atomic_files import atomic_write_text
+from llm4sbr_adapter.cli_context import note_kept
 from llm4sbr_adapter.config import ConfigBase, setting
 
 from ..data.catalogue import count_items
@@ -36,7 +38,8 @@ from ..data.splits import SplitData, load_split
 from ..evaluation.metrics import summarize_ranks, target_ranks
 from ..evaluation.ranks_file import atomic_savez
 from ..models.batching import Batch, iterate_batches
-from .run_paths import check_run_paths, ranks_path
+from .epoch_checkpoint import load_checkpoint, restore_rng, run_identity, save_checkpoint
+from .run_paths import check_run_paths, checkpoint_path, ranks_path
 
 logger = logging.getLogger("llm4sbr_adapter.experiments.train")
 
@@ -309,37 +312,81 @@ def _validate(model: Recommender, data: SplitData, config: TrainConfig) -> tuple
 
 @dataclass
 class _Fit:
-    """What the epochs leave behind: per-epoch log, the selected state and timings."""
+    """What the epochs leave behind: per-epoch log, the selected state, timings and the patience count."""
 
-    log: list
-    best_state: dict | None
-    best_epoch: int
-    train_seconds: list
-    eval_seconds: list
-    train_cpu_seconds: list  # CPU seconds of this process (time.process_time), robust to other jobs' load
+    log: list = field(default_factory=list)
+    best_state: dict | None = None
+    best_epoch: int = 0
+    train_seconds: list = field(default_factory=list)
+    eval_seconds: list = field(default_factory=list)
+    train_cpu_seconds: list = field(default_factory=list)  # CPU seconds (time.process_time), robust to other jobs
+    best: float = -1.0  # the best validation score so far (metrics are >= 0: epoch 1 always beats it)
+    waited: int = 0  # epochs since the best one
+    stopped: bool = False  # patience ran out
+    resumed_after: int = 0  # epochs a checkpoint brought in (0: none)
+
+
+@dataclass
+class _Trainer:
+    """The objects one run's epochs update, and where they are saved after each epoch."""
+
+    model: Recommender
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    checkpoint: Path
+    identity: dict
+
+    @classmethod
+    def build(cls, model: Recommender, params: list, config: TrainConfig, identity: dict) -> _Trainer:
+        """Adam and SR-GNN's step schedule over ``params``; the checkpoint beside ``config.out``."""
+        # fused=True: one kernel per step instead of a dozen passes over the item table (same update rule;
+        # 15.7 ms -> 0.55 ms per step for a 12,102 x 100 table on one CPU thread)
+        optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.l2, fused=True)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+        return cls(model, optimizer, scheduler, checkpoint_path(config.out), identity)
+
+    def save(self, fit: _Fit) -> None:
+        contents = {
+            "model": self.model.state(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "fit": vars(fit),
+        }
+        save_checkpoint(self.checkpoint, self.identity, contents)
+        note_kept(f"the epochs finished so far, in {self.checkpoint}")
+
+    def start(self) -> _Fit:
+        """A fresh fit, or the checkpoint's with the model, optimiser, schedule and generators it saved."""
+        saved = load_checkpoint(self.checkpoint, self.identity)
+        if saved is None:
+            return _Fit()
+        self.model.load_state(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        restore_rng(saved["rng"])
+        return dataclasses.replace(_Fit(**saved["fit"]), resumed_after=len(saved["fit"]["log"]))
 
 
 def _fit(
-    model: Recommender,
+    trainer: _Trainer,
     data: Mapping[str, SplitData],
     config: TrainConfig,
-    optimizer: torch.optim.Optimizer,
     on_epoch_start: Callable[[int], None] | None,
 ) -> _Fit:
-    """The epochs: train, validate, keep the best state; stop early after ``patience`` epochs without gain."""
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
-    fit = _Fit([], None, 0, [], [], [])
-    best, waited = -1.0, 0
-    for epoch in range(1, config.epochs + 1):
+    """The epochs (after the checkpoint's, if any): train, validate, keep the best state, save the checkpoint;
+    stop early after ``patience`` epochs without gain."""
+    fit = trainer.start()
+    while not fit.stopped and len(fit.log) < config.epochs:
+        epoch = len(fit.log) + 1
         t0, c0 = time.perf_counter(), time.process_time()
         if on_epoch_start is not None:
             on_epoch_start(epoch)
-        train_ce, train_aux = train_epoch(model, data["train"], config, epoch, optimizer)
-        scheduler.step()
+        train_ce, train_aux = train_epoch(trainer.model, data["train"], config, epoch, trainer.optimizer)
+        trainer.scheduler.step()
         fit.train_seconds.append(time.perf_counter() - t0)
         fit.train_cpu_seconds.append(time.process_time() - c0)
         t1 = time.perf_counter()
-        score, valid = _validate(model, data["valid"], config)
+        score, valid = _validate(trainer.model, data["valid"], config)
         fit.eval_seconds.append(time.perf_counter() - t1)
         fit.log.append(
             {
@@ -361,14 +408,20 @@ def _fit(
             valid["valid"].get("HR@20", float("nan")),
             fit.train_seconds[-1],
         )
-        if score > best:
-            best, fit.best_state, fit.best_epoch, waited = score, model.state(), epoch, 0
-        else:
-            waited += 1
-            if config.patience and waited >= config.patience:
-                logger.info("no validation improvement for %d epochs: stopping", waited)
-                break
+        _count_patience(fit, trainer.model, score, epoch, config.patience)
+        trainer.save(fit)
     return fit
+
+
+def _count_patience(fit: _Fit, model: Recommender, score: float, epoch: int, patience: int) -> None:
+    """Keep the state of a better epoch; mark the fit stopped after ``patience`` epochs without one (0 = never)."""
+    if score > fit.best:
+        fit.best, fit.best_state, fit.best_epoch, fit.waited = score, model.state(), epoch, 0
+        return
+    fit.waited += 1
+    if patience and fit.waited >= patience:
+        logger.info("no validation improvement for %d epochs: stopping", fit.waited)
+        fit.stopped = True
 
 
 def _final_pass(
@@ -419,23 +472,21 @@ def fit_and_evaluate(
     prefix's own items last (evaluation only; training is unchanged): the better of the two rules scores the
     epoch, and the rule that wins at the chosen epoch is the one test uses (``"prefix_items_last"`` in the result).
 
-    The result JSON (``config.out``, written atomically) holds ``fields`` (script-specific entries such as
-    the model name), ``settings`` as its ``"config"`` (every setting of the command; default:
-    ``config.to_dict()``), the per-epoch log, best epoch, validation and test metrics, timings, peak memory,
-    and then ``extra_results()`` (read after the test pass). Per-session ranks (``test_ranks``,
-    ``valid_ranks`` ``int64 [rows]``, ``test_targets``) go to ``<out stem>.ranks.npz`` beside it.
+    The result JSON (``config.out``, atomic) holds ``fields`` (script-specific entries such as the model name),
+    ``settings`` as its ``"config"`` (every setting of the command; default: ``config.to_dict()``), the epoch
+    log, best epoch, validation and test metrics, timings, peak memory, then ``extra_results()`` (read after
+    the test pass). Per-session ranks (``test_ranks``, ``valid_ranks`` ``int64 [rows]``, ``test_targets``) go
+    to ``<out stem>.ranks.npz``. A killed run resumes from ``<out stem>.checkpoint.pt`` (:mod:`.epoch_checkpoint`).
     """
     params = model.parameters()
-    # fused=True: one kernel per step instead of a dozen passes over the item table (same update rule;
-    # 15.7 ms -> 0.55 ms per step for a 12,102 x 100 table on one CPU thread)
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.l2, fused=True)
+    record = dict(settings) if settings is not None else config.to_dict()
+    trainer = _Trainer.build(model, params, config, run_identity(record, data))
     rss_before = peak_rss_mb()
-    fit = _fit(model, data, config, optimizer, on_epoch_start)
+    fit = _fit(trainer, data, config, on_epoch_start)
     assert fit.best_state is not None  # epoch 1 always beats the initial -1 (metrics are >= 0, ranks never NaN)
     model.load_state(fit.best_state)
     if on_restore is not None:
         on_restore()
-    ks = config.cutoffs
     final = _final_pass(model, data, config)
     prefix_last, valid_metrics, valid_ranks, test_ranks, test_ce, test_seconds = final
     result = {
@@ -443,26 +494,29 @@ def fit_and_evaluate(
         "seed": config.seed,
         "data": str(Path(config.data).resolve()),
         "rows": {split: len(d) for split, d in data.items()},
-        "config": dict(settings) if settings is not None else config.to_dict(),
+        "config": record,
         "parameters": sum(p.numel() for p in params),
         "best_epoch": fit.best_epoch,
         "select_metric": config.select_metric,
         "valid_at_best": valid_metrics,
         "prefix_items_last": prefix_last,
-        "test": summarize_ranks(test_ranks, ks),
+        "test": summarize_ranks(test_ranks, config.cutoffs),
         "test_ce": test_ce,
-        **_cost(fit, test_seconds, rss_before, model_optimizer_mb(params, optimizer), config.threads),
+        **_cost(fit, test_seconds, rss_before, model_optimizer_mb(params, trainer.optimizer), config.threads),
         **(extra_results() if extra_results is not None else {}),
         "log": fit.log,
         "ranks_file": None,
     }
-    return write_result(result, Path(config.out), test_ranks, valid_ranks, data["test"].targets)
+    write_result(result, Path(config.out), test_ranks, valid_ranks, data["test"].targets)
+    trainer.checkpoint.unlink(missing_ok=True)
+    return result
 
 
 def _cost(fit: _Fit, test_seconds: float, rss_before: float, model_mb: float, threads: int) -> dict[str, object]:
     """The run's epochs, times, memory and software, in the order the result JSON lists them."""
     return {
         "epochs_run": len(fit.log),
+        "resumed_after_epoch": fit.resumed_after,
         "seconds_per_epoch_train": float(np.mean(fit.train_seconds)),
         "cpu_seconds_per_epoch_train": float(np.mean(fit.train_cpu_seconds)),
         "seconds_per_epoch_valid": float(np.mean(fit.eval_seconds)),
