@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 23's whole Beauty grid under the authors' protocol, resumable (every step skips outputs that exist):
+# Issue 23's whole Beauty grid under the authors' protocol, resumable (every step skips outputs that exist, and a
+# killed training run goes on after its last finished epoch from <out stem>.checkpoint.pt):
 #
 #   benchmarks/run_beauty_grid.sh ../shared/data/beauty /work/runs/paper/beauty
 #
