@@ -5,8 +5,9 @@ learning-rate schedule, the epoch log, the best state so far with its patience c
 generators (dropout draws from torch's). The same command started again continues after that epoch and ends
 with the result an uninterrupted run gives; the file is removed once the result is written.
 
-A checkpoint is bound to the run's settings (all but ``threads`` and ``device``, which change speed, not the
-run) and to the bytes of its data files; one written under anything else is refused with one line naming the
+A checkpoint is bound to the run's settings (all but ``threads`` and ``device``, which change speed and
+rounding, not what the run is), store paths included, and to the bytes of its data files (each store is bound
+to those by its own ``sessions_sha256``); one written under anything else is refused with one line naming the
 first difference, never mixed in.
 """
 
