@@ -41,7 +41,8 @@
 # ranks, session 11: 25-35 CPU-minutes a seed, 42 min wall for 3 seeds). Measured for SR-GNN: its tuning took 21 runs
 # (3-4 best epochs, 5-12 min a run) in ~90 min wall, its 7 final runs 24 min; the tie step for SR-GNN (9 runs
 # and the baselines of 3 tie seeds) with the kNN/STAN baselines of 3 seeds, in one queue: 2 h 26 min wall
-# (session 12, beside ~35 CPU-min of V-SKNN/V-STAN reruns and other work). A search makes
+# (session 12, beside ~35 CPU-min of V-SKNN/V-STAN reruns and other work). STAMP's tuning: 16 runs (6 alone,
+# 10 + text-mean; 6-22 epochs, 6-27 min a run) in ~100 min wall (session 13). A search makes
 # 5 runs when the start point wins, 6-8 when one setting moves (one more per widening), 10-13 when both move
 # (the second pass re-checks the lrs at the new step); on a bowl in (log2 lr, log2 step) peaking at each of
 # lr 5e-4, 1e-3, 2e-3, 4e-3 x step 3, 6, 12, 24 that is 9.25 runs on average (5-13), so the six searches make
